@@ -1,0 +1,235 @@
+//! The [`Actor`] and [`Spawn`] traits, and what an actor sees of itself.
+
+use std::convert::Infallible;
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{ActorId, ActorRef, ActorSystem, StopReason};
+
+/// An actor: state plus a handler, run on its own OS thread.
+///
+/// The actor value is created on that thread (by [`Spawn::start`]) and never leaves it,
+/// so it need not be `Send`: a Python actor holds raw interpreter pointers. Messages are
+/// handled one at a time, in the order each sender sent them.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use subactor_core::{Actor, ActorContext, ActorSystem, Props};
+///
+/// struct Counter(i64);
+///
+/// impl Actor for Counter {
+///     type Msg = i64;
+///     type Reply = i64;
+///     type Error = Infallible;
+///
+///     fn handle(&mut self, _ctx: &ActorContext<Self>, n: i64) -> Result<i64, Infallible> {
+///         self.0 += n;
+///         Ok(self.0)
+///     }
+/// }
+///
+/// let system = ActorSystem::builder().build();
+/// let counter = system.spawn(Props::new(|| Ok::<_, Infallible>(Counter(0))))?;
+/// counter.blocking_tell(5)?;
+/// assert_eq!(counter.blocking_ask(1, Duration::from_secs(1))?, 6);
+/// system.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Actor: Sized + 'static {
+    /// What the actor receives.
+    type Msg: Send + 'static;
+    /// What [`Actor::handle`] answers to an ask.
+    type Reply: Send + 'static;
+    /// What a failed handler returns: the asker receives it in
+    /// [`AskError::Failed`](crate::AskError::Failed); for a tell it is logged.
+    type Error: Error + Send + Sync + 'static;
+
+    /// Handles one message that expects a reply (an ask).
+    fn handle(
+        &mut self,
+        ctx: &ActorContext<Self>,
+        msg: Self::Msg,
+    ) -> Result<Self::Reply, Self::Error>;
+
+    /// Handles one message sent with a tell, where nobody waits for the reply. The
+    /// default calls [`Actor::handle`] and drops the reply; override it when building a
+    /// reply has a cost worth skipping.
+    fn handle_tell(&mut self, ctx: &ActorContext<Self>, msg: Self::Msg) -> Result<(), Self::Error> {
+        self.handle(ctx, msg).map(drop)
+    }
+
+    /// Called when the mailbox is empty, just before the thread waits for the next
+    /// message. A Python actor releases its GIL here; everything it handled since the
+    /// last wait ran under one attach.
+    fn before_wait(&mut self) {}
+
+    /// Called when the thread wakes with a message, before it is handled.
+    fn after_wait(&mut self) {}
+
+    /// Called once on the actor's thread after the last message, before the actor is
+    /// dropped.
+    fn stopped(&mut self, _ctx: &ActorContext<Self>, _reason: &StopReason) {}
+}
+
+/// A recipe that starts an actor on its thread: a Python module and class with its
+/// arguments, or a Rust factory ([`Props`]).
+///
+/// [`Spawn::start`] takes `&mut self` so that the same recipe can start the actor again.
+pub trait Spawn: Send + 'static {
+    /// The actor it starts.
+    type Actor: Actor;
+    /// Why starting can fail.
+    type Error: Error + Send + Sync + 'static;
+
+    /// The name, mailbox capacity and thread placement of the actor.
+    fn options(&self) -> &SpawnOptions;
+
+    /// Builds the actor. Runs on the actor's own thread.
+    fn start(&mut self, ctx: &ActorContext<Self::Actor>) -> Result<Self::Actor, Self::Error>;
+}
+
+/// Options common to every actor, set on its recipe.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// A unique name, shown in logs and thread names; the actor can be looked up by it.
+    pub name: Option<Arc<str>>,
+    /// The mailbox capacity; the system default when `None`.
+    pub mailbox_capacity: Option<usize>,
+    /// The CPU core to pin the actor's thread to.
+    pub core: Option<usize>,
+}
+
+impl SpawnOptions {
+    /// Sets the actor's name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the mailbox capacity (at least 1).
+    #[must_use]
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = Some(capacity);
+        self
+    }
+
+    /// Pins the actor's thread to a CPU core (0-based).
+    #[must_use]
+    pub fn pin_to_core(mut self, core: usize) -> Self {
+        self.core = Some(core);
+        self
+    }
+}
+
+/// The recipe for a Rust actor: a factory that builds it, and its options.
+///
+/// The factory runs on the actor's thread, and again if the actor is restarted.
+pub struct Props<F> {
+    factory: F,
+    options: SpawnOptions,
+}
+
+impl<F> Props<F> {
+    /// A recipe that builds the actor with `factory`.
+    pub fn new<A, E>(factory: F) -> Self
+    where
+        F: FnMut() -> Result<A, E>,
+    {
+        Props {
+            factory,
+            options: SpawnOptions::default(),
+        }
+    }
+
+    /// Sets the actor's name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.options = self.options.name(name);
+        self
+    }
+
+    /// Sets the mailbox capacity (at least 1).
+    #[must_use]
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.options = self.options.mailbox_capacity(capacity);
+        self
+    }
+
+    /// Pins the actor's thread to a CPU core (0-based).
+    #[must_use]
+    pub fn pin_to_core(mut self, core: usize) -> Self {
+        self.options = self.options.pin_to_core(core);
+        self
+    }
+}
+
+impl<F> fmt::Debug for Props<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Props")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A, E, F> Spawn for Props<F>
+where
+    A: Actor,
+    E: Error + Send + Sync + 'static,
+    F: FnMut() -> Result<A, E> + Send + 'static,
+{
+    type Actor = A;
+    type Error = E;
+
+    fn options(&self) -> &SpawnOptions {
+        &self.options
+    }
+
+    fn start(&mut self, _ctx: &ActorContext<A>) -> Result<A, E> {
+        (self.factory)()
+    }
+}
+
+/// A convenient error type for Rust actors that cannot fail to start.
+pub type NeverFails = Infallible;
+
+/// What a running actor knows about itself and the system it belongs to.
+pub struct ActorContext<A: Actor> {
+    pub(crate) myself: ActorRef<A>,
+    pub(crate) system: ActorSystem,
+}
+
+impl<A: Actor> ActorContext<A> {
+    /// A reference to this actor.
+    pub fn myself(&self) -> &ActorRef<A> {
+        &self.myself
+    }
+
+    /// The system the actor runs in.
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.myself.id()
+    }
+
+    /// The actor's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.myself.name()
+    }
+}
+
+impl<A: Actor> fmt::Debug for ActorContext<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorContext")
+            .field("myself", &self.myself)
+            .finish_non_exhaustive()
+    }
+}

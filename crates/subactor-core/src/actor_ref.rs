@@ -1,0 +1,245 @@
+//! [`ActorRef`]: how everyone else talks to an actor.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flume::{RecvTimeoutError, TryRecvError};
+
+use crate::cell::{Cell, Envelope, Refusal, Signal};
+use crate::dead_letters::DeadLetterReason;
+use crate::{Actor, ActorId, ActorState, AskError, SendError, StopReason};
+
+/// A cheap, cloneable, thread-safe reference to a running (or stopped) actor.
+///
+/// Messages from one sender arrive in the order they were sent. Tells come in three
+/// forms: [`tell`](Self::tell) (async) and [`blocking_tell`](Self::blocking_tell) wait
+/// for room when the mailbox is full (backpressure); [`try_tell`](Self::try_tell) never
+/// waits and hands the message back. Asks ([`ask`](Self::ask),
+/// [`blocking_ask`](Self::blocking_ask)) wait for the handler's reply, up to a timeout
+/// that covers both waiting for room and waiting for the reply.
+///
+/// Async methods need a Tokio runtime with its timer enabled when they wait with a
+/// deadline.
+pub struct ActorRef<A: Actor> {
+    pub(crate) cell: Arc<Cell<A>>,
+}
+
+impl<A: Actor> ActorRef<A> {
+    pub(crate) fn new(cell: Arc<Cell<A>>) -> ActorRef<A> {
+        ActorRef { cell }
+    }
+
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.cell.id
+    }
+
+    /// The actor's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.cell.name.as_deref()
+    }
+
+    /// Where the actor is in its life.
+    pub fn state(&self) -> ActorState {
+        self.cell.state()
+    }
+
+    /// Why the actor stopped, once it has.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.cell.stop_reason()
+    }
+
+    /// How many messages wait in the mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.cell.rx.len()
+    }
+
+    /// The mailbox capacity.
+    pub fn mailbox_capacity(&self) -> usize {
+        self.cell.tx.capacity().unwrap_or(usize::MAX)
+    }
+
+    // ---- tell -------------------------------------------------------------------------
+
+    /// Sends a message without waiting: a full mailbox hands it back in
+    /// [`SendError::Full`].
+    pub fn try_tell(&self, msg: impl Into<A::Msg>) -> Result<(), SendError<A::Msg>> {
+        self.cell
+            .try_send(Envelope::Tell(msg.into()))
+            .map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
+    }
+
+    /// Sends a message, waiting for room while the mailbox is full.
+    ///
+    /// Called by the actor on itself, it does not wait (that would never end) and
+    /// returns [`SendError::Full`] instead.
+    pub fn blocking_tell(&self, msg: impl Into<A::Msg>) -> Result<(), SendError<A::Msg>> {
+        self.cell
+            .send_blocking(Envelope::Tell(msg.into()), None)
+            .map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
+    }
+
+    /// Sends a message, waiting (asynchronously) for room while the mailbox is full.
+    ///
+    /// If this future is dropped while it waits, the message is dropped with it.
+    pub async fn tell(&self, msg: impl Into<A::Msg>) -> Result<(), SendError<A::Msg>> {
+        self.cell
+            .send_async(Envelope::Tell(msg.into()), None)
+            .await
+            .map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
+    }
+
+    fn send_error(&self, envelope: Envelope<A>, refusal: Refusal) -> SendError<A::Msg> {
+        let msg = envelope
+            .into_msg()
+            .unwrap_or_else(|| unreachable!("a tell carries a message"));
+        match refusal {
+            Refusal::Full | Refusal::Timeout => SendError::Full(msg),
+            Refusal::NotRunning => {
+                self.cell.dead_letters.record(
+                    self.cell.id,
+                    self.name(),
+                    DeadLetterReason::NotRunning,
+                    std::any::type_name::<A::Msg>(),
+                );
+                SendError::Stopped(msg)
+            }
+        }
+    }
+
+    // ---- ask --------------------------------------------------------------------------
+
+    /// Sends a message and waits for the handler's reply, up to `timeout`.
+    pub async fn ask(
+        &self,
+        msg: impl Into<A::Msg>,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError<A::Msg, A::Error>> {
+        let msg = msg.into();
+        if self.cell.is_own_thread() {
+            return Err(AskError::SelfAsk(msg));
+        }
+        let deadline = Instant::now() + timeout;
+        let (reply_tx, reply_rx) = flume::bounded(1);
+        self.cell
+            .send_async(Envelope::Ask(msg, reply_tx), Some(deadline))
+            .await
+            .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
+        match tokio::time::timeout_at(deadline.into(), reply_rx.recv_async()).await {
+            Err(_) => Err(AskError::Timeout),
+            Ok(Err(_)) => Err(AskError::NoReply),
+            Ok(Ok(reply)) => reply.map_err(AskError::Failed),
+        }
+    }
+
+    /// Sends a message and blocks until the handler's reply, up to `timeout`.
+    ///
+    /// The caller spins briefly before parking, so that a quick reply is picked up
+    /// without a futex round trip.
+    pub fn blocking_ask(
+        &self,
+        msg: impl Into<A::Msg>,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError<A::Msg, A::Error>> {
+        let msg = msg.into();
+        if self.cell.is_own_thread() {
+            return Err(AskError::SelfAsk(msg));
+        }
+        let deadline = Instant::now() + timeout;
+        let (reply_tx, reply_rx) = flume::bounded(1);
+        self.cell
+            .send_blocking(Envelope::Ask(msg, reply_tx), Some(deadline))
+            .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
+        let spin_until = Instant::now() + self.cell.spin;
+        let reply = loop {
+            match reply_rx.try_recv() {
+                Ok(reply) => break Ok(reply),
+                Err(TryRecvError::Disconnected) => break Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) if Instant::now() < spin_until.min(deadline) => {
+                    std::hint::spin_loop();
+                }
+                Err(TryRecvError::Empty) => break reply_rx.recv_deadline(deadline),
+            }
+        };
+        match reply {
+            Ok(reply) => reply.map_err(AskError::Failed),
+            Err(RecvTimeoutError::Timeout) => Err(AskError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(AskError::NoReply),
+        }
+    }
+
+    fn ask_error(&self, envelope: Envelope<A>, refusal: Refusal) -> AskError<A::Msg, A::Error> {
+        match self.send_error(envelope, refusal) {
+            SendError::Stopped(msg) => AskError::Stopped(msg),
+            SendError::Full(msg) => AskError::MailboxFull(msg),
+        }
+    }
+
+    // ---- lifecycle --------------------------------------------------------------------
+
+    /// Asks the actor to stop gracefully: it takes no new messages, handles everything
+    /// already queued, then stops. Returns at once; see [`wait`](Self::wait).
+    pub fn stop(&self) {
+        tracing::debug!(actor = %self.cell.id, "stop requested");
+        self.cell.request(Signal::Stop);
+    }
+
+    /// Stops the actor before its next message: the message being handled finishes, what
+    /// is queued goes to the dead letters, and askers waiting on it get
+    /// [`AskError::NoReply`] at once. Returns at once; see [`wait`](Self::wait).
+    pub fn kill(&self) {
+        tracing::debug!(actor = %self.cell.id, "kill requested");
+        self.cell.request(Signal::Kill);
+    }
+
+    /// Waits until the actor has stopped and its thread is done with it.
+    pub async fn wait(&self) -> StopReason {
+        let _ = self.cell.done().recv_async().await;
+        self.finished_reason()
+    }
+
+    /// Blocks until the actor has stopped and its thread is done with it.
+    pub fn blocking_wait(&self) -> StopReason {
+        let _ = self.cell.done().recv();
+        self.finished_reason()
+    }
+
+    /// Blocks until the actor has stopped, or `timeout` has passed (then `None`).
+    pub fn blocking_wait_timeout(&self, timeout: Duration) -> Option<StopReason> {
+        match self.cell.done().recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => None,
+            _ => Some(self.finished_reason()),
+        }
+    }
+
+    fn finished_reason(&self) -> StopReason {
+        self.cell.stop_reason().unwrap_or(StopReason::Killed)
+    }
+}
+
+impl<A: Actor> Clone for ActorRef<A> {
+    fn clone(&self) -> ActorRef<A> {
+        ActorRef {
+            cell: Arc::clone(&self.cell),
+        }
+    }
+}
+
+impl<A: Actor> PartialEq for ActorRef<A> {
+    fn eq(&self, other: &ActorRef<A>) -> bool {
+        self.cell.id == other.cell.id
+    }
+}
+
+impl<A: Actor> Eq for ActorRef<A> {}
+
+impl<A: Actor> fmt::Debug for ActorRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorRef")
+            .field("id", &self.cell.id)
+            .field("name", &self.cell.name)
+            .field("state", &self.cell.state())
+            .finish()
+    }
+}

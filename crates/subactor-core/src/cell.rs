@@ -1,0 +1,357 @@
+//! The state an actor shares with everyone who holds a reference to it: its mailbox,
+//! its lifecycle, and the signals that stop it.
+//!
+//! # How a mailbox closes without losing a message
+//!
+//! Senders check that the actor is running, enqueue, then look at `closed`. The actor,
+//! once it stops taking messages, sets `closed` and then empties the mailbox. Both sides
+//! put a sequentially consistent fence between their write and their read, so for every
+//! message either the actor's final drain sees it, or its sender sees `closed` and
+//! drains the mailbox itself. Either way the message is handled or dead-lettered, never
+//! silently dropped with the channel.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use flume::{Receiver, Sender, TryRecvError};
+use tokio::sync::Notify;
+
+use crate::dead_letters::{DeadLetterReason, DeadLetters};
+use crate::{Actor, ActorId, ActorState, StopReason};
+
+/// A message in a mailbox.
+pub(crate) enum Envelope<A: Actor> {
+    Tell(A::Msg),
+    Ask(A::Msg, Sender<Result<A::Reply, A::Error>>),
+    /// Carries nothing: makes a waiting actor look at its signals.
+    Wake,
+}
+
+impl<A: Actor> Envelope<A> {
+    pub(crate) fn into_msg(self) -> Option<A::Msg> {
+        match self {
+            Envelope::Tell(m) | Envelope::Ask(m, _) => Some(m),
+            Envelope::Wake => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Signal {
+    None = 0,
+    /// Stop once the mailbox is empty.
+    Stop = 1,
+    /// Stop before the next message; what is queued becomes dead letters.
+    Kill = 2,
+}
+
+pub(crate) struct Cell<A: Actor> {
+    pub(crate) id: ActorId,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) tx: Sender<Envelope<A>>,
+    pub(crate) rx: Receiver<Envelope<A>>,
+    state: AtomicU8,
+    signal: AtomicU8,
+    closed: AtomicBool,
+    /// Async senders waiting for room, and how to wake them.
+    room: Notify,
+    room_waiters: AtomicUsize,
+    thread: OnceLock<ThreadId>,
+    stop_reason: Mutex<Option<StopReason>>,
+    /// Dropped when the actor has finished; waiters see the channel disconnect.
+    done_tx: Mutex<Option<Sender<()>>>,
+    done_rx: Receiver<()>,
+    pub(crate) dead_letters: Arc<DeadLetters>,
+    /// How long a blocked asker spins for its reply before parking.
+    pub(crate) spin: Duration,
+}
+
+impl<A: Actor> Cell<A> {
+    pub(crate) fn new(
+        id: ActorId,
+        name: Option<Arc<str>>,
+        capacity: usize,
+        dead_letters: Arc<DeadLetters>,
+        spin: Duration,
+    ) -> Cell<A> {
+        let (tx, rx) = flume::bounded(capacity);
+        let (done_tx, done_rx) = flume::bounded(1);
+        Cell {
+            id,
+            name,
+            tx,
+            rx,
+            state: AtomicU8::new(ActorState::Starting as u8),
+            signal: AtomicU8::new(Signal::None as u8),
+            closed: AtomicBool::new(false),
+            room: Notify::new(),
+            room_waiters: AtomicUsize::new(0),
+            thread: OnceLock::new(),
+            stop_reason: Mutex::new(None),
+            done_tx: Mutex::new(Some(done_tx)),
+            done_rx,
+            dead_letters,
+            spin,
+        }
+    }
+
+    // ---- lifecycle ------------------------------------------------------------------
+
+    pub(crate) fn state(&self) -> ActorState {
+        ActorState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, state: ActorState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Whether senders may enqueue.
+    pub(crate) fn accepting(&self) -> bool {
+        matches!(self.state(), ActorState::Running | ActorState::Starting)
+    }
+
+    pub(crate) fn signal(&self) -> Signal {
+        match self.signal.load(Ordering::Acquire) {
+            0 => Signal::None,
+            1 => Signal::Stop,
+            _ => Signal::Kill,
+        }
+    }
+
+    /// Asks the actor to stop: `Stop` once its mailbox is empty, `Kill` now.
+    pub(crate) fn request(&self, signal: Signal) {
+        // A kill overrides a stop, never the other way round.
+        self.signal.fetch_max(signal as u8, Ordering::AcqRel);
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s != ActorState::Stopped as u8).then_some(ActorState::Stopping as u8)
+            });
+        // If the mailbox is full the actor is not waiting and will see the signal before
+        // its next message, so a failed wake-up is fine.
+        let _ = self.tx.try_send(Envelope::Wake);
+        self.room.notify_waiters();
+    }
+
+    pub(crate) fn bind_thread(&self) {
+        let _ = self.thread.set(thread::current().id());
+    }
+
+    /// Whether the caller runs on this actor's own thread.
+    pub(crate) fn is_own_thread(&self) -> bool {
+        self.thread.get() == Some(&thread::current().id())
+    }
+
+    /// Records the end of the actor and wakes everyone waiting for it.
+    pub(crate) fn finish(&self, reason: StopReason) {
+        *self.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.set_state(ActorState::Stopped);
+        self.done_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.room.notify_waiters();
+    }
+
+    pub(crate) fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn done(&self) -> &Receiver<()> {
+        &self.done_rx
+    }
+
+    // ---- the mailbox ----------------------------------------------------------------
+
+    /// Called by a sender after each successful enqueue (see the module docs).
+    pub(crate) fn after_send(&self) {
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            self.drain_to_dead_letters(DeadLetterReason::Stopped);
+        }
+    }
+
+    /// Called by the actor when it takes no more messages: from here on, senders
+    /// dead-letter what they enqueue themselves.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn drain_to_dead_letters(&self, reason: DeadLetterReason) {
+        while let Ok(envelope) = self.rx.try_recv() {
+            self.dead_letter(envelope, reason);
+        }
+    }
+
+    /// Records an undelivered envelope. An asker whose question is dropped here sees
+    /// [`AskError::NoReply`](crate::AskError::NoReply) at once.
+    pub(crate) fn dead_letter(&self, envelope: Envelope<A>, reason: DeadLetterReason) {
+        if !matches!(envelope, Envelope::Wake) {
+            self.dead_letters.record(
+                self.id,
+                self.name.as_deref(),
+                reason,
+                std::any::type_name::<A::Msg>(),
+            );
+        }
+    }
+
+    /// Called by the actor after it takes a message out of a full mailbox.
+    pub(crate) fn made_room(&self) {
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Enqueues from async code, waiting for room until `deadline`. On failure the
+    /// envelope comes back with the reason.
+    pub(crate) async fn send_async(
+        &self,
+        mut envelope: Envelope<A>,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Envelope<A>, Refusal)> {
+        loop {
+            if !self.accepting() {
+                return Err((envelope, Refusal::NotRunning));
+            }
+            envelope = match self.try_send(envelope) {
+                Ok(()) => return Ok(()),
+                Err((e, Refusal::Full)) => e,
+                Err(refused) => return Err(refused),
+            };
+            // Full: register for a wake-up first, then try again, so that room made
+            // between the two attempts is not missed.
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let _waiting = RoomWaiter::register(&self.room_waiters);
+            envelope = match self.try_send(envelope) {
+                Ok(()) => return Ok(()),
+                Err((e, Refusal::Full)) => e,
+                Err(refused) => return Err(refused),
+            };
+            match deadline {
+                None => notified.await,
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline.into(), notified)
+                        .await
+                        .is_err()
+                    {
+                        return Err((envelope, Refusal::Timeout));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Enqueues if there is room, without waiting.
+    pub(crate) fn try_send(&self, envelope: Envelope<A>) -> Result<(), (Envelope<A>, Refusal)> {
+        if !self.accepting() {
+            return Err((envelope, Refusal::NotRunning));
+        }
+        match self.tx.try_send(envelope) {
+            Ok(()) => {
+                self.after_send();
+                Ok(())
+            }
+            Err(flume::TrySendError::Full(e)) => Err((e, Refusal::Full)),
+            Err(flume::TrySendError::Disconnected(e)) => Err((e, Refusal::NotRunning)),
+        }
+    }
+
+    /// Enqueues from a blocking caller, waiting for room until `deadline`.
+    pub(crate) fn send_blocking(
+        &self,
+        envelope: Envelope<A>,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Envelope<A>, Refusal)> {
+        if !self.accepting() {
+            return Err((envelope, Refusal::NotRunning));
+        }
+        if self.is_own_thread() {
+            // Waiting for room in one's own mailbox would wait forever.
+            return self.try_send(envelope);
+        }
+        let result = match deadline {
+            None => self
+                .tx
+                .send(envelope)
+                .map_err(|e| (e.0, Refusal::NotRunning)),
+            Some(deadline) => self
+                .tx
+                .send_deadline(envelope, deadline)
+                .map_err(|e| match e {
+                    flume::SendTimeoutError::Timeout(e) => (e, Refusal::Timeout),
+                    flume::SendTimeoutError::Disconnected(e) => (e, Refusal::NotRunning),
+                }),
+        };
+        if result.is_ok() {
+            self.after_send();
+        }
+        result
+    }
+}
+
+/// Why an envelope was not enqueued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    NotRunning,
+    Full,
+    Timeout,
+}
+
+/// Counts an async sender as waiting for room for as long as it lives (also when the
+/// sending future is dropped mid-wait).
+struct RoomWaiter<'a>(&'a AtomicUsize);
+
+impl<'a> RoomWaiter<'a> {
+    fn register(count: &'a AtomicUsize) -> RoomWaiter<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        RoomWaiter(count)
+    }
+}
+
+impl Drop for RoomWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits for the next envelope: spins for up to `spin` (a message that arrives soon is
+/// taken without a futex round trip), then parks.
+pub(crate) fn wait_for<T>(rx: &Receiver<T>, spin: Duration) -> Option<T> {
+    if !spin.is_zero() {
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                match rx.try_recv() {
+                    Ok(item) => return Some(item),
+                    Err(TryRecvError::Disconnected) => return None,
+                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                }
+            }
+            if start.elapsed() >= spin {
+                break;
+            }
+        }
+    }
+    rx.recv().ok()
+}
+
+impl<A: Actor> fmt::Debug for Cell<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cell")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,46 @@
+//! The actor model of subactor, with no Python in it.
+//!
+//! An actor is a value implementing [`Actor`], running on its own OS thread, reached
+//! through an [`ActorRef`]. Its mailbox is bounded: senders wait for room
+//! ([`ActorRef::tell`], [`ActorRef::blocking_tell`]) or get their message back
+//! ([`ActorRef::try_tell`]), so a fast producer cannot make memory grow without bound.
+//! Asks ([`ActorRef::ask`], [`ActorRef::blocking_ask`]) return the handler's reply, or a
+//! typed [`AskError`].
+//!
+//! Actors stop gracefully ([`ActorRef::stop`]: the queue is handled first) or at once
+//! ([`ActorRef::kill`]: the queue goes to the [`DeadLetters`]). An [`ActorSystem`]
+//! spawns them, finds them by name, and shuts them all down.
+//!
+//! The Python host (`subactor-host`) implements [`Actor`] and [`Spawn`] for Python
+//! actors; this crate is tested and benchmarked with Rust actors alone. What crosses
+//! between actors of different interpreters is a [`Value`]; [`codec`] turns values into
+//! bytes.
+//!
+//! Semantics worth knowing:
+//! - messages from one sender arrive in the order sent; senders are not ordered among
+//!   themselves;
+//! - a message is handled, or returned to its sender in an error, or counted as a dead
+//!   letter: never dropped silently;
+//! - every actor has a `tracing` span (`actor`, with its id and name), and every message a
+//!   `trace`-level span (`tell` or `ask`) inside it.
+
+mod actor;
+mod actor_ref;
+mod cell;
+pub mod codec;
+mod dead_letters;
+mod error;
+mod lifecycle;
+mod system;
+mod value;
+
+pub use actor::{Actor, ActorContext, NeverFails, Props, Spawn, SpawnOptions};
+pub use actor_ref::ActorRef;
+pub use dead_letters::{DeadLetterReason, DeadLetters};
+pub use error::{AskError, SendError, SpawnError};
+pub use lifecycle::{ActorId, ActorState, StopReason};
+pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, SystemBuilder};
+pub use value::{MAX_DEPTH, Value, ValueError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,461 @@
+//! [`ActorSystem`]: spawns actors on their threads, knows them by name, shuts them down.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tracing::{debug, info_span, trace_span, warn};
+
+use crate::cell::{Cell, Envelope, Signal, wait_for};
+use crate::dead_letters::{DeadLetterReason, DeadLetters};
+use crate::{Actor, ActorContext, ActorId, ActorRef, ActorState, Spawn, SpawnError, StopReason};
+
+/// The default mailbox capacity.
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+
+/// The default time an idle actor (or a blocked asker) spins before parking.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// The stack size of actor threads: Python code expects the 8 MiB of a main thread.
+const ACTOR_STACK_SIZE: usize = 8 << 20;
+
+/// Runs actors, each on its own OS thread.
+///
+/// Cloning is cheap and gives another handle to the same system. Actors run until they
+/// are stopped or killed, or until [`shutdown`](Self::shutdown); dropping references to
+/// an actor does not stop it.
+#[derive(Clone)]
+pub struct ActorSystem {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    mailbox_capacity: usize,
+    spin: Duration,
+    dead_letters: Arc<DeadLetters>,
+    names: Mutex<HashMap<Arc<str>, ActorId>>,
+    live: Mutex<HashMap<ActorId, Arc<dyn Control>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+    extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// What the system needs of an actor of any type.
+trait Control: Send + Sync {
+    fn request(&self, signal: Signal);
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<A: Actor> Control for Cell<A> {
+    fn request(&self, signal: Signal) {
+        Cell::request(self, signal);
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// Configures an [`ActorSystem`].
+#[derive(Default)]
+pub struct SystemBuilder {
+    mailbox_capacity: Option<usize>,
+    spin: Option<Duration>,
+    extensions: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl SystemBuilder {
+    /// The mailbox capacity of actors whose recipe does not set one
+    /// ([`DEFAULT_MAILBOX_CAPACITY`] unless set).
+    #[must_use]
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = Some(capacity);
+        self
+    }
+
+    /// How long an idle actor, or a blocked asker, spins before parking its thread
+    /// ([`DEFAULT_SPIN`] unless set). Spinning trades a little CPU for round trips of a
+    /// few microseconds instead of a futex wake-up each way; zero disables it.
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = Some(spin);
+        self
+    }
+
+    /// Makes `value` available to every actor's recipe through
+    /// [`ActorSystem::extension`]: this is how the Python host reaches Python actors
+    /// without the core knowing about Python.
+    #[must_use]
+    pub fn extension<T: Any + Send + Sync>(mut self, value: Arc<T>) -> Self {
+        self.extensions.insert(TypeId::of::<T>(), value);
+        self
+    }
+
+    /// Builds the system.
+    pub fn build(self) -> ActorSystem {
+        ActorSystem {
+            inner: Arc::new(Inner {
+                mailbox_capacity: self.mailbox_capacity.unwrap_or(DEFAULT_MAILBOX_CAPACITY),
+                spin: self.spin.unwrap_or(DEFAULT_SPIN),
+                dead_letters: Arc::default(),
+                names: Mutex::default(),
+                live: Mutex::default(),
+                threads: Mutex::default(),
+                closed: AtomicBool::new(false),
+                extensions: RwLock::new(self.extensions),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for SystemBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemBuilder")
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("spin", &self.spin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every value
+/// behind these mutexes is valid at every point.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ActorSystem {
+    /// Starts configuring a system.
+    pub fn builder() -> SystemBuilder {
+        SystemBuilder::default()
+    }
+
+    /// Spawns an actor on a new thread and waits until it has started.
+    ///
+    /// Blocks for as long as the recipe takes (tens of milliseconds for a Python actor);
+    /// from async code, call it through `tokio::task::spawn_blocking`.
+    pub fn spawn<S: Spawn>(&self, spec: S) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(SpawnError::ShutDown);
+        }
+        let options = spec.options().clone();
+        let capacity = options.mailbox_capacity.unwrap_or(inner.mailbox_capacity);
+        if capacity == 0 {
+            return Err(SpawnError::InvalidOptions(
+                "the mailbox capacity must be at least 1".into(),
+            ));
+        }
+        if let Some(core) = options.core {
+            let cores = core_affinity::get_core_ids().map_or(0, |ids| ids.len());
+            if core >= cores {
+                return Err(SpawnError::InvalidOptions(format!(
+                    "cannot pin to core {core}: this machine has {cores} usable cores"
+                )));
+            }
+        }
+        let id = ActorId::next();
+        if let Some(name) = &options.name {
+            let mut names = lock(&inner.names);
+            if names.contains_key(name) {
+                return Err(SpawnError::NameTaken(name.to_string()));
+            }
+            names.insert(Arc::clone(name), id);
+        }
+        let cell = Arc::new(Cell::<S::Actor>::new(
+            id,
+            options.name.clone(),
+            capacity,
+            Arc::clone(&inner.dead_letters),
+            inner.spin,
+        ));
+        lock(&inner.live).insert(id, Arc::clone(&cell) as Arc<dyn Control>);
+
+        let (started_tx, started_rx) = flume::bounded(1);
+        let thread_name = match &options.name {
+            Some(name) => format!("actor:{name}"),
+            None => format!("actor{id}"),
+        };
+        let system = self.clone();
+        let thread_cell = Arc::clone(&cell);
+        let spawned = thread::Builder::new()
+            .name(thread_name)
+            .stack_size(ACTOR_STACK_SIZE)
+            .spawn(move || run(spec, thread_cell, options.core, system, started_tx));
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.forget(id, options.name.as_deref());
+                return Err(SpawnError::Thread(e));
+            }
+        };
+        {
+            let mut threads = lock(&inner.threads);
+            // Reap threads of actors that have finished, so the list stays short.
+            threads.retain(|t| !t.is_finished());
+            threads.push(handle);
+        }
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(ActorRef::new(cell)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SpawnError::Panicked(
+                "the actor thread ended before reporting".into(),
+            )),
+        }
+    }
+
+    /// The running actor of type `A` with this name, if there is one.
+    pub fn lookup<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
+        let id = *lock(&self.inner.names).get(name)?;
+        let control = Arc::clone(lock(&self.inner.live).get(&id)?);
+        control
+            .as_any()
+            .downcast::<Cell<A>>()
+            .ok()
+            .map(ActorRef::new)
+    }
+
+    /// How many actors are alive (starting, running or stopping).
+    pub fn actor_count(&self) -> usize {
+        lock(&self.inner.live).len()
+    }
+
+    /// The dead-letter sink.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.inner.dead_letters
+    }
+
+    /// The extension of type `T` given to the builder, until shutdown.
+    pub fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let extensions = self
+            .inner
+            .extensions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let value = Arc::clone(extensions.get(&TypeId::of::<T>())?);
+        value.downcast::<T>().ok()
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Kills every actor and waits for all their threads to finish. Afterwards,
+    /// spawning fails with [`SpawnError::ShutDown`] and the extensions are dropped.
+    ///
+    /// Killed actors finish the message they are handling; what is queued goes to the
+    /// dead letters. Calling it again does nothing.
+    pub fn shutdown(&self) {
+        let inner = &self.inner;
+        // A second caller still waits for every thread, so that returning always means
+        // that no actor is left.
+        inner.closed.store(true, Ordering::Release);
+        let span = info_span!("shutdown");
+        let _entered = span.enter();
+        loop {
+            let live: Vec<_> = lock(&inner.live).values().cloned().collect();
+            for actor in &live {
+                actor.request(Signal::Kill);
+            }
+            let threads = std::mem::take(&mut *lock(&inner.threads));
+            if threads.is_empty() {
+                if live.is_empty() {
+                    break;
+                }
+                // An actor between registration and the push of its thread handle.
+                thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            debug!(
+                actors = live.len(),
+                threads = threads.len(),
+                "joining actor threads"
+            );
+            for thread in threads {
+                if thread.join().is_err() {
+                    warn!("an actor thread panicked outside its handlers");
+                }
+            }
+        }
+        inner
+            .extensions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    fn forget(&self, id: ActorId, name: Option<&str>) {
+        lock(&self.inner.live).remove(&id);
+        if let Some(name) = name {
+            let mut names = lock(&self.inner.names);
+            if names.get(name) == Some(&id) {
+                names.remove(name);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ActorSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorSystem")
+            .field("actors", &self.actor_count())
+            .field("shut_down", &self.is_shut_down())
+            .finish_non_exhaustive()
+    }
+}
+
+type Started<E> = flume::Sender<Result<(), SpawnError<E>>>;
+
+/// The body of an actor's thread.
+fn run<S: Spawn>(
+    mut spec: S,
+    cell: Arc<Cell<S::Actor>>,
+    core: Option<usize>,
+    system: ActorSystem,
+    started: Started<S::Error>,
+) {
+    let span = info_span!("actor", id = %cell.id, name = cell.name.as_deref().unwrap_or(""));
+    let _entered = span.enter();
+    cell.bind_thread();
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            warn!(core, "could not pin the actor's thread to its core");
+        }
+    }
+    let ctx = ActorContext {
+        myself: ActorRef::new(Arc::clone(&cell)),
+        system,
+    };
+
+    let mut actor = match catch_unwind(AssertUnwindSafe(|| spec.start(&ctx))) {
+        Ok(Ok(actor)) => actor,
+        Ok(Err(error)) => {
+            debug!(%error, "actor failed to start");
+            fail_start(&ctx, StopReason::StartFailed(error.to_string().into()));
+            let _ = started.send(Err(SpawnError::Start(error)));
+            return;
+        }
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            fail_start(&ctx, StopReason::StartFailed(message.clone().into()));
+            let _ = started.send(Err(SpawnError::Panicked(message)));
+            return;
+        }
+    };
+    cell.set_state(ActorState::Running);
+    // A stop or kill that came while the actor was starting must not be lost.
+    if cell.signal() != Signal::None {
+        cell.set_state(ActorState::Stopping);
+    }
+    let _ = started.send(Ok(()));
+    debug!("actor started");
+
+    let reason = match catch_unwind(AssertUnwindSafe(|| serve(&mut actor, &ctx))) {
+        Ok(reason) => reason,
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            warn!(panic = %message, "actor handler panicked");
+            StopReason::Panicked(message.into())
+        }
+    };
+    cell.set_state(ActorState::Stopping);
+    cell.close();
+    let leftovers = match reason {
+        StopReason::Panicked(_) => DeadLetterReason::Panicked,
+        _ => DeadLetterReason::Killed,
+    };
+    cell.drain_to_dead_letters(leftovers);
+    if catch_unwind(AssertUnwindSafe(|| actor.stopped(&ctx, &reason))).is_err() {
+        warn!("actor's stopped hook panicked");
+    }
+    drop(actor);
+    debug!(%reason, "actor stopped");
+    ctx.system.forget(cell.id, cell.name.as_deref());
+    cell.finish(reason);
+}
+
+fn fail_start<A: Actor>(ctx: &ActorContext<A>, reason: StopReason) {
+    let cell = &ctx.myself.cell;
+    cell.set_state(ActorState::Stopping);
+    cell.close();
+    cell.drain_to_dead_letters(DeadLetterReason::NotRunning);
+    ctx.system.forget(cell.id, cell.name.as_deref());
+    cell.finish(reason);
+}
+
+/// Handles messages until the actor is stopped or killed.
+fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>) -> StopReason {
+    let cell = &*ctx.myself.cell;
+    loop {
+        let envelope = match cell.rx.try_recv() {
+            Ok(envelope) => envelope,
+            Err(_) => match cell.signal() {
+                Signal::Kill => return StopReason::Killed,
+                Signal::Stop => {
+                    // Graceful: the mailbox is empty. Close it, then handle whatever
+                    // raced in before the close.
+                    cell.close();
+                    while let Ok(envelope) = cell.rx.try_recv() {
+                        deliver(actor, ctx, envelope);
+                    }
+                    return StopReason::Normal;
+                }
+                Signal::None => {
+                    actor.before_wait();
+                    let next = wait_for(&cell.rx, cell.spin);
+                    actor.after_wait();
+                    match next {
+                        Some(envelope) => envelope,
+                        None => return StopReason::Normal,
+                    }
+                }
+            },
+        };
+        cell.made_room();
+        if cell.signal() == Signal::Kill {
+            cell.dead_letter(envelope, DeadLetterReason::Killed);
+            return StopReason::Killed;
+        }
+        deliver(actor, ctx, envelope);
+    }
+}
+
+fn deliver<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, envelope: Envelope<A>) {
+    match envelope {
+        Envelope::Tell(msg) => {
+            let span = trace_span!("tell");
+            let _entered = span.enter();
+            if let Err(error) = actor.handle_tell(ctx, msg) {
+                warn!(%error, "handler failed on a tell");
+            }
+        }
+        Envelope::Ask(msg, reply) => {
+            let span = trace_span!("ask");
+            let _entered = span.enter();
+            let result = actor.handle(ctx, msg);
+            if let Err(error) = &result {
+                debug!(%error, "handler failed on an ask");
+            }
+            // The asker may have given up (timeout); then nobody wants the reply.
+            let _ = reply.send(result);
+        }
+        Envelope::Wake => {}
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

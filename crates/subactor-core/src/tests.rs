@@ -1,0 +1,614 @@
+//! Tests of the actor core with Rust actors.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{
+    Actor, ActorContext, ActorState, ActorSystem, AskError, NeverFails, Props, SendError,
+    SpawnError, StopReason,
+};
+
+/// What the probe actor is told to do.
+enum Cmd {
+    /// Remember (sender, sequence number).
+    Record(u32, u64),
+    /// Wait until the gate opens (the sender of the gate is dropped or sends).
+    Block(flume::Receiver<()>),
+    Sleep(Duration),
+    Fail,
+    Panic,
+    /// Ask itself, and answer with what happened.
+    AskMyself,
+    Count,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("probe failed on purpose")]
+struct ProbeError;
+
+struct Probe {
+    seen: Arc<Mutex<Vec<(u32, u64)>>>,
+    handled: Arc<AtomicU64>,
+}
+
+impl Actor for Probe {
+    type Msg = Cmd;
+    type Reply = u64;
+    type Error = ProbeError;
+
+    fn handle(&mut self, ctx: &ActorContext<Self>, msg: Cmd) -> Result<u64, ProbeError> {
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        match msg {
+            Cmd::Record(sender, seq) => {
+                self.seen.lock().expect("lock").push((sender, seq));
+                Ok(seq)
+            }
+            Cmd::Block(gate) => {
+                let _ = gate.recv();
+                Ok(0)
+            }
+            Cmd::Sleep(d) => {
+                thread::sleep(d);
+                Ok(0)
+            }
+            Cmd::Fail => Err(ProbeError),
+            Cmd::Panic => panic!("probe panics on purpose"),
+            Cmd::AskMyself => match ctx
+                .myself()
+                .blocking_ask(Cmd::Count, Duration::from_secs(5))
+            {
+                Err(AskError::SelfAsk(_)) => Ok(1),
+                _ => Ok(0),
+            },
+            Cmd::Count => Ok(self.handled.load(Ordering::SeqCst)),
+        }
+    }
+}
+
+struct Fixture {
+    system: ActorSystem,
+    seen: Arc<Mutex<Vec<(u32, u64)>>>,
+    handled: Arc<AtomicU64>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            system: ActorSystem::builder().build(),
+            seen: Arc::default(),
+            handled: Arc::default(),
+        }
+    }
+
+    fn props(&self) -> Props<impl FnMut() -> Result<Probe, NeverFails> + Send + 'static> {
+        let seen = Arc::clone(&self.seen);
+        let handled = Arc::clone(&self.handled);
+        Props::new(move || {
+            Ok(Probe {
+                seen: Arc::clone(&seen),
+                handled: Arc::clone(&handled),
+            })
+        })
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Waits until `cond` holds, for at most 10 s.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn tell_and_ask_reach_the_handler() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props()).expect("spawn");
+    assert_eq!(probe.state(), ActorState::Running);
+    probe.blocking_tell(Cmd::Record(0, 7)).expect("tell");
+    assert_eq!(
+        probe.blocking_ask(Cmd::Record(0, 8), SECOND).expect("ask"),
+        8
+    );
+    assert_eq!(*f.seen.lock().expect("lock"), vec![(0, 7), (0, 8)]);
+    f.system.shutdown();
+}
+
+#[test]
+fn messages_from_each_sender_arrive_in_order() {
+    let f = Fixture::new();
+    let probe = f
+        .system
+        .spawn(f.props().mailbox_capacity(8))
+        .expect("spawn");
+    let senders: Vec<_> = (0..4)
+        .map(|sender| {
+            let probe = probe.clone();
+            thread::spawn(move || {
+                for seq in 0..2_000 {
+                    probe.blocking_tell(Cmd::Record(sender, seq)).expect("tell");
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("sender");
+    }
+    probe.blocking_ask(Cmd::Count, SECOND).expect("flush");
+    let seen = f.seen.lock().expect("lock");
+    assert_eq!(seen.len(), 8_000);
+    for sender in 0..4 {
+        let order: Vec<u64> = seen
+            .iter()
+            .filter(|(s, _)| *s == sender)
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(
+            order,
+            (0..2_000).collect::<Vec<_>>(),
+            "sender {sender} out of order"
+        );
+    }
+    drop(seen);
+    f.system.shutdown();
+}
+
+#[test]
+fn a_full_mailbox_hands_the_message_back() {
+    let f = Fixture::new();
+    let probe = f
+        .system
+        .spawn(f.props().mailbox_capacity(2))
+        .expect("spawn");
+    let (open, gate) = flume::bounded::<()>(0);
+    probe.blocking_tell(Cmd::Block(gate)).expect("block");
+    eventually("the probe is blocked", || {
+        f.handled.load(Ordering::SeqCst) == 1
+    });
+    probe.try_tell(Cmd::Record(0, 1)).expect("room for 1");
+    probe.try_tell(Cmd::Record(0, 2)).expect("room for 2");
+    match probe.try_tell(Cmd::Record(0, 3)) {
+        Err(SendError::Full(Cmd::Record(0, 3))) => {}
+        other => panic!("expected Full with the message back, got {other:?}"),
+    }
+    drop(open);
+    probe.blocking_ask(Cmd::Count, SECOND).expect("flush");
+    assert_eq!(*f.seen.lock().expect("lock"), vec![(0, 1), (0, 2)]);
+    f.system.shutdown();
+}
+
+#[test]
+fn blocking_tell_waits_for_room() {
+    let f = Fixture::new();
+    let probe = f
+        .system
+        .spawn(f.props().mailbox_capacity(2))
+        .expect("spawn");
+    let (open, gate) = flume::bounded::<()>(0);
+    probe.blocking_tell(Cmd::Block(gate)).expect("block");
+    eventually("the probe is blocked", || {
+        f.handled.load(Ordering::SeqCst) == 1
+    });
+    let sent = Arc::new(AtomicU64::new(0));
+    let producer = {
+        let (probe, sent) = (probe.clone(), Arc::clone(&sent));
+        thread::spawn(move || {
+            for seq in 0..10 {
+                probe.blocking_tell(Cmd::Record(0, seq)).expect("tell");
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    eventually("the mailbox fills", || probe.mailbox_len() == 2);
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        2,
+        "the producer must wait while the mailbox is full"
+    );
+    drop(open);
+    producer.join().expect("producer");
+    probe.blocking_ask(Cmd::Count, SECOND).expect("flush");
+    assert_eq!(f.seen.lock().expect("lock").len(), 10);
+    f.system.shutdown();
+}
+
+#[test]
+fn async_tell_waits_for_room_and_async_ask_gives_the_message_back_on_timeout() {
+    let f = Fixture::new();
+    let probe = f
+        .system
+        .spawn(f.props().mailbox_capacity(1))
+        .expect("spawn");
+    let (open, gate) = flume::bounded::<()>(0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async {
+        probe.tell(Cmd::Block(gate)).await.expect("block");
+        while f.handled.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        probe
+            .tell(Cmd::Record(0, 1))
+            .await
+            .expect("fills the mailbox");
+        match probe
+            .ask(Cmd::Record(0, 2), Duration::from_millis(50))
+            .await
+        {
+            Err(AskError::MailboxFull(Cmd::Record(0, 2))) => {}
+            other => panic!("expected MailboxFull with the message, got {other:?}"),
+        }
+        let waiting = {
+            let probe = probe.clone();
+            tokio::spawn(async move { probe.tell(Cmd::Record(0, 3)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the tell must wait for room");
+        drop(open);
+        waiting.await.expect("join").expect("tell");
+        assert_eq!(probe.ask(Cmd::Record(0, 4), SECOND).await.expect("ask"), 4);
+    });
+    assert_eq!(*f.seen.lock().expect("lock"), vec![(0, 1), (0, 3), (0, 4)]);
+    f.system.shutdown();
+}
+
+#[test]
+fn an_ask_times_out_and_the_actor_keeps_serving() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props()).expect("spawn");
+    let started = Instant::now();
+    match probe.blocking_ask(
+        Cmd::Sleep(Duration::from_millis(300)),
+        Duration::from_millis(50),
+    ) {
+        Err(AskError::Timeout) => {}
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "the timeout must not wait for the handler"
+    );
+    assert_eq!(
+        probe
+            .blocking_ask(Cmd::Record(0, 9), SECOND)
+            .expect("still serving"),
+        9
+    );
+    f.system.shutdown();
+}
+
+#[test]
+fn a_handler_error_reaches_the_asker_and_the_actor_keeps_serving() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props()).expect("spawn");
+    match probe.blocking_ask(Cmd::Fail, SECOND) {
+        Err(AskError::Failed(ProbeError)) => {}
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    probe
+        .blocking_tell(Cmd::Fail)
+        .expect("a failing tell is only logged");
+    assert_eq!(
+        probe
+            .blocking_ask(Cmd::Record(0, 1), SECOND)
+            .expect("serving"),
+        1
+    );
+    f.system.shutdown();
+}
+
+#[test]
+fn stop_handles_what_is_queued_then_refuses_new_messages() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props().name("stopper")).expect("spawn");
+    let (open, gate) = flume::bounded::<()>(0);
+    probe.blocking_tell(Cmd::Block(gate)).expect("block");
+    for seq in 0..10 {
+        probe.blocking_tell(Cmd::Record(0, seq)).expect("queue");
+    }
+    probe.stop();
+    assert_eq!(probe.state(), ActorState::Stopping);
+    match probe.try_tell(Cmd::Record(1, 0)) {
+        Err(SendError::Stopped(Cmd::Record(1, 0))) => {}
+        other => panic!("expected Stopped with the message back, got {other:?}"),
+    }
+    drop(open);
+    assert_eq!(probe.blocking_wait(), StopReason::Normal);
+    assert_eq!(probe.state(), ActorState::Stopped);
+    assert_eq!(
+        f.seen.lock().expect("lock").len(),
+        10,
+        "a graceful stop handles the queue"
+    );
+    assert_eq!(
+        f.system.dead_letters().count(),
+        1,
+        "the refused tell is a dead letter"
+    );
+    match probe.blocking_ask(Cmd::Count, SECOND) {
+        Err(AskError::Stopped(Cmd::Count)) => {}
+        other => panic!("an ask to a stopped actor fails at once, got {other:?}"),
+    }
+    // The name is free again.
+    let again = f
+        .system
+        .spawn(f.props().name("stopper"))
+        .expect("the name is free after stop");
+    assert_eq!(again.name(), Some("stopper"));
+    f.system.shutdown();
+}
+
+#[test]
+fn kill_dead_letters_the_queue_and_fails_waiting_askers() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props()).expect("spawn");
+    let (open, gate) = flume::bounded::<()>(0);
+    probe.blocking_tell(Cmd::Block(gate)).expect("block");
+    eventually("the probe is blocked", || {
+        f.handled.load(Ordering::SeqCst) == 1
+    });
+    for seq in 0..10 {
+        probe.blocking_tell(Cmd::Record(0, seq)).expect("queue");
+    }
+    let asker = {
+        let probe = probe.clone();
+        thread::spawn(move || probe.blocking_ask(Cmd::Record(0, 99), Duration::from_secs(30)))
+    };
+    eventually("the ask is queued", || probe.mailbox_len() == 11);
+    let killed_at = Instant::now();
+    probe.kill();
+    drop(open);
+    assert_eq!(probe.blocking_wait(), StopReason::Killed);
+    match asker.join().expect("asker") {
+        Err(AskError::NoReply) => {}
+        other => panic!("expected NoReply, got {other:?}"),
+    }
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(5),
+        "the asker must not wait for its timeout"
+    );
+    assert_eq!(
+        f.handled.load(Ordering::SeqCst),
+        1,
+        "nothing queued is handled after a kill"
+    );
+    assert_eq!(f.system.dead_letters().count(), 11);
+    f.system.shutdown();
+}
+
+#[test]
+fn a_panicking_handler_stops_the_actor_without_losing_track_of_messages() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props()).expect("spawn");
+    let (open, gate) = flume::bounded::<()>(0);
+    probe.blocking_tell(Cmd::Block(gate)).expect("block");
+    probe.blocking_tell(Cmd::Panic).expect("queue the panic");
+    probe
+        .blocking_tell(Cmd::Record(0, 1))
+        .expect("queue after the panic");
+    drop(open);
+    match probe.blocking_wait() {
+        StopReason::Panicked(why) => assert!(why.contains("on purpose"), "{why}"),
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    assert_eq!(f.system.dead_letters().count(), 1);
+    assert!(matches!(
+        probe.blocking_ask(Cmd::Count, SECOND),
+        Err(AskError::Stopped(_))
+    ));
+    f.system.shutdown();
+}
+
+#[test]
+fn an_actor_asking_itself_gets_an_error_not_a_deadlock() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props()).expect("spawn");
+    let started = Instant::now();
+    assert_eq!(
+        probe
+            .blocking_ask(Cmd::AskMyself, Duration::from_secs(10))
+            .expect("ask"),
+        1
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    f.system.shutdown();
+}
+
+#[test]
+fn spawn_errors_are_typed() {
+    let f = Fixture::new();
+    let _first = f.system.spawn(f.props().name("dup")).expect("spawn");
+    assert!(
+        matches!(f.system.spawn(f.props().name("dup")), Err(SpawnError::NameTaken(n)) if n == "dup")
+    );
+    assert!(matches!(
+        f.system.spawn(f.props().mailbox_capacity(0)),
+        Err(SpawnError::InvalidOptions(_))
+    ));
+    assert!(matches!(
+        f.system.spawn(f.props().pin_to_core(4096)),
+        Err(SpawnError::InvalidOptions(_))
+    ));
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("no luck")]
+    struct NoLuck;
+    let failing = Props::new(|| Err::<Probe, _>(NoLuck)).name("failing");
+    match f.system.spawn(failing) {
+        Err(SpawnError::Start(NoLuck)) => {}
+        other => panic!("expected Start, got {other:?}"),
+    }
+    let panicking = Props::new(|| -> Result<Probe, NeverFails> { panic!("boom") });
+    assert!(matches!(f.system.spawn(panicking), Err(SpawnError::Panicked(m)) if m == "boom"));
+    // A failed start frees its name at once.
+    let _retry = f
+        .system
+        .spawn(f.props().name("failing"))
+        .expect("the name is free after a failed start");
+
+    f.system.shutdown();
+    assert!(matches!(
+        f.system.spawn(f.props()),
+        Err(SpawnError::ShutDown)
+    ));
+}
+
+#[test]
+fn lookup_finds_running_actors_by_name_and_type() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props().name("findme")).expect("spawn");
+    let found = f.system.lookup::<Probe>("findme").expect("found");
+    assert_eq!(found, probe);
+    assert!(f.system.lookup::<Probe>("nobody").is_none());
+    probe.stop();
+    probe.blocking_wait();
+    assert!(f.system.lookup::<Probe>("findme").is_none());
+    f.system.shutdown();
+}
+
+#[test]
+fn shutdown_with_queued_messages_does_not_hang_and_counts_dead_letters() {
+    let f = Fixture::new();
+    let probes: Vec<_> = (0..4)
+        .map(|_| {
+            f.system
+                .spawn(f.props().mailbox_capacity(64))
+                .expect("spawn")
+        })
+        .collect();
+    for probe in &probes {
+        probe
+            .blocking_tell(Cmd::Sleep(Duration::from_millis(100)))
+            .expect("slow message");
+        for seq in 0..50 {
+            probe.blocking_tell(Cmd::Record(0, seq)).expect("queue");
+        }
+    }
+    let started = Instant::now();
+    f.system.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    for probe in &probes {
+        assert_eq!(probe.state(), ActorState::Stopped);
+        assert_eq!(probe.stop_reason(), Some(StopReason::Killed));
+    }
+    let handled = f.handled.load(Ordering::SeqCst);
+    assert_eq!(
+        handled + f.system.dead_letters().count(),
+        4 * 51,
+        "every message handled or dead-lettered"
+    );
+    assert!(f.system.dead_letters().count() > 0);
+    assert_eq!(f.system.actor_count(), 0);
+}
+
+/// Senders racing a kill: each message is handled, handed back, or dead-lettered, and
+/// the three add up to what was sent.
+#[test]
+fn no_message_is_lost_when_senders_race_a_kill() {
+    for round in 0..20 {
+        let f = Fixture::new();
+        let probe = f
+            .system
+            .spawn(f.props().mailbox_capacity(16))
+            .expect("spawn");
+        let refused = Arc::new(AtomicU64::new(0));
+        let senders: Vec<_> = (0..3)
+            .map(|sender| {
+                let (probe, refused) = (probe.clone(), Arc::clone(&refused));
+                thread::spawn(move || {
+                    for seq in 0..500 {
+                        let sent = if seq % 2 == 0 {
+                            probe
+                                .try_tell(Cmd::Record(sender, seq))
+                                .map_err(|e| matches!(e, SendError::Full(_)))
+                        } else {
+                            probe
+                                .blocking_tell(Cmd::Record(sender, seq))
+                                .map_err(|_| false)
+                        };
+                        match sent {
+                            Ok(()) => {}
+                            Err(true) => {
+                                // Full: hand it in again until it is taken or refused.
+                                if probe.blocking_tell(Cmd::Record(sender, seq)).is_err() {
+                                    refused.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                            Err(false) => {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_micros(200 * (round % 5)));
+        probe.kill();
+        for s in senders {
+            s.join().expect("sender");
+        }
+        probe.blocking_wait();
+        let handled = f.seen.lock().expect("lock").len() as u64;
+        let refused = refused.load(Ordering::SeqCst);
+        // Refused sends are dead letters too (recorded when handed back).
+        let dead = f.system.dead_letters().count();
+        assert_eq!(
+            handled + dead,
+            1_500,
+            "round {round}: handled {handled} + dead {dead} (refused {refused})"
+        );
+        assert!(dead >= refused);
+        f.system.shutdown();
+    }
+}
+
+#[test]
+fn the_same_sender_sees_an_async_ask_answered() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props()).expect("spawn");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let total: u64 = rt.block_on(async {
+        let mut total = 0;
+        for seq in 0..100 {
+            total += probe.ask(Cmd::Record(0, seq), SECOND).await.expect("ask");
+        }
+        total
+    });
+    assert_eq!(total, (0..100).sum());
+    f.system.shutdown();
+}
+
+#[test]
+fn actors_stopped_and_shut_down_leave_no_threads() {
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+    let f = Fixture::new();
+    let before = threads();
+    for _ in 0..100 {
+        let probe = f.system.spawn(f.props()).expect("spawn");
+        probe.blocking_tell(Cmd::Record(0, 0)).expect("tell");
+        probe.stop();
+        probe.blocking_wait();
+    }
+    f.system.shutdown();
+    eventually("actor threads exit", || threads() <= before);
+}

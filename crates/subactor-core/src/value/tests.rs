@@ -1,0 +1,171 @@
+use std::collections::{BTreeMap, HashMap};
+
+use num_bigint::BigInt;
+use proptest::prelude::*;
+
+use crate::value::MAX_DEPTH;
+use crate::{Value, ValueError, codec};
+
+/// Every kind of value, nested up to four levels.
+pub(crate) fn any_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::None),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        any::<Vec<u32>>().prop_flat_map(|digits| {
+            any::<bool>().prop_map(move |negative| {
+                let sign = if negative {
+                    num_bigint::Sign::Minus
+                } else {
+                    num_bigint::Sign::Plus
+                };
+                Value::int(BigInt::new(sign, digits.clone()) * BigInt::from(u64::MAX))
+            })
+        }),
+        any::<f64>().prop_map(Value::Float),
+        any::<String>().prop_map(Value::Str),
+        any::<Vec<u8>>().prop_map(Value::Bytes),
+        any::<Vec<u8>>().prop_map(Value::Pickled),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::List),
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Tuple),
+            prop::collection::vec((inner.clone(), inner.clone()), 0..8).prop_map(Value::Dict),
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Set),
+            prop::collection::vec(inner, 0..8).prop_map(Value::FrozenSet),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_value_round_trips_through_the_codec(value in any_value()) {
+        let bytes = codec::encode(&value).expect("encode");
+        let back = codec::decode(&bytes).expect("decode");
+        prop_assert_eq!(back, value);
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_not_a_panic(value in any_value(), cut in 0usize..64) {
+        let bytes = codec::encode(&value).expect("encode");
+        if cut < bytes.len() {
+            prop_assert!(codec::decode(&bytes[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn integers_take_their_smallest_form(n in any::<i128>()) {
+        let v = Value::from(n);
+        match (&v, i64::try_from(n)) {
+            (Value::Int(small), Ok(expected)) => prop_assert_eq!(*small, expected),
+            (Value::BigInt(big), Err(_)) => prop_assert_eq!(big, &BigInt::from(n)),
+            _ => prop_assert!(false, "{n} became {v:?}"),
+        }
+        prop_assert_eq!(i128::try_from(v).expect("fits"), n);
+    }
+}
+
+#[test]
+fn trailing_bytes_are_rejected() {
+    let mut bytes = codec::encode(&Value::from(1)).expect("encode");
+    bytes.push(0);
+    assert!(matches!(
+        codec::decode(&bytes),
+        Err(codec::CodecError::TrailingBytes { extra: 1 })
+    ));
+}
+
+#[test]
+fn decoding_refuses_hostile_nesting() {
+    let mut deep = Value::None;
+    for _ in 0..MAX_DEPTH + 1 {
+        deep = Value::List(vec![deep]);
+    }
+    let bytes = codec::encode(&deep).expect("encoding has no depth limit");
+    let err = codec::decode(&bytes).expect_err("too deep");
+    assert!(err.to_string().contains("deeper than 512"), "{err}");
+
+    // The limit itself is fine, and the depth counter is reset after an error.
+    let mut ok = Value::None;
+    for _ in 0..MAX_DEPTH {
+        ok = Value::List(vec![ok]);
+    }
+    assert_eq!(ok.depth(), MAX_DEPTH);
+    assert_eq!(
+        codec::decode(&codec::encode(&ok).expect("encode")).expect("decode"),
+        ok
+    );
+}
+
+#[test]
+fn equality_follows_python_where_it_matters() {
+    assert_eq!(Value::Float(f64::NAN), Value::Float(f64::NAN));
+    assert_ne!(Value::Float(0.0), Value::Float(-0.0));
+    assert_eq!(
+        Value::dict([(1, "a"), (2, "b")]),
+        Value::dict([(2, "b"), (1, "a")])
+    );
+    assert_eq!(
+        Value::Set(vec![1.into(), 2.into()]),
+        Value::Set(vec![2.into(), 1.into()])
+    );
+    assert_ne!(
+        Value::Set(vec![1.into(), 1.into()]),
+        Value::Set(vec![1.into(), 2.into()])
+    );
+    assert_ne!(
+        Value::List(vec![1.into(), 2.into()]),
+        Value::List(vec![2.into(), 1.into()])
+    );
+    assert_eq!(Value::Int(5), Value::BigInt(BigInt::from(5)));
+    assert_ne!(Value::Set(vec![]), Value::FrozenSet(vec![]));
+}
+
+#[test]
+fn rust_conversions_both_ways() {
+    let map: HashMap<String, i64> = [("a".to_owned(), 1)].into_iter().collect();
+    let back: HashMap<String, i64> = Value::from(map.clone()).try_into().expect("dict");
+    assert_eq!(back, map);
+
+    let tree: BTreeMap<i64, Vec<String>> = [(1, vec!["x".to_owned()])].into_iter().collect();
+    let back: BTreeMap<i64, Vec<String>> = Value::from(tree.clone()).try_into().expect("dict");
+    assert_eq!(back, tree);
+
+    assert_eq!(Value::from(Some(3)), Value::Int(3));
+    assert_eq!(Value::from(None::<i32>), Value::None);
+    assert_eq!(Option::<i64>::try_from(Value::None), Ok(None));
+    assert_eq!(Value::from(()), Value::Tuple(vec![]));
+    assert_eq!(Value::from(&b"ab"[..]), Value::Bytes(b"ab".to_vec()));
+    assert_eq!(Value::from(u64::MAX).kind(), "int");
+    assert!(matches!(Value::from(u64::MAX), Value::BigInt(_)));
+    assert_eq!(f64::try_from(Value::Int(3)), Ok(3.0));
+
+    let err = u8::try_from(Value::Int(300)).expect_err("too big");
+    assert_eq!(
+        err,
+        ValueError {
+            expected: "an int that fits in u8",
+            found: "300".to_owned()
+        }
+    );
+    let err = String::try_from(Value::Int(1)).expect_err("not a str");
+    assert_eq!(err.to_string(), "expected str, found int");
+    let err = <(i64, i64)>::try_from(Value::from((1, 2, 3))).expect_err("wrong length");
+    assert_eq!(err.found, "tuple of length 3");
+}
+
+#[test]
+fn display_reads_like_python() {
+    let v = Value::from((
+        1,
+        "a",
+        2.0,
+        None::<i64>,
+        true,
+        vec![Value::Bytes(b"x".to_vec())],
+    ));
+    assert_eq!(v.to_string(), r#"(1, "a", 2.0, None, True, [b"x"])"#);
+    assert_eq!(Value::from((1,)).to_string(), "(1,)");
+    assert_eq!(Value::Set(vec![]).to_string(), "set()");
+}
