@@ -1,3 +1,4 @@
-// The facade links libpython through subactor-host, so it needs the same checks
-// and rpath for its own tests, examples and benchmarks.
-include!("crates/subactor-host/build.rs");
+//! The facade links libpython through subactor-host, so its own tests, examples and
+//! benchmarks need the same version check and rpath.
+
+include!("crates/subactor-host/build/python.rs");

@@ -1,1 +1,190 @@
-//! subactor
+//! # subactor
+//!
+//! Actors for Python, driven from Rust. Every Python actor is a CPython subinterpreter
+//! with its own GIL (PEP 684, Python 3.12+) on its own OS thread, so actors run Python
+//! code in parallel on every core of one process, with no pickling of plain values and
+//! no process per worker.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use subactor::{PythonActor, Runtime, Value};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = Runtime::builder().python_path(["examples/python"]).build()?; // starts Python once
+//! let counter = rt.spawn(PythonActor::new("primes", "Counter").args((0,)).name("c"))?;
+//! counter.tell(5).await?; // waits while the mailbox is full
+//! let total = counter.ask(1, Duration::from_secs(1)).await?; // receive()'s return value
+//! assert_eq!(total, Value::from(6));
+//! rt.shutdown()?; // ends every interpreter, then Python
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A Python actor is a class with a `receive(self, msg)` method:
+//!
+//! ```python
+//! class Counter:
+//!     def __init__(self, start):
+//!         self.total = start
+//!
+//!     def receive(self, n):
+//!         self.total += n
+//!         return self.total
+//! ```
+//!
+//! Rust actors implement [`Actor`] and are spawned from a [`Props`] on the same
+//! runtime. What crosses between actors is a [`Value`]: `None`, bools, ints of any
+//! size, floats, `str`, `bytes`, lists, tuples, dicts, sets and frozensets are converted
+//! natively; any other picklable object travels pickled.
+//!
+//! The crates behind this facade: `subactor-core` (the actor model, no Python) and
+//! `subactor-host` (the interpreters). See `ARCHITECTURE.md` for the map.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use subactor_core::{
+    Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AskError, DeadLetterReason, DeadLetters,
+    MAX_DEPTH, NeverFails, Props, SendError, Spawn, SpawnError, SpawnOptions, StopReason, Value, ValueError, codec,
+};
+pub use subactor_host::{
+    ConvertError, HostError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError,
+};
+
+/// A reference to a Python actor.
+pub type PyRef = ActorRef<PyActor>;
+
+/// The errors of [`Runtime`] itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Python could not be started or finalised.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// `shutdown` was called from an actor's own thread, which shutdown must wait for.
+    #[error("cannot shut the runtime down from inside one of its actors")]
+    ShutdownFromActor,
+}
+
+/// Configures a [`Runtime`].
+#[derive(Debug, Default)]
+pub struct RuntimeBuilder {
+    python_path: Option<Vec<PathBuf>>,
+    system: subactor_core::SystemBuilder,
+}
+
+impl RuntimeBuilder {
+    /// The folders put first on every Python actor's `sys.path`, so that modules in
+    /// them can be spawned by dotted name. Relative paths are resolved against the
+    /// current directory when the runtime is built. Default: the current directory.
+    #[must_use]
+    pub fn python_path<P: Into<PathBuf>>(mut self, folders: impl IntoIterator<Item = P>) -> Self {
+        self.python_path = Some(folders.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The mailbox capacity of actors that do not set their own (1024 by default).
+    #[must_use]
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.system = self.system.mailbox_capacity(capacity);
+        self
+    }
+
+    /// How long an idle actor, or a blocked asker, spins before parking its thread
+    /// (50 µs by default; zero disables spinning). See
+    /// [`SystemBuilder::spin`](subactor_core::SystemBuilder::spin).
+    #[must_use]
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.system = self.system.spin(spin);
+        self
+    }
+
+    /// Starts the runtime: takes a share of the process's Python, initialising it if
+    /// this is the first runtime of the process.
+    pub fn build(self) -> Result<Runtime, Error> {
+        let python_path = self.python_path.unwrap_or_else(|| vec![PathBuf::from(".")]);
+        let host = Arc::new(PythonHost::start(python_path)?);
+        let system = self.system.extension(Arc::clone(&host)).build();
+        tracing::info!(python = ?host.python_version(), "runtime started");
+        Ok(Runtime { system, host: Mutex::new(Some(host)) })
+    }
+}
+
+/// Runs Rust and Python actors. Dropping it shuts it down.
+///
+/// Several runtimes may exist in one process: they share its Python, which is finalised
+/// when the last one shuts down (and started again by the next one).
+#[derive(Debug)]
+pub struct Runtime {
+    system: ActorSystem,
+    host: Mutex<Option<Arc<PythonHost>>>,
+}
+
+impl Runtime {
+    /// Starts configuring a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// A runtime with the default settings.
+    pub fn new() -> Result<Runtime, Error> {
+        Runtime::builder().build()
+    }
+
+    /// Spawns an actor — a [`PythonActor`], or a Rust actor's [`Props`] — and waits
+    /// until it has started (for a Python actor: its interpreter exists, its module is
+    /// imported and its constructor has returned).
+    ///
+    /// Blocks for as long as that takes; from async code, call it through
+    /// `tokio::task::spawn_blocking`.
+    pub fn spawn<S: Spawn>(&self, spec: S) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
+        self.system.spawn(spec)
+    }
+
+    /// The running actor of type `A` with this name.
+    pub fn lookup<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
+        self.system.lookup(name)
+    }
+
+    /// The dead-letter sink: messages that could not be delivered.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        self.system.dead_letters()
+    }
+
+    /// The actor system underneath, for code written against `subactor-core`.
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// The running Python's version, as (major, minor, micro).
+    pub fn python_version(&self) -> Option<(u8, u8, u8)> {
+        self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|h| h.python_version())
+    }
+
+    /// Shuts down: kills every actor (each finishes the message it is handling; queued
+    /// messages become dead letters), ends every interpreter on its own thread, then —
+    /// if this was the process's last runtime — finalises Python. Spawning afterwards
+    /// fails with [`SpawnError::ShutDown`]. Calling it again does nothing.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        if self.system.is_actor_thread() {
+            return Err(Error::ShutdownFromActor);
+        }
+        self.system.shutdown();
+        let host = self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        match host.map(Arc::try_unwrap) {
+            Some(Ok(host)) => host.close()?,
+            // Someone still holds the host (only possible outside the runtime's actors);
+            // Python is finalised when they let go.
+            Some(Err(_)) | None => {}
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::warn!(%error, "runtime shutdown failed");
+        }
+    }
+}

@@ -48,12 +48,17 @@ struct Inner {
 /// What the system needs of an actor of any type.
 trait Control: Send + Sync {
     fn request(&self, signal: Signal);
+    fn is_own_thread(&self) -> bool;
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 impl<A: Actor> Control for Cell<A> {
     fn request(&self, signal: Signal) {
         Cell::request(self, signal);
+    }
+
+    fn is_own_thread(&self) -> bool {
+        Cell::is_own_thread(self)
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -242,6 +247,11 @@ impl ActorSystem {
         value.downcast::<T>().ok()
     }
 
+    /// Whether the calling thread is the thread of one of this system's live actors.
+    pub fn is_actor_thread(&self) -> bool {
+        lock(&self.inner.live).values().any(|actor| actor.is_own_thread())
+    }
+
     /// Whether [`shutdown`](Self::shutdown) has been called.
     pub fn is_shut_down(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
@@ -251,7 +261,8 @@ impl ActorSystem {
     /// spawning fails with [`SpawnError::ShutDown`] and the extensions are dropped.
     ///
     /// Killed actors finish the message they are handling; what is queued goes to the
-    /// dead letters. Calling it again does nothing.
+    /// dead letters. Calling it again does nothing. Called by an actor of this system,
+    /// it cannot wait for that actor's own thread, which ends after the handler returns.
     pub fn shutdown(&self) {
         let inner = &self.inner;
         // A second caller still waits for every thread, so that returning always means
@@ -264,9 +275,13 @@ impl ActorSystem {
             for actor in &live {
                 actor.request(Signal::Kill);
             }
-            let threads = std::mem::take(&mut *lock(&inner.threads));
+            let current = thread::current().id();
+            let threads: Vec<_> = std::mem::take(&mut *lock(&inner.threads))
+                .into_iter()
+                .filter(|t| t.thread().id() != current)
+                .collect();
             if threads.is_empty() {
-                if live.is_empty() {
+                if live.is_empty() || live.iter().all(|actor| actor.is_own_thread()) {
                     break;
                 }
                 // An actor between registration and the push of its thread handle.

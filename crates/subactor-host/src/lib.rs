@@ -1,1 +1,79 @@
+//! The interpreter host of subactor: one actor = one own-GIL CPython subinterpreter
+//! (PEP 684) on one dedicated OS thread.
+//!
+//! [`PythonHost`] is a runtime's share of the process's Python (the main interpreter,
+//! started on first use and finalised after the last share is gone) plus that
+//! runtime's settings. [`PythonActor`] is the recipe of a Python actor; spawning it on
+//! an [`ActorSystem`](subactor_core::ActorSystem) whose builder was given the host as an
+//! extension creates the interpreter on the actor's thread and instantiates the class
+//! there. [`PyActor`] is the running actor.
+//!
+//! Values cross interpreters as [`Value`](subactor_core::Value)s, converted with the C
+//! API on each side (no pickling for the built-in types). All FFI lives in the private
+//! `ffi` module.
 
+mod actor;
+mod error;
+mod ffi;
+
+use std::path::PathBuf;
+
+pub use actor::{PyActor, PythonActor};
+pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartError};
+
+/// A runtime's share of the process's Python, and its settings for Python actors.
+///
+/// Put it in an actor system as an extension (`ActorSystem::builder().extension(host)`);
+/// the `subactor` facade's `Runtime` does this for you.
+#[derive(Debug)]
+pub struct PythonHost {
+    python_path: Vec<String>,
+    lease: Option<ffi::process::Lease>,
+    guards_312: bool,
+}
+
+impl PythonHost {
+    /// Takes a share of the process's Python (initialising it if needed), for actors
+    /// whose `sys.path` starts with `python_path`.
+    pub fn start(python_path: Vec<PathBuf>) -> Result<PythonHost, HostError> {
+        let lease = ffi::process::Lease::acquire()?;
+        let version = lease.version();
+        let python_path = python_path
+            .into_iter()
+            .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
+            .collect();
+        Ok(PythonHost {
+            python_path,
+            guards_312: (version.major, version.minor) == (3, 12),
+            lease: Some(lease),
+        })
+    }
+
+    /// The running Python's version, as (major, minor, micro).
+    pub fn python_version(&self) -> (u8, u8, u8) {
+        let v = self.lease.as_ref().map(ffi::process::Lease::version);
+        v.map_or((0, 0, 0), |v| (v.major, v.minor, v.micro))
+    }
+
+    /// The folders put first on every actor's `sys.path`.
+    pub fn python_path(&self) -> &[String] {
+        &self.python_path
+    }
+
+    /// Whether actors refuse the modules that crash CPython 3.12 in own-GIL
+    /// subinterpreters (on 3.12 only).
+    pub(crate) fn guards_312(&self) -> bool {
+        self.guards_312
+    }
+
+    /// Gives the share back. If it was the last one and subactor started Python,
+    /// Python is finalised now and any error it reports is returned.
+    ///
+    /// Every actor of this host must have stopped: they hold the host until then.
+    pub fn close(mut self) -> Result<(), HostError> {
+        match self.lease.take() {
+            Some(lease) => lease.release(),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! [`PythonActor`] (the recipe) and [`PyActor`] (the running actor).
+
+use std::sync::Arc;
+
+use subactor_core::{Actor, ActorContext, Spawn, SpawnOptions, StopReason, Value};
+use tracing::debug;
+
+use crate::ffi::interp::Interpreter;
+use crate::{PythonHost, ReceiveError, StartError};
+
+/// The recipe of a Python actor: a module, a class in it, and constructor arguments.
+///
+/// The module is a dotted import path (`"examples.python.primes"`, found on the
+/// runtime's Python path) or the path of a `.py` file. Each actor gets its own
+/// own-GIL subinterpreter on its own thread, imports the module there, and calls
+/// `Class(*args)`. Every message then calls the instance's `receive(msg)`; an ask gets
+/// its return value.
+///
+/// ```no_run
+/// use subactor_host::PythonActor;
+///
+/// let counter = PythonActor::new("examples.python.primes", "Counter").args((0,)).name("c");
+/// ```
+#[derive(Clone, Debug)]
+pub struct PythonActor {
+    module: String,
+    class: String,
+    args: Vec<Value>,
+    options: SpawnOptions,
+}
+
+impl PythonActor {
+    /// An actor of `class` from `module` (dotted name or `.py` path), built with no
+    /// arguments.
+    pub fn new(module: impl Into<String>, class: impl Into<String>) -> PythonActor {
+        PythonActor {
+            module: module.into(),
+            class: class.into(),
+            args: Vec::new(),
+            options: SpawnOptions::default(),
+        }
+    }
+
+    /// The constructor's positional arguments: a tuple gives one argument per item
+    /// (`()` none, `(0,)` one); any other value is the single argument.
+    #[must_use]
+    pub fn args(mut self, args: impl Into<Value>) -> PythonActor {
+        self.args = match args.into() {
+            Value::Tuple(items) => items,
+            single => vec![single],
+        };
+        self
+    }
+
+    /// Sets the actor's unique name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> PythonActor {
+        self.options = self.options.name(name);
+        self
+    }
+
+    /// Sets the mailbox capacity (at least 1).
+    #[must_use]
+    pub fn mailbox_capacity(mut self, capacity: usize) -> PythonActor {
+        self.options = self.options.mailbox_capacity(capacity);
+        self
+    }
+
+    /// Pins the actor's thread to a CPU core (0-based).
+    #[must_use]
+    pub fn pin_to_core(mut self, core: usize) -> PythonActor {
+        self.options = self.options.pin_to_core(core);
+        self
+    }
+
+    /// The module (dotted name or file path).
+    pub fn module(&self) -> &str {
+        &self.module
+    }
+
+    /// The class name.
+    pub fn class(&self) -> &str {
+        &self.class
+    }
+}
+
+impl Spawn for PythonActor {
+    type Actor = PyActor;
+    type Error = StartError;
+
+    fn options(&self) -> &SpawnOptions {
+        &self.options
+    }
+
+    fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
+        let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
+        let mut interp = Interpreter::create(host.python_path(), host.guards_312())?;
+        debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
+        interp.instantiate(&self.module, &self.class, &self.args)?;
+        Ok(PyActor { interp, _host: host })
+    }
+}
+
+/// A running Python actor: an instance in its own subinterpreter.
+///
+/// Its messages and replies are [`Value`]s. Messages handled back to back run under
+/// one attach of the interpreter's GIL, which is released whenever the mailbox is empty.
+pub struct PyActor {
+    // Declared first: the interpreter ends before the host lease is given back.
+    interp: Interpreter,
+    _host: Arc<PythonHost>,
+}
+
+impl PyActor {
+    /// CPython's id of the actor's interpreter.
+    pub fn interpreter_id(&self) -> i64 {
+        self.interp.id()
+    }
+}
+
+impl std::fmt::Debug for PyActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PyActor").field("interpreter", &self.interp.id()).finish_non_exhaustive()
+    }
+}
+
+impl Actor for PyActor {
+    type Msg = Value;
+    type Reply = Value;
+    type Error = ReceiveError;
+
+    fn handle(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<Value, ReceiveError> {
+        self.interp.receive(&msg, true)
+    }
+
+    fn handle_tell(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<(), ReceiveError> {
+        self.interp.receive(&msg, false).map(drop).inspect_err(|error| {
+            if let Some(exception) = error.exception() {
+                debug!(traceback = %exception.traceback, "receive() failed on a tell");
+            }
+        })
+    }
+
+    fn before_wait(&mut self) {
+        self.interp.detach();
+    }
+
+    fn after_wait(&mut self) {
+        self.interp.attach();
+    }
+
+    fn stopped(&mut self, _ctx: &ActorContext<Self>, reason: &StopReason) {
+        debug!(interpreter = self.interp.id(), %reason, "ending interpreter");
+    }
+}

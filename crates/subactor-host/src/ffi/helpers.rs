@@ -1,0 +1,297 @@
+//! The host's helper functions inside one interpreter: the bootstrap module
+//! (`bootstrap.py`), pickle, and turning exceptions into [`PythonException`]s.
+
+use std::cell::OnceCell;
+use std::ffi::{CStr, c_long};
+use std::ptr;
+
+use pyo3_ffi as ffi;
+
+use super::object::{Obj, take_exception, to_rust_string};
+use crate::PythonException;
+
+/// The bootstrap module's source, NUL-terminated for `Py_CompileString`.
+const BOOTSTRAP: &str = concat!(include_str!("../bootstrap.py"), "\0");
+
+/// The pickle protocol used for objects that are not plain values (5: out-of-band
+/// buffers, Python 3.8+).
+const PICKLE_PROTOCOL: c_long = 5;
+
+/// Functions of the bootstrap module and of pickle, held for one interpreter.
+pub(crate) struct Helpers {
+    load_module: Obj,
+    get_class: Obj,
+    receive_of: Obj,
+    type_name: Obj,
+    describe: Obj,
+    pickle: OnceCell<Pickle>,
+}
+
+/// `pickle.dumps` and `pickle.loads`, imported on first use.
+pub(crate) struct Pickle {
+    dumps: Obj,
+    loads: Obj,
+    protocol: Obj,
+}
+
+impl Pickle {
+    /// `pickle.dumps(obj, protocol=5)`; on failure, the exception.
+    ///
+    /// # Safety
+    ///
+    /// `obj` is valid and the owning interpreter is attached.
+    pub(crate) unsafe fn dumps(&self, obj: *mut ffi::PyObject) -> Result<Obj, Obj> {
+        // SAFETY: forwarded contract.
+        unsafe { call(&self.dumps, &[obj, self.protocol.as_ptr()]) }
+    }
+
+    /// `pickle.loads(data)`; on failure, the exception.
+    ///
+    /// # Safety
+    ///
+    /// `data` is valid and the owning interpreter is attached.
+    pub(crate) unsafe fn loads(&self, data: *mut ffi::PyObject) -> Result<Obj, Obj> {
+        // SAFETY: forwarded contract.
+        unsafe { call(&self.loads, &[data]) }
+    }
+}
+
+/// Calls `func(*args)` with vectorcall; on failure, the raised exception.
+///
+/// # Safety
+///
+/// `func` and every arg are valid objects of the attached interpreter.
+pub(crate) unsafe fn call(func: &Obj, args: &[*mut ffi::PyObject]) -> Result<Obj, Obj> {
+    // One spare slot in front lets a bound method prepend `self` without copying
+    // (PY_VECTORCALL_ARGUMENTS_OFFSET).
+    let mut slots = [ptr::null_mut::<ffi::PyObject>(); 4];
+    let mut heap;
+    let buffer: &mut [*mut ffi::PyObject] = if args.len() < slots.len() {
+        &mut slots[..=args.len()]
+    } else {
+        heap = vec![ptr::null_mut(); args.len() + 1];
+        &mut heap
+    };
+    buffer[1..].copy_from_slice(args);
+    let nargs = args.len() | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET;
+    // SAFETY: the objects are valid and attached (contract); the argument array has
+    // args.len() entries after the writable spare slot, as the flag promises.
+    let result = unsafe { ffi::PyObject_Vectorcall(func.as_ptr(), buffer.as_mut_ptr().add(1), nargs, ptr::null_mut()) };
+    // SAFETY: a new reference or null; attached.
+    match unsafe { Obj::from_owned(result) } {
+        Some(obj) => Ok(obj),
+        // SAFETY: attached; a null result means an exception is set.
+        None => Err(unsafe { take_exception() }.unwrap_or_else(|| missing_exception())),
+    }
+}
+
+/// An exception to report when the C API failed without raising one (it should not).
+fn missing_exception() -> Obj {
+    // SAFETY: only called with an interpreter attached (by `call`'s callers); builds a
+    // SystemError instance.
+    unsafe {
+        let args = ffi::PyTuple_New(0);
+        let exc = ffi::PyObject_Call(ffi::PyExc_SystemError, args, ptr::null_mut());
+        ffi::Py_XDECREF(args);
+        Obj::from_owned(exc).unwrap_or_else(|| {
+            Obj::from_borrowed(ffi::Py_None()).unwrap_or_else(|| unreachable!("None always exists"))
+        })
+    }
+}
+
+/// A new `str` object.
+///
+/// # Safety
+///
+/// An interpreter is attached.
+pub(crate) unsafe fn new_str(s: &str) -> Result<Obj, Obj> {
+    let len = ffi::Py_ssize_t::try_from(s.len()).unwrap_or(ffi::Py_ssize_t::MAX);
+    // SAFETY: attached (contract); `s` is valid UTF-8 of that length.
+    unsafe { Obj::from_owned(ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), len)) }
+        // SAFETY: attached; null means an exception is set.
+        .ok_or_else(|| unsafe { take_exception() }.unwrap_or_else(missing_exception))
+}
+
+impl Helpers {
+    /// Runs the bootstrap module in the attached interpreter, puts `paths` first on its
+    /// `sys.path`, and keeps the module's functions.
+    ///
+    /// # Safety
+    ///
+    /// A fresh subinterpreter is attached on this thread.
+    pub(crate) unsafe fn load(paths: &[String], guard_312: bool) -> Result<Helpers, PythonException> {
+        let source = CStr::from_bytes_with_nul(BOOTSTRAP.as_bytes()).unwrap_or(c"");
+        // SAFETY: attached (contract); every pointer is checked before use and owned by
+        // an `Obj`, except borrowed dict entries, which are INCREF'd at once.
+        unsafe {
+            let failed = || describe_fallback(take_exception());
+            let code = Obj::from_owned(ffi::Py_CompileString(
+                source.as_ptr(),
+                c"<subactor-host bootstrap>".as_ptr(),
+                ffi::Py_file_input,
+            ))
+            .ok_or_else(failed)?;
+            let module = Obj::from_owned(ffi::PyModule_New(c"_subactor_host".as_ptr())).ok_or_else(failed)?;
+            let dict = ffi::PyModule_GetDict(module.as_ptr());
+            if ffi::PyDict_SetItemString(dict, c"__builtins__".as_ptr(), ffi::PyEval_GetBuiltins()) < 0 {
+                return Err(failed());
+            }
+            Obj::from_owned(ffi::PyEval_EvalCode(code.as_ptr(), dict, dict)).ok_or_else(failed)?;
+            let get = |name: &CStr| {
+                Obj::from_borrowed(ffi::PyDict_GetItemString(dict, name.as_ptr())).ok_or_else(|| PythonException {
+                    type_name: "SystemError".into(),
+                    message: format!("the bootstrap module has no {name:?}"),
+                    traceback: String::new(),
+                })
+            };
+            let helpers = Helpers {
+                load_module: get(c"load_module")?,
+                get_class: get(c"get_class")?,
+                receive_of: get(c"receive_of")?,
+                type_name: get(c"type_name")?,
+                describe: get(c"describe")?,
+                pickle: OnceCell::new(),
+            };
+            let list = Obj::from_owned(ffi::PyList_New(0)).ok_or_else(failed)?;
+            for path in paths {
+                let path = new_str(path).map_err(|exc| helpers.describe(exc).0)?;
+                if ffi::PyList_Append(list.as_ptr(), path.as_ptr()) < 0 {
+                    return Err(helpers.current_exception());
+                }
+            }
+            let guard = if guard_312 { ffi::Py_True() } else { ffi::Py_False() };
+            call(&get(c"setup")?, &[list.as_ptr(), guard]).map_err(|exc| helpers.describe(exc).0)?;
+            Ok(helpers)
+        }
+    }
+
+    /// Imports a module by dotted name or file path.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn load_module(&self, target: &str) -> Result<Obj, Obj> {
+        // SAFETY: attached (contract).
+        unsafe { call(&self.load_module, &[new_str(target)?.as_ptr()]) }
+    }
+
+    /// `getattr(module, name)`, checked to be callable.
+    ///
+    /// # Safety
+    ///
+    /// `module` belongs to the owning interpreter, which is attached.
+    pub(crate) unsafe fn get_class(&self, module: &Obj, name: &str) -> Result<Obj, Obj> {
+        // SAFETY: attached (contract).
+        unsafe { call(&self.get_class, &[module.as_ptr(), new_str(name)?.as_ptr()]) }
+    }
+
+    /// The bound `receive` method of an instance, if it has one.
+    ///
+    /// # Safety
+    ///
+    /// `instance` belongs to the owning interpreter, which is attached.
+    pub(crate) unsafe fn receive_of(&self, instance: &Obj) -> Result<Option<Obj>, Obj> {
+        // SAFETY: attached (contract).
+        let receive = unsafe { call(&self.receive_of, &[instance.as_ptr()])? };
+        // SAFETY: attached.
+        Ok((receive.as_ptr() != unsafe { ffi::Py_None() }).then_some(receive))
+    }
+
+    /// `pickle`, imported on first use.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn pickle(&self) -> Result<&Pickle, PythonException> {
+        if let Some(pickle) = self.pickle.get() {
+            return Ok(pickle);
+        }
+        // SAFETY: attached (contract); results are checked and owned.
+        let pickle = unsafe {
+            let module =
+                Obj::from_owned(ffi::PyImport_ImportModule(c"pickle".as_ptr())).ok_or_else(|| self.current_exception())?;
+            let attr = |name: &CStr| {
+                Obj::from_owned(ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()))
+                    .ok_or_else(|| self.current_exception())
+            };
+            Pickle {
+                dumps: attr(c"dumps")?,
+                loads: attr(c"loads")?,
+                protocol: Obj::from_owned(ffi::PyLong_FromLong(PICKLE_PROTOCOL)).ok_or_else(|| self.current_exception())?,
+            }
+        };
+        Ok(self.pickle.get_or_init(|| pickle))
+    }
+
+    /// The qualified name of an object's type (`"collections.OrderedDict"`).
+    ///
+    /// # Safety
+    ///
+    /// `obj` belongs to the owning interpreter, which is attached.
+    pub(crate) unsafe fn type_name(&self, obj: *mut ffi::PyObject) -> String {
+        // SAFETY: attached (contract).
+        match unsafe { call(&self.type_name, &[obj]) } {
+            // SAFETY: attached; the helper returns a str.
+            Ok(name) => unsafe { to_rust_string(name.as_ptr()) }.unwrap_or_else(|| "?".into()),
+            Err(_) => "?".into(),
+        }
+    }
+
+    /// Describes an exception: the [`PythonException`], and the extension module that
+    /// refused this subinterpreter if that is what it says.
+    ///
+    /// # Safety
+    ///
+    /// `exc` belongs to the owning interpreter, which is attached.
+    pub(crate) unsafe fn describe(&self, exc: Obj) -> (PythonException, Option<String>) {
+        // SAFETY: attached (contract). The helper returns a 4-tuple of (str, str, str,
+        // str | None); each item is checked by `to_rust_string`.
+        unsafe {
+            let Ok(parts) = call(&self.describe, &[exc.as_ptr()]) else {
+                return (describe_fallback(Some(exc)), None);
+            };
+            if ffi::Py_TYPE(parts.as_ptr()) != &raw mut ffi::PyTuple_Type || ffi::PyTuple_GET_SIZE(parts.as_ptr()) != 4 {
+                return (describe_fallback(Some(exc)), None);
+            }
+            let item = |i| to_rust_string(ffi::PyTuple_GET_ITEM(parts.as_ptr(), i));
+            let exception = PythonException {
+                type_name: item(0).unwrap_or_else(|| "?".into()),
+                message: item(1).unwrap_or_default(),
+                traceback: item(2).unwrap_or_default(),
+            };
+            (exception, item(3))
+        }
+    }
+
+    /// Takes and describes the exception currently raised.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn current_exception(&self) -> PythonException {
+        // SAFETY: attached (contract).
+        match unsafe { take_exception() } {
+            // SAFETY: attached (contract).
+            Some(exc) => unsafe { self.describe(exc) }.0,
+            None => describe_fallback(None),
+        }
+    }
+}
+
+/// A [`PythonException`] built without calling back into Python (for failures of the
+/// bootstrap itself).
+fn describe_fallback(exc: Option<Obj>) -> PythonException {
+    let Some(exc) = exc else {
+        return PythonException { type_name: "SystemError".into(), message: "unknown error".into(), traceback: String::new() };
+    };
+    // SAFETY: `exc` is valid and attached (Obj invariant); tp_name is a C string.
+    let type_name = unsafe { CStr::from_ptr((*ffi::Py_TYPE(exc.as_ptr())).tp_name) }.to_string_lossy().into_owned();
+    // SAFETY: as above; PyObject_Str returns a new reference or null.
+    let message = unsafe { Obj::from_owned(ffi::PyObject_Str(exc.as_ptr())) }
+        // SAFETY: as above.
+        .and_then(|s| unsafe { to_rust_string(s.as_ptr()) })
+        .unwrap_or_default();
+    // SAFETY: attached; drop any error raised by PyObject_Str.
+    unsafe { ffi::PyErr_Clear() };
+    PythonException { type_name, message, traceback: String::new() }
+}

@@ -1,0 +1,211 @@
+//! [`Interpreter`]: one own-GIL subinterpreter, owned by the thread that created it.
+//!
+//! Lifecycle, all on the owning thread:
+//! 1. [`Interpreter::create`] attaches a fresh thread state of the main interpreter
+//!    (taking the main GIL for a moment), calls `Py_NewInterpreterFromConfig` with its
+//!    own GIL and its own object allocator, and ends attached to the new interpreter.
+//! 2. Between messages the actor [`detach`](Interpreter::detach)es (releasing the
+//!    interpreter's GIL, which lets the interpreter's own Python threads run) and
+//!    [`attach`](Interpreter::attach)es again.
+//! 3. Dropping it releases every object it holds, then `Py_EndInterpreter` (which waits
+//!    for the interpreter's non-daemon threads and runs its `atexit` callbacks), then
+//!    deletes the main-interpreter thread state from step 1.
+
+use std::ptr::{self, NonNull};
+
+use pyo3_ffi as ffi;
+use subactor_core::Value;
+
+use super::convert::{from_python, to_python};
+use super::helpers::{Helpers, call};
+use super::object::{Obj, c_str_lossy};
+use crate::{ReceiveError, StartError};
+
+/// CPython 3.12 crashed when two threads created interpreters at once: there,
+/// creation is serialised.
+#[cfg(not(Py_3_13))]
+static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An own-GIL subinterpreter. Neither `Send` nor `Sync`: it lives and dies on the thread
+/// that created it.
+pub(crate) struct Interpreter {
+    /// This interpreter's thread state for the owning thread.
+    tstate: NonNull<ffi::PyThreadState>,
+    /// The main interpreter's thread state for the owning thread, needed to create the
+    /// interpreter and deleted after it ends.
+    main_tstate: NonNull<ffi::PyThreadState>,
+    attached: bool,
+    id: i64,
+    helpers: Option<Helpers>,
+    actor: Option<ActorObjects>,
+}
+
+/// The actor instance and its bound `receive` method.
+struct ActorObjects {
+    _instance: Obj,
+    receive: Obj,
+}
+
+impl Interpreter {
+    /// Creates a subinterpreter on the calling thread and leaves it attached, with
+    /// `paths` first on its `sys.path`.
+    ///
+    /// The caller holds a [`Lease`](super::process::Lease), so Python is initialised.
+    pub(crate) fn create(paths: &[String], guard_312: bool) -> Result<Interpreter, StartError> {
+        #[cfg(not(Py_3_13))]
+        let _serial = CREATE_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let config = ffi::PyInterpreterConfig {
+            use_main_obmalloc: 0,
+            allow_fork: 0,
+            allow_exec: 0,
+            allow_threads: 1,
+            allow_daemon_threads: 0,
+            check_multi_interp_extensions: 1,
+            gil: ffi::PyInterpreterConfig_OWN_GIL,
+        };
+        // SAFETY: Python is initialised (the caller's lease) and no thread state is
+        // attached on this thread (a fresh actor thread). We attach a new main-interpreter
+        // thread state, which Py_NewInterpreterFromConfig detaches when it succeeds and
+        // leaves attached when it fails.
+        let (main_tstate, created) = unsafe {
+            let main_tstate = ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
+            let Some(main_tstate) = NonNull::new(main_tstate) else {
+                return Err(StartError::Interpreter("cannot create a thread state for the main interpreter".into()));
+            };
+            ffi::PyEval_RestoreThread(main_tstate.as_ptr());
+            let mut tstate = ptr::null_mut();
+            let status = ffi::Py_NewInterpreterFromConfig(&mut tstate, &config);
+            let created = if ffi::PyStatus_Exception(status) == 0 {
+                NonNull::new(tstate).ok_or_else(|| "no thread state returned".to_owned())
+            } else {
+                Err(c_str_lossy(status.err_msg).unwrap_or_else(|| "unknown error".into()))
+            };
+            (main_tstate, created)
+        };
+        let tstate = match created {
+            Ok(tstate) => tstate,
+            Err(message) => {
+                // SAFETY: the failed call left the main thread state attached (or nothing
+                // attached); make sure it is attached, then delete it.
+                unsafe {
+                    if ffi::PyThreadState_GetUnchecked() != main_tstate.as_ptr() {
+                        ffi::PyEval_RestoreThread(main_tstate.as_ptr());
+                    }
+                    ffi::PyThreadState_Clear(main_tstate.as_ptr());
+                    ffi::PyThreadState_DeleteCurrent();
+                }
+                return Err(StartError::Interpreter(message));
+            }
+        };
+        // SAFETY: the new interpreter is attached; its state pointer is valid.
+        let id = unsafe { ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate.as_ptr())) };
+        let mut interp = Interpreter { tstate, main_tstate, attached: true, id, helpers: None, actor: None };
+        // SAFETY: a fresh subinterpreter is attached on this thread. On error, dropping
+        // `interp` ends the interpreter.
+        interp.helpers = Some(unsafe { Helpers::load(paths, guard_312) }.map_err(StartError::Setup)?);
+        Ok(interp)
+    }
+
+    /// CPython's id of this interpreter.
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn helpers(&self) -> &Helpers {
+        self.helpers.as_ref().unwrap_or_else(|| unreachable!("helpers live as long as the interpreter"))
+    }
+
+    /// Imports `target`, finds `class`, and calls it with `args`; keeps the instance and
+    /// its bound `receive`.
+    pub(crate) fn instantiate(&mut self, target: &str, class: &str, args: &[Value]) -> Result<(), StartError> {
+        assert!(self.attached, "instantiate needs the interpreter attached");
+        let helpers = self.helpers();
+        // SAFETY: the interpreter is attached; every object is owned by an `Obj` of it.
+        let objects = unsafe {
+            let module = helpers.load_module(target).map_err(|exc| {
+                let (exception, refusing) = helpers.describe(exc);
+                match refusing {
+                    Some(module) => StartError::IncompatibleExtension { module, exception },
+                    None => StartError::Import { module: target.to_owned(), exception },
+                }
+            })?;
+            let cls = helpers.get_class(&module, class).map_err(|exc| StartError::MissingClass {
+                module: target.to_owned(),
+                class: class.to_owned(),
+                exception: helpers.describe(exc).0,
+            })?;
+            let mut arg_objects = Vec::with_capacity(args.len());
+            for arg in args {
+                arg_objects.push(to_python(arg, helpers).map_err(StartError::Arguments)?);
+            }
+            let arg_ptrs: Vec<_> = arg_objects.iter().map(Obj::as_ptr).collect();
+            let instance = call(&cls, &arg_ptrs).map_err(|exc| {
+                let (exception, refusing) = helpers.describe(exc);
+                match refusing {
+                    Some(module) => StartError::IncompatibleExtension { module, exception },
+                    None => StartError::Constructor { class: class.to_owned(), exception },
+                }
+            })?;
+            let receive = helpers
+                .receive_of(&instance)
+                .map_err(|exc| StartError::Constructor { class: class.to_owned(), exception: helpers.describe(exc).0 })?
+                .ok_or_else(|| StartError::NoReceive { class: class.to_owned() })?;
+            ActorObjects { _instance: instance, receive }
+        };
+        self.actor = Some(objects);
+        Ok(())
+    }
+
+    /// Calls the actor's `receive(msg)`; converts the result back when `reply` is set
+    /// (otherwise answers `None` without converting).
+    pub(crate) fn receive(&mut self, msg: &Value, reply: bool) -> Result<Value, ReceiveError> {
+        debug_assert!(self.attached, "receive needs the interpreter attached");
+        let helpers = self.helpers();
+        let Some(actor) = &self.actor else {
+            return Err(ReceiveError::NotInstantiated);
+        };
+        // SAFETY: the interpreter is attached; objects are owned by `Obj`s of it.
+        unsafe {
+            let arg = to_python(msg, helpers).map_err(ReceiveError::Message)?;
+            let result = call(&actor.receive, &[arg.as_ptr()]).map_err(|exc| ReceiveError::Exception(helpers.describe(exc).0))?;
+            drop(arg);
+            if reply { from_python(result.as_ptr(), helpers).map_err(ReceiveError::Reply) } else { Ok(Value::None) }
+        }
+    }
+
+    /// Releases this interpreter's GIL (before the thread waits).
+    pub(crate) fn detach(&mut self) {
+        if self.attached {
+            // SAFETY: our thread state is the attached one.
+            unsafe { ffi::PyEval_SaveThread() };
+            self.attached = false;
+        }
+    }
+
+    /// Takes this interpreter's GIL again.
+    pub(crate) fn attach(&mut self) {
+        if !self.attached {
+            // SAFETY: our thread state was detached by `detach` on this same thread.
+            unsafe { ffi::PyEval_RestoreThread(self.tstate.as_ptr()) };
+            self.attached = true;
+        }
+    }
+}
+
+impl Drop for Interpreter {
+    fn drop(&mut self) {
+        self.attach();
+        // Objects of this interpreter go while it is attached and alive.
+        self.actor = None;
+        self.helpers = None;
+        // SAFETY: our thread state is attached; after Py_EndInterpreter nothing is
+        // attached, and the main-interpreter thread state we made in `create` (detached
+        // since) is attached, cleared and deleted.
+        unsafe {
+            ffi::Py_EndInterpreter(self.tstate.as_ptr());
+            ffi::PyEval_RestoreThread(self.main_tstate.as_ptr());
+            ffi::PyThreadState_Clear(self.main_tstate.as_ptr());
+            ffi::PyThreadState_DeleteCurrent();
+        }
+    }
+}

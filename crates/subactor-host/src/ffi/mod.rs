@@ -1,0 +1,25 @@
+//! Every line of subactor-host that touches the CPython C API.
+//!
+//! The rest of the crate is safe code that uses three types from here:
+//! - [`process::Lease`]: a share of the process's Python (the main interpreter),
+//!   initialised on a dedicated thread by the first lease and finalised on that same
+//!   thread when the last lease is released;
+//! - [`interp::Interpreter`]: one own-GIL subinterpreter, created, used and ended on
+//!   the thread that owns it (it is neither `Send` nor `Sync`);
+//! - the conversions between [`Value`](subactor_core::Value) and Python objects, which
+//!   [`interp::Interpreter`] uses on its own thread.
+//!
+//! Invariants the code here relies on, and keeps:
+//! - an [`object::Obj`] (an owned `PyObject*`) is created, used and dropped only while
+//!   its interpreter's thread state is attached on the current thread: `Obj`s never
+//!   leave the `Interpreter` that made them, and the `Interpreter` attaches itself
+//!   before it drops them;
+//! - no Python object crosses interpreters: only `Value`s do;
+//! - PyO3's high-level API is not used anywhere in this crate (its statics are per
+//!   process, not per interpreter).
+
+pub(crate) mod convert;
+pub(crate) mod helpers;
+pub(crate) mod interp;
+pub(crate) mod object;
+pub(crate) mod process;
