@@ -42,5 +42,8 @@ pub use lifecycle::{ActorId, ActorState, StopReason};
 pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, SystemBuilder};
 pub use value::{MAX_DEPTH, Value, ValueError};
 
+#[cfg(any(test, feature = "proptest"))]
+pub mod testing;
+
 #[cfg(test)]
 mod tests;

@@ -249,7 +249,9 @@ impl ActorSystem {
 
     /// Whether the calling thread is the thread of one of this system's live actors.
     pub fn is_actor_thread(&self) -> bool {
-        lock(&self.inner.live).values().any(|actor| actor.is_own_thread())
+        lock(&self.inner.live)
+            .values()
+            .any(|actor| actor.is_own_thread())
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called.

@@ -93,11 +93,17 @@ impl Spawn for PythonActor {
     }
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
-        let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
-        let mut interp = Interpreter::create(host.python_path(), host.guards_312())?;
+        let host = ctx
+            .system()
+            .extension::<PythonHost>()
+            .ok_or(StartError::NoHost)?;
+        let mut interp = Interpreter::create(host.python_path())?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate(&self.module, &self.class, &self.args)?;
-        Ok(PyActor { interp, _host: host })
+        Ok(PyActor {
+            interp,
+            _host: host,
+        })
     }
 }
 
@@ -120,7 +126,9 @@ impl PyActor {
 
 impl std::fmt::Debug for PyActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PyActor").field("interpreter", &self.interp.id()).finish_non_exhaustive()
+        f.debug_struct("PyActor")
+            .field("interpreter", &self.interp.id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,11 +142,14 @@ impl Actor for PyActor {
     }
 
     fn handle_tell(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<(), ReceiveError> {
-        self.interp.receive(&msg, false).map(drop).inspect_err(|error| {
-            if let Some(exception) = error.exception() {
-                debug!(traceback = %exception.traceback, "receive() failed on a tell");
-            }
-        })
+        self.interp
+            .receive(&msg, false)
+            .map(drop)
+            .inspect_err(|error| {
+                if let Some(exception) = error.exception() {
+                    debug!(traceback = %exception.traceback, "receive() failed on a tell");
+                }
+            })
     }
 
     fn before_wait(&mut self) {

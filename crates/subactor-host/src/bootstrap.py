@@ -6,38 +6,58 @@ calls its functions through the C API. It is not an API for actor code.
 
 import sys
 
-# Importing these modules crashed CPython 3.12 (3.12.1 here) in an own-GIL
-# subinterpreter instead of raising; on 3.12 they are refused with an ImportError.
-_CRASHES_ON_312 = frozenset(
-    {"_decimal", "decimal", "_datetime", "datetime", "_zoneinfo", "zoneinfo", "_asyncio", "asyncio"}
-)
-
 _SUBINTERPRETER_REFUSAL = "does not support loading in subinterpreters"
 
+# C accelerators that corrupt memory in own-GIL subinterpreters of these CPython
+# versions (measured here; upstream: python/cpython#136423 for _datetime). Refusing
+# them makes the standard library fall back to its pure-Python implementations
+# (_pydatetime, _pydecimal, zoneinfo._zoneinfo, asyncio's Python tasks and futures),
+# which are correct in every interpreter.
+_UNSAFE_ACCELERATORS = {
+    (3, 12): frozenset({"_datetime", "_zoneinfo", "_decimal", "_asyncio"}),
+    (3, 13): frozenset({"_datetime", "_zoneinfo"}),
+}
 
-class _Guard312:
-    """Refuses the modules that crash CPython 3.12 in own-GIL subinterpreters."""
 
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name.partition(".")[0] in _CRASHES_ON_312:
+class _AcceleratorGuard:
+    """A meta-path finder that refuses the unsafe accelerators of this version."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.names:
             raise ImportError(
-                f"module {name} {_SUBINTERPRETER_REFUSAL}: importing it crashes CPython "
-                f"{sys.version_info.major}.{sys.version_info.minor} in an own-GIL "
-                "subinterpreter (use Python 3.13)",
+                f"module {name} {_SUBINTERPRETER_REFUSAL} safely on CPython "
+                f"{sys.version_info.major}.{sys.version_info.minor} (subactor uses the "
+                "pure-Python implementation instead)",
                 name=name,
             )
         return None
 
 
-def setup(paths, guard_312):
-    """Puts the runtime's folders first on ``sys.path``; installs the 3.12 guard."""
+def setup(paths):
+    """Puts the runtime's folders first on ``sys.path`` and installs the guard."""
     for path in reversed(paths):
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
-    if guard_312:
-        sys.meta_path.insert(0, _Guard312)
+    unsafe = _UNSAFE_ACCELERATORS.get(sys.version_info[:2])
+    if unsafe:
+        sys.meta_path.insert(0, _AcceleratorGuard(unsafe))
+
+
+def teardown():
+    """Runs just before the interpreter ends, while module globals are intact.
+
+    ``threading`` (3.13) tracks threads it did not start, such as the actor's, with an
+    object whose ``__del__`` needs the module's globals; it would otherwise be collected
+    after they are cleared and print an ignored exception.
+    """
+    threading = sys.modules.get("threading")
+    local = getattr(threading, "_thread_local_info", None)
+    if local is not None and hasattr(local, "_track_dummy_thread_ref"):
+        del local._track_dummy_thread_ref
 
 
 def load_module(target):

@@ -29,7 +29,6 @@ pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartErr
 pub struct PythonHost {
     python_path: Vec<String>,
     lease: Option<ffi::process::Lease>,
-    guards_312: bool,
 }
 
 impl PythonHost {
@@ -37,14 +36,17 @@ impl PythonHost {
     /// whose `sys.path` starts with `python_path`.
     pub fn start(python_path: Vec<PathBuf>) -> Result<PythonHost, HostError> {
         let lease = ffi::process::Lease::acquire()?;
-        let version = lease.version();
         let python_path = python_path
             .into_iter()
-            .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
+            .map(|p| {
+                std::path::absolute(&p)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         Ok(PythonHost {
             python_path,
-            guards_312: (version.major, version.minor) == (3, 12),
             lease: Some(lease),
         })
     }
@@ -58,12 +60,6 @@ impl PythonHost {
     /// The folders put first on every actor's `sys.path`.
     pub fn python_path(&self) -> &[String] {
         &self.python_path
-    }
-
-    /// Whether actors refuse the modules that crash CPython 3.12 in own-GIL
-    /// subinterpreters (on 3.12 only).
-    pub(crate) fn guards_312(&self) -> bool {
-        self.guards_312
     }
 
     /// Gives the share back. If it was the last one and subactor started Python,

@@ -3,40 +3,9 @@ use std::collections::{BTreeMap, HashMap};
 use num_bigint::BigInt;
 use proptest::prelude::*;
 
+use crate::testing::any_value;
 use crate::value::MAX_DEPTH;
 use crate::{Value, ValueError, codec};
-
-/// Every kind of value, nested up to four levels.
-pub(crate) fn any_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::None),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::Int),
-        any::<Vec<u32>>().prop_flat_map(|digits| {
-            any::<bool>().prop_map(move |negative| {
-                let sign = if negative {
-                    num_bigint::Sign::Minus
-                } else {
-                    num_bigint::Sign::Plus
-                };
-                Value::int(BigInt::new(sign, digits.clone()) * BigInt::from(u64::MAX))
-            })
-        }),
-        any::<f64>().prop_map(Value::Float),
-        any::<String>().prop_map(Value::Str),
-        any::<Vec<u8>>().prop_map(Value::Bytes),
-        any::<Vec<u8>>().prop_map(Value::Pickled),
-    ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::List),
-            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Tuple),
-            prop::collection::vec((inner.clone(), inner.clone()), 0..8).prop_map(Value::Dict),
-            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Set),
-            prop::collection::vec(inner, 0..8).prop_map(Value::FrozenSet),
-        ]
-    })
-}
 
 proptest! {
     #[test]

@@ -24,6 +24,7 @@ pub(crate) struct Helpers {
     receive_of: Obj,
     type_name: Obj,
     describe: Obj,
+    teardown: Obj,
     pickle: OnceCell<Pickle>,
 }
 
@@ -76,7 +77,14 @@ pub(crate) unsafe fn call(func: &Obj, args: &[*mut ffi::PyObject]) -> Result<Obj
     let nargs = args.len() | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET;
     // SAFETY: the objects are valid and attached (contract); the argument array has
     // args.len() entries after the writable spare slot, as the flag promises.
-    let result = unsafe { ffi::PyObject_Vectorcall(func.as_ptr(), buffer.as_mut_ptr().add(1), nargs, ptr::null_mut()) };
+    let result = unsafe {
+        ffi::PyObject_Vectorcall(
+            func.as_ptr(),
+            buffer.as_mut_ptr().add(1),
+            nargs,
+            ptr::null_mut(),
+        )
+    };
     // SAFETY: a new reference or null; attached.
     match unsafe { Obj::from_owned(result) } {
         Some(obj) => Ok(obj),
@@ -114,12 +122,13 @@ pub(crate) unsafe fn new_str(s: &str) -> Result<Obj, Obj> {
 
 impl Helpers {
     /// Runs the bootstrap module in the attached interpreter, puts `paths` first on its
-    /// `sys.path`, and keeps the module's functions.
+    /// `sys.path`, guards against the accelerators that are unsafe in subinterpreters,
+    /// and keeps the module's functions.
     ///
     /// # Safety
     ///
     /// A fresh subinterpreter is attached on this thread.
-    pub(crate) unsafe fn load(paths: &[String], guard_312: bool) -> Result<Helpers, PythonException> {
+    pub(crate) unsafe fn load(paths: &[String]) -> Result<Helpers, PythonException> {
         let source = CStr::from_bytes_with_nul(BOOTSTRAP.as_bytes()).unwrap_or(c"");
         // SAFETY: attached (contract); every pointer is checked before use and owned by
         // an `Obj`, except borrowed dict entries, which are INCREF'd at once.
@@ -131,18 +140,23 @@ impl Helpers {
                 ffi::Py_file_input,
             ))
             .ok_or_else(failed)?;
-            let module = Obj::from_owned(ffi::PyModule_New(c"_subactor_host".as_ptr())).ok_or_else(failed)?;
+            let module = Obj::from_owned(ffi::PyModule_New(c"_subactor_host".as_ptr()))
+                .ok_or_else(failed)?;
             let dict = ffi::PyModule_GetDict(module.as_ptr());
-            if ffi::PyDict_SetItemString(dict, c"__builtins__".as_ptr(), ffi::PyEval_GetBuiltins()) < 0 {
+            if ffi::PyDict_SetItemString(dict, c"__builtins__".as_ptr(), ffi::PyEval_GetBuiltins())
+                < 0
+            {
                 return Err(failed());
             }
             Obj::from_owned(ffi::PyEval_EvalCode(code.as_ptr(), dict, dict)).ok_or_else(failed)?;
             let get = |name: &CStr| {
-                Obj::from_borrowed(ffi::PyDict_GetItemString(dict, name.as_ptr())).ok_or_else(|| PythonException {
-                    type_name: "SystemError".into(),
-                    message: format!("the bootstrap module has no {name:?}"),
-                    traceback: String::new(),
-                })
+                Obj::from_borrowed(ffi::PyDict_GetItemString(dict, name.as_ptr())).ok_or_else(
+                    || PythonException {
+                        type_name: "SystemError".into(),
+                        message: format!("the bootstrap module has no {name:?}"),
+                        traceback: String::new(),
+                    },
+                )
             };
             let helpers = Helpers {
                 load_module: get(c"load_module")?,
@@ -150,6 +164,7 @@ impl Helpers {
                 receive_of: get(c"receive_of")?,
                 type_name: get(c"type_name")?,
                 describe: get(c"describe")?,
+                teardown: get(c"teardown")?,
                 pickle: OnceCell::new(),
             };
             let list = Obj::from_owned(ffi::PyList_New(0)).ok_or_else(failed)?;
@@ -159,9 +174,22 @@ impl Helpers {
                     return Err(helpers.current_exception());
                 }
             }
-            let guard = if guard_312 { ffi::Py_True() } else { ffi::Py_False() };
-            call(&get(c"setup")?, &[list.as_ptr(), guard]).map_err(|exc| helpers.describe(exc).0)?;
+            call(&get(c"setup")?, &[list.as_ptr()]).map_err(|exc| helpers.describe(exc).0)?;
             Ok(helpers)
+        }
+    }
+
+    /// Runs the bootstrap's clean-up before the interpreter ends; failures are logged.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn teardown(&self) {
+        // SAFETY: attached (contract).
+        if let Err(exc) = unsafe { call(&self.teardown, &[]) } {
+            // SAFETY: attached (contract).
+            let (exception, _) = unsafe { self.describe(exc) };
+            tracing::debug!(%exception, "interpreter teardown helper failed");
         }
     }
 
@@ -208,8 +236,8 @@ impl Helpers {
         }
         // SAFETY: attached (contract); results are checked and owned.
         let pickle = unsafe {
-            let module =
-                Obj::from_owned(ffi::PyImport_ImportModule(c"pickle".as_ptr())).ok_or_else(|| self.current_exception())?;
+            let module = Obj::from_owned(ffi::PyImport_ImportModule(c"pickle".as_ptr()))
+                .ok_or_else(|| self.current_exception())?;
             let attr = |name: &CStr| {
                 Obj::from_owned(ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()))
                     .ok_or_else(|| self.current_exception())
@@ -217,7 +245,8 @@ impl Helpers {
             Pickle {
                 dumps: attr(c"dumps")?,
                 loads: attr(c"loads")?,
-                protocol: Obj::from_owned(ffi::PyLong_FromLong(PICKLE_PROTOCOL)).ok_or_else(|| self.current_exception())?,
+                protocol: Obj::from_owned(ffi::PyLong_FromLong(PICKLE_PROTOCOL))
+                    .ok_or_else(|| self.current_exception())?,
             }
         };
         Ok(self.pickle.get_or_init(|| pickle))
@@ -250,7 +279,9 @@ impl Helpers {
             let Ok(parts) = call(&self.describe, &[exc.as_ptr()]) else {
                 return (describe_fallback(Some(exc)), None);
             };
-            if ffi::Py_TYPE(parts.as_ptr()) != &raw mut ffi::PyTuple_Type || ffi::PyTuple_GET_SIZE(parts.as_ptr()) != 4 {
+            if ffi::Py_TYPE(parts.as_ptr()) != &raw mut ffi::PyTuple_Type
+                || ffi::PyTuple_GET_SIZE(parts.as_ptr()) != 4
+            {
                 return (describe_fallback(Some(exc)), None);
             }
             let item = |i| to_rust_string(ffi::PyTuple_GET_ITEM(parts.as_ptr(), i));
@@ -282,10 +313,16 @@ impl Helpers {
 /// bootstrap itself).
 fn describe_fallback(exc: Option<Obj>) -> PythonException {
     let Some(exc) = exc else {
-        return PythonException { type_name: "SystemError".into(), message: "unknown error".into(), traceback: String::new() };
+        return PythonException {
+            type_name: "SystemError".into(),
+            message: "unknown error".into(),
+            traceback: String::new(),
+        };
     };
     // SAFETY: `exc` is valid and attached (Obj invariant); tp_name is a C string.
-    let type_name = unsafe { CStr::from_ptr((*ffi::Py_TYPE(exc.as_ptr())).tp_name) }.to_string_lossy().into_owned();
+    let type_name = unsafe { CStr::from_ptr((*ffi::Py_TYPE(exc.as_ptr())).tp_name) }
+        .to_string_lossy()
+        .into_owned();
     // SAFETY: as above; PyObject_Str returns a new reference or null.
     let message = unsafe { Obj::from_owned(ffi::PyObject_Str(exc.as_ptr())) }
         // SAFETY: as above.
@@ -293,5 +330,9 @@ fn describe_fallback(exc: Option<Obj>) -> PythonException {
         .unwrap_or_default();
     // SAFETY: attached; drop any error raised by PyObject_Str.
     unsafe { ffi::PyErr_Clear() };
-    PythonException { type_name, message, traceback: String::new() }
+    PythonException {
+        type_name,
+        message,
+        traceback: String::new(),
+    }
 }

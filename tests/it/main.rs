@@ -1,0 +1,9 @@
+//! Integration tests of the `subactor` facade: real interpreters on real threads.
+//!
+//! Python actor classes live in `tests/python`.
+
+mod common;
+mod lifecycle;
+mod messaging;
+mod spawn;
+mod values;

@@ -1,0 +1,266 @@
+//! Spawning Python actors, and every way it can fail.
+
+use subactor::{PythonActor, SpawnError, StartError, Value};
+
+use crate::common::{TIMEOUT, runtime, spawn};
+
+#[test]
+fn actors_run_in_distinct_interpreters_with_isolated_globals() {
+    let rt = runtime();
+    let a = spawn(&rt, "Whoami");
+    let b = spawn(&rt, "Whoami");
+    let id_a = a.blocking_ask((), TIMEOUT).expect("ask a");
+    let id_b = b.blocking_ask((), TIMEOUT).expect("ask b");
+    assert_ne!(id_a, id_b, "each actor has its own interpreter");
+    assert_ne!(
+        id_a,
+        Value::Int(0),
+        "an actor never runs in the main interpreter"
+    );
+
+    let g1 = spawn(&rt, "Globals");
+    let g2 = spawn(&rt, "Globals");
+    for expected in 1..=3 {
+        assert_eq!(
+            g1.blocking_ask((), TIMEOUT).expect("g1"),
+            Value::from(expected)
+        );
+    }
+    assert_eq!(
+        g2.blocking_ask((), TIMEOUT).expect("g2"),
+        Value::from(1),
+        "module globals are per interpreter"
+    );
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn interpreters_do_not_share_a_gil() {
+    // One actor spins in pure Python holding its GIL (switch interval 1000 s) until the
+    // other writes a byte to shared memory. With a shared GIL the writer would be stuck
+    // until the spinner gave up; with one GIL per interpreter both run at once.
+    let rt = runtime();
+    let file = std::env::temp_dir().join(format!("subactor-gil-{}", std::process::id()));
+    std::fs::write(&file, [0u8]).expect("shared file");
+    let path = file.to_string_lossy().into_owned();
+    let spinner = spawn(&rt, "SpinOnSharedMemory");
+    let writer = spawn(&rt, "WriteSharedMemory");
+    let waiting = {
+        let (spinner, path) = (spinner.clone(), path.clone());
+        std::thread::spawn(move || spinner.blocking_ask((path, 20.0), TIMEOUT))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        writer.blocking_ask(path, TIMEOUT).expect("write"),
+        Value::Bool(true)
+    );
+    let seen = waiting.join().expect("join").expect("spin");
+    std::fs::remove_file(&file).ok();
+    assert_eq!(
+        seen,
+        Value::Bool(true),
+        "the spinner must see the write while it holds its GIL"
+    );
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_module_can_be_given_as_a_file_path() {
+    let rt = runtime();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/actors.py");
+    let counter = rt
+        .spawn(PythonActor::new(path, "Counter").args((10,)))
+        .expect("spawn from a path");
+    assert_eq!(
+        counter.blocking_ask(5, TIMEOUT).expect("ask"),
+        Value::from(15)
+    );
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn constructor_arguments_arrive() {
+    let rt = runtime();
+    let one = rt
+        .spawn(PythonActor::new("actors", "Counter").args((100,)))
+        .expect("tuple of one");
+    assert_eq!(one.blocking_ask(1, TIMEOUT).expect("ask"), Value::from(101));
+    let single = rt
+        .spawn(PythonActor::new("actors", "Counter").args(7))
+        .expect("a single value");
+    assert_eq!(
+        single.blocking_ask(1, TIMEOUT).expect("ask"),
+        Value::from(8)
+    );
+    let none = rt
+        .spawn(PythonActor::new("actors", "Counter").args(()))
+        .expect("no arguments");
+    assert_eq!(none.blocking_ask(1, TIMEOUT).expect("ask"), Value::from(1));
+    rt.shutdown().expect("shutdown");
+}
+
+fn start_error<T: std::fmt::Debug>(result: Result<T, SpawnError<StartError>>) -> StartError {
+    match result {
+        Err(SpawnError::Start(e)) => e,
+        other => panic!("expected a start error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_module_that_fails_to_import_is_a_spawn_error_with_its_traceback() {
+    let rt = runtime();
+    match start_error(rt.spawn(PythonActor::new("broken_import", "Anything"))) {
+        StartError::Import { module, exception } => {
+            assert_eq!(module, "broken_import");
+            assert_eq!(exception.type_name, "RuntimeError");
+            assert_eq!(exception.message, "this module is broken on purpose");
+            assert!(
+                exception.traceback.contains("broken_import.py"),
+                "{}",
+                exception.traceback
+            );
+            assert!(
+                exception.traceback.contains("in _fail"),
+                "{}",
+                exception.traceback
+            );
+        }
+        other => panic!("expected Import, got {other:?}"),
+    }
+    match start_error(rt.spawn(PythonActor::new("no_such_module_anywhere", "X"))) {
+        StartError::Import { exception, .. } => {
+            assert_eq!(exception.type_name, "ModuleNotFoundError")
+        }
+        other => panic!("expected Import, got {other:?}"),
+    }
+    match start_error(rt.spawn(PythonActor::new("/nonexistent/dir/actor.py", "X"))) {
+        StartError::Import { exception, .. } => {
+            assert_eq!(exception.type_name, "FileNotFoundError");
+            assert!(exception.message.contains("/nonexistent/dir/actor.py"));
+        }
+        other => panic!("expected Import, got {other:?}"),
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_missing_class_is_a_spawn_error() {
+    let rt = runtime();
+    match start_error(rt.spawn(PythonActor::new("actors", "NoSuchClass"))) {
+        StartError::MissingClass {
+            module,
+            class,
+            exception,
+        } => {
+            assert_eq!((module.as_str(), class.as_str()), ("actors", "NoSuchClass"));
+            assert_eq!(exception.type_name, "AttributeError");
+            assert!(
+                exception.message.contains("'NoSuchClass'"),
+                "{}",
+                exception.message
+            );
+        }
+        other => panic!("expected MissingClass, got {other:?}"),
+    }
+    match start_error(rt.spawn(PythonActor::new("actors", "NOT_A_CLASS"))) {
+        StartError::MissingClass { exception, .. } => assert_eq!(exception.type_name, "TypeError"),
+        other => panic!("expected MissingClass, got {other:?}"),
+    }
+    match start_error(rt.spawn(PythonActor::new("actors", "NoReceive"))) {
+        StartError::NoReceive { class } => assert_eq!(class, "NoReceive"),
+        other => panic!("expected NoReceive, got {other:?}"),
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_raising_constructor_is_a_spawn_error_with_its_traceback() {
+    let rt = runtime();
+    match start_error(rt.spawn(PythonActor::new("actors", "RaisingInit").args((1, "two")))) {
+        StartError::Constructor { class, exception } => {
+            assert_eq!(class, "RaisingInit");
+            assert_eq!(exception.type_name, "RuntimeError");
+            assert_eq!(exception.message, "refusing to start with (1, 'two')");
+            assert!(
+                exception.traceback.contains("in __init__"),
+                "{}",
+                exception.traceback
+            );
+        }
+        other => panic!("expected Constructor, got {other:?}"),
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn an_extension_that_refuses_subinterpreters_is_named() {
+    let rt = runtime();
+    for spec in [
+        PythonActor::new("refuses_subinterpreters", "Anything"),
+        PythonActor::new("actors", "LazyRefusal"),
+    ] {
+        let err = start_error(rt.spawn(spec));
+        match &err {
+            StartError::IncompatibleExtension { module, exception } => {
+                assert_eq!(module, "faulthandler");
+                assert_eq!(exception.type_name, "ImportError");
+            }
+            other => panic!("expected IncompatibleExtension, got {other:?}"),
+        }
+        assert!(err.to_string().contains("\"faulthandler\""), "{err}");
+    }
+    // The process is fine, and so are other actors.
+    let echo = spawn(&rt, "Echo");
+    assert_eq!(
+        echo.blocking_ask("still here", TIMEOUT).expect("ask"),
+        Value::from("still here")
+    );
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn unconvertible_constructor_arguments_are_a_spawn_error() {
+    let rt = runtime();
+    let key_is_a_list = Value::Dict(vec![(Value::List(vec![]), Value::None)]);
+    match start_error(rt.spawn(PythonActor::new("actors", "Counter").args((key_is_a_list,)))) {
+        StartError::Arguments(e) => assert!(e.to_string().contains("unhashable"), "{e}"),
+        other => panic!("expected Arguments, got {other:?}"),
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn names_are_unique_and_actors_can_be_looked_up() {
+    let rt = runtime();
+    let first = rt
+        .spawn(PythonActor::new("actors", "Echo").name("echo"))
+        .expect("spawn");
+    match rt.spawn(PythonActor::new("actors", "Echo").name("echo")) {
+        Err(SpawnError::NameTaken(name)) => assert_eq!(name, "echo"),
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+    let found = rt.lookup::<subactor::PyActor>("echo").expect("lookup");
+    assert_eq!(found, first);
+    first.stop();
+    first.blocking_wait();
+    assert!(rt.lookup::<subactor::PyActor>("echo").is_none());
+    rt.spawn(PythonActor::new("actors", "Echo").name("echo"))
+        .expect("the name is free again");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn the_standard_library_works_in_actors() {
+    // datetime, zoneinfo, decimal and asyncio, whose C accelerators are unsafe in own-GIL
+    // interpreters here, work in several actors at once, and ending them is clean.
+    let rt = runtime();
+    let actors: Vec<_> = (0..3).map(|_| spawn(&rt, "Stdlib")).collect();
+    for actor in &actors {
+        let answer = actor.blocking_ask((), TIMEOUT).expect("ask");
+        assert_eq!(
+            answer,
+            Value::from(("2024-03-31T12:00:00+00:00", "0.125", 5))
+        );
+    }
+    rt.shutdown().expect("shutdown");
+}
