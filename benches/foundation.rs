@@ -1,1 +1,197 @@
-fn main() {}
+//! The foundation's figures: spawn latency, ask round trips, tell throughput, and the
+//! CPU speedup of N actors over one.
+//!
+//! Run with: `cargo bench --bench foundation` (add `-- --quick` for a shorter run)
+//!
+//! Every figure is measured in this run, beside its baseline where there is one, and
+//! printed with the goal it is held to. Nothing here asserts: the machines are shared
+//! and noisy, so the numbers are for reading, not for failing builds.
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+use subactor::{PyRef, PythonActor, Runtime, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let rt = Runtime::builder().python_path(["examples/python"]).build()?;
+    let (major, minor, micro) = rt.python_version().unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "subactor foundation benchmark: Python {major}.{minor}.{micro}, {cores} cores{}",
+        if quick { ", quick" } else { "" }
+    );
+    println!();
+
+    spawn_latency(&rt, if quick { 20 } else { 60 })?;
+    ask_round_trip(&rt, 200_000 / scale)?;
+    tell_throughput(&rt, 2_000_000 / scale)?;
+    cpu_speedup(&rt, cores, if quick { 300_000 } else { 1_000_000 })?;
+    rt.shutdown()?;
+    Ok(())
+}
+
+/// Percentile of sorted samples.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn spawn_latency(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
+    // The first spawns pay for first-time work (compiling the host's bootstrap, warming
+    // the OS page cache); they are not what a running application sees.
+    for _ in 0..3 {
+        let actor = rt.spawn(PythonActor::new("bench", "Echo"))?;
+        actor.stop();
+        actor.blocking_wait();
+    }
+    let mut spawns = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let actor = rt.spawn(PythonActor::new("bench", "Echo"))?;
+        spawns.push(started.elapsed());
+        actor.stop();
+        actor.blocking_wait();
+    }
+    spawns.sort();
+    let bare = rt.spawn(PythonActor::new("bench", "BareInterpreters"))?;
+    let mut baseline: Vec<Duration> =
+        Vec::<f64>::try_from(bare.blocking_ask(rounds, TIMEOUT)?)?.into_iter().map(Duration::from_secs_f64).collect();
+    bare.stop();
+    baseline.sort();
+    println!("spawn latency ({rounds} spawns: thread + interpreter + import + constructor)");
+    println!("  subactor spawn         p50 {:>8.2} ms   p99 {:>8.2} ms", ms(pct(&spawns, 0.5)), ms(pct(&spawns, 0.99)));
+    println!(
+        "  bare interpreter       p50 {:>8.2} ms   p99 {:>8.2} ms   (_interpreters.create, same process)",
+        ms(pct(&baseline, 0.5)),
+        ms(pct(&baseline, 0.99))
+    );
+    println!(
+        "  ratio spawn / bare     {:.2}x   (goal: <= 1.00x)",
+        pct(&spawns, 0.5).as_secs_f64() / pct(&baseline, 0.5).as_secs_f64()
+    );
+    println!();
+    Ok(())
+}
+
+fn ask_round_trip(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
+    let echo = rt.spawn(PythonActor::new("bench", "Echo"))?;
+    for i in 0..10_000 {
+        echo.blocking_ask(i, TIMEOUT)?;
+    }
+    let mut blocking = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let started = Instant::now();
+        echo.blocking_ask(i as i64, TIMEOUT)?;
+        blocking.push(started.elapsed());
+    }
+    blocking.sort();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut asynchronous = tokio.block_on(async {
+        let mut samples = Vec::with_capacity(rounds / 4);
+        for i in 0..rounds / 4 {
+            let started = Instant::now();
+            echo.ask(i as i64, TIMEOUT).await?;
+            samples.push(started.elapsed());
+        }
+        Ok::<_, Box<dyn Error>>(samples)
+    })?;
+    asynchronous.sort();
+    echo.stop();
+    println!("ask round trip, Rust -> Python Echo -> Rust ({rounds} asks, int message)");
+    println!(
+        "  blocking_ask           p50 {:>8.2} us   p99 {:>8.2} us   (goal: p50 <= 10 us; multiprocessing Pipe 30-60 us)",
+        us(pct(&blocking, 0.5)),
+        us(pct(&blocking, 0.99))
+    );
+    println!(
+        "  ask (tokio, 1 thread)  p50 {:>8.2} us   p99 {:>8.2} us",
+        us(pct(&asynchronous, 0.5)),
+        us(pct(&asynchronous, 0.99))
+    );
+    println!();
+    Ok(())
+}
+
+fn tell_throughput(rt: &Runtime, messages: usize) -> Result<(), Box<dyn Error>> {
+    let sink = rt.spawn(PythonActor::new("bench", "Sink"))?;
+    let started = Instant::now();
+    for i in 0..messages {
+        sink.blocking_tell(i as i64)?;
+    }
+    let count = sink.blocking_ask("count", TIMEOUT)?;
+    let elapsed = started.elapsed();
+    if count != Value::from(messages) {
+        return Err(format!("the sink counted {count}, expected {messages}").into());
+    }
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let async_elapsed = tokio.block_on(async {
+        let started = Instant::now();
+        for i in 0..messages {
+            sink.tell(i as i64).await?;
+        }
+        sink.ask("count", TIMEOUT).await?;
+        Ok::<_, Box<dyn Error>>(started.elapsed())
+    })?;
+    sink.stop();
+    println!("tell throughput into one Python actor (trivial receive, {messages} messages, until the last is handled)");
+    println!("  blocking_tell          {:>12.0} msg/s   (goal: >= 1,000,000)", messages as f64 / elapsed.as_secs_f64());
+    println!("  tell (tokio, 1 thread) {:>12.0} msg/s", messages as f64 / async_elapsed.as_secs_f64());
+    println!();
+    Ok(())
+}
+
+fn cpu_speedup(rt: &Runtime, cores: usize, limit: i64) -> Result<(), Box<dyn Error>> {
+    let chunks = 32 * cores as i64;
+    let run = |actors: usize| -> Result<Duration, Box<dyn Error>> {
+        let workers: Vec<PyRef> =
+            (0..actors).map(|_| rt.spawn(PythonActor::new("primes", "PrimeCounter"))).collect::<Result<_, _>>()?;
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = workers
+                .iter()
+                .enumerate()
+                .map(|(i, worker)| {
+                    scope.spawn(move || {
+                        for chunk in (i as i64..chunks).step_by(actors) {
+                            let span = (chunk * limit / chunks, (chunk + 1) * limit / chunks);
+                            worker.blocking_ask(span, TIMEOUT).map_err(|e| e.to_string())?;
+                        }
+                        Ok::<_, String>(())
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| h.join().map_err(|_| "worker panicked".to_string())?)
+        })?;
+        let elapsed = started.elapsed();
+        for worker in &workers {
+            worker.stop();
+            worker.blocking_wait();
+        }
+        Ok(elapsed)
+    };
+    println!("CPU-bound speedup (primes below {limit} in pure Python, {chunks} chunks)");
+    let one = run(1)?;
+    println!("  1 actor                {:>8.3} s", one.as_secs_f64());
+    for n in 2..=cores {
+        let t = run(n)?;
+        println!(
+            "  {n} actors               {:>8.3} s   speedup {:.2}x   (goal at 2: >= 1.85x)",
+            t.as_secs_f64(),
+            one.as_secs_f64() / t.as_secs_f64()
+        );
+    }
+    println!();
+    Ok(())
+}

@@ -45,13 +45,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use subactor_core::{
-    Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AskError, DeadLetterReason,
-    DeadLetters, MAX_DEPTH, NeverFails, Props, SendError, Spawn, SpawnError, SpawnOptions,
-    StopReason, Value, ValueError, codec,
+    Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AskError, DeadLetterReason, DeadLetters,
+    MAX_DEPTH, NeverFails, Props, SendError, Spawn, SpawnError, SpawnOptions, StopReason, Value, ValueError, codec,
 };
 pub use subactor_host::{
-    ConvertError, HostError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError,
-    StartError,
+    ConvertError, HostError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError,
 };
 
 /// A reference to a Python actor.
@@ -108,10 +106,7 @@ impl RuntimeBuilder {
         let host = Arc::new(PythonHost::start(python_path)?);
         let system = self.system.extension(Arc::clone(&host)).build();
         tracing::info!(python = ?host.python_version(), "runtime started");
-        Ok(Runtime {
-            system,
-            host: Mutex::new(Some(host)),
-        })
+        Ok(Runtime { system, host: Mutex::new(Some(host)) })
     }
 }
 
@@ -163,11 +158,7 @@ impl Runtime {
 
     /// The running Python's version, as (major, minor, micro).
     pub fn python_version(&self) -> Option<(u8, u8, u8)> {
-        self.host
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .map(|h| h.python_version())
+        self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|h| h.python_version())
     }
 
     /// Shuts down: kills every actor (each finishes the message it is handling; queued
@@ -179,11 +170,7 @@ impl Runtime {
             return Err(Error::ShutdownFromActor);
         }
         self.system.shutdown();
-        let host = self
-            .host
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let host = self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         match host.map(Arc::try_unwrap) {
             Some(Ok(host)) => host.close()?,
             // Someone still holds the host (only possible outside the runtime's actors);

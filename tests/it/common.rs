@@ -18,15 +18,12 @@ pub(crate) fn runtime() -> Runtime {
 
 /// Spawns `actors.<class>`.
 pub(crate) fn spawn(rt: &Runtime, class: &str) -> PyRef {
-    rt.spawn(PythonActor::new("actors", class))
-        .expect("the actor starts")
+    rt.spawn(PythonActor::new("actors", class)).expect("the actor starts")
 }
 
 /// The number of threads of this process.
 pub(crate) fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(Iterator::count)
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/task").map(Iterator::count).unwrap_or(0)
 }
 
 /// This process's resident set size, in KiB.

@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use subactor::{
-    ActorState, AskError, Error, Props, PythonActor, Runtime, SpawnError, StopReason, Value,
-};
+use subactor::{ActorState, AskError, Error, Props, PythonActor, Runtime, SpawnError, StopReason, Value};
 
 use crate::common::{TIMEOUT, eventually, rss_kib, runtime, spawn, thread_count};
 
@@ -16,17 +14,10 @@ fn stop_handles_the_queue_first() {
         counter.blocking_tell(1).expect("tell");
     }
     counter.stop();
-    assert!(
-        counter.try_tell(1).is_err(),
-        "a stopping actor takes no new messages"
-    );
+    assert!(counter.try_tell(1).is_err(), "a stopping actor takes no new messages");
     assert_eq!(counter.blocking_wait(), StopReason::Normal);
     assert_eq!(counter.state(), ActorState::Stopped);
-    assert_eq!(
-        rt.dead_letters().count(),
-        1,
-        "only the refused tell is a dead letter"
-    );
+    assert_eq!(rt.dead_letters().count(), 1, "only the refused tell is a dead letter");
     match counter.blocking_ask(0, TIMEOUT) {
         Err(AskError::Stopped(v)) => {
             assert_eq!(v, Value::from(0), "an ask to a stopped actor fails at once")
@@ -47,10 +38,7 @@ fn kill_ends_the_interpreter_and_dead_letters_the_queue() {
     sleeper.kill();
     assert_eq!(sleeper.blocking_wait(), StopReason::Killed);
     let handled = 21 - rt.dead_letters().count();
-    assert!(
-        handled <= 1,
-        "at most the message in hand is handled after a kill, got {handled}"
-    );
+    assert!(handled <= 1, "at most the message in hand is handled after a kill, got {handled}");
     rt.shutdown().expect("shutdown");
 }
 
@@ -65,16 +53,9 @@ fn shutdown_with_queued_messages_does_not_hang_and_counts_dead_letters() {
     }
     let started = Instant::now();
     rt.shutdown().expect("shutdown");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
     let dead = rt.dead_letters().count();
-    assert!(
-        dead >= 3 * 45,
-        "the queued messages are dead letters, got {dead}"
-    );
+    assert!(dead >= 3 * 45, "the queued messages are dead letters, got {dead}");
     for sleeper in &sleepers {
         assert_eq!(sleeper.stop_reason(), Some(StopReason::Killed));
     }
@@ -120,10 +101,7 @@ fn spawn_stop_cycles_leave_no_thread_behind() {
     // 1.7 MiB each, measured here with `_interpreters.create()` / `destroy()` alone.
     // The bound allows that, and catches anything of ours on top of it.
     let per_cycle = rss_kib().saturating_sub(rss) / 100;
-    assert!(
-        per_cycle < 3 * 1024,
-        "each spawn/stop cycle grew RSS by {per_cycle} KiB"
-    );
+    assert!(per_cycle < 3 * 1024, "each spawn/stop cycle grew RSS by {per_cycle} KiB");
     rt.shutdown().expect("shutdown");
 }
 
@@ -134,19 +112,12 @@ fn several_runtimes_share_python_and_python_restarts_after_the_last() {
     let a = spawn(&first, "Counter");
     let b = spawn(&second, "Counter");
     first.shutdown().expect("first");
-    assert_eq!(
-        b.blocking_ask(1, TIMEOUT)
-            .expect("the second runtime is unaffected"),
-        Value::from(1)
-    );
+    assert_eq!(b.blocking_ask(1, TIMEOUT).expect("the second runtime is unaffected"), Value::from(1));
     assert_eq!(a.state(), ActorState::Stopped);
     second.shutdown().expect("second (finalises Python)");
     let third = runtime();
     let c = spawn(&third, "Counter");
-    assert_eq!(
-        c.blocking_ask(2, TIMEOUT).expect("Python started again"),
-        Value::from(2)
-    );
+    assert_eq!(c.blocking_ask(2, TIMEOUT).expect("Python started again"), Value::from(2));
     third.shutdown().expect("third");
 }
 
@@ -168,19 +139,10 @@ fn rust_and_python_actors_share_a_runtime_and_shutdown_refuses_to_run_inside_an_
     let rt = std::sync::Arc::new(runtime());
     let inner = std::sync::Arc::clone(&rt);
     let saboteur = rt
-        .spawn(Props::new(move || {
-            Ok::<_, std::convert::Infallible>(Saboteur(std::sync::Arc::clone(&inner)))
-        }))
+        .spawn(Props::new(move || Ok::<_, std::convert::Infallible>(Saboteur(std::sync::Arc::clone(&inner)))))
         .expect("spawn");
     let echo = spawn(&rt, "Echo");
-    assert!(
-        saboteur.blocking_ask((), TIMEOUT).expect("ask"),
-        "shutdown from an actor is refused"
-    );
-    assert_eq!(
-        echo.blocking_ask(1, TIMEOUT)
-            .expect("the runtime still runs"),
-        Value::from(1)
-    );
+    assert!(saboteur.blocking_ask((), TIMEOUT).expect("ask"), "shutdown from an actor is refused");
+    assert_eq!(echo.blocking_ask(1, TIMEOUT).expect("the runtime still runs"), Value::from(1));
     rt.shutdown().expect("shutdown");
 }

@@ -12,25 +12,14 @@ fn actors_run_in_distinct_interpreters_with_isolated_globals() {
     let id_a = a.blocking_ask((), TIMEOUT).expect("ask a");
     let id_b = b.blocking_ask((), TIMEOUT).expect("ask b");
     assert_ne!(id_a, id_b, "each actor has its own interpreter");
-    assert_ne!(
-        id_a,
-        Value::Int(0),
-        "an actor never runs in the main interpreter"
-    );
+    assert_ne!(id_a, Value::Int(0), "an actor never runs in the main interpreter");
 
     let g1 = spawn(&rt, "Globals");
     let g2 = spawn(&rt, "Globals");
     for expected in 1..=3 {
-        assert_eq!(
-            g1.blocking_ask((), TIMEOUT).expect("g1"),
-            Value::from(expected)
-        );
+        assert_eq!(g1.blocking_ask((), TIMEOUT).expect("g1"), Value::from(expected));
     }
-    assert_eq!(
-        g2.blocking_ask((), TIMEOUT).expect("g2"),
-        Value::from(1),
-        "module globals are per interpreter"
-    );
+    assert_eq!(g2.blocking_ask((), TIMEOUT).expect("g2"), Value::from(1), "module globals are per interpreter");
     rt.shutdown().expect("shutdown");
 }
 
@@ -50,17 +39,10 @@ fn interpreters_do_not_share_a_gil() {
         std::thread::spawn(move || spinner.blocking_ask((path, 20.0), TIMEOUT))
     };
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(
-        writer.blocking_ask(path, TIMEOUT).expect("write"),
-        Value::Bool(true)
-    );
+    assert_eq!(writer.blocking_ask(path, TIMEOUT).expect("write"), Value::Bool(true));
     let seen = waiting.join().expect("join").expect("spin");
     std::fs::remove_file(&file).ok();
-    assert_eq!(
-        seen,
-        Value::Bool(true),
-        "the spinner must see the write while it holds its GIL"
-    );
+    assert_eq!(seen, Value::Bool(true), "the spinner must see the write while it holds its GIL");
     rt.shutdown().expect("shutdown");
 }
 
@@ -68,33 +50,19 @@ fn interpreters_do_not_share_a_gil() {
 fn a_module_can_be_given_as_a_file_path() {
     let rt = runtime();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/actors.py");
-    let counter = rt
-        .spawn(PythonActor::new(path, "Counter").args((10,)))
-        .expect("spawn from a path");
-    assert_eq!(
-        counter.blocking_ask(5, TIMEOUT).expect("ask"),
-        Value::from(15)
-    );
+    let counter = rt.spawn(PythonActor::new(path, "Counter").args((10,))).expect("spawn from a path");
+    assert_eq!(counter.blocking_ask(5, TIMEOUT).expect("ask"), Value::from(15));
     rt.shutdown().expect("shutdown");
 }
 
 #[test]
 fn constructor_arguments_arrive() {
     let rt = runtime();
-    let one = rt
-        .spawn(PythonActor::new("actors", "Counter").args((100,)))
-        .expect("tuple of one");
+    let one = rt.spawn(PythonActor::new("actors", "Counter").args((100,))).expect("tuple of one");
     assert_eq!(one.blocking_ask(1, TIMEOUT).expect("ask"), Value::from(101));
-    let single = rt
-        .spawn(PythonActor::new("actors", "Counter").args(7))
-        .expect("a single value");
-    assert_eq!(
-        single.blocking_ask(1, TIMEOUT).expect("ask"),
-        Value::from(8)
-    );
-    let none = rt
-        .spawn(PythonActor::new("actors", "Counter").args(()))
-        .expect("no arguments");
+    let single = rt.spawn(PythonActor::new("actors", "Counter").args(7)).expect("a single value");
+    assert_eq!(single.blocking_ask(1, TIMEOUT).expect("ask"), Value::from(8));
+    let none = rt.spawn(PythonActor::new("actors", "Counter").args(())).expect("no arguments");
     assert_eq!(none.blocking_ask(1, TIMEOUT).expect("ask"), Value::from(1));
     rt.shutdown().expect("shutdown");
 }
@@ -114,16 +82,8 @@ fn a_module_that_fails_to_import_is_a_spawn_error_with_its_traceback() {
             assert_eq!(module, "broken_import");
             assert_eq!(exception.type_name, "RuntimeError");
             assert_eq!(exception.message, "this module is broken on purpose");
-            assert!(
-                exception.traceback.contains("broken_import.py"),
-                "{}",
-                exception.traceback
-            );
-            assert!(
-                exception.traceback.contains("in _fail"),
-                "{}",
-                exception.traceback
-            );
+            assert!(exception.traceback.contains("broken_import.py"), "{}", exception.traceback);
+            assert!(exception.traceback.contains("in _fail"), "{}", exception.traceback);
         }
         other => panic!("expected Import, got {other:?}"),
     }
@@ -147,18 +107,10 @@ fn a_module_that_fails_to_import_is_a_spawn_error_with_its_traceback() {
 fn a_missing_class_is_a_spawn_error() {
     let rt = runtime();
     match start_error(rt.spawn(PythonActor::new("actors", "NoSuchClass"))) {
-        StartError::MissingClass {
-            module,
-            class,
-            exception,
-        } => {
+        StartError::MissingClass { module, class, exception } => {
             assert_eq!((module.as_str(), class.as_str()), ("actors", "NoSuchClass"));
             assert_eq!(exception.type_name, "AttributeError");
-            assert!(
-                exception.message.contains("'NoSuchClass'"),
-                "{}",
-                exception.message
-            );
+            assert!(exception.message.contains("'NoSuchClass'"), "{}", exception.message);
         }
         other => panic!("expected MissingClass, got {other:?}"),
     }
@@ -181,11 +133,7 @@ fn a_raising_constructor_is_a_spawn_error_with_its_traceback() {
             assert_eq!(class, "RaisingInit");
             assert_eq!(exception.type_name, "RuntimeError");
             assert_eq!(exception.message, "refusing to start with (1, 'two')");
-            assert!(
-                exception.traceback.contains("in __init__"),
-                "{}",
-                exception.traceback
-            );
+            assert!(exception.traceback.contains("in __init__"), "{}", exception.traceback);
         }
         other => panic!("expected Constructor, got {other:?}"),
     }
@@ -195,10 +143,7 @@ fn a_raising_constructor_is_a_spawn_error_with_its_traceback() {
 #[test]
 fn an_extension_that_refuses_subinterpreters_is_named() {
     let rt = runtime();
-    for spec in [
-        PythonActor::new("refuses_subinterpreters", "Anything"),
-        PythonActor::new("actors", "LazyRefusal"),
-    ] {
+    for spec in [PythonActor::new("refuses_subinterpreters", "Anything"), PythonActor::new("actors", "LazyRefusal")] {
         let err = start_error(rt.spawn(spec));
         match &err {
             StartError::IncompatibleExtension { module, exception } => {
@@ -211,10 +156,7 @@ fn an_extension_that_refuses_subinterpreters_is_named() {
     }
     // The process is fine, and so are other actors.
     let echo = spawn(&rt, "Echo");
-    assert_eq!(
-        echo.blocking_ask("still here", TIMEOUT).expect("ask"),
-        Value::from("still here")
-    );
+    assert_eq!(echo.blocking_ask("still here", TIMEOUT).expect("ask"), Value::from("still here"));
     rt.shutdown().expect("shutdown");
 }
 
@@ -232,9 +174,7 @@ fn unconvertible_constructor_arguments_are_a_spawn_error() {
 #[test]
 fn names_are_unique_and_actors_can_be_looked_up() {
     let rt = runtime();
-    let first = rt
-        .spawn(PythonActor::new("actors", "Echo").name("echo"))
-        .expect("spawn");
+    let first = rt.spawn(PythonActor::new("actors", "Echo").name("echo")).expect("spawn");
     match rt.spawn(PythonActor::new("actors", "Echo").name("echo")) {
         Err(SpawnError::NameTaken(name)) => assert_eq!(name, "echo"),
         other => panic!("expected NameTaken, got {other:?}"),
@@ -244,8 +184,7 @@ fn names_are_unique_and_actors_can_be_looked_up() {
     first.stop();
     first.blocking_wait();
     assert!(rt.lookup::<subactor::PyActor>("echo").is_none());
-    rt.spawn(PythonActor::new("actors", "Echo").name("echo"))
-        .expect("the name is free again");
+    rt.spawn(PythonActor::new("actors", "Echo").name("echo")).expect("the name is free again");
     rt.shutdown().expect("shutdown");
 }
 
@@ -257,10 +196,7 @@ fn the_standard_library_works_in_actors() {
     let actors: Vec<_> = (0..3).map(|_| spawn(&rt, "Stdlib")).collect();
     for actor in &actors {
         let answer = actor.blocking_ask((), TIMEOUT).expect("ask");
-        assert_eq!(
-            answer,
-            Value::from(("2024-03-31T12:00:00+00:00", "0.125", 5))
-        );
+        assert_eq!(answer, Value::from(("2024-03-31T12:00:00+00:00", "0.125", 5)));
     }
     rt.shutdown().expect("shutdown");
 }

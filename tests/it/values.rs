@@ -27,49 +27,23 @@ fn python_values_arrive_as_the_right_kinds() {
     let rt = runtime();
     let samples = spawn(&rt, "Samples");
     let plain = samples.blocking_ask("plain", TIMEOUT).expect("ask");
-    let Value::Dict(pairs) = plain else {
-        panic!("expected a dict, got {plain:?}")
-    };
-    let get = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v.clone())
-            .expect(key)
-    };
+    let Value::Dict(pairs) = plain else { panic!("expected a dict, got {plain:?}") };
+    let get = |key: &str| pairs.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v.clone()).expect(key);
     assert_eq!(get("none"), Value::None);
     assert_eq!(get("true"), Value::Bool(true));
     assert_eq!(get("int"), Value::Int(-7));
     assert_eq!(get("big"), Value::BigInt(BigInt::from(2).pow(200) + 1));
-    assert_eq!(
-        get("negative_big"),
-        Value::BigInt(-BigInt::from(2).pow(100))
-    );
+    assert_eq!(get("negative_big"), Value::BigInt(-BigInt::from(2).pow(100)));
     let edges: Vec<BigInt> = get("int64_edge").try_into().expect("ints");
     let two = BigInt::from(2);
-    assert_eq!(
-        edges,
-        vec![
-            two.pow(63) - 1,
-            -two.pow(63),
-            two.pow(63),
-            -two.pow(63) - 1,
-            two.pow(64)
-        ]
-    );
+    assert_eq!(edges, vec![two.pow(63) - 1, -two.pow(63), two.pow(63), -two.pow(63) - 1, two.pow(64)]);
     assert!(
         matches!(get("int64_edge"), Value::List(items) if matches!(items[0], Value::Int(_)) && matches!(items[2], Value::BigInt(_)))
     );
     assert_eq!(get("float"), Value::Float(1.5));
     assert_eq!(get("str"), Value::from("héllo ✓ 🌍 日本"));
     assert_eq!(get("bytes"), Value::bytes(*b"\x00\xff\xfe"));
-    assert_eq!(
-        get("list"),
-        Value::List(vec![
-            1.into(),
-            Value::List(vec![2.into(), Value::List(vec![3.into()])])
-        ])
-    );
+    assert_eq!(get("list"), Value::List(vec![1.into(), Value::List(vec![2.into(), Value::List(vec![3.into()])])]));
     assert_eq!(get("tuple"), Value::from((1, ("a",), ())));
     assert_eq!(get("set"), Value::Set(vec![1.into(), 2.into()]));
     assert_eq!(get("frozenset"), Value::FrozenSet(vec!["x".into()]));
@@ -91,18 +65,11 @@ fn other_objects_travel_pickled_and_keep_their_type() {
     let describe = spawn(&rt, "Describe");
     for (what, type_name, repr) in [
         ("fraction", "fractions.Fraction", "Fraction(1, 3)"),
-        (
-            "ordered",
-            "collections.OrderedDict",
-            "OrderedDict({'b': 1, 'a': 2})",
-        ),
+        ("ordered", "collections.OrderedDict", "OrderedDict({'b': 1, 'a': 2})"),
         ("surrogate", "builtins.str", "'a\\udcffb'"),
     ] {
         let value = samples.blocking_ask(what, TIMEOUT).expect("ask");
-        assert!(
-            matches!(value, Value::Pickled(_)),
-            "{what} travels pickled, got {value:?}"
-        );
+        assert!(matches!(value, Value::Pickled(_)), "{what} travels pickled, got {value:?}");
         let seen = describe.blocking_ask(value, TIMEOUT).expect("describe");
         assert_eq!(seen, Value::from((type_name, repr)), "{what}");
     }
@@ -120,21 +87,11 @@ fn reply_error(result: Result<Value, AskError<Value, ReceiveError>>) -> ConvertE
 fn unsendable_replies_are_clear_errors_and_the_actor_keeps_running() {
     let rt = runtime();
     let samples = spawn(&rt, "Samples");
-    assert_eq!(
-        reply_error(samples.blocking_ask("cycle", TIMEOUT)),
-        ConvertError::Cycle {
-            type_name: "list".into()
-        }
-    );
-    assert!(matches!(
-        reply_error(samples.blocking_ask("dict_cycle", TIMEOUT)),
-        ConvertError::Cycle { .. }
-    ));
+    assert_eq!(reply_error(samples.blocking_ask("cycle", TIMEOUT)), ConvertError::Cycle { type_name: "list".into() });
+    assert!(matches!(reply_error(samples.blocking_ask("dict_cycle", TIMEOUT)), ConvertError::Cycle { .. }));
     assert_eq!(
         reply_error(samples.blocking_ask("deep", TIMEOUT)),
-        ConvertError::TooDeep {
-            limit: subactor::MAX_DEPTH
-        }
+        ConvertError::TooDeep { limit: subactor::MAX_DEPTH }
     );
     match reply_error(samples.blocking_ask("lock", TIMEOUT)) {
         ConvertError::Unpicklable { type_name, error } => {
@@ -144,20 +101,10 @@ fn unsendable_replies_are_clear_errors_and_the_actor_keeps_running() {
         other => panic!("expected Unpicklable, got {other:?}"),
     }
     let err = reply_error(samples.blocking_ask("lambda", TIMEOUT));
-    assert!(
-        matches!(&err, ConvertError::Unpicklable { type_name, .. } if type_name == "function"),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("cannot send an object of type function"),
-        "{err}"
-    );
+    assert!(matches!(&err, ConvertError::Unpicklable { type_name, .. } if type_name == "function"), "{err:?}");
+    assert!(err.to_string().starts_with("cannot send an object of type function"), "{err}");
     // Still serving.
-    assert!(matches!(
-        samples.blocking_ask("plain", TIMEOUT),
-        Ok(Value::Dict(_))
-    ));
+    assert!(matches!(samples.blocking_ask("plain", TIMEOUT), Ok(Value::Dict(_))));
     rt.shutdown().expect("shutdown");
 }
 
@@ -187,9 +134,6 @@ fn unbuildable_messages_are_clear_errors_and_the_actor_keeps_running() {
         }
         other => panic!("expected Unpickle, got {other:?}"),
     }
-    assert_eq!(
-        echo.blocking_ask("fine", TIMEOUT).expect("still serving"),
-        Value::from("fine")
-    );
+    assert_eq!(echo.blocking_ask("fine", TIMEOUT).expect("still serving"), Value::from("fine"));
     rt.shutdown().expect("shutdown");
 }

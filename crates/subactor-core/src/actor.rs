@@ -50,11 +50,7 @@ pub trait Actor: Sized + 'static {
     type Error: Error + Send + Sync + 'static;
 
     /// Handles one message that expects a reply (an ask).
-    fn handle(
-        &mut self,
-        ctx: &ActorContext<Self>,
-        msg: Self::Msg,
-    ) -> Result<Self::Reply, Self::Error>;
+    fn handle(&mut self, ctx: &ActorContext<Self>, msg: Self::Msg) -> Result<Self::Reply, Self::Error>;
 
     /// Handles one message sent with a tell, where nobody waits for the reply. The
     /// default calls [`Actor::handle`] and drops the reply; override it when building a
@@ -141,10 +137,7 @@ impl<F> Props<F> {
     where
         F: FnMut() -> Result<A, E>,
     {
-        Props {
-            factory,
-            options: SpawnOptions::default(),
-        }
+        Props { factory, options: SpawnOptions::default() }
     }
 
     /// Sets the actor's name.
@@ -171,9 +164,7 @@ impl<F> Props<F> {
 
 impl<F> fmt::Debug for Props<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Props")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
+        f.debug_struct("Props").field("options", &self.options).finish_non_exhaustive()
     }
 }
 
@@ -228,8 +219,6 @@ impl<A: Actor> ActorContext<A> {
 
 impl<A: Actor> fmt::Debug for ActorContext<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActorContext")
-            .field("myself", &self.myself)
-            .finish_non_exhaustive()
+        f.debug_struct("ActorContext").field("myself", &self.myself).finish_non_exhaustive()
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use flume::{RecvTimeoutError, TryRecvError};
 
-use crate::cell::{Cell, Envelope, Refusal, Signal};
+use crate::cell::{Cell, Envelope, Refusal, Signal, spin_for};
 use crate::dead_letters::DeadLetterReason;
 use crate::{Actor, ActorId, ActorState, AskError, SendError, StopReason};
 
@@ -65,9 +65,7 @@ impl<A: Actor> ActorRef<A> {
     /// Sends a message without waiting: a full mailbox hands it back in
     /// [`SendError::Full`].
     pub fn try_tell(&self, msg: impl Into<A::Msg>) -> Result<(), SendError<A::Msg>> {
-        self.cell
-            .try_send(Envelope::Tell(msg.into()))
-            .map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
+        self.cell.try_send(Envelope::Tell(msg.into())).map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
     }
 
     /// Sends a message, waiting for room while the mailbox is full.
@@ -91,9 +89,7 @@ impl<A: Actor> ActorRef<A> {
     }
 
     fn send_error(&self, envelope: Envelope<A>, refusal: Refusal) -> SendError<A::Msg> {
-        let msg = envelope
-            .into_msg()
-            .unwrap_or_else(|| unreachable!("a tell carries a message"));
+        let msg = envelope.into_msg().unwrap_or_else(|| unreachable!("a tell carries a message"));
         match refusal {
             Refusal::Full | Refusal::Timeout => SendError::Full(msg),
             Refusal::NotRunning => {
@@ -111,11 +107,7 @@ impl<A: Actor> ActorRef<A> {
     // ---- ask --------------------------------------------------------------------------
 
     /// Sends a message and waits for the handler's reply, up to `timeout`.
-    pub async fn ask(
-        &self,
-        msg: impl Into<A::Msg>,
-        timeout: Duration,
-    ) -> Result<A::Reply, AskError<A::Msg, A::Error>> {
+    pub async fn ask(&self, msg: impl Into<A::Msg>, timeout: Duration) -> Result<A::Reply, AskError<A::Msg, A::Error>> {
         let msg = msg.into();
         if self.cell.is_own_thread() {
             return Err(AskError::SelfAsk(msg));
@@ -151,16 +143,20 @@ impl<A: Actor> ActorRef<A> {
         self.cell
             .send_blocking(Envelope::Ask(msg, reply_tx), Some(deadline))
             .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
-        let spin_until = Instant::now() + self.cell.spin;
-        let reply = loop {
-            match reply_rx.try_recv() {
-                Ok(reply) => break Ok(reply),
-                Err(TryRecvError::Disconnected) => break Err(RecvTimeoutError::Disconnected),
-                Err(TryRecvError::Empty) if Instant::now() < spin_until.min(deadline) => {
-                    std::hint::spin_loop();
-                }
-                Err(TryRecvError::Empty) => break reply_rx.recv_deadline(deadline),
+        let spin = self.cell.spin.min(deadline.saturating_duration_since(Instant::now()));
+        let mut disconnected = false;
+        let spun = spin_for(spin, || match reply_rx.try_recv() {
+            Ok(reply) => Some(reply),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                disconnected = true;
+                None
             }
+        });
+        let reply = match spun {
+            Some(reply) => Ok(reply),
+            None if disconnected => Err(RecvTimeoutError::Disconnected),
+            None => reply_rx.recv_deadline(deadline),
         };
         match reply {
             Ok(reply) => reply.map_err(AskError::Failed),
@@ -220,9 +216,7 @@ impl<A: Actor> ActorRef<A> {
 
 impl<A: Actor> Clone for ActorRef<A> {
     fn clone(&self) -> ActorRef<A> {
-        ActorRef {
-            cell: Arc::clone(&self.cell),
-        }
+        ActorRef { cell: Arc::clone(&self.cell) }
     }
 }
 

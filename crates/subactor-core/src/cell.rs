@@ -126,11 +126,9 @@ impl<A: Actor> Cell<A> {
     pub(crate) fn request(&self, signal: Signal) {
         // A kill overrides a stop, never the other way round.
         self.signal.fetch_max(signal as u8, Ordering::AcqRel);
-        let _ = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s != ActorState::Stopped as u8).then_some(ActorState::Stopping as u8)
-            });
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+            (s != ActorState::Stopped as u8).then_some(ActorState::Stopping as u8)
+        });
         // If the mailbox is full the actor is not waiting and will see the signal before
         // its next message, so a failed wake-up is fine.
         let _ = self.tx.try_send(Envelope::Wake);
@@ -150,18 +148,12 @@ impl<A: Actor> Cell<A> {
     pub(crate) fn finish(&self, reason: StopReason) {
         *self.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         self.set_state(ActorState::Stopped);
-        self.done_tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.done_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.room.notify_waiters();
     }
 
     pub(crate) fn stop_reason(&self) -> Option<StopReason> {
-        self.stop_reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.stop_reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn done(&self) -> &Receiver<()> {
@@ -195,12 +187,7 @@ impl<A: Actor> Cell<A> {
     /// [`AskError::NoReply`](crate::AskError::NoReply) at once.
     pub(crate) fn dead_letter(&self, envelope: Envelope<A>, reason: DeadLetterReason) {
         if !matches!(envelope, Envelope::Wake) {
-            self.dead_letters.record(
-                self.id,
-                self.name.as_deref(),
-                reason,
-                std::any::type_name::<A::Msg>(),
-            );
+            self.dead_letters.record(self.id, self.name.as_deref(), reason, std::any::type_name::<A::Msg>());
         }
     }
 
@@ -241,10 +228,7 @@ impl<A: Actor> Cell<A> {
             match deadline {
                 None => notified.await,
                 Some(deadline) => {
-                    if tokio::time::timeout_at(deadline.into(), notified)
-                        .await
-                        .is_err()
-                    {
+                    if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
                         return Err((envelope, Refusal::Timeout));
                     }
                 }
@@ -281,17 +265,11 @@ impl<A: Actor> Cell<A> {
             return self.try_send(envelope);
         }
         let result = match deadline {
-            None => self
-                .tx
-                .send(envelope)
-                .map_err(|e| (e.0, Refusal::NotRunning)),
-            Some(deadline) => self
-                .tx
-                .send_deadline(envelope, deadline)
-                .map_err(|e| match e {
-                    flume::SendTimeoutError::Timeout(e) => (e, Refusal::Timeout),
-                    flume::SendTimeoutError::Disconnected(e) => (e, Refusal::NotRunning),
-                }),
+            None => self.tx.send(envelope).map_err(|e| (e.0, Refusal::NotRunning)),
+            Some(deadline) => self.tx.send_deadline(envelope, deadline).map_err(|e| match e {
+                flume::SendTimeoutError::Timeout(e) => (e, Refusal::Timeout),
+                flume::SendTimeoutError::Disconnected(e) => (e, Refusal::NotRunning),
+            }),
         };
         if result.is_ok() {
             self.after_send();
@@ -325,25 +303,48 @@ impl Drop for RoomWaiter<'_> {
     }
 }
 
-/// Waits for the next envelope: spins for up to `spin` (a message that arrives soon is
-/// taken without a futex round trip), then parks.
-pub(crate) fn wait_for<T>(rx: &Receiver<T>, spin: Duration) -> Option<T> {
-    if !spin.is_zero() {
-        let start = Instant::now();
-        loop {
-            for _ in 0..64 {
-                match rx.try_recv() {
-                    Ok(item) => return Some(item),
-                    Err(TryRecvError::Disconnected) => return None,
-                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
-                }
-            }
-            if start.elapsed() >= spin {
-                break;
-            }
+/// Polls `poll` for up to `spin` before giving up: a few iterations of pure spinning
+/// (an answer due in a microsecond or two is taken at once), then yielding the CPU
+/// between polls, so that on a machine with more busy threads than cores the thread
+/// that will produce the answer gets to run.
+pub(crate) fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    const PURE_SPINS: u32 = 64;
+    if spin.is_zero() {
+        return poll();
+    }
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
+        if let Some(item) = poll() {
+            return Some(item);
+        }
+        if round < PURE_SPINS {
+            round += 1;
+            std::hint::spin_loop();
+        } else if start.elapsed() < spin {
+            std::thread::yield_now();
+        } else {
+            return None;
         }
     }
-    rx.recv().ok()
+}
+
+/// Waits for the next envelope: spins for up to `spin` (see [`spin_for`]), then parks.
+pub(crate) fn wait_for<T>(rx: &Receiver<T>, spin: Duration) -> Option<T> {
+    let mut disconnected = false;
+    let spun = spin_for(spin, || match rx.try_recv() {
+        Ok(item) => Some(item),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Disconnected) => {
+            disconnected = true;
+            None
+        }
+    });
+    match spun {
+        Some(item) => Some(item),
+        None if disconnected => None,
+        None => rx.recv().ok(),
+    }
 }
 
 impl<A: Actor> fmt::Debug for Cell<A> {

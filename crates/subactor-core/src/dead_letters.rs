@@ -31,13 +31,7 @@ impl DeadLetters {
         self.count.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn record(
-        &self,
-        recipient: ActorId,
-        name: Option<&str>,
-        reason: DeadLetterReason,
-        message_type: &str,
-    ) {
+    pub(crate) fn record(&self, recipient: ActorId, name: Option<&str>, reason: DeadLetterReason, message_type: &str) {
         self.count.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             target: "subactor::dead_letters",

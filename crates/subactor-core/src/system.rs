@@ -130,9 +130,7 @@ impl fmt::Debug for SystemBuilder {
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: every value
 /// behind these mutexes is valid at every point.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ActorSystem {
@@ -153,9 +151,7 @@ impl ActorSystem {
         let options = spec.options().clone();
         let capacity = options.mailbox_capacity.unwrap_or(inner.mailbox_capacity);
         if capacity == 0 {
-            return Err(SpawnError::InvalidOptions(
-                "the mailbox capacity must be at least 1".into(),
-            ));
+            return Err(SpawnError::InvalidOptions("the mailbox capacity must be at least 1".into()));
         }
         if let Some(core) = options.core {
             let cores = core_affinity::get_core_ids().map_or(0, |ids| ids.len());
@@ -209,9 +205,7 @@ impl ActorSystem {
         match started_rx.recv() {
             Ok(Ok(())) => Ok(ActorRef::new(cell)),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(SpawnError::Panicked(
-                "the actor thread ended before reporting".into(),
-            )),
+            Err(_) => Err(SpawnError::Panicked("the actor thread ended before reporting".into())),
         }
     }
 
@@ -219,11 +213,7 @@ impl ActorSystem {
     pub fn lookup<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
         let id = *lock(&self.inner.names).get(name)?;
         let control = Arc::clone(lock(&self.inner.live).get(&id)?);
-        control
-            .as_any()
-            .downcast::<Cell<A>>()
-            .ok()
-            .map(ActorRef::new)
+        control.as_any().downcast::<Cell<A>>().ok().map(ActorRef::new)
     }
 
     /// How many actors are alive (starting, running or stopping).
@@ -238,20 +228,14 @@ impl ActorSystem {
 
     /// The extension of type `T` given to the builder, until shutdown.
     pub fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        let extensions = self
-            .inner
-            .extensions
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let extensions = self.inner.extensions.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let value = Arc::clone(extensions.get(&TypeId::of::<T>())?);
         value.downcast::<T>().ok()
     }
 
     /// Whether the calling thread is the thread of one of this system's live actors.
     pub fn is_actor_thread(&self) -> bool {
-        lock(&self.inner.live)
-            .values()
-            .any(|actor| actor.is_own_thread())
+        lock(&self.inner.live).values().any(|actor| actor.is_own_thread())
     }
 
     /// Whether [`shutdown`](Self::shutdown) has been called.
@@ -278,10 +262,8 @@ impl ActorSystem {
                 actor.request(Signal::Kill);
             }
             let current = thread::current().id();
-            let threads: Vec<_> = std::mem::take(&mut *lock(&inner.threads))
-                .into_iter()
-                .filter(|t| t.thread().id() != current)
-                .collect();
+            let threads: Vec<_> =
+                std::mem::take(&mut *lock(&inner.threads)).into_iter().filter(|t| t.thread().id() != current).collect();
             if threads.is_empty() {
                 if live.is_empty() || live.iter().all(|actor| actor.is_own_thread()) {
                     break;
@@ -290,22 +272,14 @@ impl ActorSystem {
                 thread::sleep(Duration::from_millis(1));
                 continue;
             }
-            debug!(
-                actors = live.len(),
-                threads = threads.len(),
-                "joining actor threads"
-            );
+            debug!(actors = live.len(), threads = threads.len(), "joining actor threads");
             for thread in threads {
                 if thread.join().is_err() {
                     warn!("an actor thread panicked outside its handlers");
                 }
             }
         }
-        inner
-            .extensions
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        inner.extensions.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
     fn forget(&self, id: ActorId, name: Option<&str>) {
@@ -346,10 +320,7 @@ fn run<S: Spawn>(
             warn!(core, "could not pin the actor's thread to its core");
         }
     }
-    let ctx = ActorContext {
-        myself: ActorRef::new(Arc::clone(&cell)),
-        system,
-    };
+    let ctx = ActorContext { myself: ActorRef::new(Arc::clone(&cell)), system };
 
     let mut actor = match catch_unwind(AssertUnwindSafe(|| spec.start(&ctx))) {
         Ok(Ok(actor)) => actor,

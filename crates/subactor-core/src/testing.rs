@@ -10,12 +10,10 @@ use crate::Value;
 pub fn any_int() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::Int),
-        (any::<bool>(), prop::collection::vec(any::<u32>(), 1..6)).prop_map(
-            |(negative, digits)| {
-                let sign = if negative { Sign::Minus } else { Sign::Plus };
-                Value::int(BigInt::new(sign, digits) * BigInt::from(u64::MAX))
-            }
-        ),
+        (any::<bool>(), prop::collection::vec(any::<u32>(), 1..6)).prop_map(|(negative, digits)| {
+            let sign = if negative { Sign::Minus } else { Sign::Plus };
+            Value::int(BigInt::new(sign, digits) * BigInt::from(u64::MAX))
+        }),
     ]
 }
 
@@ -59,9 +57,8 @@ pub fn python_value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::List),
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Tuple),
-            (keys(), prop::collection::vec(inner, 6)).prop_map(|(keys, values)| {
-                Value::Dict(keys.into_iter().map(Value::Str).zip(values).collect())
-            }),
+            (keys(), prop::collection::vec(inner, 6))
+                .prop_map(|(keys, values)| { Value::Dict(keys.into_iter().map(Value::Str).zip(values).collect()) }),
             keys().prop_map(|keys| Value::Set(keys.into_iter().map(Value::Str).collect())),
             keys().prop_map(|keys| Value::FrozenSet(keys.into_iter().map(Value::Str).collect())),
         ]

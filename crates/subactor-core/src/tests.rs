@@ -6,8 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Actor, ActorContext, ActorState, ActorSystem, AskError, NeverFails, Props, SendError,
-    SpawnError, StopReason,
+    Actor, ActorContext, ActorState, ActorSystem, AskError, NeverFails, Props, SendError, SpawnError, StopReason,
 };
 
 /// What the probe actor is told to do.
@@ -55,10 +54,7 @@ impl Actor for Probe {
             }
             Cmd::Fail => Err(ProbeError),
             Cmd::Panic => panic!("probe panics on purpose"),
-            Cmd::AskMyself => match ctx
-                .myself()
-                .blocking_ask(Cmd::Count, Duration::from_secs(5))
-            {
+            Cmd::AskMyself => match ctx.myself().blocking_ask(Cmd::Count, Duration::from_secs(5)) {
                 Err(AskError::SelfAsk(_)) => Ok(1),
                 _ => Ok(0),
             },
@@ -75,22 +71,13 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture {
-            system: ActorSystem::builder().build(),
-            seen: Arc::default(),
-            handled: Arc::default(),
-        }
+        Fixture { system: ActorSystem::builder().build(), seen: Arc::default(), handled: Arc::default() }
     }
 
     fn props(&self) -> Props<impl FnMut() -> Result<Probe, NeverFails> + Send + 'static> {
         let seen = Arc::clone(&self.seen);
         let handled = Arc::clone(&self.handled);
-        Props::new(move || {
-            Ok(Probe {
-                seen: Arc::clone(&seen),
-                handled: Arc::clone(&handled),
-            })
-        })
+        Props::new(move || Ok(Probe { seen: Arc::clone(&seen), handled: Arc::clone(&handled) }))
     }
 }
 
@@ -111,10 +98,7 @@ fn tell_and_ask_reach_the_handler() {
     let probe = f.system.spawn(f.props()).expect("spawn");
     assert_eq!(probe.state(), ActorState::Running);
     probe.blocking_tell(Cmd::Record(0, 7)).expect("tell");
-    assert_eq!(
-        probe.blocking_ask(Cmd::Record(0, 8), SECOND).expect("ask"),
-        8
-    );
+    assert_eq!(probe.blocking_ask(Cmd::Record(0, 8), SECOND).expect("ask"), 8);
     assert_eq!(*f.seen.lock().expect("lock"), vec![(0, 7), (0, 8)]);
     f.system.shutdown();
 }
@@ -122,10 +106,7 @@ fn tell_and_ask_reach_the_handler() {
 #[test]
 fn messages_from_each_sender_arrive_in_order() {
     let f = Fixture::new();
-    let probe = f
-        .system
-        .spawn(f.props().mailbox_capacity(8))
-        .expect("spawn");
+    let probe = f.system.spawn(f.props().mailbox_capacity(8)).expect("spawn");
     let senders: Vec<_> = (0..4)
         .map(|sender| {
             let probe = probe.clone();
@@ -143,16 +124,8 @@ fn messages_from_each_sender_arrive_in_order() {
     let seen = f.seen.lock().expect("lock");
     assert_eq!(seen.len(), 8_000);
     for sender in 0..4 {
-        let order: Vec<u64> = seen
-            .iter()
-            .filter(|(s, _)| *s == sender)
-            .map(|(_, n)| *n)
-            .collect();
-        assert_eq!(
-            order,
-            (0..2_000).collect::<Vec<_>>(),
-            "sender {sender} out of order"
-        );
+        let order: Vec<u64> = seen.iter().filter(|(s, _)| *s == sender).map(|(_, n)| *n).collect();
+        assert_eq!(order, (0..2_000).collect::<Vec<_>>(), "sender {sender} out of order");
     }
     drop(seen);
     f.system.shutdown();
@@ -161,15 +134,10 @@ fn messages_from_each_sender_arrive_in_order() {
 #[test]
 fn a_full_mailbox_hands_the_message_back() {
     let f = Fixture::new();
-    let probe = f
-        .system
-        .spawn(f.props().mailbox_capacity(2))
-        .expect("spawn");
+    let probe = f.system.spawn(f.props().mailbox_capacity(2)).expect("spawn");
     let (open, gate) = flume::bounded::<()>(0);
     probe.blocking_tell(Cmd::Block(gate)).expect("block");
-    eventually("the probe is blocked", || {
-        f.handled.load(Ordering::SeqCst) == 1
-    });
+    eventually("the probe is blocked", || f.handled.load(Ordering::SeqCst) == 1);
     probe.try_tell(Cmd::Record(0, 1)).expect("room for 1");
     probe.try_tell(Cmd::Record(0, 2)).expect("room for 2");
     match probe.try_tell(Cmd::Record(0, 3)) {
@@ -185,15 +153,10 @@ fn a_full_mailbox_hands_the_message_back() {
 #[test]
 fn blocking_tell_waits_for_room() {
     let f = Fixture::new();
-    let probe = f
-        .system
-        .spawn(f.props().mailbox_capacity(2))
-        .expect("spawn");
+    let probe = f.system.spawn(f.props().mailbox_capacity(2)).expect("spawn");
     let (open, gate) = flume::bounded::<()>(0);
     probe.blocking_tell(Cmd::Block(gate)).expect("block");
-    eventually("the probe is blocked", || {
-        f.handled.load(Ordering::SeqCst) == 1
-    });
+    eventually("the probe is blocked", || f.handled.load(Ordering::SeqCst) == 1);
     let sent = Arc::new(AtomicU64::new(0));
     let producer = {
         let (probe, sent) = (probe.clone(), Arc::clone(&sent));
@@ -206,11 +169,7 @@ fn blocking_tell_waits_for_room() {
     };
     eventually("the mailbox fills", || probe.mailbox_len() == 2);
     thread::sleep(Duration::from_millis(50));
-    assert_eq!(
-        sent.load(Ordering::SeqCst),
-        2,
-        "the producer must wait while the mailbox is full"
-    );
+    assert_eq!(sent.load(Ordering::SeqCst), 2, "the producer must wait while the mailbox is full");
     drop(open);
     producer.join().expect("producer");
     probe.blocking_ask(Cmd::Count, SECOND).expect("flush");
@@ -221,28 +180,16 @@ fn blocking_tell_waits_for_room() {
 #[test]
 fn async_tell_waits_for_room_and_async_ask_gives_the_message_back_on_timeout() {
     let f = Fixture::new();
-    let probe = f
-        .system
-        .spawn(f.props().mailbox_capacity(1))
-        .expect("spawn");
+    let probe = f.system.spawn(f.props().mailbox_capacity(1)).expect("spawn");
     let (open, gate) = flume::bounded::<()>(0);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     rt.block_on(async {
         probe.tell(Cmd::Block(gate)).await.expect("block");
         while f.handled.load(Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        probe
-            .tell(Cmd::Record(0, 1))
-            .await
-            .expect("fills the mailbox");
-        match probe
-            .ask(Cmd::Record(0, 2), Duration::from_millis(50))
-            .await
-        {
+        probe.tell(Cmd::Record(0, 1)).await.expect("fills the mailbox");
+        match probe.ask(Cmd::Record(0, 2), Duration::from_millis(50)).await {
             Err(AskError::MailboxFull(Cmd::Record(0, 2))) => {}
             other => panic!("expected MailboxFull with the message, got {other:?}"),
         }
@@ -265,23 +212,12 @@ fn an_ask_times_out_and_the_actor_keeps_serving() {
     let f = Fixture::new();
     let probe = f.system.spawn(f.props()).expect("spawn");
     let started = Instant::now();
-    match probe.blocking_ask(
-        Cmd::Sleep(Duration::from_millis(300)),
-        Duration::from_millis(50),
-    ) {
+    match probe.blocking_ask(Cmd::Sleep(Duration::from_millis(300)), Duration::from_millis(50)) {
         Err(AskError::Timeout) => {}
         other => panic!("expected Timeout, got {other:?}"),
     }
-    assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "the timeout must not wait for the handler"
-    );
-    assert_eq!(
-        probe
-            .blocking_ask(Cmd::Record(0, 9), SECOND)
-            .expect("still serving"),
-        9
-    );
+    assert!(started.elapsed() < Duration::from_millis(250), "the timeout must not wait for the handler");
+    assert_eq!(probe.blocking_ask(Cmd::Record(0, 9), SECOND).expect("still serving"), 9);
     f.system.shutdown();
 }
 
@@ -293,15 +229,8 @@ fn a_handler_error_reaches_the_asker_and_the_actor_keeps_serving() {
         Err(AskError::Failed(ProbeError)) => {}
         other => panic!("expected Failed, got {other:?}"),
     }
-    probe
-        .blocking_tell(Cmd::Fail)
-        .expect("a failing tell is only logged");
-    assert_eq!(
-        probe
-            .blocking_ask(Cmd::Record(0, 1), SECOND)
-            .expect("serving"),
-        1
-    );
+    probe.blocking_tell(Cmd::Fail).expect("a failing tell is only logged");
+    assert_eq!(probe.blocking_ask(Cmd::Record(0, 1), SECOND).expect("serving"), 1);
     f.system.shutdown();
 }
 
@@ -323,25 +252,14 @@ fn stop_handles_what_is_queued_then_refuses_new_messages() {
     drop(open);
     assert_eq!(probe.blocking_wait(), StopReason::Normal);
     assert_eq!(probe.state(), ActorState::Stopped);
-    assert_eq!(
-        f.seen.lock().expect("lock").len(),
-        10,
-        "a graceful stop handles the queue"
-    );
-    assert_eq!(
-        f.system.dead_letters().count(),
-        1,
-        "the refused tell is a dead letter"
-    );
+    assert_eq!(f.seen.lock().expect("lock").len(), 10, "a graceful stop handles the queue");
+    assert_eq!(f.system.dead_letters().count(), 1, "the refused tell is a dead letter");
     match probe.blocking_ask(Cmd::Count, SECOND) {
         Err(AskError::Stopped(Cmd::Count)) => {}
         other => panic!("an ask to a stopped actor fails at once, got {other:?}"),
     }
     // The name is free again.
-    let again = f
-        .system
-        .spawn(f.props().name("stopper"))
-        .expect("the name is free after stop");
+    let again = f.system.spawn(f.props().name("stopper")).expect("the name is free after stop");
     assert_eq!(again.name(), Some("stopper"));
     f.system.shutdown();
 }
@@ -352,9 +270,7 @@ fn kill_dead_letters_the_queue_and_fails_waiting_askers() {
     let probe = f.system.spawn(f.props()).expect("spawn");
     let (open, gate) = flume::bounded::<()>(0);
     probe.blocking_tell(Cmd::Block(gate)).expect("block");
-    eventually("the probe is blocked", || {
-        f.handled.load(Ordering::SeqCst) == 1
-    });
+    eventually("the probe is blocked", || f.handled.load(Ordering::SeqCst) == 1);
     for seq in 0..10 {
         probe.blocking_tell(Cmd::Record(0, seq)).expect("queue");
     }
@@ -371,15 +287,8 @@ fn kill_dead_letters_the_queue_and_fails_waiting_askers() {
         Err(AskError::NoReply) => {}
         other => panic!("expected NoReply, got {other:?}"),
     }
-    assert!(
-        killed_at.elapsed() < Duration::from_secs(5),
-        "the asker must not wait for its timeout"
-    );
-    assert_eq!(
-        f.handled.load(Ordering::SeqCst),
-        1,
-        "nothing queued is handled after a kill"
-    );
+    assert!(killed_at.elapsed() < Duration::from_secs(5), "the asker must not wait for its timeout");
+    assert_eq!(f.handled.load(Ordering::SeqCst), 1, "nothing queued is handled after a kill");
     assert_eq!(f.system.dead_letters().count(), 11);
     f.system.shutdown();
 }
@@ -391,19 +300,14 @@ fn a_panicking_handler_stops_the_actor_without_losing_track_of_messages() {
     let (open, gate) = flume::bounded::<()>(0);
     probe.blocking_tell(Cmd::Block(gate)).expect("block");
     probe.blocking_tell(Cmd::Panic).expect("queue the panic");
-    probe
-        .blocking_tell(Cmd::Record(0, 1))
-        .expect("queue after the panic");
+    probe.blocking_tell(Cmd::Record(0, 1)).expect("queue after the panic");
     drop(open);
     match probe.blocking_wait() {
         StopReason::Panicked(why) => assert!(why.contains("on purpose"), "{why}"),
         other => panic!("expected Panicked, got {other:?}"),
     }
     assert_eq!(f.system.dead_letters().count(), 1);
-    assert!(matches!(
-        probe.blocking_ask(Cmd::Count, SECOND),
-        Err(AskError::Stopped(_))
-    ));
+    assert!(matches!(probe.blocking_ask(Cmd::Count, SECOND), Err(AskError::Stopped(_))));
     f.system.shutdown();
 }
 
@@ -412,12 +316,7 @@ fn an_actor_asking_itself_gets_an_error_not_a_deadlock() {
     let f = Fixture::new();
     let probe = f.system.spawn(f.props()).expect("spawn");
     let started = Instant::now();
-    assert_eq!(
-        probe
-            .blocking_ask(Cmd::AskMyself, Duration::from_secs(10))
-            .expect("ask"),
-        1
-    );
+    assert_eq!(probe.blocking_ask(Cmd::AskMyself, Duration::from_secs(10)).expect("ask"), 1);
     assert!(started.elapsed() < Duration::from_secs(2));
     f.system.shutdown();
 }
@@ -426,17 +325,9 @@ fn an_actor_asking_itself_gets_an_error_not_a_deadlock() {
 fn spawn_errors_are_typed() {
     let f = Fixture::new();
     let _first = f.system.spawn(f.props().name("dup")).expect("spawn");
-    assert!(
-        matches!(f.system.spawn(f.props().name("dup")), Err(SpawnError::NameTaken(n)) if n == "dup")
-    );
-    assert!(matches!(
-        f.system.spawn(f.props().mailbox_capacity(0)),
-        Err(SpawnError::InvalidOptions(_))
-    ));
-    assert!(matches!(
-        f.system.spawn(f.props().pin_to_core(4096)),
-        Err(SpawnError::InvalidOptions(_))
-    ));
+    assert!(matches!(f.system.spawn(f.props().name("dup")), Err(SpawnError::NameTaken(n)) if n == "dup"));
+    assert!(matches!(f.system.spawn(f.props().mailbox_capacity(0)), Err(SpawnError::InvalidOptions(_))));
+    assert!(matches!(f.system.spawn(f.props().pin_to_core(4096)), Err(SpawnError::InvalidOptions(_))));
 
     #[derive(Debug, thiserror::Error)]
     #[error("no luck")]
@@ -449,16 +340,10 @@ fn spawn_errors_are_typed() {
     let panicking = Props::new(|| -> Result<Probe, NeverFails> { panic!("boom") });
     assert!(matches!(f.system.spawn(panicking), Err(SpawnError::Panicked(m)) if m == "boom"));
     // A failed start frees its name at once.
-    let _retry = f
-        .system
-        .spawn(f.props().name("failing"))
-        .expect("the name is free after a failed start");
+    let _retry = f.system.spawn(f.props().name("failing")).expect("the name is free after a failed start");
 
     f.system.shutdown();
-    assert!(matches!(
-        f.system.spawn(f.props()),
-        Err(SpawnError::ShutDown)
-    ));
+    assert!(matches!(f.system.spawn(f.props()), Err(SpawnError::ShutDown)));
 }
 
 #[test]
@@ -477,38 +362,22 @@ fn lookup_finds_running_actors_by_name_and_type() {
 #[test]
 fn shutdown_with_queued_messages_does_not_hang_and_counts_dead_letters() {
     let f = Fixture::new();
-    let probes: Vec<_> = (0..4)
-        .map(|_| {
-            f.system
-                .spawn(f.props().mailbox_capacity(64))
-                .expect("spawn")
-        })
-        .collect();
+    let probes: Vec<_> = (0..4).map(|_| f.system.spawn(f.props().mailbox_capacity(64)).expect("spawn")).collect();
     for probe in &probes {
-        probe
-            .blocking_tell(Cmd::Sleep(Duration::from_millis(100)))
-            .expect("slow message");
+        probe.blocking_tell(Cmd::Sleep(Duration::from_millis(100))).expect("slow message");
         for seq in 0..50 {
             probe.blocking_tell(Cmd::Record(0, seq)).expect("queue");
         }
     }
     let started = Instant::now();
     f.system.shutdown();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
     for probe in &probes {
         assert_eq!(probe.state(), ActorState::Stopped);
         assert_eq!(probe.stop_reason(), Some(StopReason::Killed));
     }
     let handled = f.handled.load(Ordering::SeqCst);
-    assert_eq!(
-        handled + f.system.dead_letters().count(),
-        4 * 51,
-        "every message handled or dead-lettered"
-    );
+    assert_eq!(handled + f.system.dead_letters().count(), 4 * 51, "every message handled or dead-lettered");
     assert!(f.system.dead_letters().count() > 0);
     assert_eq!(f.system.actor_count(), 0);
 }
@@ -519,10 +388,7 @@ fn shutdown_with_queued_messages_does_not_hang_and_counts_dead_letters() {
 fn no_message_is_lost_when_senders_race_a_kill() {
     for round in 0..20 {
         let f = Fixture::new();
-        let probe = f
-            .system
-            .spawn(f.props().mailbox_capacity(16))
-            .expect("spawn");
+        let probe = f.system.spawn(f.props().mailbox_capacity(16)).expect("spawn");
         let refused = Arc::new(AtomicU64::new(0));
         let senders: Vec<_> = (0..3)
             .map(|sender| {
@@ -530,13 +396,9 @@ fn no_message_is_lost_when_senders_race_a_kill() {
                 thread::spawn(move || {
                     for seq in 0..500 {
                         let sent = if seq % 2 == 0 {
-                            probe
-                                .try_tell(Cmd::Record(sender, seq))
-                                .map_err(|e| matches!(e, SendError::Full(_)))
+                            probe.try_tell(Cmd::Record(sender, seq)).map_err(|e| matches!(e, SendError::Full(_)))
                         } else {
-                            probe
-                                .blocking_tell(Cmd::Record(sender, seq))
-                                .map_err(|_| false)
+                            probe.blocking_tell(Cmd::Record(sender, seq)).map_err(|_| false)
                         };
                         match sent {
                             Ok(()) => {}
@@ -564,11 +426,7 @@ fn no_message_is_lost_when_senders_race_a_kill() {
         let refused = refused.load(Ordering::SeqCst);
         // Refused sends are dead letters too (recorded when handed back).
         let dead = f.system.dead_letters().count();
-        assert_eq!(
-            handled + dead,
-            1_500,
-            "round {round}: handled {handled} + dead {dead} (refused {refused})"
-        );
+        assert_eq!(handled + dead, 1_500, "round {round}: handled {handled} + dead {dead} (refused {refused})");
         assert!(dead >= refused);
         f.system.shutdown();
     }
@@ -578,11 +436,7 @@ fn no_message_is_lost_when_senders_race_a_kill() {
 fn the_same_sender_sees_an_async_ask_answered() {
     let f = Fixture::new();
     let probe = f.system.spawn(f.props()).expect("spawn");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
     let total: u64 = rt.block_on(async {
         let mut total = 0;
         for seq in 0..100 {
@@ -597,9 +451,7 @@ fn the_same_sender_sees_an_async_ask_answered() {
 #[test]
 fn actors_stopped_and_shut_down_leave_no_threads() {
     fn threads() -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .map(|d| d.count())
-            .unwrap_or(0)
+        std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
     }
     let f = Fixture::new();
     let before = threads();

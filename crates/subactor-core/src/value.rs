@@ -102,10 +102,7 @@ impl Value {
         while let Some((value, depth)) = stack.pop() {
             deepest = deepest.max(depth);
             match value {
-                Value::List(items)
-                | Value::Tuple(items)
-                | Value::Set(items)
-                | Value::FrozenSet(items) => {
+                Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
                     deepest = deepest.max(depth + 1);
                     stack.extend(items.iter().map(|item| (item, depth + 1)));
                 }
@@ -138,12 +135,7 @@ impl Value {
 
     /// Builds a [`Value::Dict`] from key-value pairs.
     pub fn dict<K: Into<Value>, V: Into<Value>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
-        Value::Dict(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Value::Dict(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
     /// The value as an `i64`, if it is an integer that fits.
@@ -178,12 +170,7 @@ impl fmt::Debug for Value {
 /// Python-like `repr`, which is what users read in logs and errors.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn seq(
-            f: &mut fmt::Formatter<'_>,
-            items: &[Value],
-            open: &str,
-            close: &str,
-        ) -> fmt::Result {
+        fn seq(f: &mut fmt::Formatter<'_>, items: &[Value], open: &str, close: &str) -> fmt::Result {
             f.write_str(open)?;
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -200,9 +187,7 @@ impl fmt::Display for Value {
             Value::Int(n) => write!(f, "{n}"),
             Value::BigInt(n) => write!(f, "{n}"),
             Value::Float(x) if x.is_nan() => f.write_str("nan"),
-            Value::Float(x) if x.is_infinite() => {
-                f.write_str(if *x > 0.0 { "inf" } else { "-inf" })
-            }
+            Value::Float(x) if x.is_infinite() => f.write_str(if *x > 0.0 { "inf" } else { "-inf" }),
             Value::Float(x) if x.fract() == 0.0 && x.abs() < 1e16 => write!(f, "{x:.1}"),
             Value::Float(x) => write!(f, "{x}"),
             Value::Str(s) => write!(f, "{s:?}"),
@@ -235,16 +220,12 @@ impl PartialEq for Value {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Int(a), Value::Int(b)) => a == b,
             (Value::BigInt(a), Value::BigInt(b)) => a == b,
-            (Value::Int(a), Value::BigInt(b)) | (Value::BigInt(b), Value::Int(a)) => {
-                BigInt::from(*a) == *b
-            }
+            (Value::Int(a), Value::BigInt(b)) | (Value::BigInt(b), Value::Int(a)) => BigInt::from(*a) == *b,
             (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::Bytes(a), Value::Bytes(b)) | (Value::Pickled(a), Value::Pickled(b)) => a == b,
             (Value::List(a), Value::List(b)) | (Value::Tuple(a), Value::Tuple(b)) => a == b,
-            (Value::Set(a), Value::Set(b)) | (Value::FrozenSet(a), Value::FrozenSet(b)) => {
-                same_elements(a, b)
-            }
+            (Value::Set(a), Value::Set(b)) | (Value::FrozenSet(a), Value::FrozenSet(b)) => same_elements(a, b),
             (Value::Dict(a), Value::Dict(b)) => same_elements(a, b),
             _ => false,
         }
@@ -258,11 +239,7 @@ fn same_elements<T: PartialEq>(a: &[T], b: &[T]) -> bool {
     }
     let mut used = vec![false; b.len()];
     a.iter().all(|x| {
-        let found = b
-            .iter()
-            .enumerate()
-            .find(|(i, y)| !used[*i] && x == *y)
-            .map(|(i, _)| i);
+        let found = b.iter().enumerate().find(|(i, y)| !used[*i] && x == *y).map(|(i, _)| i);
         found.map(|i| used[i] = true).is_some()
     })
 }
@@ -290,9 +267,7 @@ where
     });
     let _exit = Exit;
     if depth > MAX_DEPTH {
-        return Err(serde::de::Error::custom(format!(
-            "value nests deeper than {MAX_DEPTH} containers"
-        )));
+        return Err(serde::de::Error::custom(format!("value nests deeper than {MAX_DEPTH} containers")));
     }
     T::deserialize(deserializer)
 }
@@ -309,10 +284,7 @@ pub struct ValueError {
 
 impl ValueError {
     fn new(expected: &'static str, value: &Value) -> ValueError {
-        ValueError {
-            expected,
-            found: value.kind().to_owned(),
-        }
+        ValueError { expected, found: value.kind().to_owned() }
     }
 }
 
@@ -450,14 +422,7 @@ macro_rules! tuples {
         }
     )+};
 }
-tuples!(
-    (A),
-    (A, B),
-    (A, B, C),
-    (A, B, C, D),
-    (A, B, C, D, E),
-    (A, B, C, D, E, F)
-);
+tuples!((A), (A, B), (A, B, C), (A, B, C, D), (A, B, C, D, E), (A, B, C, D, E, F));
 
 fn describe_len(value: &Value) -> String {
     match value {
@@ -506,9 +471,7 @@ macro_rules! try_into_int {
         }
     )*};
 }
-try_into_int!(
-    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
-);
+try_into_int!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
 
 impl TryFrom<Value> for f64 {
     type Error = ValueError;
@@ -548,10 +511,9 @@ impl<T: TryFrom<Value, Error = ValueError>> TryFrom<Value> for Vec<T> {
     /// From a list, tuple, set or frozenset.
     fn try_from(value: Value) -> Result<Vec<T>, ValueError> {
         match value {
-            Value::List(items)
-            | Value::Tuple(items)
-            | Value::Set(items)
-            | Value::FrozenSet(items) => items.into_iter().map(T::try_from).collect(),
+            Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
+                items.into_iter().map(T::try_from).collect()
+            }
             other => Err(ValueError::new("a list, tuple or set", &other)),
         }
     }
@@ -566,10 +528,7 @@ where
     type Error = ValueError;
     fn try_from(value: Value) -> Result<HashMap<K, V, S>, ValueError> {
         match value {
-            Value::Dict(pairs) => pairs
-                .into_iter()
-                .map(|(k, v)| Ok((K::try_from(k)?, V::try_from(v)?)))
-                .collect(),
+            Value::Dict(pairs) => pairs.into_iter().map(|(k, v)| Ok((K::try_from(k)?, V::try_from(v)?))).collect(),
             other => Err(ValueError::new("dict", &other)),
         }
     }
@@ -583,10 +542,7 @@ where
     type Error = ValueError;
     fn try_from(value: Value) -> Result<BTreeMap<K, V>, ValueError> {
         match value {
-            Value::Dict(pairs) => pairs
-                .into_iter()
-                .map(|(k, v)| Ok((K::try_from(k)?, V::try_from(v)?)))
-                .collect(),
+            Value::Dict(pairs) => pairs.into_iter().map(|(k, v)| Ok((K::try_from(k)?, V::try_from(v)?))).collect(),
             other => Err(ValueError::new("dict", &other)),
         }
     }

@@ -33,12 +33,7 @@ impl PythonActor {
     /// An actor of `class` from `module` (dotted name or `.py` path), built with no
     /// arguments.
     pub fn new(module: impl Into<String>, class: impl Into<String>) -> PythonActor {
-        PythonActor {
-            module: module.into(),
-            class: class.into(),
-            args: Vec::new(),
-            options: SpawnOptions::default(),
-        }
+        PythonActor { module: module.into(), class: class.into(), args: Vec::new(), options: SpawnOptions::default() }
     }
 
     /// The constructor's positional arguments: a tuple gives one argument per item
@@ -93,17 +88,11 @@ impl Spawn for PythonActor {
     }
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
-        let host = ctx
-            .system()
-            .extension::<PythonHost>()
-            .ok_or(StartError::NoHost)?;
+        let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
         let mut interp = Interpreter::create(host.python_path())?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate(&self.module, &self.class, &self.args)?;
-        Ok(PyActor {
-            interp,
-            _host: host,
-        })
+        Ok(PyActor { interp, _host: host })
     }
 }
 
@@ -126,9 +115,7 @@ impl PyActor {
 
 impl std::fmt::Debug for PyActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PyActor")
-            .field("interpreter", &self.interp.id())
-            .finish_non_exhaustive()
+        f.debug_struct("PyActor").field("interpreter", &self.interp.id()).finish_non_exhaustive()
     }
 }
 
@@ -142,14 +129,11 @@ impl Actor for PyActor {
     }
 
     fn handle_tell(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<(), ReceiveError> {
-        self.interp
-            .receive(&msg, false)
-            .map(drop)
-            .inspect_err(|error| {
-                if let Some(exception) = error.exception() {
-                    debug!(traceback = %exception.traceback, "receive() failed on a tell");
-                }
-            })
+        self.interp.receive(&msg, false).map(drop).inspect_err(|error| {
+            if let Some(exception) = error.exception() {
+                debug!(traceback = %exception.traceback, "receive() failed on a tell");
+            }
+        })
     }
 
     fn before_wait(&mut self) {

@@ -49,9 +49,7 @@ pub enum ConvertError {
         limit: usize,
     },
     /// Not a plain value, and pickling it failed.
-    #[error(
-        "cannot send an object of type {type_name}: it is not a plain value and pickling it failed: {error}"
-    )]
+    #[error("cannot send an object of type {type_name}: it is not a plain value and pickling it failed: {error}")]
     Unpicklable {
         /// The object's type.
         type_name: String,
@@ -100,9 +98,9 @@ impl ConvertError {
     /// The Python exception behind the error, if there is one.
     pub fn exception(&self) -> Option<&PythonException> {
         match self {
-            ConvertError::Unpicklable { error, .. }
-            | ConvertError::Unpickle(error)
-            | ConvertError::Build(error) => Some(error),
+            ConvertError::Unpicklable { error, .. } | ConvertError::Unpickle(error) | ConvertError::Build(error) => {
+                Some(error)
+            }
             ConvertError::Cycle { .. } | ConvertError::TooDeep { .. } => None,
         }
     }
@@ -191,9 +189,7 @@ pub enum HostError {
     #[error("cannot initialise Python: {0}")]
     Init(String),
     /// The libpython loaded at run time is too old.
-    #[error(
-        "subactor needs CPython >= 3.12 (own-GIL subinterpreters), but the loaded libpython is {0}"
-    )]
+    #[error("subactor needs CPython >= 3.12 (own-GIL subinterpreters), but the loaded libpython is {0}")]
     Version(String),
     /// `Py_FinalizeEx` reported an error (typically flushing a standard stream).
     #[error("Python reported an error while finalising")]

@@ -38,17 +38,9 @@ impl PythonHost {
         let lease = ffi::process::Lease::acquire()?;
         let python_path = python_path
             .into_iter()
-            .map(|p| {
-                std::path::absolute(&p)
-                    .unwrap_or(p)
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
             .collect();
-        Ok(PythonHost {
-            python_path,
-            lease: Some(lease),
-        })
+        Ok(PythonHost { python_path, lease: Some(lease) })
     }
 
     /// The running Python's version, as (major, minor, micro).

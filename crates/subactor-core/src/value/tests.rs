@@ -39,10 +39,7 @@ proptest! {
 fn trailing_bytes_are_rejected() {
     let mut bytes = codec::encode(&Value::from(1)).expect("encode");
     bytes.push(0);
-    assert!(matches!(
-        codec::decode(&bytes),
-        Err(codec::CodecError::TrailingBytes { extra: 1 })
-    ));
+    assert!(matches!(codec::decode(&bytes), Err(codec::CodecError::TrailingBytes { extra: 1 })));
 }
 
 #[test]
@@ -61,32 +58,17 @@ fn decoding_refuses_hostile_nesting() {
         ok = Value::List(vec![ok]);
     }
     assert_eq!(ok.depth(), MAX_DEPTH);
-    assert_eq!(
-        codec::decode(&codec::encode(&ok).expect("encode")).expect("decode"),
-        ok
-    );
+    assert_eq!(codec::decode(&codec::encode(&ok).expect("encode")).expect("decode"), ok);
 }
 
 #[test]
 fn equality_follows_python_where_it_matters() {
     assert_eq!(Value::Float(f64::NAN), Value::Float(f64::NAN));
     assert_ne!(Value::Float(0.0), Value::Float(-0.0));
-    assert_eq!(
-        Value::dict([(1, "a"), (2, "b")]),
-        Value::dict([(2, "b"), (1, "a")])
-    );
-    assert_eq!(
-        Value::Set(vec![1.into(), 2.into()]),
-        Value::Set(vec![2.into(), 1.into()])
-    );
-    assert_ne!(
-        Value::Set(vec![1.into(), 1.into()]),
-        Value::Set(vec![1.into(), 2.into()])
-    );
-    assert_ne!(
-        Value::List(vec![1.into(), 2.into()]),
-        Value::List(vec![2.into(), 1.into()])
-    );
+    assert_eq!(Value::dict([(1, "a"), (2, "b")]), Value::dict([(2, "b"), (1, "a")]));
+    assert_eq!(Value::Set(vec![1.into(), 2.into()]), Value::Set(vec![2.into(), 1.into()]));
+    assert_ne!(Value::Set(vec![1.into(), 1.into()]), Value::Set(vec![1.into(), 2.into()]));
+    assert_ne!(Value::List(vec![1.into(), 2.into()]), Value::List(vec![2.into(), 1.into()]));
     assert_eq!(Value::Int(5), Value::BigInt(BigInt::from(5)));
     assert_ne!(Value::Set(vec![]), Value::FrozenSet(vec![]));
 }
@@ -111,13 +93,7 @@ fn rust_conversions_both_ways() {
     assert_eq!(f64::try_from(Value::Int(3)), Ok(3.0));
 
     let err = u8::try_from(Value::Int(300)).expect_err("too big");
-    assert_eq!(
-        err,
-        ValueError {
-            expected: "an int that fits in u8",
-            found: "300".to_owned()
-        }
-    );
+    assert_eq!(err, ValueError { expected: "an int that fits in u8", found: "300".to_owned() });
     let err = String::try_from(Value::Int(1)).expect_err("not a str");
     assert_eq!(err.to_string(), "expected str, found int");
     let err = <(i64, i64)>::try_from(Value::from((1, 2, 3))).expect_err("wrong length");
@@ -126,14 +102,7 @@ fn rust_conversions_both_ways() {
 
 #[test]
 fn display_reads_like_python() {
-    let v = Value::from((
-        1,
-        "a",
-        2.0,
-        None::<i64>,
-        true,
-        vec![Value::Bytes(b"x".to_vec())],
-    ));
+    let v = Value::from((1, "a", 2.0, None::<i64>, true, vec![Value::Bytes(b"x".to_vec())]));
     assert_eq!(v.to_string(), r#"(1, "a", 2.0, None, True, [b"x"])"#);
     assert_eq!(Value::from((1,)).to_string(), "(1,)");
     assert_eq!(Value::Set(vec![]).to_string(), "set()");

@@ -32,10 +32,7 @@ pub(crate) unsafe fn to_python(value: &Value, helpers: &Helpers) -> Result<Obj, 
 ///
 /// `obj` is a valid object of the interpreter that owns `helpers`, which is attached on
 /// this thread.
-pub(crate) unsafe fn from_python(
-    obj: *mut ffi::PyObject,
-    helpers: &Helpers,
-) -> Result<Value, ConvertError> {
+pub(crate) unsafe fn from_python(obj: *mut ffi::PyObject, helpers: &Helpers) -> Result<Value, ConvertError> {
     let mut path = Vec::new();
     // SAFETY: forwarded contract.
     unsafe { read(obj, helpers, &mut path) }
@@ -128,13 +125,8 @@ unsafe fn build(value: &Value, helpers: &Helpers, depth: usize) -> Result<Obj, C
             }
             Value::Pickled(bytes) => {
                 let pickle = helpers.pickle().map_err(ConvertError::Unpickle)?;
-                let data = owned(
-                    ffi::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), ssize(bytes.len())),
-                    helpers,
-                )?;
-                return pickle
-                    .loads(data.as_ptr())
-                    .map_err(|exc| ConvertError::Unpickle(helpers.describe(exc).0));
+                let data = owned(ffi::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), ssize(bytes.len())), helpers)?;
+                return pickle.loads(data.as_ptr()).map_err(|exc| ConvertError::Unpickle(helpers.describe(exc).0));
             }
         };
         owned(ptr, helpers)
@@ -187,9 +179,7 @@ unsafe fn read(
         if ty == &raw mut ffi::PyBytes_Type {
             let len = usize::try_from(ffi::PyBytes_Size(obj)).unwrap_or(0);
             let data = ffi::PyBytes_AsString(obj);
-            return Ok(Value::Bytes(
-                std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec(),
-            ));
+            return Ok(Value::Bytes(std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec()));
         }
         let container = ty == &raw mut ffi::PyList_Type
             || ty == &raw mut ffi::PyTuple_Type
@@ -200,9 +190,7 @@ unsafe fn read(
             return pickled(obj, helpers);
         }
         if path.contains(&obj) {
-            return Err(ConvertError::Cycle {
-                type_name: helpers.type_name(obj),
-            });
+            return Err(ConvertError::Cycle { type_name: helpers.type_name(obj) });
         }
         if path.len() >= MAX_DEPTH {
             return Err(ConvertError::TooDeep { limit: MAX_DEPTH });
@@ -236,8 +224,7 @@ unsafe fn read_container(
             return Ok(Value::Tuple(items));
         }
         if ty == &raw mut ffi::PyList_Type {
-            let mut items =
-                Vec::with_capacity(usize::try_from(ffi::PyList_GET_SIZE(obj)).unwrap_or(0));
+            let mut items = Vec::with_capacity(usize::try_from(ffi::PyList_GET_SIZE(obj)).unwrap_or(0));
             let mut i = 0;
             while i < ffi::PyList_GET_SIZE(obj) {
                 let item = owned(ffi::PyList_GetItemRef(obj, i), helpers)?;
@@ -252,8 +239,7 @@ unsafe fn read_container(
             let mut key = ptr::null_mut();
             let mut value = ptr::null_mut();
             while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
-                let (Some(key), Some(value)) = (Obj::from_borrowed(key), Obj::from_borrowed(value))
-                else {
+                let (Some(key), Some(value)) = (Obj::from_borrowed(key), Obj::from_borrowed(value)) else {
                     break;
                 };
                 let key = read(key.as_ptr(), helpers, path)?;
@@ -272,11 +258,7 @@ unsafe fn read_container(
                 None => return Err(ConvertError::Build(helpers.current_exception())),
             }
         }
-        Ok(if ty == &raw mut ffi::PySet_Type {
-            Value::Set(items)
-        } else {
-            Value::FrozenSet(items)
-        })
+        Ok(if ty == &raw mut ffi::PySet_Type { Value::Set(items) } else { Value::FrozenSet(items) })
     }
 }
 
@@ -288,14 +270,9 @@ unsafe fn read_container(
 unsafe fn pickled(obj: *mut ffi::PyObject, helpers: &Helpers) -> Result<Value, ConvertError> {
     // SAFETY: attached (contract); `obj` is valid.
     unsafe {
-        let unpicklable = |error| ConvertError::Unpicklable {
-            type_name: helpers.type_name(obj),
-            error,
-        };
+        let unpicklable = |error| ConvertError::Unpicklable { type_name: helpers.type_name(obj), error };
         let pickle = helpers.pickle().map_err(unpicklable)?;
-        let data = pickle
-            .dumps(obj)
-            .map_err(|exc| unpicklable(helpers.describe(exc).0))?;
+        let data = pickle.dumps(obj).map_err(|exc| unpicklable(helpers.describe(exc).0))?;
         if ffi::Py_TYPE(data.as_ptr()) != &raw mut ffi::PyBytes_Type {
             return Err(ConvertError::Build(PythonException {
                 type_name: "TypeError".into(),
@@ -304,8 +281,7 @@ unsafe fn pickled(obj: *mut ffi::PyObject, helpers: &Helpers) -> Result<Value, C
             }));
         }
         let len = usize::try_from(ffi::PyBytes_Size(data.as_ptr())).unwrap_or(0);
-        let bytes =
-            std::slice::from_raw_parts(ffi::PyBytes_AsString(data.as_ptr()).cast::<u8>(), len);
+        let bytes = std::slice::from_raw_parts(ffi::PyBytes_AsString(data.as_ptr()).cast::<u8>(), len);
         Ok(Value::Pickled(bytes.to_vec()))
     }
 }
@@ -344,10 +320,7 @@ unsafe extern "C" {
 /// # Safety
 ///
 /// `obj` is an `int` of the attached interpreter.
-unsafe fn big_from_python(
-    obj: *mut ffi::PyObject,
-    helpers: &Helpers,
-) -> Result<BigInt, ConvertError> {
+unsafe fn big_from_python(obj: *mut ffi::PyObject, helpers: &Helpers) -> Result<BigInt, ConvertError> {
     // SAFETY: attached (contract); the buffer is as long as we tell CPython.
     unsafe {
         #[cfg(Py_3_13)]

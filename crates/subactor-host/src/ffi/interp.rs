@@ -53,9 +53,7 @@ impl Interpreter {
     /// The caller holds a [`Lease`](super::process::Lease), so Python is initialised.
     pub(crate) fn create(paths: &[String]) -> Result<Interpreter, StartError> {
         #[cfg(not(Py_3_13))]
-        let _serial = CREATE_LOCK
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _serial = CREATE_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let config = ffi::PyInterpreterConfig {
             use_main_obmalloc: 0,
             allow_fork: 0,
@@ -72,9 +70,7 @@ impl Interpreter {
         let (main_tstate, created) = unsafe {
             let main_tstate = ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
             let Some(main_tstate) = NonNull::new(main_tstate) else {
-                return Err(StartError::Interpreter(
-                    "cannot create a thread state for the main interpreter".into(),
-                ));
+                return Err(StartError::Interpreter("cannot create a thread state for the main interpreter".into()));
             };
             ffi::PyEval_RestoreThread(main_tstate.as_ptr());
             let mut tstate = ptr::null_mut();
@@ -102,17 +98,8 @@ impl Interpreter {
             }
         };
         // SAFETY: the new interpreter is attached; its state pointer is valid.
-        let id = unsafe {
-            ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate.as_ptr()))
-        };
-        let mut interp = Interpreter {
-            tstate,
-            main_tstate,
-            attached: true,
-            id,
-            helpers: None,
-            actor: None,
-        };
+        let id = unsafe { ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate.as_ptr())) };
+        let mut interp = Interpreter { tstate, main_tstate, attached: true, id, helpers: None, actor: None };
         // SAFETY: a fresh subinterpreter is attached on this thread. On error, dropping
         // `interp` ends the interpreter.
         interp.helpers = Some(unsafe { Helpers::load(paths) }.map_err(StartError::Setup)?);
@@ -125,19 +112,12 @@ impl Interpreter {
     }
 
     fn helpers(&self) -> &Helpers {
-        self.helpers
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("helpers live as long as the interpreter"))
+        self.helpers.as_ref().unwrap_or_else(|| unreachable!("helpers live as long as the interpreter"))
     }
 
     /// Imports `target`, finds `class`, and calls it with `args`; keeps the instance and
     /// its bound `receive`.
-    pub(crate) fn instantiate(
-        &mut self,
-        target: &str,
-        class: &str,
-        args: &[Value],
-    ) -> Result<(), StartError> {
+    pub(crate) fn instantiate(&mut self, target: &str, class: &str, args: &[Value]) -> Result<(), StartError> {
         assert!(self.attached, "instantiate needs the interpreter attached");
         let helpers = self.helpers();
         // SAFETY: the interpreter is attached; every object is owned by an `Obj` of it.
@@ -146,20 +126,14 @@ impl Interpreter {
                 let (exception, refusing) = helpers.describe(exc);
                 match refusing {
                     Some(module) => StartError::IncompatibleExtension { module, exception },
-                    None => StartError::Import {
-                        module: target.to_owned(),
-                        exception,
-                    },
+                    None => StartError::Import { module: target.to_owned(), exception },
                 }
             })?;
-            let cls =
-                helpers
-                    .get_class(&module, class)
-                    .map_err(|exc| StartError::MissingClass {
-                        module: target.to_owned(),
-                        class: class.to_owned(),
-                        exception: helpers.describe(exc).0,
-                    })?;
+            let cls = helpers.get_class(&module, class).map_err(|exc| StartError::MissingClass {
+                module: target.to_owned(),
+                class: class.to_owned(),
+                exception: helpers.describe(exc).0,
+            })?;
             let mut arg_objects = Vec::with_capacity(args.len());
             for arg in args {
                 arg_objects.push(to_python(arg, helpers).map_err(StartError::Arguments)?);
@@ -169,25 +143,14 @@ impl Interpreter {
                 let (exception, refusing) = helpers.describe(exc);
                 match refusing {
                     Some(module) => StartError::IncompatibleExtension { module, exception },
-                    None => StartError::Constructor {
-                        class: class.to_owned(),
-                        exception,
-                    },
+                    None => StartError::Constructor { class: class.to_owned(), exception },
                 }
             })?;
             let receive = helpers
                 .receive_of(&instance)
-                .map_err(|exc| StartError::Constructor {
-                    class: class.to_owned(),
-                    exception: helpers.describe(exc).0,
-                })?
-                .ok_or_else(|| StartError::NoReceive {
-                    class: class.to_owned(),
-                })?;
-            ActorObjects {
-                _instance: instance,
-                receive,
-            }
+                .map_err(|exc| StartError::Constructor { class: class.to_owned(), exception: helpers.describe(exc).0 })?
+                .ok_or_else(|| StartError::NoReceive { class: class.to_owned() })?;
+            ActorObjects { _instance: instance, receive }
         };
         self.actor = Some(objects);
         Ok(())
@@ -207,11 +170,7 @@ impl Interpreter {
             let result = call(&actor.receive, &[arg.as_ptr()])
                 .map_err(|exc| ReceiveError::Exception(helpers.describe(exc).0))?;
             drop(arg);
-            if reply {
-                from_python(result.as_ptr(), helpers).map_err(ReceiveError::Reply)
-            } else {
-                Ok(Value::None)
-            }
+            if reply { from_python(result.as_ptr(), helpers).map_err(ReceiveError::Reply) } else { Ok(Value::None) }
         }
     }
 

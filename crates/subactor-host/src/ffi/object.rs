@@ -100,9 +100,5 @@ pub(crate) unsafe fn c_str_lossy(ptr: *const c_char) -> Option<String> {
         return None;
     }
     // SAFETY: non-null and NUL-terminated (caller's contract).
-    Some(
-        unsafe { CStr::from_ptr(ptr) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    Some(unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
 }

@@ -54,14 +54,10 @@ struct Embedded {
     thread: JoinHandle<Result<(), HostError>>,
 }
 
-static SLOT: Mutex<Slot> = Mutex::new(Slot {
-    leases: 0,
-    embedded: None,
-});
+static SLOT: Mutex<Slot> = Mutex::new(Slot { leases: 0, embedded: None });
 
 fn slot() -> MutexGuard<'static, Slot> {
-    SLOT.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    SLOT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A share of the process's Python. While one exists, Python is initialised.
@@ -92,16 +88,10 @@ impl Lease {
             if let Some(embedded) = embedded {
                 let _ = finalize(embedded);
             }
-            return Err(HostError::Version(format!(
-                "{}.{}.{}",
-                version.major, version.minor, version.micro
-            )));
+            return Err(HostError::Version(format!("{}.{}.{}", version.major, version.minor, version.micro)));
         }
         slot.leases += 1;
-        Ok(Lease {
-            version,
-            released: false,
-        })
+        Ok(Lease { version, released: false })
     }
 
     pub(crate) fn version(&self) -> PythonVersion {
@@ -151,8 +141,7 @@ fn finalize(embedded: Embedded) -> Result<(), HostError> {
 /// `sys.executable`. An active virtualenv wins (its packages become importable), then
 /// the interpreter subactor was built against.
 fn program_name() -> Option<PathBuf> {
-    let venv =
-        std::env::var_os("VIRTUAL_ENV").map(|dir| PathBuf::from(dir).join("bin").join("python"));
+    let venv = std::env::var_os("VIRTUAL_ENV").map(|dir| PathBuf::from(dir).join("bin").join("python"));
     let built = option_env!("SUBACTOR_BUILD_PYTHON").map(PathBuf::from);
     venv.into_iter().chain(built).find(|path| path.exists())
 }
@@ -160,8 +149,7 @@ fn program_name() -> Option<PathBuf> {
 fn start_embedded() -> Result<Embedded, HostError> {
     let (ready_tx, ready_rx) = flume::bounded::<Result<(), HostError>>(1);
     let (finalize_tx, finalize_rx) = flume::bounded::<()>(1);
-    let program =
-        program_name().and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());
+    let program = program_name().and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());
     let thread = thread::Builder::new()
         .name("python-main".into())
         .spawn(move || -> Result<(), HostError> {
@@ -184,27 +172,18 @@ fn start_embedded() -> Result<Embedded, HostError> {
                 ffi::Py_FinalizeEx()
             };
             info!("Python finalised");
-            if code == 0 {
-                Ok(())
-            } else {
-                Err(HostError::Finalize)
-            }
+            if code == 0 { Ok(()) } else { Err(HostError::Finalize) }
         })
         .map_err(|e| HostError::Init(format!("cannot start the python-main thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(Embedded {
-            finalize: finalize_tx,
-            thread,
-        }),
+        Ok(Ok(())) => Ok(Embedded { finalize: finalize_tx, thread }),
         Ok(Err(error)) => {
             let _ = thread.join();
             Err(error)
         }
         Err(_) => {
             let _ = thread.join();
-            Err(HostError::Init(
-                "the python-main thread ended during initialisation".into(),
-            ))
+            Err(HostError::Init("the python-main thread ended during initialisation".into()))
         }
     }
 }
@@ -214,9 +193,7 @@ fn start_embedded() -> Result<Embedded, HostError> {
 /// # Safety
 ///
 /// Python is not initialised, and no other thread initialises it meanwhile.
-unsafe fn initialize(
-    program: Option<&std::ffi::CStr>,
-) -> Result<*mut ffi::PyThreadState, HostError> {
+unsafe fn initialize(program: Option<&std::ffi::CStr>) -> Result<*mut ffi::PyThreadState, HostError> {
     let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
     // SAFETY: PyConfig_InitPythonConfig fully initialises the struct it is given.
     unsafe { ffi::PyConfig_InitPythonConfig(config.as_mut_ptr()) };
@@ -227,9 +204,7 @@ unsafe fn initialize(
     if let Some(program) = program {
         // SAFETY: config is initialised and program_name is one of its wide-string
         // fields; on failure the field keeps its default, which is still usable.
-        let status = unsafe {
-            ffi::PyConfig_SetBytesString(config, &mut config.program_name, program.as_ptr())
-        };
+        let status = unsafe { ffi::PyConfig_SetBytesString(config, &mut config.program_name, program.as_ptr()) };
         // SAFETY: reading a status by value.
         if unsafe { ffi::PyStatus_Exception(status) } != 0 {
             warn!("could not set Python's program name; using the default");
