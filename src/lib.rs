@@ -171,11 +171,10 @@ impl Runtime {
         }
         self.system.shutdown();
         let host = self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        match host.map(Arc::try_unwrap) {
-            Some(Ok(host)) => host.close()?,
-            // Someone still holds the host (only possible outside the runtime's actors);
-            // Python is finalised when they let go.
-            Some(Err(_)) | None => {}
+        // If someone still holds the host (only possible outside the runtime's actors),
+        // Python is finalised when they let go.
+        if let Some(Ok(host)) = host.map(Arc::try_unwrap) {
+            host.close()?;
         }
         Ok(())
     }

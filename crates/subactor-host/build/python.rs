@@ -4,8 +4,7 @@ fn main() {
     let config = pyo3_build_config::get();
     let found = config.version();
     if found.major != 3 || found.minor < 12 {
-        let executable = config.executable();
-        let executable = executable.as_deref().unwrap_or("an unknown interpreter");
+        let executable = config.executable().unwrap_or("an unknown interpreter");
         eprintln!(
             "error: subactor needs CPython >= 3.12 (own-GIL subinterpreters, PEP 684), \
              but PyO3 found Python {found} at {executable}.\n\

@@ -64,7 +64,7 @@ unsafe fn build(value: &Value, helpers: &Helpers, depth: usize) -> Result<Obj, C
     if depth > MAX_DEPTH {
         return Err(ConvertError::TooDeep { limit: MAX_DEPTH });
     }
-    // SAFETY (whole block): the interpreter is attached (contract); every pointer handed
+    // SAFETY: (whole block) the interpreter is attached (contract); every pointer handed
     // to the C API is either a fresh object owned by an `Obj` or a Rust buffer that
     // outlives the call; stolen references are given up with `into_ptr`.
     unsafe {
@@ -141,7 +141,7 @@ unsafe fn read(
     helpers: &Helpers,
     path: &mut Vec<*mut ffi::PyObject>,
 ) -> Result<Value, ConvertError> {
-    // SAFETY (whole block): `obj` is valid and its interpreter attached (contract). The
+    // SAFETY: (whole block) `obj` is valid and its interpreter attached (contract). The
     // type checks compare against the static type objects; items borrowed from a
     // container are turned into owned references before any Python code can run.
     unsafe {
@@ -211,7 +211,7 @@ unsafe fn read_container(
     helpers: &Helpers,
     path: &mut Vec<*mut ffi::PyObject>,
 ) -> Result<Value, ConvertError> {
-    // SAFETY (whole block): as in `read`. Lists and dicts may change while pickling an
+    // SAFETY: (whole block) as in `read`. Lists and dicts may change while pickling an
     // item runs Python code, so their items are fetched with bounds checks and owned
     // before use; tuples are immutable and kept alive by `obj`.
     unsafe {

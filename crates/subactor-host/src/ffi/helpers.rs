@@ -136,7 +136,7 @@ pub(crate) unsafe fn call(func: &Obj, args: &[*mut ffi::PyObject]) -> Result<Obj
     match unsafe { Obj::from_owned(result) } {
         Some(obj) => Ok(obj),
         // SAFETY: attached; a null result means an exception is set.
-        None => Err(unsafe { take_exception() }.unwrap_or_else(|| missing_exception())),
+        None => Err(unsafe { take_exception() }.unwrap_or_else(missing_exception)),
     }
 }
 
