@@ -200,3 +200,21 @@ fn the_standard_library_works_in_actors() {
     }
     rt.shutdown().expect("shutdown");
 }
+
+#[test]
+fn actors_run_on_named_threads_and_can_be_pinned_to_a_core() {
+    let rt = runtime();
+    let pinned = rt.spawn(PythonActor::new("actors", "Placement").name("placed").pin_to_core(0)).expect("spawn");
+    assert_eq!(pinned.blocking_ask((), TIMEOUT).expect("ask"), Value::List(vec![Value::Int(0)]));
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "actor:placed"), "no thread named after the actor in {names:?}");
+    match rt.spawn(PythonActor::new("actors", "Placement").pin_to_core(10_000)) {
+        Err(SpawnError::InvalidOptions(why)) => assert!(why.contains("10000"), "{why}"),
+        other => panic!("expected InvalidOptions, got {other:?}"),
+    }
+    rt.shutdown().expect("shutdown");
+}

@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flume::{RecvTimeoutError, TryRecvError};
+use flume::RecvTimeoutError;
 
-use crate::cell::{Cell, Envelope, Refusal, Signal, spin_for};
+use crate::cell::{Cell, Envelope, Refusal, Signal, spin_recv};
 use crate::dead_letters::DeadLetterReason;
 use crate::{Actor, ActorId, ActorState, AskError, SendError, StopReason};
 
@@ -144,20 +144,7 @@ impl<A: Actor> ActorRef<A> {
             .send_blocking(Envelope::Ask(msg, reply_tx), Some(deadline))
             .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
         let spin = self.cell.spin.min(deadline.saturating_duration_since(Instant::now()));
-        let mut disconnected = false;
-        let spun = spin_for(spin, || match reply_rx.try_recv() {
-            Ok(reply) => Some(reply),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => {
-                disconnected = true;
-                None
-            }
-        });
-        let reply = match spun {
-            Some(reply) => Ok(reply),
-            None if disconnected => Err(RecvTimeoutError::Disconnected),
-            None => reply_rx.recv_deadline(deadline),
-        };
+        let reply = spin_recv(&reply_rx, spin, Some(deadline));
         match reply {
             Ok(reply) => reply.map_err(AskError::Failed),
             Err(RecvTimeoutError::Timeout) => Err(AskError::Timeout),

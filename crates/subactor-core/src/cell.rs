@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use flume::{Receiver, Sender, TryRecvError};
+use flume::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::Notify;
 
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
@@ -329,8 +329,9 @@ pub(crate) fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -
     }
 }
 
-/// Waits for the next envelope: spins for up to `spin` (see [`spin_for`]), then parks.
-pub(crate) fn wait_for<T>(rx: &Receiver<T>, spin: Duration) -> Option<T> {
+/// Receives from `rx`, spinning for up to `spin` (see [`spin_for`]) before parking
+/// until `deadline` (or for good). `Err` tells a timeout from a disconnection.
+pub(crate) fn spin_recv<T>(rx: &Receiver<T>, spin: Duration, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
     let mut disconnected = false;
     let spun = spin_for(spin, || match rx.try_recv() {
         Ok(item) => Some(item),
@@ -340,10 +341,11 @@ pub(crate) fn wait_for<T>(rx: &Receiver<T>, spin: Duration) -> Option<T> {
             None
         }
     });
-    match spun {
-        Some(item) => Some(item),
-        None if disconnected => None,
-        None => rx.recv().ok(),
+    match (spun, deadline) {
+        (Some(item), _) => Ok(item),
+        (None, _) if disconnected => Err(RecvTimeoutError::Disconnected),
+        (None, Some(deadline)) => rx.recv_deadline(deadline),
+        (None, None) => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
     }
 }
 

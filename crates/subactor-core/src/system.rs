@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tracing::{debug, info_span, trace_span, warn};
 
-use crate::cell::{Cell, Envelope, Signal, wait_for};
+use crate::cell::{Cell, Envelope, Signal, spin_recv};
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::{Actor, ActorContext, ActorId, ActorRef, ActorState, Spawn, SpawnError, StopReason};
 
@@ -397,11 +397,11 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>) -> StopReason {
                 }
                 Signal::None => {
                     actor.before_wait();
-                    let next = wait_for(&cell.rx, cell.spin);
+                    let next = spin_recv(&cell.rx, cell.spin, None);
                     actor.after_wait();
                     match next {
-                        Some(envelope) => envelope,
-                        None => return StopReason::Normal,
+                        Ok(envelope) => envelope,
+                        Err(_) => return StopReason::Normal,
                     }
                 }
             },

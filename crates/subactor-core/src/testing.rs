@@ -17,18 +17,22 @@ pub fn any_int() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Every kind of value, nested up to four levels, as Rust can build them (dicts and
-/// sets may hold duplicate or unhashable elements, pickles are arbitrary bytes).
-pub fn any_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
+/// Every scalar kind except pickles.
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
         Just(Value::None),
         any::<bool>().prop_map(Value::Bool),
         any_int(),
         any::<f64>().prop_map(Value::Float),
         any::<String>().prop_map(Value::Str),
         any::<Vec<u8>>().prop_map(Value::Bytes),
-        any::<Vec<u8>>().prop_map(Value::Pickled),
-    ];
+    ]
+}
+
+/// Every kind of value, nested up to four levels, as Rust can build them (dicts and
+/// sets may hold duplicate or unhashable elements, pickles are arbitrary bytes).
+pub fn any_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![6 => scalar(), 1 => any::<Vec<u8>>().prop_map(Value::Pickled)];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::List),
@@ -44,14 +48,7 @@ pub fn any_value() -> impl Strategy<Value = Value> {
 /// elements and dict keys are distinct strings (Python would merge equal keys such as
 /// `1`, `1.0` and `True`, and refuses unhashable ones), and no arbitrary pickles.
 pub fn python_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::None),
-        any::<bool>().prop_map(Value::Bool),
-        any_int(),
-        any::<f64>().prop_map(Value::Float),
-        any::<String>().prop_map(Value::Str),
-        any::<Vec<u8>>().prop_map(Value::Bytes),
-    ];
+    let leaf = scalar();
     let keys = || prop::collection::btree_set(any::<String>(), 0..6);
     leaf.prop_recursive(4, 64, 8, move |inner| {
         prop_oneof![

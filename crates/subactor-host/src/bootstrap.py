@@ -11,10 +11,11 @@ _SUBINTERPRETER_REFUSAL = "does not support loading in subinterpreters"
 # C accelerators that corrupt memory in own-GIL subinterpreters of these CPython
 # versions (measured here; upstream: python/cpython#136423 for _datetime). Refusing
 # them makes the standard library fall back to its pure-Python implementations
-# (_pydatetime, _pydecimal, zoneinfo._zoneinfo, asyncio's Python tasks and futures),
-# which are correct in every interpreter.
+# (_pydatetime, _pydecimal, zoneinfo._zoneinfo, asyncio's Python tasks and futures,
+# hashlib's built-in hashes), which are correct in every interpreter; ssl has no
+# fallback, so on 3.12 it is an ImportError in actors.
 _UNSAFE_ACCELERATORS = {
-    (3, 12): frozenset({"_datetime", "_zoneinfo", "_decimal", "_asyncio"}),
+    (3, 12): frozenset({"_datetime", "_zoneinfo", "_decimal", "_asyncio", "_hashlib", "_ssl"}),
     (3, 13): frozenset({"_datetime", "_zoneinfo"}),
 }
 

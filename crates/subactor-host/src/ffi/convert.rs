@@ -5,7 +5,7 @@
 //! reference cycles and nesting deeper than [`MAX_DEPTH`], and pickles everything else.
 //! `Value` -> Python builds fresh objects; a pickled value is unpickled.
 
-use std::ffi::{c_long, c_void};
+use std::ffi::c_long;
 use std::ptr;
 
 use num_bigint::BigInt;
@@ -227,7 +227,7 @@ unsafe fn read_container(
             let mut items = Vec::with_capacity(usize::try_from(ffi::PyList_GET_SIZE(obj)).unwrap_or(0));
             let mut i = 0;
             while i < ffi::PyList_GET_SIZE(obj) {
-                let item = owned(ffi::PyList_GetItemRef(obj, i), helpers)?;
+                let item = owned(ffi::compat::PyList_GetItemRef(obj, i), helpers)?;
                 items.push(read(item.as_ptr(), helpers, path)?);
                 i += 1;
             }
@@ -296,7 +296,7 @@ unsafe fn big_to_python(n: &BigInt) -> *mut ffi::PyObject {
         #[cfg(Py_3_13)]
         {
             ffi::PyLong_FromNativeBytes(
-                bytes.as_ptr().cast::<c_void>(),
+                bytes.as_ptr().cast::<std::ffi::c_void>(),
                 bytes.len(),
                 ffi::Py_ASNATIVEBYTES_LITTLE_ENDIAN,
             )

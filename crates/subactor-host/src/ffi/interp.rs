@@ -88,7 +88,7 @@ impl Interpreter {
                 // SAFETY: the failed call left the main thread state attached (or nothing
                 // attached); make sure it is attached, then delete it.
                 unsafe {
-                    if ffi::PyThreadState_GetUnchecked() != main_tstate.as_ptr() {
+                    if ffi::compat::PyThreadState_GetUnchecked() != main_tstate.as_ptr() {
                         ffi::PyEval_RestoreThread(main_tstate.as_ptr());
                     }
                     ffi::PyThreadState_Clear(main_tstate.as_ptr());
