@@ -155,8 +155,9 @@ fn tell_throughput(rt: &Runtime, messages: usize) -> Result<(), Box<dyn Error>> 
 fn cpu_speedup(rt: &Runtime, cores: usize, limit: i64) -> Result<(), Box<dyn Error>> {
     let chunks = 32 * cores as i64;
     let run = |actors: usize| -> Result<Duration, Box<dyn Error>> {
-        let workers: Vec<PyRef> =
-            (0..actors).map(|_| rt.spawn(PythonActor::new("primes", "PrimeCounter"))).collect::<Result<_, _>>()?;
+        let workers: Vec<PyRef> = (0..actors)
+            .map(|i| rt.spawn(PythonActor::new("primes", "PrimeCounter").pin_to_core(i % cores)))
+            .collect::<Result<_, _>>()?;
         let started = Instant::now();
         std::thread::scope(|scope| {
             let handles: Vec<_> = workers
@@ -181,7 +182,7 @@ fn cpu_speedup(rt: &Runtime, cores: usize, limit: i64) -> Result<(), Box<dyn Err
         }
         Ok(elapsed)
     };
-    println!("CPU-bound speedup (primes below {limit} in pure Python, {chunks} chunks)");
+    println!("CPU-bound speedup (primes below {limit} in pure Python, {chunks} chunks, actors pinned to cores)");
     let one = run(1)?;
     println!("  1 actor                {:>8.3} s", one.as_secs_f64());
     for n in 2..=cores {
