@@ -2,23 +2,6 @@ use super::FreeList;
 
 const ALIGN: usize = 64;
 
-/// SplitMix64: a tiny seeded generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn first_allocation_is_taken_and_rest_is_free() {
     let list = FreeList::with_first_allocated(4096, 128);
@@ -87,15 +70,15 @@ fn random_operations_match_a_model() {
     let rounds = if cfg!(miri) { 2 } else { 40 };
     let steps = if cfg!(miri) { 150 } else { 2_000 };
     for seed in 0..rounds {
-        let mut rng = Rng(seed);
+        let mut rng = fastrand::Rng::with_seed(seed);
         let granules = 256;
         let capacity = granules * ALIGN;
         let mut list = FreeList::with_first_allocated(capacity, 0);
         let mut used = vec![false; granules];
         let mut live: Vec<(usize, usize)> = Vec::new();
         for _ in 0..steps {
-            if live.is_empty() || rng.below(3) != 0 {
-                let size = (1 + rng.below(16)) * ALIGN;
+            if live.is_empty() || rng.usize(..3) != 0 {
+                let size = (1 + rng.usize(..16)) * ALIGN;
                 match list.alloc(size) {
                     Some(offset) => {
                         assert_eq!(offset % ALIGN, 0, "seed {seed}: misaligned offset");
@@ -113,7 +96,7 @@ fn random_operations_match_a_model() {
                     }
                 }
             } else {
-                let (offset, size) = live.swap_remove(rng.below(live.len()));
+                let (offset, size) = live.swap_remove(rng.usize(..live.len()));
                 for granule in &mut used[offset / ALIGN..(offset + size) / ALIGN] {
                     *granule = false;
                 }

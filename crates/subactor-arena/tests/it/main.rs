@@ -24,23 +24,6 @@ fn small_arena() -> Arena {
     Arena::with_config(small_config()).expect("valid config")
 }
 
-/// SplitMix64: a tiny seeded generator, so that failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// The byte a buffer tagged `tag` holds at index `i`.
 fn pattern(tag: u64, i: usize) -> u8 {
     (tag.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8

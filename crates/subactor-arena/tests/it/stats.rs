@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use subactor_arena::{Arena, ArenaConfig, ArenaStats, Buffer, page_size};
 
-use crate::{Rng, small_arena, small_config};
+use crate::{small_arena, small_config};
 
 /// The stats implied by a set of live buffers, when no empty segment is cached.
 fn expected(buffers: &[Buffer]) -> ArenaStats {
@@ -22,12 +22,12 @@ fn expected(buffers: &[Buffer]) -> ArenaStats {
 fn stats_are_exact_while_allocating_and_dropping() {
     let arena = small_arena();
     assert_eq!(arena.stats(), ArenaStats::default(), "nothing is mapped up front");
-    let mut rng = Rng(7);
+    let mut rng = fastrand::Rng::with_seed(7);
     let mut buffers: Vec<Buffer> = Vec::new();
     let count = if cfg!(miri) { 25 } else { 120 };
     for i in 0..count {
         // Mostly small, some above the 8 KiB threshold.
-        let len = if i % 10 == 9 { 8193 + rng.below(30_000) } else { rng.below(3000) };
+        let len = if i % 10 == 9 { 8193 + rng.usize(..30_000) } else { rng.usize(..3000) };
         buffers.push(arena.alloc(len).expect("alloc").freeze());
         assert_eq!(arena.stats(), expected(&buffers), "after {} allocations", i + 1);
     }
@@ -39,7 +39,7 @@ fn stats_are_exact_while_allocating_and_dropping() {
     // Drop in a random order; with no empty segment kept, the stats stay exactly those of the
     // remaining buffers, segments included.
     while !buffers.is_empty() {
-        let victim = buffers.swap_remove(rng.below(buffers.len()));
+        let victim = buffers.swap_remove(rng.usize(..buffers.len()));
         drop(victim);
         assert_eq!(arena.stats(), expected(&buffers), "{} buffers left", buffers.len());
     }
@@ -88,8 +88,8 @@ fn many_small_allocations_share_one_segment() {
     let arena =
         Arena::with_config(ArenaConfig::new().with_segment_size(4 << 20).with_keep_empty_segments(0)).expect("config");
     let count = if cfg!(miri) { 500 } else { 10_000 };
-    let mut rng = Rng(11);
-    let buffers: Vec<Buffer> = (0..count).map(|_| arena.alloc(1 + rng.below(256)).expect("alloc").freeze()).collect();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let buffers: Vec<Buffer> = (0..count).map(|_| arena.alloc(1 + rng.usize(..256)).expect("alloc").freeze()).collect();
     let stats = arena.stats();
     assert_eq!(stats.buffers_live, count);
     assert_eq!(stats.segments_mapped, 1, "small buffers must not map a segment each");

@@ -7,7 +7,7 @@ use std::thread;
 
 use subactor_arena::{Arena, ArenaConfig, ArenaStats, Buffer};
 
-use crate::{Rng, fill, pattern};
+use crate::{fill, pattern};
 
 /// A buffer in flight: its tag, where its view starts in the tagged pattern, and the address it
 /// had when it was sent.
@@ -28,15 +28,15 @@ impl Parcel {
 
 fn worker(id: usize, arena: &Arena, inbox: Receiver<Parcel>, peers: Vec<Sender<Parcel>>, rounds: usize) -> usize {
     // Counts the views dropped (each checked first); received ones are also checked on arrival.
-    let mut rng = Rng(0x5eed ^ id as u64);
+    let mut rng = fastrand::Rng::with_seed(0x5eed ^ id as u64);
     let mut held: Vec<Parcel> = Vec::new();
     let mut checked = 0;
     for round in 0..rounds {
         let tag = ((id as u64) << 32) | round as u64;
-        let len = match rng.below(20) {
-            0 => 8193 + rng.below(40_000), // dedicated segment
+        let len = match rng.usize(..20) {
+            0 => 8193 + rng.usize(..40_000), // dedicated segment
             1 => 0,
-            _ => rng.below(4000),
+            _ => rng.usize(..4000),
         };
         let mut buffer = arena.alloc(len).expect("alloc within the limit");
         assert!(buffer.iter().all(|&b| b == 0), "fresh buffer not zeroed");
@@ -45,14 +45,14 @@ fn worker(id: usize, arena: &Arena, inbox: Receiver<Parcel>, peers: Vec<Sender<P
         let address = frozen.as_ptr() as usize;
 
         // Send a clone or a slice to a random peer (possibly ourselves).
-        let (view, view_start) = if frozen.is_empty() || rng.below(2) == 0 {
+        let (view, view_start) = if frozen.is_empty() || rng.usize(..2) == 0 {
             (frozen.clone(), 0)
         } else {
-            let start = rng.below(frozen.len());
+            let start = rng.usize(..frozen.len());
             (frozen.slice(start..), start)
         };
         let parcel = Parcel { tag, start: view_start, address: address + view_start, buffer: view };
-        peers[rng.below(peers.len())].send(parcel).expect("peers drain their inbox until every sender is gone");
+        peers[rng.usize(..peers.len())].send(parcel).expect("peers drain their inbox until every sender is gone");
         held.push(Parcel { tag, start: 0, address, buffer: frozen });
 
         // Take in whatever arrived.
@@ -62,7 +62,7 @@ fn worker(id: usize, arena: &Arena, inbox: Receiver<Parcel>, peers: Vec<Sender<P
         }
         // Drop random held buffers once there are many.
         while held.len() > 24 {
-            let parcel = held.swap_remove(rng.below(held.len()));
+            let parcel = held.swap_remove(rng.usize(..held.len()));
             parcel.check();
             checked += 1;
         }
@@ -74,7 +74,7 @@ fn worker(id: usize, arena: &Arena, inbox: Receiver<Parcel>, peers: Vec<Sender<P
         held.push(parcel);
     }
     while !held.is_empty() {
-        let parcel = held.swap_remove(rng.below(held.len()));
+        let parcel = held.swap_remove(rng.usize(..held.len()));
         parcel.check();
         checked += 1;
     }
