@@ -6,4 +6,5 @@ mod common;
 mod lifecycle;
 mod messaging;
 mod spawn;
+mod talking;
 mod values;

@@ -16,6 +16,10 @@ pub enum DeadLetterReason {
     Stopped,
     /// Still queued when the actor's handler panicked.
     Panicked,
+    /// A delayed message found the mailbox full when its timer fired.
+    MailboxFull,
+    /// A delayed message was still pending when the system shut down.
+    ShutDown,
 }
 
 /// The sink for undelivered messages: it counts them and logs each through `tracing`

@@ -26,20 +26,24 @@
 
 mod actor;
 mod actor_ref;
+mod any_ref;
 mod cell;
 pub mod codec;
 mod dead_letters;
 mod error;
 mod lifecycle;
 mod system;
+mod timers;
 mod value;
 
 pub use actor::{Actor, ActorContext, NeverFails, Props, Spawn, SpawnOptions};
 pub use actor_ref::ActorRef;
+pub use any_ref::{AnyRef, BoxError};
 pub use dead_letters::{DeadLetterReason, DeadLetters};
 pub use error::{AskError, SendError, SpawnError};
 pub use lifecycle::{ActorId, ActorState, StopReason};
 pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, SystemBuilder};
+pub use timers::TimerId;
 pub use value::{MAX_DEPTH, Value, ValueError};
 
 #[cfg(any(test, feature = "proptest"))]

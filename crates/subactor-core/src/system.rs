@@ -13,7 +13,8 @@ use tracing::{debug, info_span, trace_span, warn};
 
 use crate::cell::{Cell, Envelope, Signal, spin_recv};
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
-use crate::{Actor, ActorContext, ActorId, ActorRef, ActorState, Spawn, SpawnError, StopReason};
+use crate::timers::{Job, TimerId, Timers};
+use crate::{Actor, ActorContext, ActorId, ActorRef, ActorState, AnyRef, Spawn, SpawnError, StopReason, Value};
 
 /// The default mailbox capacity.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
@@ -43,6 +44,7 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
     extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    timers: Timers,
 }
 
 /// What the system needs of an actor of any type.
@@ -113,6 +115,7 @@ impl SystemBuilder {
                 threads: Mutex::default(),
                 closed: AtomicBool::new(false),
                 extensions: RwLock::new(self.extensions),
+                timers: Timers::default(),
             }),
         }
     }
@@ -233,6 +236,20 @@ impl ActorSystem {
         value.downcast::<T>().ok()
     }
 
+    /// Tells `msg` to `target` after `delay`, without blocking anyone meanwhile. If,
+    /// when the time comes, the mailbox is full or the actor has stopped, the message is
+    /// a dead letter; so is a message still pending at shutdown. Returns `None` after
+    /// shutdown.
+    pub fn send_after(&self, delay: Duration, target: AnyRef, msg: Value) -> Option<TimerId> {
+        let mail = DelayedMail { target, msg, dead_letters: Arc::clone(&self.inner.dead_letters) };
+        self.inner.timers.schedule(delay, Box::new(mail))
+    }
+
+    /// Cancels a timer of [`send_after`](Self::send_after); `true` if it had not fired.
+    pub fn cancel_timer(&self, id: TimerId) -> bool {
+        self.inner.timers.cancel(id)
+    }
+
     /// Whether the calling thread is the thread of one of this system's live actors.
     pub fn is_actor_thread(&self) -> bool {
         lock(&self.inner.live).values().any(|actor| actor.is_own_thread())
@@ -279,6 +296,7 @@ impl ActorSystem {
                 }
             }
         }
+        inner.timers.shutdown();
         inner.extensions.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
@@ -445,5 +463,26 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "a panic with a non-string payload".to_owned()
+    }
+}
+
+/// The job of [`ActorSystem::send_after`].
+struct DelayedMail {
+    target: AnyRef,
+    msg: Value,
+    dead_letters: Arc<DeadLetters>,
+}
+
+impl Job for DelayedMail {
+    fn run(self: Box<Self>) {
+        let DelayedMail { target, msg, dead_letters } = *self;
+        // A refusal by a stopped actor is recorded by try_tell itself.
+        if let Err(crate::SendError::Full(_)) = target.try_tell(msg) {
+            dead_letters.record(target.id(), target.name(), DeadLetterReason::MailboxFull, "Value");
+        }
+    }
+
+    fn abandon(self: Box<Self>) {
+        self.dead_letters.record(self.target.id(), self.target.name(), DeadLetterReason::ShutDown, "Value");
     }
 }

@@ -464,3 +464,59 @@ fn actors_stopped_and_shut_down_leave_no_threads() {
     f.system.shutdown();
     eventually("actor threads exit", || threads() <= before);
 }
+
+/// A Rust actor of `Value`s: keeps what it is told, answers asks with the list.
+struct Keeper(Vec<crate::Value>);
+
+impl Actor for Keeper {
+    type Msg = crate::Value;
+    type Reply = crate::Value;
+    type Error = std::convert::Infallible;
+
+    fn handle(&mut self, _ctx: &ActorContext<Self>, msg: crate::Value) -> Result<crate::Value, Self::Error> {
+        if msg == crate::Value::from("get") {
+            return Ok(crate::Value::List(self.0.clone()));
+        }
+        self.0.push(msg);
+        Ok(crate::Value::None)
+    }
+}
+
+#[test]
+fn any_refs_reach_value_actors_and_downcast_back() {
+    let system = ActorSystem::builder().build();
+    let keeper = system.spawn(Props::new(|| Ok::<_, NeverFails>(Keeper(Vec::new()))).name("keeper")).expect("spawn");
+    let any: crate::AnyRef = keeper.clone().into();
+    assert_eq!((any.id(), any.name()), (keeper.id(), Some("keeper")));
+    any.blocking_tell(1).expect("tell");
+    assert_eq!(any.blocking_ask("get", SECOND).expect("ask"), crate::Value::List(vec![1.into()]));
+    assert_eq!(any.downcast::<Keeper>(), Some(keeper.clone()));
+    assert!(any.downcast::<Probe>().is_none());
+    // A reference is a value, but not one that can leave the process.
+    let value = crate::Value::from(keeper);
+    assert_eq!(value.kind(), "ActorRef");
+    assert!(crate::codec::encode(&crate::Value::List(vec![value])).is_err());
+    system.shutdown();
+}
+
+#[test]
+fn send_after_delivers_in_deadline_order_and_cancels() {
+    let system = ActorSystem::builder().build();
+    let keeper = system.spawn(Props::new(|| Ok::<_, NeverFails>(Keeper(Vec::new())))).expect("spawn");
+    let started = Instant::now();
+    system.send_after(Duration::from_millis(120), keeper.clone().into(), "second".into()).expect("timer");
+    system.send_after(Duration::from_millis(60), keeper.clone().into(), "first".into()).expect("timer");
+    let cancelled = system.send_after(Duration::from_millis(90), keeper.clone().into(), "never".into()).expect("timer");
+    assert!(system.cancel_timer(cancelled));
+    assert!(!system.cancel_timer(cancelled), "a timer is cancelled once");
+    let expected = crate::Value::List(vec!["first".into(), "second".into()]);
+    eventually("both delayed messages arrive", || keeper.blocking_ask("get", SECOND).expect("get") == expected);
+    assert!(started.elapsed() >= Duration::from_millis(120));
+    system.send_after(Duration::from_secs(60), keeper.into(), "pending".into()).expect("timer");
+    let before = system.dead_letters().count();
+    system.shutdown();
+    assert_eq!(system.dead_letters().count(), before + 1, "a timer pending at shutdown is a dead letter");
+    let stale: crate::AnyRef =
+        Fixture::new().system.spawn(Props::new(|| Ok::<_, NeverFails>(Keeper(Vec::new())))).expect("spawn").into();
+    assert!(system.send_after(Duration::ZERO, stale, "late".into()).is_none(), "no timers after shutdown");
+}

@@ -8,6 +8,8 @@ use std::hash::{BuildHasher, Hash};
 use num_bigint::BigInt;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::AnyRef;
+
 /// The deepest nesting of containers a [`Value`] may have.
 ///
 /// Converting a Python object nested deeper than this, or decoding such a value, is an
@@ -72,6 +74,9 @@ pub enum Value {
     FrozenSet(#[serde(deserialize_with = "nested")] Vec<Value>),
     /// Any other picklable Python object, as produced by `pickle.dumps`.
     Pickled(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A reference to an actor: arrives in Python as a usable `subactor.ActorRef`. Live
+    /// references belong to their process; [`crate::codec`] refuses to encode them.
+    Actor(AnyRef),
 }
 
 impl Value {
@@ -91,6 +96,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
             Value::Pickled(_) => "pickle",
+            Value::Actor(_) => "ActorRef",
         }
     }
 
@@ -209,6 +215,7 @@ impl fmt::Display for Value {
             Value::Set(items) => seq(f, items, "{", "}"),
             Value::FrozenSet(items) => seq(f, items, "frozenset({", "})"),
             Value::Pickled(b) => write!(f, "<pickled object, {} bytes>", b.len()),
+            Value::Actor(actor) => write!(f, "{actor:?}"),
         }
     }
 }
@@ -227,6 +234,7 @@ impl PartialEq for Value {
             (Value::List(a), Value::List(b)) | (Value::Tuple(a), Value::Tuple(b)) => a == b,
             (Value::Set(a), Value::Set(b)) | (Value::FrozenSet(a), Value::FrozenSet(b)) => same_elements(a, b),
             (Value::Dict(a), Value::Dict(b)) => same_elements(a, b),
+            (Value::Actor(a), Value::Actor(b)) => a == b,
             _ => false,
         }
     }

@@ -6,6 +6,7 @@ use subactor_core::{Actor, ActorContext, Spawn, SpawnOptions, StopReason, Value}
 use tracing::debug;
 
 use crate::ffi::interp::Interpreter;
+use crate::ffi::module::ActorLink;
 use crate::{PythonHost, ReceiveError, StartError};
 
 /// The recipe of a Python actor: a module, a class in it, and constructor arguments.
@@ -90,6 +91,7 @@ impl Spawn for PythonActor {
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
         let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
         let mut interp = Interpreter::create(host.python_path())?;
+        interp.install_module(ActorLink { system: ctx.system().clone(), myself: ctx.myself().clone().into() })?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate(&self.module, &self.class, &self.args)?;
         Ok(PyActor { interp, _host: host })

@@ -37,6 +37,76 @@ class _AcceleratorGuard:
         return None
 
 
+# ---- the exceptions of the in-actor module `subactor` --------------------------------
+
+
+class ActorError(Exception):
+    """Base class of the errors subactor raises in actor code."""
+
+
+class ActorStopped(ActorError):
+    """The actor is stopping or has stopped; the message was not delivered."""
+
+
+class MailboxFull(ActorError):
+    """The actor's mailbox is full (a tell that cannot wait, or an ask that timed out
+    waiting for room); the message was not delivered."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply within the timeout. The message was delivered and may still be handled."""
+
+
+class NoReply(ActorError):
+    """The actor stopped before replying."""
+
+
+class SelfAskError(ActorError):
+    """An actor asked itself, which could never be answered."""
+
+
+class SpawnError(ActorError):
+    """A child actor could not be started."""
+
+
+class RemoteError(ActorError):
+    """The other actor's handler raised.
+
+    ``type_name``, ``remote_message`` and ``remote_traceback`` describe the exception as
+    it was raised in the other actor's interpreter.
+    """
+
+    def __init__(self, type_name, message, traceback):
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.remote_message = message
+        self.remote_traceback = traceback
+
+    def __str__(self):
+        text = super().__str__()
+        if self.remote_traceback:
+            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
+        return text
+
+
+for _exception in (ActorError, ActorStopped, MailboxFull, AskTimeout, NoReply, SelfAskError, SpawnError, RemoteError):
+    # They are used as ``subactor.<Name>``: that is how they print and pickle.
+    _exception.__module__ = "subactor"
+del _exception
+
+
+def module_spec(name):
+    """The spec of a module the host builds (the in-actor ``subactor``)."""
+    import importlib.machinery
+
+    return importlib.machinery.ModuleSpec(name, None, origin="built by subactor-host")
+
+
+def install(name, module):
+    """Makes ``import <name>`` give ``module`` in this interpreter."""
+    sys.modules[name] = module
+
+
 def setup(paths):
     """Puts the runtime's folders first on ``sys.path`` and installs the guard."""
     for path in reversed(paths):

@@ -123,6 +123,16 @@ unsafe fn build(value: &Value, helpers: &Helpers, depth: usize) -> Result<Obj, C
                 }
                 return Ok(set);
             }
+            Value::Actor(actor) => {
+                let Some(ty) = helpers.actor_ref_type() else {
+                    return Err(ConvertError::Build(PythonException {
+                        type_name: "TypeError".into(),
+                        message: "actor references need the in-actor subactor module".into(),
+                        traceback: String::new(),
+                    }));
+                };
+                super::module::new_ref(ty, actor.clone())
+            }
             Value::Pickled(bytes) => {
                 let pickle = helpers.pickle().map_err(ConvertError::Unpickle)?;
                 let data = owned(ffi::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), ssize(bytes.len())), helpers)?;
@@ -180,6 +190,9 @@ unsafe fn read(
             let len = usize::try_from(ffi::PyBytes_Size(obj)).unwrap_or(0);
             let data = ffi::PyBytes_AsString(obj);
             return Ok(Value::Bytes(std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec()));
+        }
+        if helpers.actor_ref_type() == Some(ty.cast()) {
+            return Ok(Value::Actor(super::module::ref_actor(obj).clone()));
         }
         let container = ty == &raw mut ffi::PyList_Type
             || ty == &raw mut ffi::PyTuple_Type

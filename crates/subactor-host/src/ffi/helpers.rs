@@ -73,6 +73,10 @@ const PICKLE_PROTOCOL: c_long = 5;
 
 /// Functions of the bootstrap module and of pickle, held for one interpreter.
 pub(crate) struct Helpers {
+    /// The bootstrap module itself, for its other attributes.
+    module: Obj,
+    /// This interpreter's `subactor.ActorRef` type, once the in-actor module exists.
+    actor_ref_type: std::cell::RefCell<Option<Obj>>,
     load_module: Obj,
     get_class: Obj,
     receive_of: Obj,
@@ -194,6 +198,7 @@ impl Helpers {
                 })
             };
             let helpers = Helpers {
+                actor_ref_type: std::cell::RefCell::new(None),
                 load_module: get(c"load_module")?,
                 get_class: get(c"get_class")?,
                 receive_of: get(c"receive_of")?,
@@ -201,6 +206,7 @@ impl Helpers {
                 describe: get(c"describe")?,
                 teardown: get(c"teardown")?,
                 pickle: OnceCell::new(),
+                module,
             };
             let list = Obj::from_owned(ffi::PyList_New(0)).ok_or_else(failed)?;
             for path in paths {
@@ -226,6 +232,42 @@ impl Helpers {
             let (exception, _) = unsafe { self.describe(exc) };
             tracing::debug!(%exception, "interpreter teardown helper failed");
         }
+    }
+
+    /// An attribute of the bootstrap module.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn attr(&self, name: &CStr) -> Result<Obj, PythonException> {
+        // SAFETY: attached (contract); a new reference or null.
+        unsafe { Obj::from_owned(ffi::PyObject_GetAttrString(self.module.as_ptr(), name.as_ptr())) }
+            // SAFETY: attached; null means an exception is set.
+            .ok_or_else(|| unsafe { self.current_exception() })
+    }
+
+    /// Calls a function of the bootstrap module.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached; the args are its objects.
+    pub(crate) unsafe fn call_attr(&self, name: &CStr, args: &[*mut ffi::PyObject]) -> Result<Obj, PythonException> {
+        // SAFETY: attached (contract).
+        unsafe {
+            let func = self.attr(name)?;
+            call(&func, args).map_err(|exc| self.describe(exc).0)
+        }
+    }
+
+    /// This interpreter's `ActorRef` type, if the in-actor module is installed.
+    pub(crate) fn actor_ref_type(&self) -> Option<*mut ffi::PyObject> {
+        self.actor_ref_type.borrow().as_ref().map(Obj::as_ptr)
+    }
+
+    /// Sets or clears the `ActorRef` type.
+    pub(crate) fn set_actor_ref_type(&self, ty: Option<Obj>) {
+        // The old value is dropped here, with the interpreter attached (callers' state).
+        let _old = self.actor_ref_type.replace(ty);
     }
 
     /// Imports a module by dotted name or file path.

@@ -18,8 +18,10 @@ use subactor_core::Value;
 
 use super::convert::{from_python, to_python};
 use super::helpers::{Helpers, call};
+use super::module::{self, ActorLink};
 use super::object::{Obj, c_str_lossy};
 use crate::{ReceiveError, StartError};
+use std::rc::Rc;
 
 /// CPython 3.12 crashed when two threads created interpreters at once: there,
 /// creation is serialised.
@@ -36,7 +38,7 @@ pub(crate) struct Interpreter {
     main_tstate: NonNull<ffi::PyThreadState>,
     attached: bool,
     id: i64,
-    helpers: Option<Helpers>,
+    helpers: Option<Rc<Helpers>>,
     actor: Option<ActorObjects>,
 }
 
@@ -102,7 +104,7 @@ impl Interpreter {
         let mut interp = Interpreter { tstate, main_tstate, attached: true, id, helpers: None, actor: None };
         // SAFETY: a fresh subinterpreter is attached on this thread. On error, dropping
         // `interp` ends the interpreter.
-        interp.helpers = Some(unsafe { Helpers::load(paths) }.map_err(StartError::Setup)?);
+        interp.helpers = Some(Rc::new(unsafe { Helpers::load(paths) }.map_err(StartError::Setup)?));
         Ok(interp)
     }
 
@@ -113,6 +115,14 @@ impl Interpreter {
 
     fn helpers(&self) -> &Helpers {
         self.helpers.as_ref().unwrap_or_else(|| unreachable!("helpers live as long as the interpreter"))
+    }
+
+    /// Installs the in-actor module `subactor`, linked to the actor's system.
+    pub(crate) fn install_module(&mut self, link: ActorLink) -> Result<(), StartError> {
+        assert!(self.attached, "install_module needs the interpreter attached");
+        let helpers = self.helpers.as_ref().unwrap_or_else(|| unreachable!("helpers live as long as the interpreter"));
+        // SAFETY: the interpreter is attached on this thread.
+        unsafe { module::install(helpers, link) }.map_err(StartError::Setup)
     }
 
     /// Imports `target`, finds `class`, and calls it with `args`; keeps the instance and
@@ -200,7 +210,10 @@ impl Drop for Interpreter {
         self.actor = None;
         if let Some(helpers) = self.helpers.take() {
             // SAFETY: attached just above.
-            unsafe { helpers.teardown() };
+            unsafe {
+                module::uninstall(&helpers);
+                helpers.teardown();
+            }
         }
         // SAFETY: our thread state is attached; after Py_EndInterpreter nothing is
         // attached, and the main-interpreter thread state we made in `create` (detached

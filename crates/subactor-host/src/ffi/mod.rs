@@ -7,7 +7,8 @@
 //! - [`interp::Interpreter`]: one own-GIL subinterpreter, created, used and ended on
 //!   the thread that owns it (it is neither `Send` nor `Sync`);
 //! - the conversions between [`Value`](subactor_core::Value) and Python objects, which
-//!   [`interp::Interpreter`] uses on its own thread.
+//!   [`interp::Interpreter`] uses on its own thread;
+//! - [`module`]: the in-actor module `subactor`, which actor code imports.
 //!
 //! Invariants the code here relies on, and keeps:
 //! - an [`object::Obj`] (an owned `PyObject*`) is created, used and dropped only while
@@ -21,5 +22,6 @@
 pub(crate) mod convert;
 pub(crate) mod helpers;
 pub(crate) mod interp;
+pub(crate) mod module;
 pub(crate) mod object;
 pub(crate) mod process;

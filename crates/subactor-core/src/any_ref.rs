@@ -1,0 +1,188 @@
+//! [`AnyRef`]: a reference to any actor that takes and answers [`Value`]s, whatever its
+//! Rust type. This is how references travel inside messages (as [`Value::Actor`]) and
+//! how Python code addresses actors.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Actor, ActorId, ActorRef, ActorState, AskError, SendError, StopReason, Value};
+
+/// A handler error of some actor, boxed: downcast it to the actor's own error type
+/// (for a Python actor, `subactor_host::ReceiveError`).
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// What every actor of messages [`Value`] offers, whatever its type.
+trait ValueActor: Send + Sync {
+    fn id(&self) -> ActorId;
+    fn name(&self) -> Option<&str>;
+    fn state(&self) -> ActorState;
+    fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
+    fn blocking_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
+    fn blocking_ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>>;
+    fn stop(&self);
+    fn kill(&self);
+    fn blocking_wait(&self) -> StopReason;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
+    fn id(&self) -> ActorId {
+        ActorRef::id(self)
+    }
+
+    fn name(&self) -> Option<&str> {
+        ActorRef::name(self)
+    }
+
+    fn state(&self) -> ActorState {
+        ActorRef::state(self)
+    }
+
+    fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>> {
+        ActorRef::try_tell(self, msg)
+    }
+
+    fn blocking_tell(&self, msg: Value) -> Result<(), SendError<Value>> {
+        ActorRef::blocking_tell(self, msg)
+    }
+
+    fn blocking_ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>> {
+        ActorRef::blocking_ask(self, msg, timeout).map_err(|e| match e {
+            AskError::Stopped(m) => AskError::Stopped(m),
+            AskError::MailboxFull(m) => AskError::MailboxFull(m),
+            AskError::SelfAsk(m) => AskError::SelfAsk(m),
+            AskError::Timeout => AskError::Timeout,
+            AskError::NoReply => AskError::NoReply,
+            AskError::Failed(e) => AskError::Failed(Box::new(e) as BoxError),
+        })
+    }
+
+    fn stop(&self) {
+        ActorRef::stop(self);
+    }
+
+    fn kill(&self) {
+        ActorRef::kill(self);
+    }
+
+    fn blocking_wait(&self) -> StopReason {
+        ActorRef::blocking_wait(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A reference to an actor whose messages and replies are [`Value`]s (every Python
+/// actor, and Rust actors of that shape), with its type erased.
+///
+/// Cheap to clone; equal when it refers to the same actor.
+#[derive(Clone)]
+pub struct AnyRef(Arc<dyn ValueActor>);
+
+impl AnyRef {
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.0.id()
+    }
+
+    /// The actor's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.0.name()
+    }
+
+    /// Where the actor is in its life.
+    pub fn state(&self) -> ActorState {
+        self.0.state()
+    }
+
+    /// As [`ActorRef::try_tell`].
+    pub fn try_tell(&self, msg: impl Into<Value>) -> Result<(), SendError<Value>> {
+        self.0.try_tell(msg.into())
+    }
+
+    /// As [`ActorRef::blocking_tell`].
+    pub fn blocking_tell(&self, msg: impl Into<Value>) -> Result<(), SendError<Value>> {
+        self.0.blocking_tell(msg.into())
+    }
+
+    /// As [`ActorRef::blocking_ask`]; a handler's error comes boxed.
+    pub fn blocking_ask(&self, msg: impl Into<Value>, timeout: Duration) -> Result<Value, AskError<Value, BoxError>> {
+        self.0.blocking_ask(msg.into(), timeout)
+    }
+
+    /// As [`ActorRef::stop`].
+    pub fn stop(&self) {
+        self.0.stop();
+    }
+
+    /// As [`ActorRef::kill`].
+    pub fn kill(&self) {
+        self.0.kill();
+    }
+
+    /// As [`ActorRef::blocking_wait`].
+    pub fn blocking_wait(&self) -> StopReason {
+        self.0.blocking_wait()
+    }
+
+    /// The typed reference, if the actor is of type `A`.
+    pub fn downcast<A: Actor>(&self) -> Option<ActorRef<A>> {
+        self.0.as_any().downcast_ref::<ActorRef<A>>().cloned()
+    }
+}
+
+impl<A: Actor<Msg = Value, Reply = Value>> From<ActorRef<A>> for AnyRef {
+    fn from(actor: ActorRef<A>) -> AnyRef {
+        AnyRef(Arc::new(actor))
+    }
+}
+
+impl<A: Actor<Msg = Value, Reply = Value>> From<ActorRef<A>> for Value {
+    fn from(actor: ActorRef<A>) -> Value {
+        Value::Actor(actor.into())
+    }
+}
+
+impl From<AnyRef> for Value {
+    fn from(actor: AnyRef) -> Value {
+        Value::Actor(actor)
+    }
+}
+
+impl PartialEq for AnyRef {
+    fn eq(&self, other: &AnyRef) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for AnyRef {}
+
+impl fmt::Debug for AnyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "<actor {} {name:?}>", self.id()),
+            None => write!(f, "<actor {}>", self.id()),
+        }
+    }
+}
+
+/// A live reference cannot leave the process: encoding one is an error.
+impl serde::Serialize for AnyRef {
+    fn serialize<S: serde::Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(format!(
+            "{self:?} is a live actor reference and cannot be serialised out of its process"
+        )))
+    }
+}
+
+/// Nothing encodes a reference, so no bytes decode into one.
+impl<'de> serde::Deserialize<'de> for AnyRef {
+    fn deserialize<D: serde::Deserializer<'de>>(_deserializer: D) -> Result<AnyRef, D::Error> {
+        Err(serde::de::Error::custom("actor references cannot be deserialised"))
+    }
+}

@@ -1,0 +1,918 @@
+//! The in-actor module `subactor`: what actor code imports to reach other actors.
+//!
+//! Built with multi-phase initialisation (`Py_mod_multiple_interpreters` = supported per
+//! interpreter GIL), one module object and one `ActorRef` heap type per interpreter,
+//! kept in the module's state. The host puts the module into each actor interpreter's
+//! `sys.modules` before the actor's own module is imported, so `import subactor` works
+//! at import time, in constructors and in handlers.
+//!
+//! Python API:
+//! - `self_ref()`, `lookup(name)` (`None` when no such actor runs);
+//! - `spawn(module_or_path, class_name, *args, name=None)`;
+//! - `send_after(delay, ref, msg)` (returns a timer id), `cancel_timer(id)`;
+//! - `ActorRef`: `tell(msg)`, `try_tell(msg)`, `ask(msg, timeout=30.0)`, `stop()`,
+//!   `kill()`, `id`, `name`; references are values: they travel inside messages;
+//! - the exceptions `ActorError` and its subclasses (defined in `bootstrap.py`).
+//!
+//! Blocking calls (`tell` on a full mailbox, `ask`, `spawn`) release the interpreter's
+//! GIL while they wait.
+
+use std::cell::UnsafeCell;
+use std::ffi::{CStr, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use pyo3_ffi as ffi;
+use subactor_core::{ActorSystem, AnyRef, AskError, SendError, TimerId, Value};
+
+use super::convert::{from_python, to_python};
+use super::helpers::{Helpers, new_str};
+use super::object::{Obj, to_rust_string};
+use crate::{PyActor, PythonActor, ReceiveError};
+
+/// What actor code reaches of its runtime.
+pub(crate) struct ActorLink {
+    pub(crate) system: ActorSystem,
+    pub(crate) myself: AnyRef,
+}
+
+/// The module's per-interpreter state (`m_size` bytes, zeroed by CPython).
+#[repr(C)]
+struct ModuleState {
+    /// Owned (`Box::into_raw`); null once the actor has ended.
+    link: *mut ActorLink,
+    /// Owned (`Rc::into_raw`): the interpreter's helpers, for conversions.
+    helpers: *const Helpers,
+    /// A strong reference to this interpreter's `ActorRef` type.
+    actor_ref_type: *mut ffi::PyObject,
+}
+
+/// An `ActorRef` instance.
+#[repr(C)]
+struct ActorRefObject {
+    ob_base: ffi::PyObject,
+    /// Owned (`Box::into_raw`).
+    actor: *mut AnyRef,
+}
+
+/// A `static` the C API may write to (CPython initialises `PyModuleDef.m_base` in place).
+struct CStatic<T>(UnsafeCell<T>);
+
+// SAFETY: CPython touches these definitions only while holding a GIL, and writes the
+// same values whichever interpreter does it; Rust code never reads or writes them.
+unsafe impl<T> Sync for CStatic<T> {}
+
+impl<T> CStatic<T> {
+    const fn new(value: T) -> CStatic<T> {
+        CStatic(UnsafeCell::new(value))
+    }
+
+    fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+const FASTCALL_KW: c_int = ffi::METH_FASTCALL | ffi::METH_KEYWORDS;
+
+const fn method(
+    name: &'static CStr,
+    meth: ffi::PyMethodDefPointer,
+    flags: c_int,
+    doc: &'static CStr,
+) -> ffi::PyMethodDef {
+    ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: meth, ml_flags: flags, ml_doc: doc.as_ptr() }
+}
+
+static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
+    method(
+        c"self_ref",
+        ffi::PyMethodDefPointer { PyCFunction: self_ref },
+        ffi::METH_NOARGS,
+        c"self_ref() -> ActorRef\n\nA reference to the actor running this code.",
+    ),
+    method(
+        c"lookup",
+        ffi::PyMethodDefPointer { PyCFunction: lookup },
+        ffi::METH_O,
+        c"lookup(name) -> ActorRef | None\n\nThe running Python actor with this name, or None.",
+    ),
+    method(
+        c"spawn",
+        ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: spawn },
+        FASTCALL_KW,
+        c"spawn(module_or_path, class_name, *args, name=None) -> ActorRef\n\nStarts a Python actor in its own \
+          interpreter and returns once it runs. Raises SpawnError.",
+    ),
+    method(
+        c"send_after",
+        ffi::PyMethodDefPointer { PyCFunctionFast: send_after },
+        ffi::METH_FASTCALL,
+        c"send_after(delay, ref, msg) -> int\n\nTells msg to ref after delay seconds; returns a timer id.",
+    ),
+    method(
+        c"cancel_timer",
+        ffi::PyMethodDefPointer { PyCFunction: cancel_timer },
+        ffi::METH_O,
+        c"cancel_timer(timer_id) -> bool\n\nCancels a send_after timer; True if it had not fired.",
+    ),
+    ffi::PyMethodDef::zeroed(),
+]);
+
+static MODULE_SLOTS: CStatic<[ffi::PyModuleDef_Slot; 2]> = CStatic::new([
+    ffi::PyModuleDef_Slot { slot: ffi::Py_mod_multiple_interpreters, value: ffi::Py_MOD_PER_INTERPRETER_GIL_SUPPORTED },
+    ffi::PyModuleDef_Slot { slot: 0, value: ptr::null_mut() },
+]);
+
+static MODULE_DEF: CStatic<ffi::PyModuleDef> = CStatic::new(ffi::PyModuleDef {
+    m_base: ffi::PyModuleDef_HEAD_INIT,
+    m_name: c"subactor".as_ptr(),
+    m_doc: c"subactor inside an actor: references to actors, spawning, timers.".as_ptr(),
+    m_size: size_of::<ModuleState>() as ffi::Py_ssize_t,
+    m_methods: MODULE_METHODS.0.get().cast(),
+    m_slots: MODULE_SLOTS.0.get().cast(),
+    m_traverse: Some(module_traverse),
+    m_clear: Some(module_clear),
+    m_free: Some(module_free),
+});
+
+static REF_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
+    method(
+        c"tell",
+        ffi::PyMethodDefPointer { PyCFunction: ref_tell },
+        ffi::METH_O,
+        c"tell(msg)\n\nSends msg, waiting (GIL released) while the mailbox is full.",
+    ),
+    method(
+        c"try_tell",
+        ffi::PyMethodDefPointer { PyCFunction: ref_try_tell },
+        ffi::METH_O,
+        c"try_tell(msg) -> bool\n\nSends msg if the mailbox has room; False if it is full.",
+    ),
+    method(
+        c"ask",
+        ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: ref_ask },
+        FASTCALL_KW,
+        c"ask(msg, timeout=30.0)\n\nSends msg and returns the reply, waiting with the GIL released.",
+    ),
+    method(
+        c"stop",
+        ffi::PyMethodDefPointer { PyCFunction: ref_stop },
+        ffi::METH_NOARGS,
+        c"stop()\n\nStops the actor once it has handled what is queued.",
+    ),
+    method(
+        c"kill",
+        ffi::PyMethodDefPointer { PyCFunction: ref_kill },
+        ffi::METH_NOARGS,
+        c"kill()\n\nStops the actor before its next message.",
+    ),
+    ffi::PyMethodDef::zeroed(),
+]);
+
+static REF_GETSET: CStatic<[ffi::PyGetSetDef; 3]> = CStatic::new([
+    ffi::PyGetSetDef {
+        name: c"id".as_ptr(),
+        get: Some(ref_id),
+        set: None,
+        doc: c"The actor's process-wide id.".as_ptr(),
+        closure: ptr::null_mut(),
+    },
+    ffi::PyGetSetDef {
+        name: c"name".as_ptr(),
+        get: Some(ref_name),
+        set: None,
+        doc: c"The actor's name, or None.".as_ptr(),
+        closure: ptr::null_mut(),
+    },
+    ffi::PyGetSetDef { name: ptr::null(), get: None, set: None, doc: ptr::null(), closure: ptr::null_mut() },
+]);
+
+static REF_SLOTS: CStatic<[ffi::PyType_Slot; 8]> = CStatic::new([
+    ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: ref_dealloc as *mut c_void },
+    ffi::PyType_Slot { slot: ffi::Py_tp_repr, pfunc: ref_repr as *mut c_void },
+    ffi::PyType_Slot { slot: ffi::Py_tp_hash, pfunc: ref_hash as *mut c_void },
+    ffi::PyType_Slot { slot: ffi::Py_tp_richcompare, pfunc: ref_richcompare as *mut c_void },
+    ffi::PyType_Slot { slot: ffi::Py_tp_methods, pfunc: REF_METHODS.0.get().cast() },
+    ffi::PyType_Slot { slot: ffi::Py_tp_getset, pfunc: REF_GETSET.0.get().cast() },
+    ffi::PyType_Slot {
+        slot: ffi::Py_tp_doc,
+        pfunc: c"A reference to an actor. Made by self_ref(), lookup() and spawn(), or received in a message.".as_ptr()
+            as *mut c_void,
+    },
+    ffi::PyType_Slot { slot: 0, pfunc: ptr::null_mut() },
+]);
+
+static REF_SPEC: CStatic<ffi::PyType_Spec> = CStatic::new(ffi::PyType_Spec {
+    name: c"subactor.ActorRef".as_ptr(),
+    basicsize: size_of::<ActorRefObject>() as c_int,
+    itemsize: 0,
+    // Not subclassable, not constructible from Python (no tp_new).
+    flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+    slots: REF_SLOTS.0.get().cast(),
+});
+
+/// The exceptions the module exports (classes of the bootstrap module).
+const EXCEPTIONS: [&CStr; 8] = [
+    c"ActorError",
+    c"ActorStopped",
+    c"MailboxFull",
+    c"AskTimeout",
+    c"NoReply",
+    c"SelfAskError",
+    c"SpawnError",
+    c"RemoteError",
+];
+
+/// Builds this interpreter's `subactor` module and makes it importable.
+///
+/// # Safety
+///
+/// The interpreter that owns `helpers` is attached on this thread.
+pub(crate) unsafe fn install(helpers: &Rc<Helpers>, link: ActorLink) -> Result<(), crate::PythonException> {
+    // SAFETY: attached (contract). The module is created from our static definition;
+    // its state is zeroed by CPython and filled here before any code can use it.
+    unsafe {
+        let spec =
+            helpers.call_attr(c"module_spec", &[new_str("subactor").map_err(|e| helpers.describe(e).0)?.as_ptr()])?;
+        let def = MODULE_DEF.get();
+        let module = Obj::from_owned(ffi::PyModule_FromDefAndSpec(def, spec.as_ptr()))
+            .ok_or_else(|| helpers.current_exception())?;
+        if ffi::PyModule_ExecDef(module.as_ptr(), def) < 0 {
+            return Err(helpers.current_exception());
+        }
+        let ref_type = Obj::from_owned(ffi::PyType_FromModuleAndSpec(module.as_ptr(), REF_SPEC.get(), ptr::null_mut()))
+            .ok_or_else(|| helpers.current_exception())?;
+        let state = ffi::PyModule_GetState(module.as_ptr()).cast::<ModuleState>();
+        (*state).link = Box::into_raw(Box::new(link));
+        (*state).helpers = Rc::into_raw(Rc::clone(helpers));
+        (*state).actor_ref_type = Obj::from_borrowed(ref_type.as_ptr()).map_or(ptr::null_mut(), Obj::into_ptr);
+        helpers.set_actor_ref_type(Obj::from_borrowed(ref_type.as_ptr()));
+        if ffi::PyModule_AddObjectRef(module.as_ptr(), c"ActorRef".as_ptr(), ref_type.as_ptr()) < 0 {
+            return Err(helpers.current_exception());
+        }
+        for name in EXCEPTIONS {
+            let class = helpers.attr(name)?;
+            if ffi::PyModule_AddObjectRef(module.as_ptr(), name.as_ptr(), class.as_ptr()) < 0 {
+                return Err(helpers.current_exception());
+            }
+        }
+        helpers.call_attr(
+            c"install",
+            &[new_str("subactor").map_err(|e| helpers.describe(e).0)?.as_ptr(), module.as_ptr()],
+        )?;
+        Ok(())
+    }
+}
+
+/// Cuts the module off from the runtime when the actor ends: afterwards its functions
+/// raise `ActorStopped`, and nothing it holds keeps the runtime alive.
+///
+/// # Safety
+///
+/// The interpreter is attached on this thread.
+pub(crate) unsafe fn uninstall(helpers: &Helpers) {
+    // SAFETY: attached (contract); the state belongs to the module we installed.
+    unsafe {
+        let Some(state) = module_state_of_interpreter(helpers) else { return };
+        let link = std::mem::replace(&mut (*state).link, ptr::null_mut());
+        if !link.is_null() {
+            drop(Box::from_raw(link));
+        }
+    }
+    helpers.set_actor_ref_type(None);
+}
+
+/// The installed module's state, found through `sys.modules`.
+///
+/// # Safety
+///
+/// Attached interpreter.
+unsafe fn module_state_of_interpreter(helpers: &Helpers) -> Option<*mut ModuleState> {
+    // SAFETY: attached (contract); the type's module is checked to be ours.
+    unsafe {
+        let ty = helpers.actor_ref_type()?;
+        let module = ffi::PyType_GetModuleByDef(ty.cast(), MODULE_DEF.get());
+        if module.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(ffi::PyModule_GetState(module).cast())
+    }
+}
+
+// ---- the module's GC hooks ------------------------------------------------------------
+
+unsafe extern "C" fn module_traverse(module: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
+    // SAFETY: CPython calls this with a live module of our definition.
+    unsafe {
+        let state = ffi::PyModule_GetState(module).cast::<ModuleState>();
+        if !state.is_null() && !(*state).actor_ref_type.is_null() {
+            return visit((*state).actor_ref_type, arg);
+        }
+    }
+    0
+}
+
+unsafe extern "C" fn module_clear(module: *mut ffi::PyObject) -> c_int {
+    // SAFETY: CPython calls this with a live module of our definition, GIL held.
+    unsafe {
+        let state = ffi::PyModule_GetState(module).cast::<ModuleState>();
+        if !state.is_null() {
+            let ty = std::mem::replace(&mut (*state).actor_ref_type, ptr::null_mut());
+            ffi::Py_XDECREF(ty);
+        }
+    }
+    0
+}
+
+unsafe extern "C" fn module_free(module: *mut c_void) {
+    // SAFETY: CPython calls this once when the module goes, GIL held; the pointers in
+    // the state were made by `install` with Box/Rc::into_raw, or are null.
+    unsafe {
+        module_clear(module.cast());
+        let state = ffi::PyModule_GetState(module.cast()).cast::<ModuleState>();
+        if state.is_null() {
+            return;
+        }
+        let link = std::mem::replace(&mut (*state).link, ptr::null_mut());
+        if !link.is_null() {
+            drop(Box::from_raw(link));
+        }
+        let helpers = std::mem::replace(&mut (*state).helpers, ptr::null());
+        if !helpers.is_null() {
+            drop(Rc::from_raw(helpers));
+        }
+    }
+}
+
+// ---- helpers of the C callbacks -------------------------------------------------------
+
+/// A Python exception is set; return NULL to CPython.
+struct Raised;
+
+type PyResult<T> = Result<T, Raised>;
+
+/// Runs a callback body, turning a panic into a `SystemError` (a panic must not unwind
+/// into CPython).
+fn guard(body: impl FnOnce() -> PyResult<*mut ffi::PyObject>) -> *mut ffi::PyObject {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(obj)) => obj,
+        Ok(Err(Raised)) => ptr::null_mut(),
+        Err(_) => {
+            // SAFETY: callbacks run with the interpreter attached.
+            unsafe { ffi::PyErr_SetString(ffi::PyExc_SystemError, c"subactor: internal panic".as_ptr()) };
+            ptr::null_mut()
+        }
+    }
+}
+
+/// The state of the module a module-level function was called on.
+///
+/// # Safety
+///
+/// `module` is our module; attached.
+unsafe fn state_of_module<'a>(module: *mut ffi::PyObject) -> &'a ModuleState {
+    // SAFETY: our module's state is a ModuleState, alive as long as the module.
+    unsafe { &*ffi::PyModule_GetState(module).cast::<ModuleState>() }
+}
+
+/// The state of the module that owns an `ActorRef` type.
+///
+/// # Safety
+///
+/// `obj` is an `ActorRef` of this interpreter; attached.
+unsafe fn state_of_ref<'a>(obj: *mut ffi::PyObject) -> PyResult<&'a ModuleState> {
+    // SAFETY: the type was made from our module by PyType_FromModuleAndSpec.
+    unsafe {
+        let module = ffi::PyType_GetModuleByDef(ffi::Py_TYPE(obj), MODULE_DEF.get());
+        if module.is_null() {
+            return Err(Raised);
+        }
+        Ok(state_of_module(module))
+    }
+}
+
+impl ModuleState {
+    fn helpers(&self) -> &Helpers {
+        // SAFETY: set by `install` before the module is reachable, released only in
+        // `module_free`, after which no callback of this module runs.
+        unsafe { &*self.helpers }
+    }
+
+    /// The actor's link, or `ActorStopped` once it has ended.
+    fn link(&self) -> PyResult<&ActorLink> {
+        if self.link.is_null() {
+            // SAFETY: attached (callbacks run attached).
+            return Err(unsafe { self.helpers().raise(c"ActorStopped", "this actor has stopped") });
+        }
+        // SAFETY: non-null links are valid Boxes owned by the state.
+        Ok(unsafe { &*self.link })
+    }
+
+    /// Converts a Python object; raises on failure.
+    ///
+    /// # Safety
+    ///
+    /// `obj` belongs to the attached interpreter.
+    unsafe fn value(&self, obj: *mut ffi::PyObject) -> PyResult<Value> {
+        // SAFETY: forwarded contract.
+        unsafe { from_python(obj, self.helpers()) }.map_err(|e| {
+            // SAFETY: attached.
+            unsafe { self.helpers().raise_convert(&e) }
+        })
+    }
+
+    /// Builds a Python object; raises on failure.
+    ///
+    /// # Safety
+    ///
+    /// Attached interpreter.
+    unsafe fn object(&self, value: &Value) -> PyResult<*mut ffi::PyObject> {
+        // SAFETY: forwarded contract.
+        unsafe { to_python(value, self.helpers()) }.map(Obj::into_ptr).map_err(|e| {
+            // SAFETY: attached.
+            unsafe { self.helpers().raise_convert(&e) }
+        })
+    }
+}
+
+/// Runs `f` with this interpreter's GIL released.
+///
+/// # Safety
+///
+/// Attached interpreter; `f` does not touch Python.
+unsafe fn without_gil<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: attached (contract); the same thread state is restored after `f`.
+    let tstate = unsafe { ffi::PyEval_SaveThread() };
+    let result = catch_unwind(AssertUnwindSafe(f));
+    // SAFETY: restores what PyEval_SaveThread released on this thread.
+    unsafe { ffi::PyEval_RestoreThread(tstate) };
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Makes a new `ActorRef` object of this interpreter.
+///
+/// # Safety
+///
+/// `ty` is this interpreter's `ActorRef` type; attached.
+pub(crate) unsafe fn new_ref(ty: *mut ffi::PyObject, actor: AnyRef) -> *mut ffi::PyObject {
+    // SAFETY: attached (contract). The type has no tp_new and no custom tp_alloc (not a
+    // GC type), so PyType_GenericAlloc is its allocator; the one field is filled before
+    // anyone sees the object.
+    unsafe {
+        let obj = ffi::PyType_GenericAlloc(ty.cast(), 0);
+        if !obj.is_null() {
+            (*obj.cast::<ActorRefObject>()).actor = Box::into_raw(Box::new(actor));
+        }
+        obj
+    }
+}
+
+/// The actor behind an `ActorRef` object.
+///
+/// # Safety
+///
+/// `obj` is an `ActorRef` object.
+pub(crate) unsafe fn ref_actor<'a>(obj: *mut ffi::PyObject) -> &'a AnyRef {
+    // SAFETY: every ActorRef object gets a valid Box in `new_ref`, freed only in dealloc.
+    unsafe { &*(*obj.cast::<ActorRefObject>()).actor }
+}
+
+/// Turns a failed ask into the matching Python exception.
+///
+/// # Safety
+///
+/// Attached interpreter.
+unsafe fn raise_ask(helpers: &Helpers, error: AskError<Value, subactor_core::BoxError>) -> Raised {
+    // SAFETY: attached (contract).
+    unsafe {
+        match error {
+            AskError::Stopped(_) => helpers.raise(c"ActorStopped", "the actor is not running"),
+            AskError::MailboxFull(_) => {
+                helpers.raise(c"MailboxFull", "the actor's mailbox stayed full until the timeout")
+            }
+            AskError::SelfAsk(_) => {
+                helpers.raise(c"SelfAskError", "an actor cannot ask itself (it would wait forever)")
+            }
+            AskError::Timeout => helpers.raise(c"AskTimeout", "no reply within the timeout"),
+            AskError::NoReply => helpers.raise(c"NoReply", "the actor stopped before replying"),
+            AskError::Failed(error) => match error.downcast::<ReceiveError>() {
+                Ok(receive) => match *receive {
+                    ReceiveError::Exception(e) => helpers.raise_remote(&e.type_name, &e.message, &e.traceback),
+                    other => helpers.raise_remote("subactor.ConversionError", &other.to_string(), ""),
+                },
+                Err(other) => helpers.raise_remote("Error", &other.to_string(), ""),
+            },
+        }
+    }
+}
+
+fn send_error(helpers: &Helpers, error: &SendError<Value>) -> Raised {
+    // SAFETY: only called from callbacks, which run attached.
+    unsafe {
+        match error {
+            SendError::Full(_) => helpers.raise(c"MailboxFull", "the actor's mailbox is full"),
+            SendError::Stopped(_) => helpers.raise(c"ActorStopped", "the actor is not running"),
+        }
+    }
+}
+
+/// Reads a float of seconds.
+///
+/// # Safety
+///
+/// Attached; `obj` valid.
+unsafe fn seconds(obj: *mut ffi::PyObject, helpers: &Helpers, what: &str) -> PyResult<Duration> {
+    // SAFETY: attached (contract).
+    let secs = unsafe { ffi::PyFloat_AsDouble(obj) };
+    // SAFETY: attached.
+    if secs == -1.0 && unsafe { !ffi::PyErr_Occurred().is_null() } {
+        return Err(Raised);
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        // SAFETY: attached.
+        unsafe {
+            helpers.raise_builtin(
+                ffi::PyExc_ValueError,
+                &format!("{what} must be a finite number of seconds >= 0, got {secs}"),
+            )
+        }
+    })
+}
+
+// ---- module functions -----------------------------------------------------------------
+
+unsafe extern "C" fn self_ref(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached.
+        unsafe {
+            let state = state_of_module(module);
+            let link = state.link()?;
+            Ok(new_ref(state.actor_ref_type, link.myself.clone()))
+        }
+    })
+}
+
+unsafe extern "C" fn lookup(module: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached, with a valid argument.
+        unsafe {
+            let state = state_of_module(module);
+            let Some(name) = to_rust_string(name) else {
+                return Err(state
+                    .helpers()
+                    .raise_builtin(ffi::PyExc_TypeError, "lookup() takes the actor's name (a str)"));
+            };
+            let link = state.link()?;
+            match link.system.lookup::<PyActor>(&name) {
+                Some(actor) => Ok(new_ref(state.actor_ref_type, actor.into())),
+                None => Ok(Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)),
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn spawn(
+    module: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached, with `nargs` positional
+        // arguments followed by the values of `kwnames`.
+        unsafe {
+            let state = state_of_module(module);
+            let helpers = state.helpers();
+            let positional = usize::try_from(ffi::PyVectorcall_NARGS(nargs as usize)).unwrap_or(0);
+            if positional < 2 {
+                return Err(
+                    helpers.raise_builtin(ffi::PyExc_TypeError, "spawn() takes a module (or path) and a class name")
+                );
+            }
+            let text = |i: usize, what: &str| {
+                to_rust_string(*args.add(i)).ok_or_else(|| {
+                    helpers.raise_builtin(ffi::PyExc_TypeError, &format!("spawn(): {what} must be a str"))
+                })
+            };
+            let target = text(0, "the module")?;
+            let class = text(1, "the class name")?;
+            let mut ctor_args = Vec::with_capacity(positional - 2);
+            for i in 2..positional {
+                ctor_args.push(state.value(*args.add(i))?);
+            }
+            let mut spec = PythonActor::new(target, class).args(Value::Tuple(ctor_args));
+            let keywords = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
+            for k in 0..keywords {
+                let key = to_rust_string(ffi::PyTuple_GET_ITEM(kwnames, k)).unwrap_or_default();
+                let value = *args.add(positional + usize::try_from(k).unwrap_or(0));
+                match key.as_str() {
+                    "name" if value == ffi::Py_None() => {}
+                    "name" => match to_rust_string(value) {
+                        Some(name) => spec = spec.name(name),
+                        None => return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "spawn(): name must be a str")),
+                    },
+                    other => {
+                        return Err(helpers.raise_builtin(
+                            ffi::PyExc_TypeError,
+                            &format!("spawn() got an unexpected keyword argument {other:?}"),
+                        ));
+                    }
+                }
+            }
+            let link = state.link()?;
+            let system = link.system.clone();
+            match without_gil(move || system.spawn(spec)) {
+                Ok(child) => Ok(new_ref(state.actor_ref_type, child.into())),
+                Err(error) => {
+                    let mut message = error.to_string();
+                    if let Some(exception) = error.start_error().and_then(crate::StartError::exception) {
+                        if !exception.traceback.is_empty() {
+                            message =
+                                format!("{message}\n\nTraceback in the child:\n{}", exception.traceback.trim_end());
+                        }
+                    }
+                    Err(helpers.raise(c"SpawnError", &message))
+                }
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn send_after(
+    module: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached, with `nargs` arguments.
+        unsafe {
+            let state = state_of_module(module);
+            let helpers = state.helpers();
+            if nargs != 3 {
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "send_after() takes (delay, ref, msg)"));
+            }
+            let delay = seconds(*args, helpers, "delay")?;
+            let target = *args.add(1);
+            if ffi::Py_TYPE(target).cast() != state.actor_ref_type {
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "send_after(): ref must be an ActorRef"));
+            }
+            let msg = state.value(*args.add(2))?;
+            let link = state.link()?;
+            match link.system.send_after(delay, ref_actor(target).clone(), msg) {
+                Some(id) => Ok(ffi::PyLong_FromUnsignedLongLong(id.as_u64())),
+                None => Err(helpers.raise(c"ActorStopped", "the runtime has shut down")),
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn cancel_timer(module: *mut ffi::PyObject, id: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached, with a valid argument.
+        unsafe {
+            let state = state_of_module(module);
+            let id = ffi::PyLong_AsUnsignedLongLong(id);
+            if id == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+                return Err(Raised);
+            }
+            let cancelled = state.link()?.system.cancel_timer(TimerId::from_u64(id));
+            Ok(ffi::PyBool_FromLong(cancelled.into()))
+        }
+    })
+}
+
+// ---- ActorRef -------------------------------------------------------------------------
+
+unsafe extern "C" fn ref_dealloc(obj: *mut ffi::PyObject) {
+    // SAFETY: CPython calls this once, attached, when the object's count reaches zero.
+    // A heap type's instances own a reference to their type, released last.
+    unsafe {
+        let this = obj.cast::<ActorRefObject>();
+        let actor = std::mem::replace(&mut (*this).actor, ptr::null_mut());
+        if !actor.is_null() {
+            drop(Box::from_raw(actor));
+        }
+        let ty = ffi::Py_TYPE(obj);
+        // Not a GC type: its tp_free is PyObject_Free.
+        ffi::PyObject_Free(obj.cast());
+        ffi::Py_DECREF(ty.cast());
+    }
+}
+
+unsafe extern "C" fn ref_repr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: `obj` is an ActorRef; attached.
+        unsafe {
+            let actor = ref_actor(obj);
+            let text = match actor.name() {
+                Some(name) => format!("<ActorRef {} {name:?}>", actor.id().as_u64()),
+                None => format!("<ActorRef {}>", actor.id().as_u64()),
+            };
+            new_str(&text).map(Obj::into_ptr).map_err(|exc| {
+                ffi::PyErr_SetRaisedException(exc.into_ptr());
+                Raised
+            })
+        }
+    })
+}
+
+unsafe extern "C" fn ref_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
+    // SAFETY: `obj` is an ActorRef. Ids start at 1, so the hash is never -1.
+    unsafe { ffi::Py_hash_t::try_from(ref_actor(obj).id().as_u64()).unwrap_or(ffi::Py_hash_t::MAX) }
+}
+
+unsafe extern "C" fn ref_richcompare(a: *mut ffi::PyObject, b: *mut ffi::PyObject, op: c_int) -> *mut ffi::PyObject {
+    // SAFETY: `a` is an ActorRef; `b` is checked to be of the same type; attached.
+    unsafe {
+        let same_type = ffi::Py_TYPE(a) == ffi::Py_TYPE(b);
+        if !same_type || (op != ffi::Py_EQ && op != ffi::Py_NE) {
+            return Obj::from_borrowed(ffi::Py_NotImplemented()).map_or(ptr::null_mut(), Obj::into_ptr);
+        }
+        let equal = ref_actor(a) == ref_actor(b);
+        ffi::PyBool_FromLong(c_long_of(equal == (op == ffi::Py_EQ)))
+    }
+}
+
+fn c_long_of(b: bool) -> std::ffi::c_long {
+    std::ffi::c_long::from(b)
+}
+
+unsafe extern "C" fn ref_id(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is an ActorRef; attached.
+    unsafe { ffi::PyLong_FromUnsignedLongLong(ref_actor(obj).id().as_u64()) }
+}
+
+unsafe extern "C" fn ref_name(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: `obj` is an ActorRef; attached.
+        unsafe {
+            match ref_actor(obj).name() {
+                Some(name) => new_str(name).map(Obj::into_ptr).map_err(|exc| {
+                    ffi::PyErr_SetRaisedException(exc.into_ptr());
+                    Raised
+                }),
+                None => Ok(Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)),
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn ref_tell(obj: *mut ffi::PyObject, msg: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: `obj` is an ActorRef of this interpreter; attached.
+        unsafe {
+            let state = state_of_ref(obj)?;
+            let value = state.value(msg)?;
+            let actor = ref_actor(obj).clone();
+            without_gil(move || actor.blocking_tell(value)).map_err(|e| send_error(state.helpers(), &e))?;
+            Ok(Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr))
+        }
+    })
+}
+
+unsafe extern "C" fn ref_try_tell(obj: *mut ffi::PyObject, msg: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: `obj` is an ActorRef of this interpreter; attached.
+        unsafe {
+            let state = state_of_ref(obj)?;
+            let value = state.value(msg)?;
+            match ref_actor(obj).try_tell(value) {
+                Ok(()) => Ok(ffi::PyBool_FromLong(1)),
+                Err(SendError::Full(_)) => Ok(ffi::PyBool_FromLong(0)),
+                Err(e) => Err(send_error(state.helpers(), &e)),
+            }
+        }
+    })
+}
+
+/// The default `ask` timeout, in seconds.
+const DEFAULT_ASK_TIMEOUT: f64 = 30.0;
+
+unsafe extern "C" fn ref_ask(
+    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: `obj` is an ActorRef of this interpreter; attached; `args` holds
+        // `nargs` positional arguments followed by the values of `kwnames`.
+        unsafe {
+            let state = state_of_ref(obj)?;
+            let helpers = state.helpers();
+            let positional = usize::try_from(ffi::PyVectorcall_NARGS(nargs as usize)).unwrap_or(0);
+            let keywords =
+                if kwnames.is_null() { 0 } else { usize::try_from(ffi::PyTuple_GET_SIZE(kwnames)).unwrap_or(0) };
+            let mut timeout = None;
+            for k in 0..keywords {
+                let key = to_rust_string(ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t)).unwrap_or_default();
+                if key != "timeout" {
+                    return Err(helpers.raise_builtin(
+                        ffi::PyExc_TypeError,
+                        &format!("ask() got an unexpected keyword argument {key:?}"),
+                    ));
+                }
+                timeout = Some(*args.add(positional + k));
+            }
+            if positional == 2 && timeout.is_none() {
+                timeout = Some(*args.add(1));
+            } else if positional != 1 {
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "ask() takes (msg, timeout=30.0)"));
+            }
+            let timeout = match timeout {
+                Some(t) if t != ffi::Py_None() => seconds(t, helpers, "timeout")?,
+                _ => Duration::from_secs_f64(DEFAULT_ASK_TIMEOUT),
+            };
+            let value = state.value(*args)?;
+            let actor = ref_actor(obj).clone();
+            match without_gil(move || actor.blocking_ask(value, timeout)) {
+                Ok(reply) => state.object(&reply),
+                Err(error) => Err(raise_ask(helpers, error)),
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn ref_stop(obj: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is an ActorRef; attached.
+    unsafe {
+        ref_actor(obj).stop();
+        Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)
+    }
+}
+
+unsafe extern "C" fn ref_kill(obj: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is an ActorRef; attached.
+    unsafe {
+        ref_actor(obj).kill();
+        Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)
+    }
+}
+
+// ---- raising the module's exceptions --------------------------------------------------
+
+impl Helpers {
+    /// Raises the bootstrap's exception class `class` with `message`.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    unsafe fn raise(&self, class: &CStr, message: &str) -> Raised {
+        // SAFETY: attached (contract).
+        unsafe {
+            match self.attr(class) {
+                Ok(class) => self.raise_builtin(class.as_ptr(), message),
+                Err(_) => self.raise_builtin(ffi::PyExc_RuntimeError, message),
+            }
+        }
+    }
+
+    /// Raises `class(message)` for any exception class.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached; `class` is an exception class.
+    unsafe fn raise_builtin(&self, class: *mut ffi::PyObject, message: &str) -> Raised {
+        let text = std::ffi::CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+        // SAFETY: attached (contract); PyErr_SetString copies the message.
+        unsafe { ffi::PyErr_SetString(class, text.as_ptr()) };
+        Raised
+    }
+
+    /// Raises `RemoteError(type_name, message, traceback)`.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    unsafe fn raise_remote(&self, type_name: &str, message: &str, traceback: &str) -> Raised {
+        // SAFETY: attached (contract); the new exception is handed to CPython.
+        unsafe {
+            let built = (|| {
+                let class = self.attr(c"RemoteError").ok()?;
+                let parts = [new_str(type_name).ok()?, new_str(message).ok()?, new_str(traceback).ok()?];
+                let ptrs: Vec<_> = parts.iter().map(Obj::as_ptr).collect();
+                super::helpers::call(&class, &ptrs).ok()
+            })();
+            match built {
+                Some(exc) => {
+                    ffi::PyErr_SetRaisedException(exc.into_ptr());
+                    Raised
+                }
+                None => self.raise_builtin(ffi::PyExc_RuntimeError, &format!("{type_name}: {message}")),
+            }
+        }
+    }
+
+    /// Raises the Python exception behind a conversion error, or a `TypeError`.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    unsafe fn raise_convert(&self, error: &crate::ConvertError) -> Raised {
+        // SAFETY: attached (contract).
+        unsafe { self.raise_builtin(ffi::PyExc_TypeError, &error.to_string()) }
+    }
+}
