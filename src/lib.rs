@@ -45,8 +45,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use subactor_core::{
-    Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AskError, DeadLetterReason, DeadLetters,
-    MAX_DEPTH, NeverFails, Props, SendError, Spawn, SpawnError, SpawnOptions, StopReason, Value, ValueError, codec,
+    Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, BoxError, DeadLetterReason,
+    DeadLetters, Failure, MAX_DEPTH, NeverFails, Outcome, Output, Pipeline, PipelineBuilder, PipelineError, Props,
+    Routing, SendError, Spawn, SpawnError, SpawnOptions, StopReason, TimerId, Value, ValueError, codec,
 };
 pub use subactor_host::{
     ConvertError, HostError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError,
@@ -139,6 +140,21 @@ impl Runtime {
     /// `tokio::task::spawn_blocking`.
     pub fn spawn<S: Spawn>(&self, spec: S) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
         self.system.spawn(spec)
+    }
+
+    /// Spawns `count` workers from the same recipe (a pool, e.g. for a pipeline stage).
+    /// A named recipe gives names suffixed `-0`, `-1`, ...
+    pub fn spawn_workers(&self, spec: &PythonActor, count: usize) -> Result<Vec<PyRef>, SpawnError<StartError>> {
+        let base = spec.options().name.clone();
+        (0..count)
+            .map(|i| {
+                let worker = match &base {
+                    Some(name) => spec.clone().name(format!("{name}-{i}")),
+                    None => spec.clone(),
+                };
+                self.spawn(worker)
+            })
+            .collect()
     }
 
     /// The running actor of type `A` with this name.

@@ -5,6 +5,7 @@
 mod common;
 mod lifecycle;
 mod messaging;
+mod pipeline;
 mod spawn;
 mod talking;
 mod values;

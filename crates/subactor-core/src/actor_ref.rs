@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use flume::RecvTimeoutError;
 
-use crate::cell::{Cell, Envelope, Refusal, Signal, spin_recv};
+use crate::cell::{Callback, Cell, Envelope, Outcome, Refusal, ReplyTo, Signal, spin_recv};
 use crate::dead_letters::DeadLetterReason;
 use crate::{Actor, ActorId, ActorState, AskError, SendError, StopReason};
 
@@ -115,7 +115,7 @@ impl<A: Actor> ActorRef<A> {
         let deadline = Instant::now() + timeout;
         let (reply_tx, reply_rx) = flume::bounded(1);
         self.cell
-            .send_async(Envelope::Ask(msg, reply_tx), Some(deadline))
+            .send_async(Envelope::Ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
             .await
             .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
         match tokio::time::timeout_at(deadline.into(), reply_rx.recv_async()).await {
@@ -141,7 +141,7 @@ impl<A: Actor> ActorRef<A> {
         let deadline = Instant::now() + timeout;
         let (reply_tx, reply_rx) = flume::bounded(1);
         self.cell
-            .send_blocking(Envelope::Ask(msg, reply_tx), Some(deadline))
+            .send_blocking(Envelope::Ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
             .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
         let spin = self.cell.spin.min(deadline.saturating_duration_since(Instant::now()));
         let reply = spin_recv(&reply_rx, spin, Some(deadline));
@@ -150,6 +150,29 @@ impl<A: Actor> ActorRef<A> {
             Err(RecvTimeoutError::Timeout) => Err(AskError::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(AskError::NoReply),
         }
+    }
+
+    /// Sends a message whose outcome goes to `then`, which runs exactly once, on the
+    /// actor's thread right after the handler (or wherever the message is dropped
+    /// unhandled, with [`Outcome::NotHandled`]). Waits for room like
+    /// [`blocking_tell`](Self::blocking_tell). The pipeline is built on this.
+    pub fn blocking_ask_then(
+        &self,
+        msg: impl Into<A::Msg>,
+        then: impl FnOnce(Outcome<A::Reply, A::Error>) + Send + 'static,
+    ) -> Result<(), SendError<A::Msg>> {
+        let envelope = Envelope::Ask(msg.into(), ReplyTo::Callback(Callback::new(Box::new(then))));
+        self.cell.send_blocking(envelope, None).map_err(|(envelope, refusal)| {
+            // The message comes back to the caller, so its callback must not report it.
+            let msg = match envelope {
+                Envelope::Ask(msg, ReplyTo::Callback(mut callback)) => {
+                    callback.defuse();
+                    msg
+                }
+                other => other.into_msg().unwrap_or_else(|| unreachable!("an ask carries a message")),
+            };
+            self.send_error(Envelope::Tell(msg), refusal)
+        })
     }
 
     fn ask_error(&self, envelope: Envelope<A>, refusal: Refusal) -> AskError<A::Msg, A::Error> {

@@ -8,11 +8,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Actor, ActorId, ActorRef, ActorState, AskError, SendError, StopReason, Value};
+use crate::{Actor, ActorId, ActorRef, ActorState, AskError, Outcome, SendError, StopReason, Value};
 
 /// A handler error of some actor, boxed: downcast it to the actor's own error type
 /// (for a Python actor, `subactor_host::ReceiveError`).
 pub type BoxError = Box<dyn Error + Send + Sync>;
+
+type ValueCallback = Box<dyn FnOnce(Outcome<Value, BoxError>) + Send>;
 
 /// What every actor of messages [`Value`] offers, whatever its type.
 trait ValueActor: Send + Sync {
@@ -22,6 +24,8 @@ trait ValueActor: Send + Sync {
     fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
     fn blocking_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
     fn blocking_ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>>;
+    fn blocking_ask_then(&self, msg: Value, then: ValueCallback) -> Result<(), SendError<Value>>;
+    fn mailbox_len(&self) -> usize;
     fn stop(&self);
     fn kill(&self);
     fn blocking_wait(&self) -> StopReason;
@@ -58,6 +62,20 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
             AskError::NoReply => AskError::NoReply,
             AskError::Failed(e) => AskError::Failed(Box::new(e) as BoxError),
         })
+    }
+
+    fn blocking_ask_then(&self, msg: Value, then: ValueCallback) -> Result<(), SendError<Value>> {
+        ActorRef::blocking_ask_then(self, msg, move |outcome| {
+            then(match outcome {
+                Outcome::Replied(reply) => Outcome::Replied(reply),
+                Outcome::Failed(error) => Outcome::Failed(Box::new(error) as BoxError),
+                Outcome::NotHandled => Outcome::NotHandled,
+            });
+        })
+    }
+
+    fn mailbox_len(&self) -> usize {
+        ActorRef::mailbox_len(self)
     }
 
     fn stop(&self) {
@@ -113,6 +131,20 @@ impl AnyRef {
     /// As [`ActorRef::blocking_ask`]; a handler's error comes boxed.
     pub fn blocking_ask(&self, msg: impl Into<Value>, timeout: Duration) -> Result<Value, AskError<Value, BoxError>> {
         self.0.blocking_ask(msg.into(), timeout)
+    }
+
+    /// As [`ActorRef::blocking_ask_then`]; a handler's error comes boxed.
+    pub fn blocking_ask_then(
+        &self,
+        msg: impl Into<Value>,
+        then: impl FnOnce(Outcome<Value, BoxError>) + Send + 'static,
+    ) -> Result<(), SendError<Value>> {
+        self.0.blocking_ask_then(msg.into(), Box::new(then))
+    }
+
+    /// How many messages wait in the actor's mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.0.mailbox_len()
     }
 
     /// As [`ActorRef::stop`].

@@ -25,7 +25,7 @@ use crate::{Actor, ActorId, ActorState, StopReason};
 /// A message in a mailbox.
 pub(crate) enum Envelope<A: Actor> {
     Tell(A::Msg),
-    Ask(A::Msg, Sender<Result<A::Reply, A::Error>>),
+    Ask(A::Msg, ReplyTo<A>),
     /// Carries nothing: makes a waiting actor look at its signals.
     Wake,
 }
@@ -35,6 +35,69 @@ impl<A: Actor> Envelope<A> {
         match self {
             Envelope::Tell(m) | Envelope::Ask(m, _) => Some(m),
             Envelope::Wake => None,
+        }
+    }
+}
+
+/// Where the answer to an ask goes.
+pub(crate) enum ReplyTo<A: Actor> {
+    /// To an asker waiting on a channel (dropping it tells the asker "no reply").
+    Channel(Sender<Result<A::Reply, A::Error>>),
+    /// To a callback, run on the actor's thread.
+    Callback(Callback<A>),
+}
+
+impl<A: Actor> ReplyTo<A> {
+    pub(crate) fn send(self, result: Result<A::Reply, A::Error>) {
+        match self {
+            // The asker may have given up (timeout); then nobody wants the reply.
+            ReplyTo::Channel(tx) => {
+                let _ = tx.send(result);
+            }
+            ReplyTo::Callback(mut callback) => {
+                if let Some(f) = callback.0.take() {
+                    f(match result {
+                        Ok(reply) => Outcome::Replied(reply),
+                        Err(error) => Outcome::Failed(error),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// What happened to a message sent with [`ActorRef::blocking_ask_then`](crate::ActorRef::blocking_ask_then).
+#[derive(Debug)]
+pub enum Outcome<R, E> {
+    /// The handler answered.
+    Replied(R),
+    /// The handler failed.
+    Failed(E),
+    /// The actor stopped (was killed, failed, shut down) before handling the message.
+    NotHandled,
+}
+
+/// A reply callback that runs exactly once: with the handler's outcome, or with
+/// [`Outcome::NotHandled`] if the message is dropped unhandled.
+pub(crate) struct Callback<A: Actor>(Option<ReplyFn<A>>);
+
+pub(crate) type ReplyFn<A> = Box<dyn FnOnce(Outcome<<A as Actor>::Reply, <A as Actor>::Error>) + Send>;
+
+impl<A: Actor> Callback<A> {
+    pub(crate) fn new(f: ReplyFn<A>) -> Callback<A> {
+        Callback(Some(f))
+    }
+
+    /// Drops the callback without running it (its message went back to the sender).
+    pub(crate) fn defuse(&mut self) {
+        self.0.take();
+    }
+}
+
+impl<A: Actor> Drop for Callback<A> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Outcome::NotHandled);
         }
     }
 }
@@ -303,10 +366,55 @@ impl Drop for RoomWaiter<'_> {
     }
 }
 
+/// How many actor threads of the process are handling a message (not waiting).
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
+/// The process's usable cores.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Whether a core is free for spinning: fewer actors are busy than there are cores.
+/// When every core has work, a spinning thread would only slow that work down.
+fn spare_core() -> bool {
+    BUSY.load(Ordering::Relaxed) < cores()
+}
+
+/// Counts an actor thread as busy for as long as it lives (see [`Busy::idle`]).
+pub(crate) struct Busy(());
+
+impl Busy {
+    pub(crate) fn enter() -> Busy {
+        BUSY.fetch_add(1, Ordering::Relaxed);
+        Busy(())
+    }
+
+    /// Counts the thread as idle while `wait` runs.
+    pub(crate) fn idle<T>(&self, wait: impl FnOnce() -> T) -> T {
+        /// Counts the thread busy again when dropped, however `wait` ends.
+        struct BusyAgain;
+        impl Drop for BusyAgain {
+            fn drop(&mut self) {
+                BUSY.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        BUSY.fetch_sub(1, Ordering::Relaxed);
+        let _again = BusyAgain;
+        wait()
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Polls `poll` for up to `spin` before giving up: a few iterations of pure spinning
 /// (an answer due in a microsecond or two is taken at once), then yielding the CPU
-/// between polls, so that on a machine with more busy threads than cores the thread
-/// that will produce the answer gets to run.
+/// between polls, and only while a core is spare (see [`Busy`]), so that a waiting
+/// thread never takes CPU from actors that have work.
 pub(crate) fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     const PURE_SPINS: u32 = 64;
     if spin.is_zero() {
@@ -321,7 +429,7 @@ pub(crate) fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -
         if round < PURE_SPINS {
             round += 1;
             std::hint::spin_loop();
-        } else if start.elapsed() < spin {
+        } else if start.elapsed() < spin && spare_core() {
             std::thread::yield_now();
         } else {
             return None;

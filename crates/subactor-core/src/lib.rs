@@ -28,10 +28,12 @@ mod actor;
 mod actor_ref;
 mod any_ref;
 mod cell;
+pub use cell::Outcome;
 pub mod codec;
 mod dead_letters;
 mod error;
 mod lifecycle;
+mod pipeline;
 mod system;
 mod timers;
 mod value;
@@ -42,6 +44,9 @@ pub use any_ref::{AnyRef, BoxError};
 pub use dead_letters::{DeadLetterReason, DeadLetters};
 pub use error::{AskError, SendError, SpawnError};
 pub use lifecycle::{ActorId, ActorState, StopReason};
+pub use pipeline::{
+    DEFAULT_STAGE_CAPACITY, Failure, LEAST_LOADED_SLOTS, Output, Pipeline, PipelineBuilder, PipelineError, Routing,
+};
 pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, SystemBuilder};
 pub use timers::TimerId;
 pub use value::{MAX_DEPTH, Value, ValueError};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tracing::{debug, info_span, trace_span, warn};
 
-use crate::cell::{Cell, Envelope, Signal, spin_recv};
+use crate::cell::{Busy, Cell, Envelope, Signal, spin_recv};
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::timers::{Job, TimerId, Timers};
 use crate::{Actor, ActorContext, ActorId, ActorRef, ActorState, AnyRef, Spawn, SpawnError, StopReason, Value};
@@ -399,6 +399,7 @@ fn fail_start<A: Actor>(ctx: &ActorContext<A>, reason: StopReason) {
 /// Handles messages until the actor is stopped or killed.
 fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>) -> StopReason {
     let cell = &*ctx.myself.cell;
+    let busy = Busy::enter();
     loop {
         let envelope = match cell.rx.try_recv() {
             Ok(envelope) => envelope,
@@ -415,7 +416,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>) -> StopReason {
                 }
                 Signal::None => {
                     actor.before_wait();
-                    let next = spin_recv(&cell.rx, cell.spin, None);
+                    let next = busy.idle(|| spin_recv(&cell.rx, cell.spin, None));
                     actor.after_wait();
                     match next {
                         Ok(envelope) => envelope,
@@ -449,8 +450,7 @@ fn deliver<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, envelope: Envelope<A>
             if let Err(error) = &result {
                 debug!(%error, "handler failed on an ask");
             }
-            // The asker may have given up (timeout); then nobody wants the reply.
-            let _ = reply.send(result);
+            reply.send(result);
         }
         Envelope::Wake => {}
     }

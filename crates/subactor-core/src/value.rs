@@ -290,6 +290,14 @@ pub struct ValueError {
     pub found: String,
 }
 
+/// Converting a `Value` into a `Value` cannot fail; this lets tuples and vectors hold
+/// plain `Value`s.
+impl From<std::convert::Infallible> for ValueError {
+    fn from(never: std::convert::Infallible) -> ValueError {
+        match never {}
+    }
+}
+
 impl ValueError {
     fn new(expected: &'static str, value: &Value) -> ValueError {
         ValueError { expected, found: value.kind().to_owned() }
@@ -410,7 +418,10 @@ macro_rules! tuples {
             }
         }
 
-        impl<$($name: TryFrom<Value, Error = ValueError>),+> TryFrom<Value> for ($($name,)+) {
+        impl<$($name: TryFrom<Value>),+> TryFrom<Value> for ($($name,)+)
+        where
+            $(ValueError: From<<$name as TryFrom<Value>>::Error>,)+
+        {
             type Error = ValueError;
             #[allow(non_snake_case)]
             fn try_from(value: Value) -> Result<Self, ValueError> {
@@ -418,7 +429,7 @@ macro_rules! tuples {
                 match value {
                     Value::Tuple(items) | Value::List(items) if items.len() == LEN => {
                         let mut items = items.into_iter();
-                        $(let $name = $name::try_from(items.next().unwrap_or(Value::None))?;)+
+                        $(let $name = $name::try_from(items.next().unwrap_or(Value::None)).map_err(ValueError::from)?;)+
                         Ok(($($name,)+))
                     }
                     other => Err(ValueError {
@@ -514,13 +525,16 @@ impl<T: TryFrom<Value, Error = ValueError>> TryFrom<Value> for Option<T> {
     }
 }
 
-impl<T: TryFrom<Value, Error = ValueError>> TryFrom<Value> for Vec<T> {
+impl<T: TryFrom<Value>> TryFrom<Value> for Vec<T>
+where
+    ValueError: From<T::Error>,
+{
     type Error = ValueError;
     /// From a list, tuple, set or frozenset.
     fn try_from(value: Value) -> Result<Vec<T>, ValueError> {
         match value {
             Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
-                items.into_iter().map(T::try_from).collect()
+                items.into_iter().map(|item| T::try_from(item).map_err(ValueError::from)).collect()
             }
             other => Err(ValueError::new("a list, tuple or set", &other)),
         }
