@@ -40,3 +40,30 @@ class BareInterpreters:
             times.append(time.perf_counter() - start)
             interpreters.destroy(interp)
         return times
+
+
+class Ping:
+    """Asks a pong actor `n` times from Python; answers each round trip in seconds."""
+
+    def receive(self, msg):
+        pong, n = msg
+        times = []
+        for i in range(n):
+            start = time.perf_counter()
+            pong.ask(i)
+            times.append(time.perf_counter() - start)
+        return times
+
+
+class Work:
+    """A pipeline stage doing `rounds` steps of pure-Python work per item (400 rounds
+    take about 20 µs here)."""
+
+    def __init__(self, rounds):
+        self.rounds = rounds
+
+    def receive(self, n):
+        total = 0
+        for i in range(self.rounds):
+            total += i * i
+        return n + total % 2

@@ -189,3 +189,20 @@ fn send_after_delivers_later_and_can_be_cancelled() {
     rt.shutdown().expect("shutdown");
     assert_eq!(rt.dead_letters().count(), before + 1);
 }
+
+#[test]
+fn the_type_stub_matches_the_in_actor_module() {
+    let stub = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crates/subactor-host/subactor.pyi"))
+        .expect("stub");
+    let mut declared: Vec<String> = stub
+        .lines()
+        .filter_map(|line| line.strip_prefix("def ").or_else(|| line.strip_prefix("class ")))
+        .map(|rest| rest.split(['(', ':']).next().unwrap_or_default().to_owned())
+        .collect();
+    declared.sort();
+    let rt = runtime();
+    let names: Vec<String> =
+        talk(&rt, "Introspect").blocking_ask((), TIMEOUT).expect("names").try_into().expect("strs");
+    assert_eq!(names, declared, "subactor.pyi and the module disagree");
+    rt.shutdown().expect("shutdown");
+}

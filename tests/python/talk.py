@@ -141,3 +141,10 @@ class Ping:
             pong.ask(i)
             times.append(time.perf_counter() - start)
         return times
+
+
+class Introspect:
+    """Answers the public names of the in-actor module."""
+
+    def receive(self, _msg):
+        return sorted(name for name in dir(subactor) if not name.startswith("_"))
