@@ -44,6 +44,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use subactor_arena::{Arena, ArenaConfig, ArenaError, ArenaStats, Buffer, BufferMut};
 pub use subactor_core::{
     Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, BoxError, DeadLetterReason,
     DeadLetters, Failure, MAX_DEPTH, NeverFails, Outcome, Output, Pipeline, PipelineBuilder, PipelineError, Props,
@@ -62,6 +63,9 @@ pub enum Error {
     /// Python could not be started or finalised.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The arena's configuration is not usable.
+    #[error(transparent)]
+    Arena(#[from] ArenaError),
     /// `shutdown` was called from an actor's own thread, which shutdown must wait for.
     #[error("cannot shut the runtime down from inside one of its actors")]
     ShutdownFromActor,
@@ -71,6 +75,7 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct RuntimeBuilder {
     python_path: Option<Vec<PathBuf>>,
+    arena: Option<ArenaConfig>,
     system: subactor_core::SystemBuilder,
 }
 
@@ -100,14 +105,24 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The shared-memory arena of the runtime's buffers (see [`Runtime::arena`]):
+    /// segment size, large-buffer threshold, total size limit. Default:
+    /// [`ArenaConfig::default`] (64 MiB segments, 1 GiB in all).
+    #[must_use]
+    pub fn arena(mut self, config: ArenaConfig) -> Self {
+        self.arena = Some(config);
+        self
+    }
+
     /// Starts the runtime: takes a share of the process's Python, initialising it if
     /// this is the first runtime of the process.
     pub fn build(self) -> Result<Runtime, Error> {
         let python_path = self.python_path.unwrap_or_else(|| vec![PathBuf::from(".")]);
-        let host = Arc::new(PythonHost::start(python_path)?);
+        let arena = Arena::with_config(self.arena.unwrap_or_default())?;
+        let host = Arc::new(PythonHost::start(python_path, arena.clone())?);
         let system = self.system.extension(Arc::clone(&host)).build();
         tracing::info!(python = ?host.python_version(), "runtime started");
-        Ok(Runtime { system, host: Mutex::new(Some(host)) })
+        Ok(Runtime { system, arena, host: Mutex::new(Some(host)) })
     }
 }
 
@@ -118,6 +133,7 @@ impl RuntimeBuilder {
 #[derive(Debug)]
 pub struct Runtime {
     system: ActorSystem,
+    arena: Arena,
     host: Mutex<Option<Arc<PythonHost>>>,
 }
 
@@ -160,6 +176,13 @@ impl Runtime {
     /// The running actor of type `A` with this name.
     pub fn lookup<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
         self.system.lookup(name)
+    }
+
+    /// The shared-memory arena: buffers allocated here and frozen travel to Python
+    /// actors as [`Value::Buffer`] without a copy, arriving as read-only
+    /// `subactor.Buffer`s; actors allocate from it too (`subactor.alloc(n)`).
+    pub fn arena(&self) -> &Arena {
+        &self.arena
     }
 
     /// The dead-letter sink: messages that could not be delivered.

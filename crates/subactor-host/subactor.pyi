@@ -3,10 +3,13 @@
 Inside an actor's interpreter, `import subactor` gives this module, which the host
 builds for that interpreter (see `src/ffi/module.rs`). Values sent to other actors cross
 interpreters as copies: None, bool, int, float, str, bytes, list, tuple, dict, set,
-frozenset and ActorRef natively; other picklable objects through pickle.
+frozenset and ActorRef natively; other picklable objects through pickle. A `Buffer`
+crosses without a copy.
 """
 
-from typing import Any, final
+from typing import Any, Self, final
+
+from collections.abc import Buffer as _BufferLike
 
 @final
 class ActorRef:
@@ -43,6 +46,47 @@ class ActorRef:
 
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
+
+@final
+class Buffer:
+    """An immutable buffer of the runtime's shared-memory arena. Sent to other actors
+    without a copy (every interpreter sees the same address); read-only through the
+    buffer protocol (`memoryview`, `bytes()`). `buf[a:b]` shares the memory; a strided
+    slice is copied into `bytes`. Not instantiable: use `alloc(n).freeze()` or
+    `Buffer.from_bytes`."""
+
+    @classmethod
+    def from_bytes(cls, data: _BufferLike) -> Self:
+        """Copies a bytes-like object into a new buffer (one copy). Raises MemoryError when
+        the arena's limit is reached."""
+
+    @property
+    def address(self) -> int:
+        """The address of the first byte."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int | slice) -> Any: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@final
+class BufferMut:
+    """A writable, zero-filled arena buffer from `alloc(n)`: write through
+    `memoryview(buf)`, then `freeze()` it to send it."""
+
+    def freeze(self) -> Buffer:
+        """An immutable Buffer over the same memory, without copying. Raises BufferError
+        while memoryviews of it exist; the BufferMut is unusable afterwards."""
+
+    @property
+    def address(self) -> int:
+        """The address of the first byte."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+def alloc(size: int) -> BufferMut:
+    """A writable, zero-filled buffer of `size` bytes from the arena. Raises MemoryError
+    when the arena's limit is reached."""
 
 def self_ref() -> ActorRef:
     """A reference to the actor running this code."""

@@ -2,6 +2,7 @@
 //!
 //! Python actor classes live in `tests/python`.
 
+mod buffers;
 mod common;
 mod lifecycle;
 mod messaging;

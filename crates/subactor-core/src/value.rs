@@ -8,6 +8,8 @@ use std::hash::{BuildHasher, Hash};
 use num_bigint::BigInt;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use subactor_arena::Buffer;
+
 use crate::AnyRef;
 
 /// The deepest nesting of containers a [`Value`] may have.
@@ -77,6 +79,28 @@ pub enum Value {
     /// A reference to an actor: arrives in Python as a usable `subactor.ActorRef`. Live
     /// references belong to their process; [`crate::codec`] refuses to encode them.
     Actor(AnyRef),
+    /// An immutable buffer of the shared-memory arena: crosses actors without a copy and
+    /// arrives in Python as a read-only `subactor.Buffer`. Like an actor reference, it is
+    /// a live handle; [`crate::codec`] refuses to encode it (copy it into
+    /// [`Value::Bytes`] to serialise the contents).
+    Buffer(#[serde(with = "live_buffer")] Buffer),
+}
+
+/// Serde for [`Value::Buffer`]: a live handle never becomes bytes implicitly.
+mod live_buffer {
+    use serde::{Deserializer, Serializer};
+    use subactor_arena::Buffer;
+
+    pub(super) fn serialize<S: Serializer>(buffer: &Buffer, _serializer: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(format!(
+            "an arena buffer ({} bytes) is a live handle and cannot be serialised out of its process",
+            buffer.len()
+        )))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(_deserializer: D) -> Result<Buffer, D::Error> {
+        Err(serde::de::Error::custom("arena buffers cannot be deserialised"))
+    }
 }
 
 impl Value {
@@ -97,6 +121,7 @@ impl Value {
             Value::FrozenSet(_) => "frozenset",
             Value::Pickled(_) => "pickle",
             Value::Actor(_) => "ActorRef",
+            Value::Buffer(_) => "Buffer",
         }
     }
 
@@ -216,6 +241,7 @@ impl fmt::Display for Value {
             Value::FrozenSet(items) => seq(f, items, "frozenset({", "})"),
             Value::Pickled(b) => write!(f, "<pickled object, {} bytes>", b.len()),
             Value::Actor(actor) => write!(f, "{actor:?}"),
+            Value::Buffer(b) => write!(f, "<Buffer, {} bytes>", b.len()),
         }
     }
 }
@@ -235,6 +261,7 @@ impl PartialEq for Value {
             (Value::Set(a), Value::Set(b)) | (Value::FrozenSet(a), Value::FrozenSet(b)) => same_elements(a, b),
             (Value::Dict(a), Value::Dict(b)) => same_elements(a, b),
             (Value::Actor(a), Value::Actor(b)) => a == b,
+            (Value::Buffer(a), Value::Buffer(b)) => a == b,
             _ => false,
         }
     }
@@ -362,6 +389,12 @@ impl From<&str> for Value {
 impl From<String> for Value {
     fn from(s: String) -> Value {
         Value::Str(s)
+    }
+}
+
+impl From<Buffer> for Value {
+    fn from(buffer: Buffer) -> Value {
+        Value::Buffer(buffer)
     }
 }
 

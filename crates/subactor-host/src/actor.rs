@@ -91,7 +91,11 @@ impl Spawn for PythonActor {
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
         let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
         let mut interp = Interpreter::create(host.python_path())?;
-        interp.install_module(ActorLink { system: ctx.system().clone(), myself: ctx.myself().clone().into() })?;
+        interp.install_module(ActorLink {
+            system: ctx.system().clone(),
+            myself: ctx.myself().clone().into(),
+            arena: host.arena().clone(),
+        })?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate(&self.module, &self.class, &self.args)?;
         Ok(PyActor { interp, _host: host })

@@ -18,6 +18,8 @@ mod ffi;
 
 use std::path::PathBuf;
 
+use subactor_arena::Arena;
+
 pub use actor::{PyActor, PythonActor};
 pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartError};
 
@@ -28,25 +30,32 @@ pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartErr
 #[derive(Debug)]
 pub struct PythonHost {
     python_path: Vec<String>,
+    arena: Arena,
     lease: Option<ffi::process::Lease>,
 }
 
 impl PythonHost {
     /// Takes a share of the process's Python (initialising it if needed), for actors
-    /// whose `sys.path` starts with `python_path`.
-    pub fn start(python_path: Vec<PathBuf>) -> Result<PythonHost, HostError> {
+    /// whose `sys.path` starts with `python_path` and whose `subactor.alloc` and
+    /// `Buffer.from_bytes` allocate from `arena`.
+    pub fn start(python_path: Vec<PathBuf>, arena: Arena) -> Result<PythonHost, HostError> {
         let lease = ffi::process::Lease::acquire()?;
         let python_path = python_path
             .into_iter()
             .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
             .collect();
-        Ok(PythonHost { python_path, lease: Some(lease) })
+        Ok(PythonHost { python_path, arena, lease: Some(lease) })
     }
 
     /// The running Python's version, as (major, minor, micro).
     pub fn python_version(&self) -> (u8, u8, u8) {
         let v = self.lease.as_ref().map(ffi::process::Lease::version);
         v.map_or((0, 0, 0), |v| (v.major, v.minor, v.micro))
+    }
+
+    /// The arena of actors' buffers.
+    pub fn arena(&self) -> &Arena {
+        &self.arena
     }
 
     /// The folders put first on every actor's `sys.path`.

@@ -38,6 +38,17 @@ pub(crate) unsafe fn from_python(obj: *mut ffi::PyObject, helpers: &Helpers) -> 
     unsafe { read(obj, helpers, &mut path) }
 }
 
+/// The in-actor module's types; values that need them cannot exist without it.
+fn module_types(helpers: &Helpers) -> Result<super::helpers::TypePtrs, ConvertError> {
+    helpers.types().ok_or_else(|| {
+        ConvertError::Build(PythonException {
+            type_name: "TypeError".into(),
+            message: "actor references and buffers need the in-actor subactor module".into(),
+            traceback: String::new(),
+        })
+    })
+}
+
 /// Wraps a new reference, turning null into the Python error it signals.
 ///
 /// # Safety
@@ -123,16 +134,8 @@ unsafe fn build(value: &Value, helpers: &Helpers, depth: usize) -> Result<Obj, C
                 }
                 return Ok(set);
             }
-            Value::Actor(actor) => {
-                let Some(ty) = helpers.actor_ref_type() else {
-                    return Err(ConvertError::Build(PythonException {
-                        type_name: "TypeError".into(),
-                        message: "actor references need the in-actor subactor module".into(),
-                        traceback: String::new(),
-                    }));
-                };
-                super::module::new_ref(ty, actor.clone())
-            }
+            Value::Actor(actor) => super::module::new_ref(module_types(helpers)?.actor_ref, actor.clone()),
+            Value::Buffer(buffer) => super::buffers::new_buffer(module_types(helpers)?.buffer, buffer.clone()),
             Value::Pickled(bytes) => {
                 let pickle = helpers.pickle().map_err(ConvertError::Unpickle)?;
                 let data = owned(ffi::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), ssize(bytes.len())), helpers)?;
@@ -191,8 +194,20 @@ unsafe fn read(
             let data = ffi::PyBytes_AsString(obj);
             return Ok(Value::Bytes(std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec()));
         }
-        if helpers.actor_ref_type() == Some(ty.cast()) {
-            return Ok(Value::Actor(super::module::ref_actor(obj).clone()));
+        if let Some(types) = helpers.types() {
+            if ty.cast() == types.actor_ref {
+                return Ok(Value::Actor(super::module::ref_actor(obj).clone()));
+            }
+            if ty.cast() == types.buffer {
+                return Ok(Value::Buffer(super::buffers::buffer_of(obj).clone()));
+            }
+            if ty.cast() == types.buffer_mut {
+                return Err(ConvertError::Build(PythonException {
+                    type_name: "TypeError".into(),
+                    message: "a BufferMut cannot be sent: freeze() it into a Buffer first".into(),
+                    traceback: String::new(),
+                }));
+            }
         }
         let container = ty == &raw mut ffi::PyList_Type
             || ty == &raw mut ffi::PyTuple_Type

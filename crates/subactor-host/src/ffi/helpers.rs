@@ -75,8 +75,8 @@ const PICKLE_PROTOCOL: c_long = 5;
 pub(crate) struct Helpers {
     /// The bootstrap module itself, for its other attributes.
     module: Obj,
-    /// This interpreter's `subactor.ActorRef` type, once the in-actor module exists.
-    actor_ref_type: std::cell::RefCell<Option<Obj>>,
+    /// The in-actor module's types, once it exists in this interpreter.
+    types: std::cell::RefCell<Option<ModuleTypes>>,
     load_module: Obj,
     get_class: Obj,
     receive_of: Obj,
@@ -84,6 +84,21 @@ pub(crate) struct Helpers {
     describe: Obj,
     teardown: Obj,
     pickle: OnceCell<Pickle>,
+}
+
+/// The types of the in-actor module, owned.
+pub(crate) struct ModuleTypes {
+    pub(crate) actor_ref: Obj,
+    pub(crate) buffer: Obj,
+    pub(crate) buffer_mut: Obj,
+}
+
+/// The same types, borrowed as pointers for type checks.
+#[derive(Clone, Copy)]
+pub(crate) struct TypePtrs {
+    pub(crate) actor_ref: *mut ffi::PyObject,
+    pub(crate) buffer: *mut ffi::PyObject,
+    pub(crate) buffer_mut: *mut ffi::PyObject,
 }
 
 /// `pickle.dumps` and `pickle.loads`, imported on first use.
@@ -198,7 +213,7 @@ impl Helpers {
                 })
             };
             let helpers = Helpers {
-                actor_ref_type: std::cell::RefCell::new(None),
+                types: std::cell::RefCell::new(None),
                 load_module: get(c"load_module")?,
                 get_class: get(c"get_class")?,
                 receive_of: get(c"receive_of")?,
@@ -259,15 +274,19 @@ impl Helpers {
         }
     }
 
-    /// This interpreter's `ActorRef` type, if the in-actor module is installed.
-    pub(crate) fn actor_ref_type(&self) -> Option<*mut ffi::PyObject> {
-        self.actor_ref_type.borrow().as_ref().map(Obj::as_ptr)
+    /// The in-actor module's types, if it is installed in this interpreter.
+    pub(crate) fn types(&self) -> Option<TypePtrs> {
+        self.types.borrow().as_ref().map(|t| TypePtrs {
+            actor_ref: t.actor_ref.as_ptr(),
+            buffer: t.buffer.as_ptr(),
+            buffer_mut: t.buffer_mut.as_ptr(),
+        })
     }
 
-    /// Sets or clears the `ActorRef` type.
-    pub(crate) fn set_actor_ref_type(&self, ty: Option<Obj>) {
+    /// Sets or clears the in-actor module's types.
+    pub(crate) fn set_types(&self, types: Option<ModuleTypes>) {
         // The old value is dropped here, with the interpreter attached (callers' state).
-        let _old = self.actor_ref_type.replace(ty);
+        let _old = self.types.replace(types);
     }
 
     /// Imports a module by dotted name or file path.

@@ -19,6 +19,7 @@
 //! - PyO3's high-level API is not used anywhere in this crate (its statics are per
 //!   process, not per interpreter).
 
+pub(crate) mod buffers;
 pub(crate) mod convert;
 pub(crate) mod helpers;
 pub(crate) mod interp;

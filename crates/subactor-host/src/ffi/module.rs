@@ -25,10 +25,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use pyo3_ffi as ffi;
+use subactor_arena::Arena;
 use subactor_core::{ActorSystem, AnyRef, AskError, SendError, TimerId, Value};
 
 use super::convert::{from_python, to_python};
-use super::helpers::{Helpers, new_str};
+use super::helpers::{Helpers, ModuleTypes, new_str};
 use super::object::{Obj, to_rust_string};
 use crate::{PyActor, PythonActor, ReceiveError};
 
@@ -36,17 +37,20 @@ use crate::{PyActor, PythonActor, ReceiveError};
 pub(crate) struct ActorLink {
     pub(crate) system: ActorSystem,
     pub(crate) myself: AnyRef,
+    pub(crate) arena: Arena,
 }
 
 /// The module's per-interpreter state (`m_size` bytes, zeroed by CPython).
 #[repr(C)]
-struct ModuleState {
+pub(super) struct ModuleState {
     /// Owned (`Box::into_raw`); null once the actor has ended.
     link: *mut ActorLink,
     /// Owned (`Rc::into_raw`): the interpreter's helpers, for conversions.
     helpers: *const Helpers,
-    /// A strong reference to this interpreter's `ActorRef` type.
-    actor_ref_type: *mut ffi::PyObject,
+    /// Strong references to this interpreter's types.
+    pub(super) actor_ref_type: *mut ffi::PyObject,
+    pub(super) buffer_type: *mut ffi::PyObject,
+    pub(super) buffer_mut_type: *mut ffi::PyObject,
 }
 
 /// An `ActorRef` instance.
@@ -58,25 +62,25 @@ struct ActorRefObject {
 }
 
 /// A `static` the C API may write to (CPython initialises `PyModuleDef.m_base` in place).
-struct CStatic<T>(UnsafeCell<T>);
+pub(super) struct CStatic<T>(UnsafeCell<T>);
 
 // SAFETY: CPython touches these definitions only while holding a GIL, and writes the
 // same values whichever interpreter does it; Rust code never reads or writes them.
 unsafe impl<T> Sync for CStatic<T> {}
 
 impl<T> CStatic<T> {
-    const fn new(value: T) -> CStatic<T> {
+    pub(super) const fn new(value: T) -> CStatic<T> {
         CStatic(UnsafeCell::new(value))
     }
 
-    fn get(&self) -> *mut T {
+    pub(super) const fn as_ptr(&self) -> *mut T {
         self.0.get()
     }
 }
 
 const FASTCALL_KW: c_int = ffi::METH_FASTCALL | ffi::METH_KEYWORDS;
 
-const fn method(
+pub(super) const fn method(
     name: &'static CStr,
     meth: ffi::PyMethodDefPointer,
     flags: c_int,
@@ -85,7 +89,7 @@ const fn method(
     ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: meth, ml_flags: flags, ml_doc: doc.as_ptr() }
 }
 
-static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
+static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 7]> = CStatic::new([
     method(
         c"self_ref",
         ffi::PyMethodDefPointer { PyCFunction: self_ref },
@@ -117,6 +121,12 @@ static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
         ffi::METH_O,
         c"cancel_timer(timer_id) -> bool\n\nCancels a send_after timer; True if it had not fired.",
     ),
+    method(
+        c"alloc",
+        ffi::PyMethodDefPointer { PyCFunction: super::buffers::alloc },
+        ffi::METH_O,
+        c"alloc(size) -> BufferMut\n\nA writable, zero-filled buffer of the shared arena; freeze() it to send it.",
+    ),
     ffi::PyMethodDef::zeroed(),
 ]);
 
@@ -130,8 +140,8 @@ static MODULE_DEF: CStatic<ffi::PyModuleDef> = CStatic::new(ffi::PyModuleDef {
     m_name: c"subactor".as_ptr(),
     m_doc: c"subactor inside an actor: references to actors, spawning, timers.".as_ptr(),
     m_size: size_of::<ModuleState>() as ffi::Py_ssize_t,
-    m_methods: MODULE_METHODS.0.get().cast(),
-    m_slots: MODULE_SLOTS.0.get().cast(),
+    m_methods: MODULE_METHODS.as_ptr().cast(),
+    m_slots: MODULE_SLOTS.as_ptr().cast(),
     m_traverse: Some(module_traverse),
     m_clear: Some(module_clear),
     m_free: Some(module_free),
@@ -194,8 +204,8 @@ static REF_SLOTS: CStatic<[ffi::PyType_Slot; 8]> = CStatic::new([
     ffi::PyType_Slot { slot: ffi::Py_tp_repr, pfunc: ref_repr as *mut c_void },
     ffi::PyType_Slot { slot: ffi::Py_tp_hash, pfunc: ref_hash as *mut c_void },
     ffi::PyType_Slot { slot: ffi::Py_tp_richcompare, pfunc: ref_richcompare as *mut c_void },
-    ffi::PyType_Slot { slot: ffi::Py_tp_methods, pfunc: REF_METHODS.0.get().cast() },
-    ffi::PyType_Slot { slot: ffi::Py_tp_getset, pfunc: REF_GETSET.0.get().cast() },
+    ffi::PyType_Slot { slot: ffi::Py_tp_methods, pfunc: REF_METHODS.as_ptr().cast() },
+    ffi::PyType_Slot { slot: ffi::Py_tp_getset, pfunc: REF_GETSET.as_ptr().cast() },
     ffi::PyType_Slot {
         slot: ffi::Py_tp_doc,
         pfunc: c"A reference to an actor. Made by self_ref(), lookup() and spawn(), or received in a message.".as_ptr()
@@ -210,7 +220,7 @@ static REF_SPEC: CStatic<ffi::PyType_Spec> = CStatic::new(ffi::PyType_Spec {
     itemsize: 0,
     // Not subclassable, not constructible from Python (no tp_new).
     flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
-    slots: REF_SLOTS.0.get().cast(),
+    slots: REF_SLOTS.as_ptr().cast(),
 });
 
 /// The exceptions the module exports (classes of the bootstrap module).
@@ -225,6 +235,11 @@ const EXCEPTIONS: [&CStr; 8] = [
     c"RemoteError",
 ];
 
+/// The module's definition, to find the module from one of its types.
+pub(super) fn module_def() -> *mut ffi::PyModuleDef {
+    MODULE_DEF.as_ptr()
+}
+
 /// Builds this interpreter's `subactor` module and makes it importable.
 ///
 /// # Safety
@@ -236,22 +251,32 @@ pub(crate) unsafe fn install(helpers: &Rc<Helpers>, link: ActorLink) -> Result<(
     unsafe {
         let spec =
             helpers.call_attr(c"module_spec", &[new_str("subactor").map_err(|e| helpers.describe(e).0)?.as_ptr()])?;
-        let def = MODULE_DEF.get();
+        let def = MODULE_DEF.as_ptr();
         let module = Obj::from_owned(ffi::PyModule_FromDefAndSpec(def, spec.as_ptr()))
             .ok_or_else(|| helpers.current_exception())?;
         if ffi::PyModule_ExecDef(module.as_ptr(), def) < 0 {
             return Err(helpers.current_exception());
         }
-        let ref_type = Obj::from_owned(ffi::PyType_FromModuleAndSpec(module.as_ptr(), REF_SPEC.get(), ptr::null_mut()))
-            .ok_or_else(|| helpers.current_exception())?;
+        let new_type = |spec: *mut ffi::PyType_Spec| {
+            Obj::from_owned(ffi::PyType_FromModuleAndSpec(module.as_ptr(), spec, ptr::null_mut()))
+                .ok_or_else(|| helpers.current_exception())
+        };
+        let ref_type = new_type(REF_SPEC.as_ptr())?;
+        let buffer_type = new_type(super::buffers::BUFFER_SPEC.as_ptr())?;
+        let buffer_mut_type = new_type(super::buffers::BUFFER_MUT_SPEC.as_ptr())?;
         let state = ffi::PyModule_GetState(module.as_ptr()).cast::<ModuleState>();
         (*state).link = Box::into_raw(Box::new(link));
         (*state).helpers = Rc::into_raw(Rc::clone(helpers));
-        (*state).actor_ref_type = Obj::from_borrowed(ref_type.as_ptr()).map_or(ptr::null_mut(), Obj::into_ptr);
-        helpers.set_actor_ref_type(Obj::from_borrowed(ref_type.as_ptr()));
-        if ffi::PyModule_AddObjectRef(module.as_ptr(), c"ActorRef".as_ptr(), ref_type.as_ptr()) < 0 {
-            return Err(helpers.current_exception());
+        let strong = |ty: &Obj| Obj::from_borrowed(ty.as_ptr()).map_or(ptr::null_mut(), Obj::into_ptr);
+        (*state).actor_ref_type = strong(&ref_type);
+        (*state).buffer_type = strong(&buffer_type);
+        (*state).buffer_mut_type = strong(&buffer_mut_type);
+        for (name, ty) in [(c"ActorRef", &ref_type), (c"Buffer", &buffer_type), (c"BufferMut", &buffer_mut_type)] {
+            if ffi::PyModule_AddObjectRef(module.as_ptr(), name.as_ptr(), ty.as_ptr()) < 0 {
+                return Err(helpers.current_exception());
+            }
         }
+        helpers.set_types(Some(ModuleTypes { actor_ref: ref_type, buffer: buffer_type, buffer_mut: buffer_mut_type }));
         for name in EXCEPTIONS {
             let class = helpers.attr(name)?;
             if ffi::PyModule_AddObjectRef(module.as_ptr(), name.as_ptr(), class.as_ptr()) < 0 {
@@ -281,7 +306,7 @@ pub(crate) unsafe fn uninstall(helpers: &Helpers) {
             drop(Box::from_raw(link));
         }
     }
-    helpers.set_actor_ref_type(None);
+    helpers.set_types(None);
 }
 
 /// The installed module's state, found through `sys.modules`.
@@ -292,8 +317,8 @@ pub(crate) unsafe fn uninstall(helpers: &Helpers) {
 unsafe fn module_state_of_interpreter(helpers: &Helpers) -> Option<*mut ModuleState> {
     // SAFETY: attached (contract); the type's module is checked to be ours.
     unsafe {
-        let ty = helpers.actor_ref_type()?;
-        let module = ffi::PyType_GetModuleByDef(ty.cast(), MODULE_DEF.get());
+        let ty = helpers.types()?.actor_ref;
+        let module = ffi::PyType_GetModuleByDef(ty.cast(), MODULE_DEF.as_ptr());
         if module.is_null() {
             ffi::PyErr_Clear();
             return None;
@@ -308,8 +333,15 @@ unsafe extern "C" fn module_traverse(module: *mut ffi::PyObject, visit: ffi::vis
     // SAFETY: CPython calls this with a live module of our definition.
     unsafe {
         let state = ffi::PyModule_GetState(module).cast::<ModuleState>();
-        if !state.is_null() && !(*state).actor_ref_type.is_null() {
-            return visit((*state).actor_ref_type, arg);
+        if !state.is_null() {
+            for ty in [(*state).actor_ref_type, (*state).buffer_type, (*state).buffer_mut_type] {
+                if !ty.is_null() {
+                    let status = visit(ty, arg);
+                    if status != 0 {
+                        return status;
+                    }
+                }
+            }
         }
     }
     0
@@ -320,8 +352,9 @@ unsafe extern "C" fn module_clear(module: *mut ffi::PyObject) -> c_int {
     unsafe {
         let state = ffi::PyModule_GetState(module).cast::<ModuleState>();
         if !state.is_null() {
-            let ty = std::mem::replace(&mut (*state).actor_ref_type, ptr::null_mut());
-            ffi::Py_XDECREF(ty);
+            for field in [&mut (*state).actor_ref_type, &mut (*state).buffer_type, &mut (*state).buffer_mut_type] {
+                ffi::Py_XDECREF(std::mem::replace(field, ptr::null_mut()));
+            }
         }
     }
     0
@@ -350,13 +383,13 @@ unsafe extern "C" fn module_free(module: *mut c_void) {
 // ---- helpers of the C callbacks -------------------------------------------------------
 
 /// A Python exception is set; return NULL to CPython.
-struct Raised;
+pub(super) struct Raised;
 
-type PyResult<T> = Result<T, Raised>;
+pub(super) type PyResult<T> = Result<T, Raised>;
 
 /// Runs a callback body, turning a panic into a `SystemError` (a panic must not unwind
 /// into CPython).
-fn guard(body: impl FnOnce() -> PyResult<*mut ffi::PyObject>) -> *mut ffi::PyObject {
+pub(super) fn guard(body: impl FnOnce() -> PyResult<*mut ffi::PyObject>) -> *mut ffi::PyObject {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(obj)) => obj,
         Ok(Err(Raised)) => ptr::null_mut(),
@@ -373,7 +406,7 @@ fn guard(body: impl FnOnce() -> PyResult<*mut ffi::PyObject>) -> *mut ffi::PyObj
 /// # Safety
 ///
 /// `module` is our module; attached.
-unsafe fn state_of_module<'a>(module: *mut ffi::PyObject) -> &'a ModuleState {
+pub(super) unsafe fn state_of_module<'a>(module: *mut ffi::PyObject) -> &'a ModuleState {
     // SAFETY: our module's state is a ModuleState, alive as long as the module.
     unsafe { &*ffi::PyModule_GetState(module).cast::<ModuleState>() }
 }
@@ -386,7 +419,7 @@ unsafe fn state_of_module<'a>(module: *mut ffi::PyObject) -> &'a ModuleState {
 unsafe fn state_of_ref<'a>(obj: *mut ffi::PyObject) -> PyResult<&'a ModuleState> {
     // SAFETY: the type was made from our module by PyType_FromModuleAndSpec.
     unsafe {
-        let module = ffi::PyType_GetModuleByDef(ffi::Py_TYPE(obj), MODULE_DEF.get());
+        let module = ffi::PyType_GetModuleByDef(ffi::Py_TYPE(obj), MODULE_DEF.as_ptr());
         if module.is_null() {
             return Err(Raised);
         }
@@ -395,14 +428,14 @@ unsafe fn state_of_ref<'a>(obj: *mut ffi::PyObject) -> PyResult<&'a ModuleState>
 }
 
 impl ModuleState {
-    fn helpers(&self) -> &Helpers {
+    pub(super) fn helpers(&self) -> &Helpers {
         // SAFETY: set by `install` before the module is reachable, released only in
         // `module_free`, after which no callback of this module runs.
         unsafe { &*self.helpers }
     }
 
     /// The actor's link, or `ActorStopped` once it has ended.
-    fn link(&self) -> PyResult<&ActorLink> {
+    pub(super) fn link(&self) -> PyResult<&ActorLink> {
         if self.link.is_null() {
             // SAFETY: attached (callbacks run attached).
             return Err(unsafe { self.helpers().raise(c"ActorStopped", "this actor has stopped") });
@@ -524,7 +557,7 @@ fn send_error(helpers: &Helpers, error: &SendError<Value>) -> Raised {
 /// # Safety
 ///
 /// Attached; `obj` valid.
-unsafe fn seconds(obj: *mut ffi::PyObject, helpers: &Helpers, what: &str) -> PyResult<Duration> {
+pub(super) unsafe fn seconds(obj: *mut ffi::PyObject, helpers: &Helpers, what: &str) -> PyResult<Duration> {
     // SAFETY: attached (contract).
     let secs = unsafe { ffi::PyFloat_AsDouble(obj) };
     // SAFETY: attached.
@@ -860,7 +893,7 @@ impl Helpers {
     /// # Safety
     ///
     /// The owning interpreter is attached.
-    unsafe fn raise(&self, class: &CStr, message: &str) -> Raised {
+    pub(super) unsafe fn raise(&self, class: &CStr, message: &str) -> Raised {
         // SAFETY: attached (contract).
         unsafe {
             match self.attr(class) {
@@ -875,7 +908,7 @@ impl Helpers {
     /// # Safety
     ///
     /// The owning interpreter is attached; `class` is an exception class.
-    unsafe fn raise_builtin(&self, class: *mut ffi::PyObject, message: &str) -> Raised {
+    pub(super) unsafe fn raise_builtin(&self, class: *mut ffi::PyObject, message: &str) -> Raised {
         let text = std::ffi::CString::new(message.replace('\0', "\\0")).unwrap_or_default();
         // SAFETY: attached (contract); PyErr_SetString copies the message.
         unsafe { ffi::PyErr_SetString(class, text.as_ptr()) };
