@@ -67,3 +67,31 @@ class Work:
         for i in range(self.rounds):
             total += i * i
         return n + total % 2
+
+
+class Length:
+    """Answers the length of what it receives (touching none of its bytes)."""
+
+    def receive(self, data):
+        return len(data)
+
+
+class Handoff:
+    """Hands a payload of `size` bytes to `consumer` `rounds` times; answers the time of
+    each handoff (an ask: the payload goes, its length comes back)."""
+
+    def receive(self, msg):
+        import subactor
+
+        consumer, kind, size, rounds = msg
+        if kind == "buffer":
+            draft = subactor.alloc(size)
+            payload = draft.freeze()
+        else:
+            payload = bytes(size)
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            consumer.ask(payload, timeout=600)
+            times.append(time.perf_counter() - start)
+        return times
