@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             _ => 2000,
         };
         let buffer_rounds = if quick { 200 } else { 2000 };
-        let copy_rounds = if quick { copies.min(50).max(2) } else { copies };
+        let copy_rounds = if quick { copies.clamp(2, 50) } else { copies };
         let buffer = times(&producer, &consumer, "buffer", size, buffer_rounds)?;
         let bytes = times(&producer, &consumer, "bytes", size, copy_rounds)?;
         println!(

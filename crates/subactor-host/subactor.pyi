@@ -24,6 +24,10 @@ class ActorRef:
     def name(self) -> str | None:
         """The actor's name, or None."""
 
+    @property
+    def restarts(self) -> int:
+        """How many times the actor has been restarted (same reference, new instance)."""
+
     def tell(self, msg: Any) -> None:
         """Sends `msg`, waiting (with this interpreter's GIL released) while the mailbox is
         full. Raises `ActorStopped`, or `MailboxFull` when an actor tells itself with a
@@ -36,13 +40,16 @@ class ActorRef:
         """Sends `msg` and returns the receiver's reply, waiting with the GIL released.
 
         Raises `AskTimeout` (no reply in time), `RemoteError` (the receiver raised),
-        `ActorStopped`, `NoReply`, `MailboxFull`, or `SelfAskError` (asking oneself)."""
+        `ActorFailed` (the receiver was killed, panicked or ran past its time limit while
+        handling it), `ActorStopped`, `NoReply`, `MailboxFull`, or `SelfAskError`."""
 
     def stop(self) -> None:
         """Stops the actor once it has handled what is queued."""
 
     def kill(self) -> None:
-        """Stops the actor before its next message; queued messages become dead letters."""
+        """Stops the actor before its next message; queued messages become dead letters.
+        A handler running pure-Python code is interrupted (`Killed` is raised in it);
+        one blocked in a call that released the GIL sees it when the call returns."""
 
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
@@ -104,6 +111,33 @@ def send_after(delay: float, ref: ActorRef, msg: Any) -> int:
 def cancel_timer(timer_id: int) -> bool:
     """Cancels a `send_after` timer; True if it had not fired yet."""
 
+def monitor(ref: ActorRef) -> int:
+    """When the actor behind `ref` stops for good (a restart does not count), this actor
+    receives a `Down` message, ahead of its queued mail. Returns a monitor id."""
+
+def demonitor(ref: ActorRef, monitor_id: int) -> bool:
+    """Removes a monitor; True if it had not fired yet."""
+
+@final
+class Down:
+    """What a monitoring actor receives when the monitored one stops for good."""
+
+    id: int
+    """The id of the actor that stopped (compare with `ActorRef.id`)."""
+    name: str | None
+    kind: str
+    """"normal", "killed", "start_failed", "panicked" or "failed"."""
+    detail: str | None
+    """What went wrong, for the last three kinds."""
+
+    @property
+    def abnormal(self) -> bool:
+        """Whether it ended any other way than a graceful stop."""
+
+    @property
+    def reason(self) -> str:
+        """Why it stopped, in words."""
+
 class ActorError(Exception):
     """Base class of the errors subactor raises in actor code."""
 
@@ -120,3 +154,18 @@ class RemoteError(ActorError):
     type_name: str
     remote_message: str
     remote_traceback: str
+
+class ActorFailed(ActorError):
+    """The other actor failed while it handled the message."""
+
+    kind: str
+    """"panicked", "killed" or "time_limit"."""
+
+class Interrupted(BaseException):
+    """Raised inside a handler that is being interrupted; let it propagate."""
+
+class Killed(Interrupted):
+    """The actor was killed while this handler ran."""
+
+class TimeLimitExceeded(Interrupted):
+    """The handler ran past its actor's time limit."""

@@ -4,8 +4,9 @@ use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::{ActorId, ActorRef, ActorSystem, StopReason};
+use crate::{ActorId, ActorRef, ActorSystem, FailurePolicy, StopReason};
 
 /// An actor: state plus a handler, run on its own OS thread.
 ///
@@ -70,6 +71,38 @@ pub trait Actor: Sized + 'static {
     /// Called once on the actor's thread after the last message, before the actor is
     /// dropped.
     fn stopped(&mut self, _ctx: &ActorContext<Self>, _reason: &StopReason) {}
+
+    /// How other threads break into this actor's running handler, if they can: asked
+    /// once after the actor starts. Without one, a kill waits for the handler to return
+    /// and a time limit is noticed when it does; a Rust handler can poll
+    /// [`ActorContext::interrupt_requested`] to end early.
+    fn interrupter(&self) -> Option<Arc<dyn Interrupt>> {
+        None
+    }
+}
+
+/// Why a running handler is being interrupted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InterruptCause {
+    /// The actor was [`kill`](crate::ActorRef::kill)ed.
+    Kill,
+    /// The handler ran past the actor's time limit ([`SpawnOptions::time_limit`]).
+    TimeLimit,
+}
+
+/// Breaks into an actor's running handler from another thread.
+///
+/// Called on the actor system's watchdog thread, which runs no actor code and holds no
+/// Python thread state. A Python actor's interrupter takes the actor's interpreter
+/// (which pauses the handler) and raises an exception in it.
+pub trait Interrupt: Send + Sync {
+    /// Interrupts the handler running now, for `cause`.
+    ///
+    /// The handler meant may have ended by the time this runs, and the next one may
+    /// have started: an implementation first brings the actor's thread to a point where
+    /// it cannot start another handler (a Python interrupter holds the interpreter's
+    /// GIL), then calls `confirm`, and interrupts only if it returns `true`.
+    fn interrupt(&self, cause: InterruptCause, confirm: &dyn Fn() -> bool);
 }
 
 /// A recipe that starts an actor on its thread: a Python module and class with its
@@ -87,6 +120,12 @@ pub trait Spawn: Send + 'static {
 
     /// Builds the actor. Runs on the actor's own thread.
     fn start(&mut self, ctx: &ActorContext<Self::Actor>) -> Result<Self::Actor, Self::Error>;
+
+    /// The failure policy when the options set none: restart under a supervisor,
+    /// resume without one.
+    fn default_failure_policy(&self, supervised: bool) -> FailurePolicy {
+        if supervised { FailurePolicy::Restart } else { FailurePolicy::Resume }
+    }
 }
 
 /// Options common to every actor, set on its recipe.
@@ -98,6 +137,12 @@ pub struct SpawnOptions {
     pub mailbox_capacity: Option<usize>,
     /// The CPU core to pin the actor's thread to.
     pub core: Option<usize>,
+    /// What to do when a handler fails; `None`: restart under a supervisor, resume
+    /// without one.
+    pub on_failure: Option<FailurePolicy>,
+    /// The longest a handler may run; one that runs longer is interrupted (where the
+    /// actor can be, see [`Actor::interrupter`]) and counts as failed.
+    pub time_limit: Option<Duration>,
 }
 
 impl SpawnOptions {
@@ -119,6 +164,20 @@ impl SpawnOptions {
     #[must_use]
     pub fn pin_to_core(mut self, core: usize) -> Self {
         self.core = Some(core);
+        self
+    }
+
+    /// Sets what happens when a handler fails.
+    #[must_use]
+    pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.on_failure = Some(policy);
+        self
+    }
+
+    /// Limits how long one handler may run.
+    #[must_use]
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
         self
     }
 }
@@ -158,6 +217,20 @@ impl<F> Props<F> {
     #[must_use]
     pub fn pin_to_core(mut self, core: usize) -> Self {
         self.options = self.options.pin_to_core(core);
+        self
+    }
+
+    /// Sets what happens when a handler fails.
+    #[must_use]
+    pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.options = self.options.on_failure(policy);
+        self
+    }
+
+    /// Limits how long one handler may run.
+    #[must_use]
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.options = self.options.time_limit(limit);
         self
     }
 }
@@ -214,6 +287,12 @@ impl<A: Actor> ActorContext<A> {
     /// The actor's name, if it has one.
     pub fn name(&self) -> Option<&str> {
         self.myself.name()
+    }
+
+    /// Whether the running handler has been asked to end: the actor was killed, or the
+    /// handler ran past its time limit. A long Rust handler can poll this.
+    pub fn interrupt_requested(&self) -> bool {
+        self.myself.cell.interrupt_requested()
     }
 }
 

@@ -8,7 +8,7 @@ use flume::RecvTimeoutError;
 
 use crate::cell::{Callback, Cell, Envelope, Outcome, Refusal, ReplyTo, Signal, spin_recv};
 use crate::dead_letters::DeadLetterReason;
-use crate::{Actor, ActorId, ActorState, AskError, SendError, StopReason};
+use crate::{Actor, ActorId, ActorState, AskError, Down, MonitorId, SendError, StopReason};
 
 /// A cheap, cloneable, thread-safe reference to a running (or stopped) actor.
 ///
@@ -93,12 +93,7 @@ impl<A: Actor> ActorRef<A> {
         match refusal {
             Refusal::Full | Refusal::Timeout => SendError::Full(msg),
             Refusal::NotRunning => {
-                self.cell.dead_letters.record(
-                    self.cell.id,
-                    self.name(),
-                    DeadLetterReason::NotRunning,
-                    std::any::type_name::<A::Msg>(),
-                );
+                self.cell.dead_letters.record(self.cell.id, self.name(), DeadLetterReason::NotRunning, &msg);
                 SendError::Stopped(msg)
             }
         }
@@ -121,7 +116,7 @@ impl<A: Actor> ActorRef<A> {
         match tokio::time::timeout_at(deadline.into(), reply_rx.recv_async()).await {
             Err(_) => Err(AskError::Timeout),
             Ok(Err(_)) => Err(AskError::NoReply),
-            Ok(Ok(reply)) => reply.map_err(AskError::Failed),
+            Ok(Ok(reply)) => reply.map_err(AskError::from),
         }
     }
 
@@ -146,7 +141,7 @@ impl<A: Actor> ActorRef<A> {
         let spin = self.cell.spin.min(deadline.saturating_duration_since(Instant::now()));
         let reply = spin_recv(&reply_rx, spin, Some(deadline));
         match reply {
-            Ok(reply) => reply.map_err(AskError::Failed),
+            Ok(reply) => reply.map_err(AskError::from),
             Err(RecvTimeoutError::Timeout) => Err(AskError::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(AskError::NoReply),
         }
@@ -197,6 +192,74 @@ impl<A: Actor> ActorRef<A> {
     pub fn kill(&self) {
         tracing::debug!(actor = %self.cell.id, "kill requested");
         self.cell.request(Signal::Kill);
+    }
+
+    /// Runs `f` when the actor stops for good (restarts do not count), on the actor's
+    /// thread as it ends, or at once if it already has. `f` must not block for long.
+    pub fn monitor(&self, f: impl FnOnce(&Down) + Send + 'static) -> MonitorId {
+        self.cell.on_stop(Box::new(f))
+    }
+
+    /// Makes `watcher` receive `f(down)` when this actor stops for good. The message
+    /// goes ahead of the watcher's queued mail and is never refused for a full mailbox;
+    /// if the watcher has stopped by then, it is a dead letter. The monitor does not
+    /// keep the watcher alive.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use subactor_core::{Actor, ActorContext, ActorSystem, Down, Props};
+    ///
+    /// struct Worker;
+    /// impl Actor for Worker {
+    ///     type Msg = ();
+    ///     type Reply = ();
+    ///     type Error = Infallible;
+    ///     fn handle(&mut self, _: &ActorContext<Self>, _: ()) -> Result<(), Infallible> { Ok(()) }
+    /// }
+    ///
+    /// struct Watcher(Vec<Down>);
+    /// impl Actor for Watcher {
+    ///     type Msg = Option<Down>; // Some: a monitored actor ended; None: report
+    ///     type Reply = usize;
+    ///     type Error = Infallible;
+    ///     fn handle(&mut self, _: &ActorContext<Self>, msg: Option<Down>) -> Result<usize, Infallible> {
+    ///         self.0.extend(msg);
+    ///         Ok(self.0.len())
+    ///     }
+    /// }
+    ///
+    /// let system = ActorSystem::builder().build();
+    /// let worker = system.spawn(Props::new(|| Ok::<_, Infallible>(Worker)))?;
+    /// let watcher = system.spawn(Props::new(|| Ok::<_, Infallible>(Watcher(Vec::new()))))?;
+    /// worker.monitor_by(&watcher, Some);
+    /// worker.stop();
+    /// worker.blocking_wait();
+    /// assert_eq!(watcher.blocking_ask(None, Duration::from_secs(5))?, 1);
+    /// system.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn monitor_by<W: Actor>(
+        &self,
+        watcher: &ActorRef<W>,
+        f: impl FnOnce(Down) -> W::Msg + Send + 'static,
+    ) -> MonitorId {
+        let watcher = Arc::downgrade(&watcher.cell);
+        self.cell.on_stop(Box::new(move |down| {
+            if let Some(watcher) = watcher.upgrade() {
+                watcher.notify(f(down.clone()));
+            }
+        }))
+    }
+
+    /// Removes a monitor that has not fired yet; `true` if it was there.
+    pub fn demonitor(&self, id: MonitorId) -> bool {
+        self.cell.remove_monitor(id)
+    }
+
+    /// How many times the actor has been restarted (by its supervisor or its policy).
+    pub fn restarts(&self) -> u64 {
+        self.cell.restarts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until the actor has stopped and its thread is done with it.

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Actor, ActorId, ActorRef, ActorState, AskError, Outcome, SendError, StopReason, Value};
+use crate::{Actor, ActorId, ActorRef, ActorState, AskError, Down, MonitorId, Outcome, SendError, StopReason, Value};
 
 /// A handler error of some actor, boxed: downcast it to the actor's own error type
 /// (for a Python actor, `subactor_host::ReceiveError`).
@@ -29,6 +29,11 @@ trait ValueActor: Send + Sync {
     fn stop(&self);
     fn kill(&self);
     fn blocking_wait(&self) -> StopReason;
+    fn restarts(&self) -> u64;
+    fn on_stop(&self, f: Box<dyn FnOnce(&Down) + Send>) -> MonitorId;
+    fn demonitor(&self, id: MonitorId) -> bool;
+    /// Delivers `msg` as an urgent message, holding the actor only weakly.
+    fn notifier(&self) -> Box<dyn Fn(Value) + Send + Sync>;
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -61,6 +66,7 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
             AskError::Timeout => AskError::Timeout,
             AskError::NoReply => AskError::NoReply,
             AskError::Failed(e) => AskError::Failed(Box::new(e) as BoxError),
+            AskError::Fault(fault) => AskError::Fault(fault),
         })
     }
 
@@ -69,6 +75,7 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
             then(match outcome {
                 Outcome::Replied(reply) => Outcome::Replied(reply),
                 Outcome::Failed(error) => Outcome::Failed(Box::new(error) as BoxError),
+                Outcome::Fault(fault) => Outcome::Fault(fault),
                 Outcome::NotHandled => Outcome::NotHandled,
             });
         })
@@ -88,6 +95,26 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
 
     fn blocking_wait(&self) -> StopReason {
         ActorRef::blocking_wait(self)
+    }
+
+    fn restarts(&self) -> u64 {
+        ActorRef::restarts(self)
+    }
+
+    fn on_stop(&self, f: Box<dyn FnOnce(&Down) + Send>) -> MonitorId {
+        self.cell.on_stop(f)
+    }
+
+    fn demonitor(&self, id: MonitorId) -> bool {
+        ActorRef::demonitor(self, id)
+    }
+
+    fn notifier(&self) -> Box<dyn Fn(Value) + Send + Sync> {
+        let cell = Arc::downgrade(&self.cell);
+        Box::new(move |msg| match cell.upgrade() {
+            Some(cell) => cell.notify(msg),
+            None => tracing::debug!(target: "subactor::dead_letters", "a Down for an actor that is gone"),
+        })
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -160,6 +187,28 @@ impl AnyRef {
     /// As [`ActorRef::blocking_wait`].
     pub fn blocking_wait(&self) -> StopReason {
         self.0.blocking_wait()
+    }
+
+    /// How many times the actor has been restarted.
+    pub fn restarts(&self) -> u64 {
+        self.0.restarts()
+    }
+
+    /// As [`ActorRef::monitor`].
+    pub fn monitor(&self, f: impl FnOnce(&Down) + Send + 'static) -> MonitorId {
+        self.0.on_stop(Box::new(f))
+    }
+
+    /// Makes `watcher` receive a [`Value::Down`] when this actor stops for good, as
+    /// [`ActorRef::monitor_by`] does.
+    pub fn monitor_by(&self, watcher: &AnyRef) -> MonitorId {
+        let notify = watcher.0.notifier();
+        self.0.on_stop(Box::new(move |down| notify(Value::Down(Box::new(down.clone())))))
+    }
+
+    /// As [`ActorRef::demonitor`].
+    pub fn demonitor(&self, id: MonitorId) -> bool {
+        self.0.demonitor(id)
     }
 
     /// The typed reference, if the actor is of type `A`.

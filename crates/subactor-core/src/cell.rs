@@ -10,8 +10,9 @@
 //! drains the mailbox itself. Either way the message is handled or dead-lettered, never
 //! silently dropped with the channel.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -20,7 +21,8 @@ use flume::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::Notify;
 
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
-use crate::{Actor, ActorId, ActorState, StopReason};
+use crate::watchdog::{Interruptible, Watchdog};
+use crate::{Actor, ActorId, ActorState, Down, Fault, Interrupt, InterruptCause, MonitorId, StopReason};
 
 /// A message in a mailbox.
 pub(crate) enum Envelope<A: Actor> {
@@ -39,16 +41,36 @@ impl<A: Actor> Envelope<A> {
     }
 }
 
+/// What an asker receives: the reply, the handler's error, or a fault of the actor.
+pub(crate) type Reply<A> = Result<<A as Actor>::Reply, Failed<<A as Actor>::Error>>;
+
+/// Why a handled message has no reply.
+pub(crate) enum Failed<E> {
+    /// The handler returned an error.
+    Error(E),
+    /// The actor failed while handling it.
+    Fault(Fault),
+}
+
+impl<M, E> From<Failed<E>> for crate::AskError<M, E> {
+    fn from(failed: Failed<E>) -> crate::AskError<M, E> {
+        match failed {
+            Failed::Error(error) => crate::AskError::Failed(error),
+            Failed::Fault(fault) => crate::AskError::Fault(fault),
+        }
+    }
+}
+
 /// Where the answer to an ask goes.
 pub(crate) enum ReplyTo<A: Actor> {
     /// To an asker waiting on a channel (dropping it tells the asker "no reply").
-    Channel(Sender<Result<A::Reply, A::Error>>),
+    Channel(Sender<Reply<A>>),
     /// To a callback, run on the actor's thread.
     Callback(Callback<A>),
 }
 
 impl<A: Actor> ReplyTo<A> {
-    pub(crate) fn send(self, result: Result<A::Reply, A::Error>) {
+    pub(crate) fn send(self, result: Reply<A>) {
         match self {
             // The asker may have given up (timeout); then nobody wants the reply.
             ReplyTo::Channel(tx) => {
@@ -58,7 +80,8 @@ impl<A: Actor> ReplyTo<A> {
                 if let Some(f) = callback.0.take() {
                     f(match result {
                         Ok(reply) => Outcome::Replied(reply),
-                        Err(error) => Outcome::Failed(error),
+                        Err(Failed::Error(error)) => Outcome::Failed(error),
+                        Err(Failed::Fault(fault)) => Outcome::Fault(fault),
                     });
                 }
             }
@@ -73,6 +96,8 @@ pub enum Outcome<R, E> {
     Replied(R),
     /// The handler failed.
     Failed(E),
+    /// The actor failed while handling the message (a panic, a kill, a time limit).
+    Fault(Fault),
     /// The actor stopped (was killed, failed, shut down) before handling the message.
     NotHandled,
 }
@@ -102,15 +127,20 @@ impl<A: Actor> Drop for Callback<A> {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 #[repr(u8)]
 pub(crate) enum Signal {
     None = 0,
+    /// Restart before the next message, keeping the mailbox (a supervisor's request).
+    Restart = 1,
     /// Stop once the mailbox is empty.
-    Stop = 1,
+    Stop = 2,
     /// Stop before the next message; what is queued becomes dead letters.
-    Kill = 2,
+    Kill = 3,
 }
+
+/// A monitor's callback, run once with the final stop reason.
+type MonitorFn = Box<dyn FnOnce(&Down) + Send>;
 
 pub(crate) struct Cell<A: Actor> {
     pub(crate) id: ActorId,
@@ -125,23 +155,86 @@ pub(crate) struct Cell<A: Actor> {
     room_waiters: AtomicUsize,
     thread: OnceLock<ThreadId>,
     stop_reason: Mutex<Option<StopReason>>,
+    /// Run once with the final stop reason.
+    monitors: Mutex<Vec<(MonitorId, MonitorFn)>>,
+    /// System messages (a monitor's `Down`, a supervisor's business): handled before the
+    /// mailbox, never refused for want of room.
+    urgent: Mutex<VecDeque<A::Msg>>,
+    urgent_len: AtomicUsize,
+    /// The handler running now and whether it was interrupted: `seq << 2 | cause`, or
+    /// [`IDLE`] between handlers (see [`Cell::begin_handler`]).
+    handler: AtomicU64,
+    /// When the running handler's time limit ends, in nanoseconds since [`epoch`];
+    /// meaningful only while `handler` names it.
+    deadline: AtomicU64,
+    next_seq: AtomicU64,
+    /// How to break into the running handler (a Python actor's interpreter).
+    interrupter: Mutex<Option<Arc<dyn Interrupt>>>,
+    pub(crate) watchdog: Arc<Watchdog>,
+    /// This cell, for the watchdog.
+    me: std::sync::Weak<Cell<A>>,
     /// Dropped when the actor has finished; waiters see the channel disconnect.
     done_tx: Mutex<Option<Sender<()>>>,
     done_rx: Receiver<()>,
     pub(crate) dead_letters: Arc<DeadLetters>,
     /// How long a blocked asker spins for its reply before parking.
     pub(crate) spin: Duration,
+    /// The longest a handler may run, if limited.
+    pub(crate) time_limit: Option<Duration>,
+    /// How many times the actor has been restarted.
+    pub(crate) restarts: AtomicU64,
+}
+
+/// `Cell::handler` between handlers.
+const IDLE: u64 = 0;
+const CAUSE_BITS: u64 = 0b11;
+
+impl InterruptCause {
+    fn bits(self) -> u64 {
+        match self {
+            InterruptCause::Kill => 1,
+            InterruptCause::TimeLimit => 2,
+        }
+    }
+
+    fn from_bits(bits: u64) -> Option<InterruptCause> {
+        match bits & CAUSE_BITS {
+            1 => Some(InterruptCause::Kill),
+            2 => Some(InterruptCause::TimeLimit),
+            _ => None,
+        }
+    }
+}
+
+/// The instant time limits are counted from.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds from [`epoch`] to `t` (0 before it).
+pub(crate) fn nanos_since_epoch(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What an actor's cell needs to be created.
+pub(crate) struct CellConfig {
+    pub(crate) capacity: usize,
+    pub(crate) spin: Duration,
+    pub(crate) time_limit: Option<Duration>,
+    pub(crate) dead_letters: Arc<DeadLetters>,
+    pub(crate) watchdog: Arc<Watchdog>,
 }
 
 impl<A: Actor> Cell<A> {
+    /// A new cell; `me` is the weak reference to it that `Arc::new_cyclic` gives.
     pub(crate) fn new(
         id: ActorId,
         name: Option<Arc<str>>,
-        capacity: usize,
-        dead_letters: Arc<DeadLetters>,
-        spin: Duration,
+        config: CellConfig,
+        me: std::sync::Weak<Cell<A>>,
     ) -> Cell<A> {
-        let (tx, rx) = flume::bounded(capacity);
+        let (tx, rx) = flume::bounded(config.capacity);
         let (done_tx, done_rx) = flume::bounded(1);
         Cell {
             id,
@@ -155,10 +248,21 @@ impl<A: Actor> Cell<A> {
             room_waiters: AtomicUsize::new(0),
             thread: OnceLock::new(),
             stop_reason: Mutex::new(None),
+            monitors: Mutex::default(),
+            urgent: Mutex::default(),
+            urgent_len: AtomicUsize::new(0),
+            handler: AtomicU64::new(IDLE),
+            deadline: AtomicU64::new(u64::MAX),
+            next_seq: AtomicU64::new(1),
+            interrupter: Mutex::new(None),
+            watchdog: config.watchdog,
+            me,
             done_tx: Mutex::new(Some(done_tx)),
             done_rx,
-            dead_letters,
-            spin,
+            dead_letters: config.dead_letters,
+            spin: config.spin,
+            time_limit: config.time_limit,
+            restarts: AtomicU64::new(0),
         }
     }
 
@@ -172,6 +276,11 @@ impl<A: Actor> Cell<A> {
         self.state.store(state as u8, Ordering::Release);
     }
 
+    /// Moves from `from` to `to` unless something else (a stop) moved the state first.
+    pub(crate) fn transition(&self, from: ActorState, to: ActorState) -> bool {
+        self.state.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
     /// Whether senders may enqueue.
     pub(crate) fn accepting(&self) -> bool {
         matches!(self.state(), ActorState::Running | ActorState::Starting)
@@ -180,22 +289,67 @@ impl<A: Actor> Cell<A> {
     pub(crate) fn signal(&self) -> Signal {
         match self.signal.load(Ordering::Acquire) {
             0 => Signal::None,
-            1 => Signal::Stop,
+            1 => Signal::Restart,
+            2 => Signal::Stop,
             _ => Signal::Kill,
         }
     }
 
-    /// Asks the actor to stop: `Stop` once its mailbox is empty, `Kill` now.
+    /// Asks the actor to stop (`Stop` once its mailbox is empty, `Kill` now, breaking
+    /// into a handler that can be interrupted) or to restart.
     pub(crate) fn request(&self, signal: Signal) {
-        // A kill overrides a stop, never the other way round.
+        // A kill overrides a stop, which overrides a restart; never the other way round.
         self.signal.fetch_max(signal as u8, Ordering::AcqRel);
-        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-            (s != ActorState::Stopped as u8).then_some(ActorState::Stopping as u8)
-        });
-        // If the mailbox is full the actor is not waiting and will see the signal before
-        // its next message, so a failed wake-up is fine.
+        if signal >= Signal::Stop {
+            let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s != ActorState::Stopped as u8).then_some(ActorState::Stopping as u8)
+            });
+        }
+        if signal == Signal::Kill {
+            if let Some(seq) = self.running_handler() {
+                if let (Some(_), Some(me)) = (self.interrupter(), self.me.upgrade()) {
+                    self.watchdog.interrupt(me as Arc<dyn Interruptible>, seq, InterruptCause::Kill);
+                }
+            }
+        }
+        self.wake();
+    }
+
+    /// Makes a waiting actor look at its signals and urgent messages. If the mailbox is
+    /// full the actor is not waiting and looks before its next message anyway.
+    fn wake(&self) {
         let _ = self.tx.try_send(Envelope::Wake);
         self.room.notify_waiters();
+    }
+
+    /// Consumes a pending restart request; `false` if there is none (or a stop or kill
+    /// overrode it).
+    pub(crate) fn take_restart(&self) -> bool {
+        self.signal
+            .compare_exchange(Signal::Restart as u8, Signal::None as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Runs `f` when the actor has stopped for good (at once if it already has).
+    pub(crate) fn on_stop(&self, f: MonitorFn) -> MonitorId {
+        let id = MonitorId::next();
+        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        match self.stop_reason() {
+            Some(reason) => {
+                drop(monitors);
+                f(&Down { id: self.id, name: self.name.clone(), reason });
+            }
+            None => monitors.push((id, f)),
+        }
+        id
+    }
+
+    /// Removes a monitor that has not fired; `true` if it was there.
+    pub(crate) fn remove_monitor(&self, id: MonitorId) -> bool {
+        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        let before = monitors.len();
+        monitors.retain(|(m, _)| *m != id);
+        monitors.len() != before
     }
 
     pub(crate) fn bind_thread(&self) {
@@ -207,12 +361,21 @@ impl<A: Actor> Cell<A> {
         self.thread.get() == Some(&thread::current().id())
     }
 
-    /// Records the end of the actor and wakes everyone waiting for it.
+    /// Records the end of the actor, wakes everyone waiting for it and tells its monitors.
     pub(crate) fn finish(&self, reason: StopReason) {
-        *self.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        let monitors = {
+            // Under the monitors' lock, so that `on_stop` either sees the reason or is told.
+            let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+            *self.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+            std::mem::take(&mut *monitors)
+        };
         self.set_state(ActorState::Stopped);
         self.done_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.room.notify_waiters();
+        let down = Down { id: self.id, name: self.name.clone(), reason };
+        for (_, monitor) in monitors {
+            monitor(&down);
+        }
     }
 
     pub(crate) fn stop_reason(&self) -> Option<StopReason> {
@@ -221,6 +384,91 @@ impl<A: Actor> Cell<A> {
 
     pub(crate) fn done(&self) -> &Receiver<()> {
         &self.done_rx
+    }
+
+    // ---- handlers and interrupts ----------------------------------------------------
+
+    /// Marks the start of a handler; returns its sequence number.
+    ///
+    /// The protocol: `handler` holds `seq << 2` while handler `seq` runs. Whoever
+    /// interrupts it (a kill, the watchdog) sets a cause in the low bits with a
+    /// compare-and-swap on exactly that value, so an interrupt meant for one handler can
+    /// never land on the next; [`Cell::end_handler`] swaps `IDLE` back and reads the
+    /// cause.
+    pub(crate) fn begin_handler(&self) -> u64 {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        if let Some(limit) = self.time_limit {
+            self.deadline.store(nanos_since_epoch(Instant::now() + limit), Ordering::SeqCst);
+        }
+        self.handler.store(seq << 2, Ordering::SeqCst);
+        seq
+    }
+
+    /// Marks the end of the running handler; returns why it was interrupted, if it was.
+    pub(crate) fn end_handler(&self) -> Option<InterruptCause> {
+        InterruptCause::from_bits(self.handler.swap(IDLE, Ordering::SeqCst))
+    }
+
+    /// The handler running now, if one is and nothing interrupted it yet.
+    fn running_handler(&self) -> Option<u64> {
+        let word = self.handler.load(Ordering::SeqCst);
+        (word != IDLE && word & CAUSE_BITS == 0).then_some(word >> 2)
+    }
+
+    /// Whether the running handler has been interrupted (for handlers that check).
+    pub(crate) fn interrupt_requested(&self) -> bool {
+        self.handler.load(Ordering::Relaxed) & CAUSE_BITS != 0
+    }
+
+    pub(crate) fn set_interrupter(&self, interrupter: Option<Arc<dyn Interrupt>>) {
+        *self.interrupter.lock().unwrap_or_else(|e| e.into_inner()) = interrupter;
+    }
+
+    pub(crate) fn interrupter(&self) -> Option<Arc<dyn Interrupt>> {
+        self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records that handler `seq` is interrupted for `cause`; `false` if it has ended
+    /// (or was interrupted already).
+    pub(crate) fn mark_interrupted(&self, seq: u64, cause: InterruptCause) -> bool {
+        self.handler.compare_exchange(seq << 2, seq << 2 | cause.bits(), Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
+    /// The running handler, if it has run past its deadline at `now` and nothing has
+    /// interrupted it yet.
+    pub(crate) fn overdue_handler(&self, now: u64) -> Option<u64> {
+        // The handler word first: `begin_handler` writes the deadline before it, so the
+        // deadline read next is that handler's (or a later one's, never an earlier one's).
+        let seq = self.running_handler()?;
+        (now >= self.deadline.load(Ordering::SeqCst)).then_some(seq)
+    }
+
+    // ---- urgent messages ------------------------------------------------------------
+
+    /// Queues a system message ahead of the mailbox, whatever its fill. Once the actor
+    /// has stopped taking messages it becomes a dead letter.
+    pub(crate) fn notify(&self, msg: A::Msg) {
+        if !self.accepting() {
+            self.dead_letters.record(self.id, self.name.as_deref(), DeadLetterReason::NotRunning, &msg);
+            return;
+        }
+        {
+            let mut urgent = self.urgent.lock().unwrap_or_else(|e| e.into_inner());
+            urgent.push_back(msg);
+            self.urgent_len.fetch_add(1, Ordering::Release);
+        }
+        self.after_send();
+        self.wake();
+    }
+
+    /// The next urgent message, if any.
+    pub(crate) fn take_urgent(&self) -> Option<A::Msg> {
+        if self.urgent_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let msg = self.urgent.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
+        self.urgent_len.fetch_sub(1, Ordering::Release);
+        Some(msg)
     }
 
     // ---- the mailbox ----------------------------------------------------------------
@@ -241,6 +489,9 @@ impl<A: Actor> Cell<A> {
     }
 
     pub(crate) fn drain_to_dead_letters(&self, reason: DeadLetterReason) {
+        while let Some(msg) = self.take_urgent() {
+            self.dead_letters.record(self.id, self.name.as_deref(), reason, &msg);
+        }
         while let Ok(envelope) = self.rx.try_recv() {
             self.dead_letter(envelope, reason);
         }
@@ -249,8 +500,8 @@ impl<A: Actor> Cell<A> {
     /// Records an undelivered envelope. An asker whose question is dropped here sees
     /// [`AskError::NoReply`](crate::AskError::NoReply) at once.
     pub(crate) fn dead_letter(&self, envelope: Envelope<A>, reason: DeadLetterReason) {
-        if !matches!(envelope, Envelope::Wake) {
-            self.dead_letters.record(self.id, self.name.as_deref(), reason, std::any::type_name::<A::Msg>());
+        if let Some(msg) = envelope.into_msg() {
+            self.dead_letters.record(self.id, self.name.as_deref(), reason, &msg);
         }
     }
 

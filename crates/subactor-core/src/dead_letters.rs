@@ -1,8 +1,10 @@
 //! Messages that could not be delivered.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::ActorId;
+use crate::{ActorId, Value};
 
 /// Why a message became a dead letter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,13 +22,35 @@ pub enum DeadLetterReason {
     MailboxFull,
     /// A delayed message was still pending when the system shut down.
     ShutDown,
+    /// A tell whose handler failed (with a failure policy other than resume).
+    Failed,
 }
 
-/// The sink for undelivered messages: it counts them and logs each through `tracing`
-/// (target `subactor::dead_letters`, level `debug`).
+/// A message that was not delivered, as subscribers see it.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// The actor it was meant for.
+    pub recipient: ActorId,
+    /// That actor's name, if it has one.
+    pub name: Option<Arc<str>>,
+    /// Why it was not delivered.
+    pub reason: DeadLetterReason,
+    /// The Rust type of the message.
+    pub message_type: &'static str,
+    /// The message itself, when it is a [`Value`] and still exists (a failed tell was
+    /// consumed by its handler).
+    pub message: Option<Value>,
+}
+
+/// How many dead letters a subscriber may have waiting before newer ones skip it.
+const SUBSCRIBER_CAPACITY: usize = 4096;
+
+/// The sink for undelivered messages: it counts them, logs each through `tracing`
+/// (target `subactor::dead_letters`, level `debug`), and hands them to subscribers.
 #[derive(Debug, Default)]
 pub struct DeadLetters {
     count: AtomicU64,
+    subscribers: Mutex<Vec<flume::Sender<DeadLetter>>>,
 }
 
 impl DeadLetters {
@@ -35,7 +59,33 @@ impl DeadLetters {
         self.count.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn record(&self, recipient: ActorId, name: Option<&str>, reason: DeadLetterReason, message_type: &str) {
+    /// A stream of the dead letters from now on. A subscriber that falls more than 4096
+    /// behind misses the newer ones (they are still counted and logged); dropping the
+    /// receiver ends the subscription.
+    pub fn subscribe(&self) -> flume::Receiver<DeadLetter> {
+        let (tx, rx) = flume::bounded(SUBSCRIBER_CAPACITY);
+        self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
+    }
+
+    pub(crate) fn record<M: Any>(&self, recipient: ActorId, name: Option<&str>, reason: DeadLetterReason, msg: &M) {
+        self.record_typed(
+            recipient,
+            name,
+            reason,
+            std::any::type_name::<M>(),
+            (msg as &dyn Any).downcast_ref::<Value>(),
+        );
+    }
+
+    pub(crate) fn record_typed(
+        &self,
+        recipient: ActorId,
+        name: Option<&str>,
+        reason: DeadLetterReason,
+        message_type: &'static str,
+        message: Option<&Value>,
+    ) {
         self.count.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             target: "subactor::dead_letters",
@@ -45,5 +95,12 @@ impl DeadLetters {
             message_type,
             "dead letter"
         );
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        if subscribers.is_empty() {
+            return;
+        }
+        let letter =
+            DeadLetter { recipient, name: name.map(Arc::from), reason, message_type, message: message.cloned() };
+        subscribers.retain(|tx| !matches!(tx.try_send(letter.clone()), Err(flume::TrySendError::Disconnected(_))));
     }
 }

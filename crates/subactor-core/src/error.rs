@@ -1,6 +1,23 @@
 //! The errors of sending, asking and spawning.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A failure of the actor while it handled a message, reported to whoever waits for
+/// that message's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    /// The handler panicked (Rust actors).
+    #[error("the handler panicked: {0}")]
+    Panicked(Arc<str>),
+    /// The actor was killed while handling the message, which was interrupted.
+    #[error("the actor was killed while handling the message")]
+    Killed,
+    /// The handler ran past the actor's time limit.
+    #[error("the handler ran past its time limit of {0:?}")]
+    TimeLimit(Duration),
+}
 
 /// A tell was not delivered. The message comes back in the error: nothing is lost.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +74,10 @@ pub enum AskError<M, E> {
     /// The handler failed; this is its error.
     #[error(transparent)]
     Failed(E),
+    /// The actor failed while handling the message: it panicked, was killed, or ran
+    /// past its time limit.
+    #[error(transparent)]
+    Fault(Fault),
 }
 
 impl<M, E> AskError<M, E> {
@@ -64,7 +85,7 @@ impl<M, E> AskError<M, E> {
     pub fn into_message(self) -> Option<M> {
         match self {
             AskError::Stopped(m) | AskError::MailboxFull(m) | AskError::SelfAsk(m) => Some(m),
-            AskError::Timeout | AskError::NoReply | AskError::Failed(_) => None,
+            AskError::Timeout | AskError::NoReply | AskError::Failed(_) | AskError::Fault(_) => None,
         }
     }
 
@@ -86,6 +107,7 @@ impl<M, E: fmt::Debug> fmt::Debug for AskError<M, E> {
             AskError::Timeout => f.write_str("Timeout"),
             AskError::NoReply => f.write_str("NoReply"),
             AskError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+            AskError::Fault(fault) => f.debug_tuple("Fault").field(fault).finish(),
         }
     }
 }

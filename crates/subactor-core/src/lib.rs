@@ -34,18 +34,25 @@ mod dead_letters;
 mod error;
 mod lifecycle;
 mod pipeline;
+mod run;
+mod supervisor;
 mod system;
 mod timers;
 mod value;
+mod watchdog;
 
-pub use actor::{Actor, ActorContext, NeverFails, Props, Spawn, SpawnOptions};
+pub use actor::{Actor, ActorContext, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions};
 pub use actor_ref::ActorRef;
 pub use any_ref::{AnyRef, BoxError};
-pub use dead_letters::{DeadLetterReason, DeadLetters};
-pub use error::{AskError, SendError, SpawnError};
-pub use lifecycle::{ActorId, ActorState, StopReason};
+pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
+pub use error::{AskError, Fault, SendError, SpawnError};
+pub use lifecycle::{ActorId, ActorState, Down, FailurePolicy, MonitorId, StopReason};
 pub use pipeline::{
     DEFAULT_STAGE_CAPACITY, Failure, LEAST_LOADED_SLOTS, Output, Pipeline, PipelineBuilder, PipelineError, Routing,
+};
+pub use supervisor::{
+    Backoff, ChildInfo, ChildSpec, Intensity, RestartType, Strategy, Supervisor, SupervisorError, SupervisorMsg,
+    SupervisorSpec,
 };
 pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, SystemBuilder};
 pub use timers::TimerId;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A process-wide unique actor id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ActorId(u64);
 
 impl ActorId {
@@ -17,6 +18,32 @@ impl ActorId {
     /// The id as a number.
     pub fn as_u64(self) -> u64 {
         self.0
+    }
+
+    /// The id with this number (as Python code sees ids).
+    pub fn from_u64(n: u64) -> ActorId {
+        ActorId(n)
+    }
+}
+
+/// Identifies a monitor, to remove it ([`ActorRef::demonitor`](crate::ActorRef::demonitor)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MonitorId(u64);
+
+impl MonitorId {
+    pub(crate) fn next() -> MonitorId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        MonitorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number (what Python code sees).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// The monitor with this number.
+    pub fn from_u64(n: u64) -> MonitorId {
+        MonitorId(n)
     }
 }
 
@@ -53,7 +80,7 @@ impl ActorState {
 }
 
 /// Why an actor stopped.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StopReason {
     /// [`stop`](crate::ActorRef::stop)ped: it handled everything queued first.
     Normal,
@@ -64,6 +91,41 @@ pub enum StopReason {
     StartFailed(Arc<str>),
     /// Its handler panicked (Rust actors); what was queued went to the dead letters.
     Panicked(Arc<str>),
+    /// It failed (a handler error with a failure policy other than resume, a panic, a
+    /// time limit) and was not restarted; what was queued went to the dead letters.
+    Failed(Arc<str>),
+}
+
+impl StopReason {
+    /// Whether this is an abnormal end (anything but a graceful [`StopReason::Normal`]).
+    pub fn is_abnormal(&self) -> bool {
+        !matches!(self, StopReason::Normal)
+    }
+}
+
+/// What a monitor is told when the actor it watches stops for good.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Down {
+    /// The actor that stopped.
+    pub id: ActorId,
+    /// Its name, if it had one.
+    pub name: Option<Arc<str>>,
+    /// Why it stopped.
+    pub reason: StopReason,
+}
+
+/// What an actor does when one of its handlers fails (returns an error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FailurePolicy {
+    /// Keep serving with the same state (the default for actors without a supervisor).
+    #[default]
+    Resume,
+    /// Restart: a fresh actor from the recipe, on the same thread, with the same
+    /// mailbox (queued messages survive). Decided by the supervisor when there is one;
+    /// the default for supervised actors.
+    Restart,
+    /// Stop, dead-lettering what is queued.
+    Stop,
 }
 
 impl fmt::Display for StopReason {
@@ -73,6 +135,7 @@ impl fmt::Display for StopReason {
             StopReason::Killed => f.write_str("killed"),
             StopReason::StartFailed(why) => write!(f, "failed to start: {why}"),
             StopReason::Panicked(why) => write!(f, "panicked: {why}"),
+            StopReason::Failed(why) => write!(f, "failed: {why}"),
         }
     }
 }

@@ -306,6 +306,9 @@ impl Stage {
                     Outcome::Failed(error) => {
                         let _ = failures.send(failed(error));
                     }
+                    Outcome::Fault(fault) => {
+                        let _ = failures.send(failed(Box::new(fault)));
+                    }
                     Outcome::NotHandled => {
                         let why = NotHandled("the worker stopped before handling the item".into());
                         let _ = failures.send(failed(Box::new(why)));

@@ -3,18 +3,20 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use tracing::{debug, info_span, trace_span, warn};
+use tracing::{debug, info_span, warn};
 
-use crate::cell::{Busy, Cell, Envelope, Signal, spin_recv};
+use crate::cell::{Cell, CellConfig, Signal};
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
+use crate::run::run;
+use crate::supervisor::ParentLink;
 use crate::timers::{Job, TimerId, Timers};
-use crate::{Actor, ActorContext, ActorId, ActorRef, ActorState, AnyRef, Spawn, SpawnError, StopReason, Value};
+use crate::watchdog::{Interruptible, Watchdog};
+use crate::{Actor, ActorId, ActorRef, AnyRef, Spawn, SpawnError, Value};
 
 /// The default mailbox capacity.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
@@ -45,6 +47,7 @@ struct Inner {
     closed: AtomicBool,
     extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     timers: Timers,
+    watchdog: Arc<Watchdog>,
 }
 
 /// What the system needs of an actor of any type.
@@ -116,6 +119,7 @@ impl SystemBuilder {
                 closed: AtomicBool::new(false),
                 extensions: RwLock::new(self.extensions),
                 timers: Timers::default(),
+                watchdog: Arc::default(),
             }),
         }
     }
@@ -147,6 +151,15 @@ impl ActorSystem {
     /// Blocks for as long as the recipe takes (tens of milliseconds for a Python actor);
     /// from async code, call it through `tokio::task::spawn_blocking`.
     pub fn spawn<S: Spawn>(&self, spec: S) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
+        self.spawn_child(spec, None)
+    }
+
+    /// Spawns an actor whose failures are decided by `parent` (a supervisor).
+    pub(crate) fn spawn_child<S: Spawn>(
+        &self,
+        spec: S,
+        parent: Option<ParentLink>,
+    ) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(SpawnError::ShutDown);
@@ -172,13 +185,22 @@ impl ActorSystem {
             }
             names.insert(Arc::clone(name), id);
         }
-        let cell = Arc::new(Cell::<S::Actor>::new(
-            id,
-            options.name.clone(),
+        if options.time_limit.is_some_and(|limit| limit.is_zero()) {
+            self.forget(id, options.name.as_deref());
+            return Err(SpawnError::InvalidOptions("the time limit must be longer than zero".into()));
+        }
+        let config = CellConfig {
             capacity,
-            Arc::clone(&inner.dead_letters),
-            inner.spin,
-        ));
+            spin: inner.spin,
+            time_limit: options.time_limit,
+            dead_letters: Arc::clone(&inner.dead_letters),
+            watchdog: Arc::clone(&inner.watchdog),
+        };
+        let cell = Arc::new_cyclic(|me| Cell::<S::Actor>::new(id, options.name.clone(), config, me.clone()));
+        if let Some(limit) = options.time_limit {
+            let weak: Weak<dyn Interruptible> = Arc::downgrade(&cell) as Weak<Cell<S::Actor>>;
+            inner.watchdog.watch(weak, limit);
+        }
         lock(&inner.live).insert(id, Arc::clone(&cell) as Arc<dyn Control>);
 
         let (started_tx, started_rx) = flume::bounded(1);
@@ -191,7 +213,7 @@ impl ActorSystem {
         let spawned = thread::Builder::new()
             .name(thread_name)
             .stack_size(ACTOR_STACK_SIZE)
-            .spawn(move || run(spec, thread_cell, options.core, system, started_tx));
+            .spawn(move || run(spec, thread_cell, system, started_tx, parent));
         let handle = match spawned {
             Ok(handle) => handle,
             Err(e) => {
@@ -243,6 +265,11 @@ impl ActorSystem {
     pub fn send_after(&self, delay: Duration, target: AnyRef, msg: Value) -> Option<TimerId> {
         let mail = DelayedMail { target, msg, dead_letters: Arc::clone(&self.inner.dead_letters) };
         self.inner.timers.schedule(delay, Box::new(mail))
+    }
+
+    /// Runs a job after a delay on the timer thread.
+    pub(crate) fn schedule(&self, delay: Duration, job: Box<dyn Job>) -> Option<TimerId> {
+        self.inner.timers.schedule(delay, job)
     }
 
     /// Cancels a timer of [`send_after`](Self::send_after); `true` if it had not fired.
@@ -297,10 +324,11 @@ impl ActorSystem {
             }
         }
         inner.timers.shutdown();
+        inner.watchdog.shutdown();
         inner.extensions.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
-    fn forget(&self, id: ActorId, name: Option<&str>) {
+    pub(crate) fn forget(&self, id: ActorId, name: Option<&str>) {
         lock(&self.inner.live).remove(&id);
         if let Some(name) = name {
             let mut names = lock(&self.inner.names);
@@ -320,152 +348,6 @@ impl fmt::Debug for ActorSystem {
     }
 }
 
-type Started<E> = flume::Sender<Result<(), SpawnError<E>>>;
-
-/// The body of an actor's thread.
-fn run<S: Spawn>(
-    mut spec: S,
-    cell: Arc<Cell<S::Actor>>,
-    core: Option<usize>,
-    system: ActorSystem,
-    started: Started<S::Error>,
-) {
-    let span = info_span!("actor", id = %cell.id, name = cell.name.as_deref().unwrap_or(""));
-    let _entered = span.enter();
-    cell.bind_thread();
-    if let Some(core) = core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-            warn!(core, "could not pin the actor's thread to its core");
-        }
-    }
-    let ctx = ActorContext { myself: ActorRef::new(Arc::clone(&cell)), system };
-
-    let mut actor = match catch_unwind(AssertUnwindSafe(|| spec.start(&ctx))) {
-        Ok(Ok(actor)) => actor,
-        Ok(Err(error)) => {
-            debug!(%error, "actor failed to start");
-            fail_start(&ctx, StopReason::StartFailed(error.to_string().into()));
-            let _ = started.send(Err(SpawnError::Start(error)));
-            return;
-        }
-        Err(panic) => {
-            let message = panic_message(&*panic);
-            fail_start(&ctx, StopReason::StartFailed(message.clone().into()));
-            let _ = started.send(Err(SpawnError::Panicked(message)));
-            return;
-        }
-    };
-    cell.set_state(ActorState::Running);
-    // A stop or kill that came while the actor was starting must not be lost.
-    if cell.signal() != Signal::None {
-        cell.set_state(ActorState::Stopping);
-    }
-    let _ = started.send(Ok(()));
-    debug!("actor started");
-
-    let reason = match catch_unwind(AssertUnwindSafe(|| serve(&mut actor, &ctx))) {
-        Ok(reason) => reason,
-        Err(panic) => {
-            let message = panic_message(&*panic);
-            warn!(panic = %message, "actor handler panicked");
-            StopReason::Panicked(message.into())
-        }
-    };
-    cell.set_state(ActorState::Stopping);
-    cell.close();
-    let leftovers = match reason {
-        StopReason::Panicked(_) => DeadLetterReason::Panicked,
-        _ => DeadLetterReason::Killed,
-    };
-    cell.drain_to_dead_letters(leftovers);
-    if catch_unwind(AssertUnwindSafe(|| actor.stopped(&ctx, &reason))).is_err() {
-        warn!("actor's stopped hook panicked");
-    }
-    drop(actor);
-    debug!(%reason, "actor stopped");
-    ctx.system.forget(cell.id, cell.name.as_deref());
-    cell.finish(reason);
-}
-
-fn fail_start<A: Actor>(ctx: &ActorContext<A>, reason: StopReason) {
-    let cell = &ctx.myself.cell;
-    cell.set_state(ActorState::Stopping);
-    cell.close();
-    cell.drain_to_dead_letters(DeadLetterReason::NotRunning);
-    ctx.system.forget(cell.id, cell.name.as_deref());
-    cell.finish(reason);
-}
-
-/// Handles messages until the actor is stopped or killed.
-fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>) -> StopReason {
-    let cell = &*ctx.myself.cell;
-    let busy = Busy::enter();
-    loop {
-        let envelope = match cell.rx.try_recv() {
-            Ok(envelope) => envelope,
-            Err(_) => match cell.signal() {
-                Signal::Kill => return StopReason::Killed,
-                Signal::Stop => {
-                    // Graceful: the mailbox is empty. Close it, then handle whatever
-                    // raced in before the close.
-                    cell.close();
-                    while let Ok(envelope) = cell.rx.try_recv() {
-                        deliver(actor, ctx, envelope);
-                    }
-                    return StopReason::Normal;
-                }
-                Signal::None => {
-                    actor.before_wait();
-                    let next = busy.idle(|| spin_recv(&cell.rx, cell.spin, None));
-                    actor.after_wait();
-                    match next {
-                        Ok(envelope) => envelope,
-                        Err(_) => return StopReason::Normal,
-                    }
-                }
-            },
-        };
-        cell.made_room();
-        if cell.signal() == Signal::Kill {
-            cell.dead_letter(envelope, DeadLetterReason::Killed);
-            return StopReason::Killed;
-        }
-        deliver(actor, ctx, envelope);
-    }
-}
-
-fn deliver<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, envelope: Envelope<A>) {
-    match envelope {
-        Envelope::Tell(msg) => {
-            let span = trace_span!("tell");
-            let _entered = span.enter();
-            if let Err(error) = actor.handle_tell(ctx, msg) {
-                warn!(%error, "handler failed on a tell");
-            }
-        }
-        Envelope::Ask(msg, reply) => {
-            let span = trace_span!("ask");
-            let _entered = span.enter();
-            let result = actor.handle(ctx, msg);
-            if let Err(error) = &result {
-                debug!(%error, "handler failed on an ask");
-            }
-            reply.send(result);
-        }
-        Envelope::Wake => {}
-    }
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
-    }
-}
-
 /// The job of [`ActorSystem::send_after`].
 struct DelayedMail {
     target: AnyRef,
@@ -477,12 +359,12 @@ impl Job for DelayedMail {
     fn run(self: Box<Self>) {
         let DelayedMail { target, msg, dead_letters } = *self;
         // A refusal by a stopped actor is recorded by try_tell itself.
-        if let Err(crate::SendError::Full(_)) = target.try_tell(msg) {
-            dead_letters.record(target.id(), target.name(), DeadLetterReason::MailboxFull, "Value");
+        if let Err(crate::SendError::Full(msg)) = target.try_tell(msg) {
+            dead_letters.record(target.id(), target.name(), DeadLetterReason::MailboxFull, &msg);
         }
     }
 
     fn abandon(self: Box<Self>) {
-        self.dead_letters.record(self.target.id(), self.target.name(), DeadLetterReason::ShutDown, "Value");
+        self.dead_letters.record(self.target.id(), self.target.name(), DeadLetterReason::ShutDown, &self.msg);
     }
 }

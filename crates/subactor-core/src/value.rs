@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use subactor_arena::Buffer;
 
-use crate::AnyRef;
+use crate::{AnyRef, Down};
 
 /// The deepest nesting of containers a [`Value`] may have.
 ///
@@ -84,6 +84,9 @@ pub enum Value {
     /// a live handle; [`crate::codec`] refuses to encode it (copy it into
     /// [`Value::Bytes`] to serialise the contents).
     Buffer(#[serde(with = "live_buffer")] Buffer),
+    /// A monitored actor has stopped: what a monitoring Python actor receives (as a
+    /// `subactor.Down`), see [`AnyRef::monitor_by`](crate::AnyRef::monitor_by).
+    Down(Box<Down>),
 }
 
 /// Serde for [`Value::Buffer`]: a live handle never becomes bytes implicitly.
@@ -122,6 +125,7 @@ impl Value {
             Value::Pickled(_) => "pickle",
             Value::Actor(_) => "ActorRef",
             Value::Buffer(_) => "Buffer",
+            Value::Down(_) => "Down",
         }
     }
 
@@ -242,6 +246,7 @@ impl fmt::Display for Value {
             Value::Pickled(b) => write!(f, "<pickled object, {} bytes>", b.len()),
             Value::Actor(actor) => write!(f, "{actor:?}"),
             Value::Buffer(b) => write!(f, "<Buffer, {} bytes>", b.len()),
+            Value::Down(down) => write!(f, "<Down {} {}>", down.id, down.reason),
         }
     }
 }
@@ -262,6 +267,7 @@ impl PartialEq for Value {
             (Value::Dict(a), Value::Dict(b)) => same_elements(a, b),
             (Value::Actor(a), Value::Actor(b)) => a == b,
             (Value::Buffer(a), Value::Buffer(b)) => a == b,
+            (Value::Down(a), Value::Down(b)) => a == b,
             _ => false,
         }
     }

@@ -1,8 +1,9 @@
 //! [`PythonActor`] (the recipe) and [`PyActor`] (the running actor).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use subactor_core::{Actor, ActorContext, Spawn, SpawnOptions, StopReason, Value};
+use subactor_core::{Actor, ActorContext, FailurePolicy, Interrupt, Spawn, SpawnOptions, StopReason, Value};
 use tracing::debug;
 
 use crate::ffi::interp::Interpreter;
@@ -66,6 +67,23 @@ impl PythonActor {
     #[must_use]
     pub fn pin_to_core(mut self, core: usize) -> PythonActor {
         self.options = self.options.pin_to_core(core);
+        self
+    }
+
+    /// Sets what happens when `receive` raises: keep the instance
+    /// ([`FailurePolicy::Resume`], the default without a supervisor), restart in a fresh
+    /// interpreter ([`FailurePolicy::Restart`], the default under one), or stop.
+    #[must_use]
+    pub fn on_failure(mut self, policy: FailurePolicy) -> PythonActor {
+        self.options = self.options.on_failure(policy);
+        self
+    }
+
+    /// Limits how long one `receive` call may run: past it, `subactor.TimeLimitExceeded`
+    /// is raised in the handler and the call counts as a failure.
+    #[must_use]
+    pub fn time_limit(mut self, limit: Duration) -> PythonActor {
+        self.options = self.options.time_limit(limit);
         self
     }
 
@@ -152,5 +170,9 @@ impl Actor for PyActor {
 
     fn stopped(&mut self, _ctx: &ActorContext<Self>, reason: &StopReason) {
         debug!(interpreter = self.interp.id(), %reason, "ending interpreter");
+    }
+
+    fn interrupter(&self) -> Option<Arc<dyn Interrupt>> {
+        self.interp.interrupter().map(|i| i as Arc<dyn Interrupt>)
     }
 }

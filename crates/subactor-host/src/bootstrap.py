@@ -89,7 +89,94 @@ class RemoteError(ActorError):
         return text
 
 
-for _exception in (ActorError, ActorStopped, MailboxFull, AskTimeout, NoReply, SelfAskError, SpawnError, RemoteError):
+class ActorFailed(ActorError):
+    """The other actor failed while it handled the message: it panicked (a Rust actor),
+    was killed, or its handler ran past its time limit.
+
+    ``kind`` is ``"panicked"``, ``"killed"`` or ``"time_limit"``.
+    """
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+class Interrupted(BaseException):
+    """Raised inside a handler that is being interrupted.
+
+    It derives from ``BaseException`` so that ``except Exception`` lets it through: a
+    handler that swallows it cannot be interrupted.
+    """
+
+
+class Killed(Interrupted):
+    """The actor was killed while this handler ran."""
+
+
+class TimeLimitExceeded(Interrupted):
+    """The handler ran past its actor's time limit."""
+
+
+class Down:
+    """A monitored actor has stopped for good (see ``subactor.monitor``).
+
+    ``id`` and ``name`` identify the actor (compare ``id`` with ``ActorRef.id``);
+    ``kind`` is ``"normal"``, ``"killed"``, ``"start_failed"``, ``"panicked"`` or
+    ``"failed"``; ``detail`` says more for the last three.
+    """
+
+    __slots__ = ("id", "name", "kind", "detail")
+
+    def __init__(self, id, name, kind, detail=None):
+        for slot, value in zip(self.__slots__, (id, name, kind, detail)):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Down is immutable")
+
+    @property
+    def abnormal(self):
+        """Whether the actor ended any other way than a graceful stop."""
+        return self.kind != "normal"
+
+    @property
+    def reason(self):
+        """Why the actor stopped, in words."""
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+    def __eq__(self, other):
+        if type(other) is not Down:
+            return NotImplemented
+        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    def __hash__(self):
+        return hash((self.id, self.kind))
+
+    def __repr__(self):
+        who = f"{self.id} {self.name!r}" if self.name is not None else f"{self.id}"
+        return f"<Down {who} {self.reason}>"
+
+
+def down_parts(obj):
+    """(id, name, kind, detail) of a ``Down``."""
+    return (obj.id, obj.name, obj.kind, obj.detail)
+
+
+for _exception in (
+    ActorError,
+    ActorStopped,
+    MailboxFull,
+    AskTimeout,
+    NoReply,
+    SelfAskError,
+    SpawnError,
+    RemoteError,
+    ActorFailed,
+    Interrupted,
+    Killed,
+    TimeLimitExceeded,
+    Down,
+):
     # They are used as ``subactor.<Name>``: that is how they print and pickle.
     _exception.__module__ = "subactor"
 del _exception

@@ -10,7 +10,7 @@ use std::ptr;
 
 use num_bigint::BigInt;
 use pyo3_ffi as ffi;
-use subactor_core::{MAX_DEPTH, Value};
+use subactor_core::{ActorId, Down, MAX_DEPTH, StopReason, Value};
 
 use super::helpers::Helpers;
 use super::object::{Obj, to_rust_string};
@@ -136,6 +136,7 @@ unsafe fn build(value: &Value, helpers: &Helpers, depth: usize) -> Result<Obj, C
             }
             Value::Actor(actor) => super::module::new_ref(module_types(helpers)?.actor_ref, actor.clone()),
             Value::Buffer(buffer) => super::buffers::new_buffer(module_types(helpers)?.buffer, buffer.clone()),
+            Value::Down(down) => return down_to_python(down, helpers),
             Value::Pickled(bytes) => {
                 let pickle = helpers.pickle().map_err(ConvertError::Unpickle)?;
                 let data = owned(ffi::PyBytes_FromStringAndSize(bytes.as_ptr().cast(), ssize(bytes.len())), helpers)?;
@@ -215,6 +216,9 @@ unsafe fn read(
             || ty == &raw mut ffi::PySet_Type
             || ty == &raw mut ffi::PyFrozenSet_Type;
         if !container {
+            if ty.cast() == helpers.down_type() {
+                return down_from_python(obj, helpers).map(|down| Value::Down(Box::new(down)));
+            }
             return pickled(obj, helpers);
         }
         if path.contains(&obj) {
@@ -287,6 +291,84 @@ unsafe fn read_container(
             }
         }
         Ok(if ty == &raw mut ffi::PySet_Type { Value::Set(items) } else { Value::FrozenSet(items) })
+    }
+}
+
+/// A stop reason as the kind and detail a Python `Down` carries.
+fn reason_parts(reason: &StopReason) -> (&'static str, Option<&str>) {
+    match reason {
+        StopReason::Normal => ("normal", None),
+        StopReason::Killed => ("killed", None),
+        StopReason::StartFailed(why) => ("start_failed", Some(why)),
+        StopReason::Panicked(why) => ("panicked", Some(why)),
+        StopReason::Failed(why) => ("failed", Some(why)),
+    }
+}
+
+/// The stop reason of a Python `Down`'s kind and detail.
+fn reason_of(kind: &str, detail: Option<String>) -> Option<StopReason> {
+    let detail = || -> std::sync::Arc<str> { detail.clone().unwrap_or_default().into() };
+    Some(match kind {
+        "normal" => StopReason::Normal,
+        "killed" => StopReason::Killed,
+        "start_failed" => StopReason::StartFailed(detail()),
+        "panicked" => StopReason::Panicked(detail()),
+        "failed" => StopReason::Failed(detail()),
+        _ => return None,
+    })
+}
+
+/// # Safety
+///
+/// As for [`to_python`].
+unsafe fn down_to_python(down: &Down, helpers: &Helpers) -> Result<Obj, ConvertError> {
+    let (kind, detail) = reason_parts(&down.reason);
+    let text = |s: Option<&str>| -> Result<Obj, ConvertError> {
+        // SAFETY: attached (contract).
+        unsafe {
+            match s {
+                Some(s) => super::helpers::new_str(s).map_err(|e| ConvertError::Build(helpers.describe(e).0)),
+                None => Ok(Obj::from_borrowed(ffi::Py_None()).unwrap_or_else(|| unreachable!("None always exists"))),
+            }
+        }
+    };
+    // SAFETY: attached (contract); every argument is a fresh object owned here.
+    unsafe {
+        let id = owned(ffi::PyLong_FromUnsignedLongLong(down.id.as_u64()), helpers)?;
+        let args = [id, text(down.name.as_deref())?, text(Some(kind))?, text(detail)?];
+        let ptrs: Vec<_> = args.iter().map(Obj::as_ptr).collect();
+        helpers.new_down(&ptrs).map_err(|e| ConvertError::Build(helpers.describe(e).0))
+    }
+}
+
+/// # Safety
+///
+/// As for [`read`]; `obj` is exactly a `subactor.Down`.
+unsafe fn down_from_python(obj: *mut ffi::PyObject, helpers: &Helpers) -> Result<Down, ConvertError> {
+    let invalid = || {
+        ConvertError::Build(PythonException {
+            type_name: "TypeError".into(),
+            message: "a subactor.Down whose fields are not (int, str | None, kind, str | None)".into(),
+            traceback: String::new(),
+        })
+    };
+    // SAFETY: attached (contract); the helper returns a 4-tuple, each item checked.
+    unsafe {
+        let parts = helpers.down_parts(obj).map_err(|e| ConvertError::Build(helpers.describe(e).0))?;
+        let item = |i| ffi::PyTuple_GET_ITEM(parts.as_ptr(), i);
+        let optional = |i| {
+            let obj = item(i);
+            if obj == ffi::Py_None() { Ok(None) } else { to_rust_string(obj).map(Some).ok_or_else(invalid) }
+        };
+        let id = ffi::PyLong_AsUnsignedLongLong(item(0));
+        if id == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+            return Err(invalid());
+        }
+        let name = optional(1)?;
+        let kind = optional(2)?.ok_or_else(invalid)?;
+        let reason = reason_of(&kind, optional(3)?).ok_or_else(invalid)?;
+        Ok(Down { id: ActorId::from_u64(id), name: name.map(Into::into), reason })
     }
 }
 

@@ -83,6 +83,12 @@ pub(crate) struct Helpers {
     type_name: Obj,
     describe: Obj,
     teardown: Obj,
+    /// `subactor.Down`, and the function that reads one.
+    down: Obj,
+    down_parts: Obj,
+    /// `subactor.Killed` and `subactor.TimeLimitExceeded`, raised by interrupts.
+    pub(crate) killed: Obj,
+    pub(crate) time_limit_exceeded: Obj,
     pickle: OnceCell<Pickle>,
 }
 
@@ -220,6 +226,10 @@ impl Helpers {
                 type_name: get(c"type_name")?,
                 describe: get(c"describe")?,
                 teardown: get(c"teardown")?,
+                down: get(c"Down")?,
+                down_parts: get(c"down_parts")?,
+                killed: get(c"Killed")?,
+                time_limit_exceeded: get(c"TimeLimitExceeded")?,
                 pickle: OnceCell::new(),
                 module,
             };
@@ -319,6 +329,31 @@ impl Helpers {
         let receive = unsafe { call(&self.receive_of, &[instance.as_ptr()])? };
         // SAFETY: attached.
         Ok((receive.as_ptr() != unsafe { ffi::Py_None() }).then_some(receive))
+    }
+
+    /// The `subactor.Down` class.
+    pub(crate) fn down_type(&self) -> *mut ffi::PyObject {
+        self.down.as_ptr()
+    }
+
+    /// A new `subactor.Down(id, name, kind, detail)`.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached; the args are its objects.
+    pub(crate) unsafe fn new_down(&self, args: &[*mut ffi::PyObject]) -> Result<Obj, Obj> {
+        // SAFETY: forwarded contract.
+        unsafe { call(&self.down, args) }
+    }
+
+    /// `(id, name, kind, detail)` of a `subactor.Down`.
+    ///
+    /// # Safety
+    ///
+    /// `down` is a `Down` of the owning interpreter, which is attached.
+    pub(crate) unsafe fn down_parts(&self, down: *mut ffi::PyObject) -> Result<Obj, Obj> {
+        // SAFETY: forwarded contract.
+        unsafe { call(&self.down_parts, &[down]) }
     }
 
     /// `pickle`, imported on first use.

@@ -18,10 +18,12 @@ use subactor_core::Value;
 
 use super::convert::{from_python, to_python};
 use super::helpers::{Helpers, call};
+use super::interrupt::Interrupter;
 use super::module::{self, ActorLink};
 use super::object::{Obj, c_str_lossy};
 use crate::{ReceiveError, StartError};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// CPython 3.12 crashed when two threads created interpreters at once: there,
 /// creation is serialised.
@@ -40,6 +42,8 @@ pub(crate) struct Interpreter {
     id: i64,
     helpers: Option<Rc<Helpers>>,
     actor: Option<ActorObjects>,
+    /// How the watchdog breaks into this interpreter's handlers.
+    interrupter: Option<Arc<Interrupter>>,
 }
 
 /// The actor instance and its bound `receive` method.
@@ -101,16 +105,29 @@ impl Interpreter {
         };
         // SAFETY: the new interpreter is attached; its state pointer is valid.
         let id = unsafe { ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate.as_ptr())) };
-        let mut interp = Interpreter { tstate, main_tstate, attached: true, id, helpers: None, actor: None };
+        let mut interp =
+            Interpreter { tstate, main_tstate, attached: true, id, helpers: None, actor: None, interrupter: None };
         // SAFETY: a fresh subinterpreter is attached on this thread. On error, dropping
         // `interp` ends the interpreter.
-        interp.helpers = Some(Rc::new(unsafe { Helpers::load(paths) }.map_err(StartError::Setup)?));
+        let helpers = Rc::new(unsafe { Helpers::load(paths) }.map_err(StartError::Setup)?);
+        let class = |obj: &super::object::Obj| NonNull::new(obj.as_ptr());
+        if let (Some(killed), Some(time_limit)) = (class(&helpers.killed), class(&helpers.time_limit_exceeded)) {
+            // SAFETY: attached on this thread; the classes live in the bootstrap module,
+            // which lives as long as the interpreter; Drop disarms before ending it.
+            interp.interrupter = unsafe { Interrupter::for_current_thread(killed, time_limit) }.map(Arc::new);
+        }
+        interp.helpers = Some(helpers);
         Ok(interp)
     }
 
     /// CPython's id of this interpreter.
     pub(crate) fn id(&self) -> i64 {
         self.id
+    }
+
+    /// How other threads interrupt this interpreter's running handler.
+    pub(crate) fn interrupter(&self) -> Option<Arc<Interrupter>> {
+        self.interrupter.clone()
     }
 
     fn helpers(&self) -> &Helpers {
@@ -177,8 +194,11 @@ impl Interpreter {
         // SAFETY: the interpreter is attached; objects are owned by `Obj`s of it.
         unsafe {
             let arg = to_python(msg, helpers).map_err(ReceiveError::Message)?;
-            let result = call(&actor.receive, &[arg.as_ptr()])
-                .map_err(|exc| ReceiveError::Exception(helpers.describe(exc).0))?;
+            let result = call(&actor.receive, &[arg.as_ptr()]);
+            if let Some(interrupter) = &self.interrupter {
+                interrupter.clear_pending();
+            }
+            let result = result.map_err(|exc| ReceiveError::Exception(helpers.describe(exc).0))?;
             drop(arg);
             if reply { from_python(result.as_ptr(), helpers).map_err(ReceiveError::Reply) } else { Ok(Value::None) }
         }
@@ -205,7 +225,16 @@ impl Interpreter {
 
 impl Drop for Interpreter {
     fn drop(&mut self) {
+        if let Some(interrupter) = self.interrupter.clone() {
+            // With the GIL released: an interrupt in flight may be waiting for it.
+            self.detach();
+            interrupter.disarm();
+        }
         self.attach();
+        if let Some(interrupter) = self.interrupter.take() {
+            // SAFETY: attached; nothing may go off during teardown.
+            unsafe { interrupter.clear_pending() };
+        }
         // Objects of this interpreter go while it is attached and alive.
         self.actor = None;
         if let Some(helpers) = self.helpers.take() {

@@ -8,7 +8,9 @@
 //!   the thread that owns it (it is neither `Send` nor `Sync`);
 //! - the conversions between [`Value`](subactor_core::Value) and Python objects, which
 //!   [`interp::Interpreter`] uses on its own thread;
-//! - [`module`]: the in-actor module `subactor`, which actor code imports.
+//! - [`module`]: the in-actor module `subactor`, which actor code imports;
+//! - [`interrupt::Interrupter`]: how the core's watchdog thread raises an exception in
+//!   a running handler (a kill, a time limit).
 //!
 //! Invariants the code here relies on, and keeps:
 //! - an [`object::Obj`] (an owned `PyObject*`) is created, used and dropped only while
@@ -23,6 +25,7 @@ pub(crate) mod buffers;
 pub(crate) mod convert;
 pub(crate) mod helpers;
 pub(crate) mod interp;
+pub(crate) mod interrupt;
 pub(crate) mod module;
 pub(crate) mod object;
 pub(crate) mod process;

@@ -10,9 +10,13 @@
 //! - `self_ref()`, `lookup(name)` (`None` when no such actor runs);
 //! - `spawn(module_or_path, class_name, *args, name=None)`;
 //! - `send_after(delay, ref, msg)` (returns a timer id), `cancel_timer(id)`;
+//! - `monitor(ref)` (this actor then receives a `Down` when that one stops for good),
+//!   `demonitor(ref, monitor_id)`;
 //! - `ActorRef`: `tell(msg)`, `try_tell(msg)`, `ask(msg, timeout=30.0)`, `stop()`,
 //!   `kill()`, `id`, `name`; references are values: they travel inside messages;
-//! - the exceptions `ActorError` and its subclasses (defined in `bootstrap.py`).
+//! - the exceptions `ActorError` and its subclasses, `Interrupted` (raised in a handler
+//!   that is killed or runs past its time limit) and the `Down` class (defined in
+//!   `bootstrap.py`).
 //!
 //! Blocking calls (`tell` on a full mailbox, `ask`, `spawn`) release the interpreter's
 //! GIL while they wait.
@@ -26,7 +30,7 @@ use std::time::Duration;
 
 use pyo3_ffi as ffi;
 use subactor_arena::Arena;
-use subactor_core::{ActorSystem, AnyRef, AskError, SendError, TimerId, Value};
+use subactor_core::{ActorSystem, AnyRef, AskError, Fault, MonitorId, SendError, TimerId, Value};
 
 use super::convert::{from_python, to_python};
 use super::helpers::{Helpers, ModuleTypes, new_str};
@@ -89,7 +93,7 @@ pub(super) const fn method(
     ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: meth, ml_flags: flags, ml_doc: doc.as_ptr() }
 }
 
-static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 7]> = CStatic::new([
+static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 9]> = CStatic::new([
     method(
         c"self_ref",
         ffi::PyMethodDefPointer { PyCFunction: self_ref },
@@ -120,6 +124,19 @@ static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 7]> = CStatic::new([
         ffi::PyMethodDefPointer { PyCFunction: cancel_timer },
         ffi::METH_O,
         c"cancel_timer(timer_id) -> bool\n\nCancels a send_after timer; True if it had not fired.",
+    ),
+    method(
+        c"monitor",
+        ffi::PyMethodDefPointer { PyCFunction: monitor },
+        ffi::METH_O,
+        c"monitor(ref) -> int\n\nWhen the actor behind ref stops for good, this actor receives a subactor.Down \
+          (ahead of its queued mail). Returns a monitor id for demonitor().",
+    ),
+    method(
+        c"demonitor",
+        ffi::PyMethodDefPointer { PyCFunctionFast: demonitor },
+        ffi::METH_FASTCALL,
+        c"demonitor(ref, monitor_id) -> bool\n\nRemoves a monitor; True if it had not fired.",
     ),
     method(
         c"alloc",
@@ -181,7 +198,7 @@ static REF_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
     ffi::PyMethodDef::zeroed(),
 ]);
 
-static REF_GETSET: CStatic<[ffi::PyGetSetDef; 3]> = CStatic::new([
+static REF_GETSET: CStatic<[ffi::PyGetSetDef; 4]> = CStatic::new([
     ffi::PyGetSetDef {
         name: c"id".as_ptr(),
         get: Some(ref_id),
@@ -194,6 +211,13 @@ static REF_GETSET: CStatic<[ffi::PyGetSetDef; 3]> = CStatic::new([
         get: Some(ref_name),
         set: None,
         doc: c"The actor's name, or None.".as_ptr(),
+        closure: ptr::null_mut(),
+    },
+    ffi::PyGetSetDef {
+        name: c"restarts".as_ptr(),
+        get: Some(ref_restarts),
+        set: None,
+        doc: c"How many times the actor has been restarted.".as_ptr(),
         closure: ptr::null_mut(),
     },
     ffi::PyGetSetDef { name: ptr::null(), get: None, set: None, doc: ptr::null(), closure: ptr::null_mut() },
@@ -223,8 +247,8 @@ static REF_SPEC: CStatic<ffi::PyType_Spec> = CStatic::new(ffi::PyType_Spec {
     slots: REF_SLOTS.as_ptr().cast(),
 });
 
-/// The exceptions the module exports (classes of the bootstrap module).
-const EXCEPTIONS: [&CStr; 8] = [
+/// The exceptions (and `Down`) the module exports: classes of the bootstrap module.
+const EXCEPTIONS: [&CStr; 13] = [
     c"ActorError",
     c"ActorStopped",
     c"MailboxFull",
@@ -233,6 +257,11 @@ const EXCEPTIONS: [&CStr; 8] = [
     c"SelfAskError",
     c"SpawnError",
     c"RemoteError",
+    c"ActorFailed",
+    c"Interrupted",
+    c"Killed",
+    c"TimeLimitExceeded",
+    c"Down",
 ];
 
 /// The module's definition, to find the module from one of its types.
@@ -538,6 +567,14 @@ unsafe fn raise_ask(helpers: &Helpers, error: AskError<Value, subactor_core::Box
                 },
                 Err(other) => helpers.raise_remote("Error", &other.to_string(), ""),
             },
+            AskError::Fault(fault) => {
+                let kind = match fault {
+                    Fault::Panicked(_) => "panicked",
+                    Fault::Killed => "killed",
+                    Fault::TimeLimit(_) => "time_limit",
+                };
+                helpers.raise_failed(kind, &fault.to_string())
+            }
         }
     }
 }
@@ -702,6 +739,44 @@ unsafe extern "C" fn send_after(
     })
 }
 
+unsafe extern "C" fn monitor(module: *mut ffi::PyObject, target: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached, with a valid argument.
+        unsafe {
+            let state = state_of_module(module);
+            if ffi::Py_TYPE(target).cast() != state.actor_ref_type {
+                return Err(state.helpers().raise_builtin(ffi::PyExc_TypeError, "monitor() takes an ActorRef"));
+            }
+            let link = state.link()?;
+            let id = ref_actor(target).monitor_by(&link.myself);
+            Ok(ffi::PyLong_FromUnsignedLongLong(id.as_u64()))
+        }
+    })
+}
+
+unsafe extern "C" fn demonitor(
+    module: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached, with `nargs` arguments.
+        unsafe {
+            let state = state_of_module(module);
+            let helpers = state.helpers();
+            if nargs != 2 || ffi::Py_TYPE(*args).cast() != state.actor_ref_type {
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "demonitor() takes (ref, monitor_id)"));
+            }
+            let id = ffi::PyLong_AsUnsignedLongLong(*args.add(1));
+            if id == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+                return Err(Raised);
+            }
+            let removed = ref_actor(*args).demonitor(MonitorId::from_u64(id));
+            Ok(ffi::PyBool_FromLong(removed.into()))
+        }
+    })
+}
+
 unsafe extern "C" fn cancel_timer(module: *mut ffi::PyObject, id: *mut ffi::PyObject) -> *mut ffi::PyObject {
     guard(|| {
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
@@ -791,6 +866,11 @@ unsafe extern "C" fn ref_name(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut f
             }
         }
     })
+}
+
+unsafe extern "C" fn ref_restarts(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is an ActorRef; attached.
+    unsafe { ffi::PyLong_FromUnsignedLongLong(ref_actor(obj).restarts()) }
 }
 
 unsafe extern "C" fn ref_tell(obj: *mut ffi::PyObject, msg: *mut ffi::PyObject) -> *mut ffi::PyObject {
@@ -935,6 +1015,30 @@ impl Helpers {
                     Raised
                 }
                 None => self.raise_builtin(ffi::PyExc_RuntimeError, &format!("{type_name}: {message}")),
+            }
+        }
+    }
+
+    /// Raises `ActorFailed(kind, message)`.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    unsafe fn raise_failed(&self, kind: &str, message: &str) -> Raised {
+        // SAFETY: attached (contract); the new exception is handed to CPython.
+        unsafe {
+            let built = (|| {
+                let class = self.attr(c"ActorFailed").ok()?;
+                let parts = [new_str(kind).ok()?, new_str(message).ok()?];
+                let ptrs: Vec<_> = parts.iter().map(Obj::as_ptr).collect();
+                super::helpers::call(&class, &ptrs).ok()
+            })();
+            match built {
+                Some(exc) => {
+                    ffi::PyErr_SetRaisedException(exc.into_ptr());
+                    Raised
+                }
+                None => self.raise_builtin(ffi::PyExc_RuntimeError, message),
             }
         }
     }

@@ -1,0 +1,437 @@
+//! The body of an actor's thread: start the actor, serve its mailbox, and on a failure
+//! (or a supervisor's request) start it again on this same thread, with the same
+//! mailbox, until it stops for good.
+//!
+//! # What counts as a failure
+//!
+//! An incarnation of an actor fails when a handler panics, when it returns an error or
+//! runs past its time limit under a [`FailurePolicy`] other than
+//! [`FailurePolicy::Resume`], or when its recipe fails to build it again after a
+//! restart. A panic is never resumed: the actor's state may be half-updated. The
+//! message being handled is always reported (the asker gets the error or the
+//! [`Fault`], a tell becomes a dead letter); messages still queued stay in the mailbox
+//! for the next incarnation.
+//!
+//! What happens next: under a supervisor, it decides (restart, after an optional
+//! backoff, or stop). Without one, [`FailurePolicy::Restart`] restarts in place and
+//! anything else stops the actor.
+//!
+//! If the thread itself dies (a panic outside any handler), the actor ends with
+//! [`StopReason::Panicked`] as if it had been killed: monitors are told, the queue goes
+//! to the dead letters, and waiting askers get `NoReply`.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, error, info_span, trace_span, warn};
+
+use crate::cell::{Busy, Cell, Envelope, Failed, Signal, spin_recv};
+use crate::dead_letters::DeadLetterReason;
+use crate::supervisor::{Decision, ParentLink};
+use crate::{
+    Actor, ActorContext, ActorRef, ActorState, ActorSystem, FailurePolicy, Fault, InterruptCause, Spawn, SpawnError,
+    StopReason,
+};
+
+pub(crate) type Started<E> = flume::Sender<Result<(), SpawnError<E>>>;
+
+/// Why an incarnation of an actor ended abnormally.
+struct Failure {
+    kind: FailureKind,
+    message: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// A handler error, or the recipe failing to start the actor again.
+    Error,
+    Panic,
+    TimeLimit,
+}
+
+impl Failure {
+    fn reason(&self) -> StopReason {
+        match self.kind {
+            FailureKind::Panic => StopReason::Panicked(self.message.as_str().into()),
+            FailureKind::Error | FailureKind::TimeLimit => StopReason::Failed(self.message.as_str().into()),
+        }
+    }
+}
+
+/// How a stretch of serving ended.
+enum Exit {
+    /// For good.
+    Stopped(StopReason),
+    /// The incarnation failed; the actor may be restarted.
+    Failed(Failure),
+    /// A supervisor asked for a restart (a sibling failed).
+    Restart,
+}
+
+/// How the actor's life ended.
+enum End<E> {
+    /// It never started: the spawner gets this error.
+    NeverStarted(SpawnError<E>, StopReason),
+    /// It ran and stopped.
+    Stopped(StopReason),
+}
+
+/// Runs an actor on the calling (new) thread until it stops for good.
+pub(crate) fn run<S: Spawn>(
+    mut spec: S,
+    cell: Arc<Cell<S::Actor>>,
+    system: ActorSystem,
+    started: Started<S::Error>,
+    parent: Option<ParentLink>,
+) {
+    let span = info_span!("actor", id = %cell.id, name = cell.name.as_deref().unwrap_or(""));
+    let _entered = span.enter();
+    cell.bind_thread();
+    if let Some(core) = spec.options().core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            warn!(core, "could not pin the actor's thread to its core");
+        }
+    }
+    let ctx = ActorContext { myself: ActorRef::new(Arc::clone(&cell)), system };
+    let mut started = Some(started);
+    let end = catch_unwind(AssertUnwindSafe(|| live(&mut spec, &ctx, &mut started, parent.as_ref()))).unwrap_or_else(
+        |panic| {
+            let message = format!("the actor's thread died: {}", panic_message(&*panic));
+            error!(%message, "actor thread panicked outside its handlers");
+            End::Stopped(StopReason::Panicked(message.into()))
+        },
+    );
+    let (reason, spawn_error) = match end {
+        End::NeverStarted(error, reason) => (reason, Some(error)),
+        End::Stopped(reason) => (reason, None),
+    };
+    cell.set_interrupter(None);
+    cell.set_state(ActorState::Stopping);
+    cell.close();
+    cell.drain_to_dead_letters(match (&reason, &spawn_error) {
+        (_, Some(_)) => DeadLetterReason::NotRunning,
+        (StopReason::Panicked(_), _) => DeadLetterReason::Panicked,
+        _ => DeadLetterReason::Killed,
+    });
+    debug!(%reason, "actor stopped");
+    ctx.system.forget(cell.id, cell.name.as_deref());
+    cell.finish(reason);
+    if let (Some(error), Some(started)) = (spawn_error, started) {
+        let _ = started.send(Err(error));
+    }
+}
+
+/// Starts, serves and restarts the actor; returns how its life ended.
+fn live<S: Spawn>(
+    spec: &mut S,
+    ctx: &ActorContext<S::Actor>,
+    started: &mut Option<Started<S::Error>>,
+    parent: Option<&ParentLink>,
+) -> End<S::Error> {
+    let cell = &ctx.myself.cell;
+    let policy = spec.options().on_failure.unwrap_or_else(|| spec.default_failure_policy(parent.is_some()));
+    loop {
+        let mut actor = match catch_unwind(AssertUnwindSafe(|| spec.start(ctx))) {
+            Ok(Ok(actor)) => actor,
+            Ok(Err(error)) => {
+                debug!(%error, "actor failed to start");
+                let message = error.to_string();
+                if started.is_some() {
+                    return End::NeverStarted(SpawnError::Start(error), StopReason::StartFailed(message.into()));
+                }
+                let failure = Failure { kind: FailureKind::Error, message: format!("restart failed: {message}") };
+                match after_failure(cell, parent, policy, &failure) {
+                    Some(()) => continue,
+                    None => return End::Stopped(StopReason::StartFailed(message.into())),
+                }
+            }
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                if started.is_some() {
+                    return End::NeverStarted(
+                        SpawnError::Panicked(message.clone()),
+                        StopReason::StartFailed(message.into()),
+                    );
+                }
+                let failure = Failure { kind: FailureKind::Panic, message: format!("restart panicked: {message}") };
+                match after_failure(cell, parent, policy, &failure) {
+                    Some(()) => continue,
+                    None => return End::Stopped(StopReason::StartFailed(message.into())),
+                }
+            }
+        };
+        cell.set_interrupter(actor.interrupter());
+        // A stop or kill that came while the actor was starting leaves it Stopping.
+        cell.transition(ActorState::Starting, ActorState::Running);
+        match started.take() {
+            Some(started) => {
+                let _ = started.send(Ok(()));
+                debug!("actor started");
+            }
+            None => debug!("actor restarted"),
+        }
+        let exit = serve(&mut actor, ctx, policy);
+        let reason = match &exit {
+            Exit::Stopped(reason) => reason.clone(),
+            Exit::Failed(failure) => failure.reason(),
+            Exit::Restart => StopReason::Failed("restart requested by the supervisor".into()),
+        };
+        if catch_unwind(AssertUnwindSafe(|| actor.stopped(ctx, &reason))).is_err() {
+            warn!("actor's stopped hook panicked");
+        }
+        cell.set_interrupter(None);
+        // The old actor (for a Python actor: its interpreter) goes before a new one starts.
+        drop(actor);
+        match exit {
+            Exit::Stopped(reason) => return End::Stopped(reason),
+            Exit::Restart => {
+                cell.restarts.fetch_add(1, Ordering::Relaxed);
+                debug!("restarting on the supervisor's request");
+            }
+            Exit::Failed(failure) => {
+                warn!(failure = %failure.message, "actor failed");
+                if after_failure(cell, parent, policy, &failure).is_none() {
+                    return End::Stopped(reason);
+                }
+            }
+        }
+        // Senders may keep queueing while the next incarnation starts.
+        cell.transition(ActorState::Running, ActorState::Starting);
+    }
+}
+
+/// Decides whether a failed actor restarts, counting the restart if it does: `Some` to
+/// restart now, `None` to stop.
+fn after_failure<A: Actor>(
+    cell: &Cell<A>,
+    parent: Option<&ParentLink>,
+    policy: FailurePolicy,
+    failure: &Failure,
+) -> Option<()> {
+    if cell.signal() >= Signal::Stop {
+        return None;
+    }
+    let restart = match (parent, policy) {
+        (_, FailurePolicy::Stop) => None,
+        (Some(parent), _) => restart_after(cell, parent, &failure.message),
+        (None, FailurePolicy::Restart) => Some(()),
+        // Unsupervised and resuming: only a panic (or a failed restart) ends up here.
+        (None, FailurePolicy::Resume) => None,
+    };
+    if restart.is_some() {
+        cell.restarts.fetch_add(1, Ordering::Relaxed);
+        // A restart request that came with the failure is served by this restart.
+        cell.take_restart();
+    }
+    restart
+}
+
+/// Asks the supervisor what to do about a failure, and waits out its backoff. `None`:
+/// stop (the supervisor said so or is gone, or the actor was told to stop meanwhile).
+fn restart_after<A: Actor>(cell: &Cell<A>, parent: &ParentLink, failure: &str) -> Option<()> {
+    let stop_requested = || cell.signal() >= Signal::Stop;
+    match parent.decide(cell.id, failure.to_owned(), &stop_requested) {
+        Decision::Stop => None,
+        Decision::Restart(delay) => {
+            let until = Instant::now() + delay;
+            while Instant::now() < until {
+                if stop_requested() {
+                    return None;
+                }
+                thread::sleep((until - Instant::now()).min(Duration::from_millis(5)));
+            }
+            Some(())
+        }
+    }
+}
+
+/// Handles messages until the actor is stopped, killed, fails, or is asked to restart.
+fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy) -> Exit {
+    let cell = &*ctx.myself.cell;
+    let busy = Busy::enter();
+    loop {
+        if cell.signal() == Signal::Kill {
+            return Exit::Stopped(StopReason::Killed);
+        }
+        if let Some(msg) = cell.take_urgent() {
+            if let Err(exit) = deliver(actor, ctx, Envelope::Tell(msg), policy) {
+                return exit;
+            }
+            continue;
+        }
+        let envelope = match cell.rx.try_recv() {
+            Ok(envelope) => envelope,
+            Err(_) => match cell.signal() {
+                Signal::Kill => return Exit::Stopped(StopReason::Killed),
+                Signal::Stop => {
+                    // Graceful: the mailbox is empty. Close it, then handle whatever
+                    // raced in before the close.
+                    cell.close();
+                    while let Some(envelope) =
+                        cell.take_urgent().map(Envelope::Tell).or_else(|| cell.rx.try_recv().ok())
+                    {
+                        if let Err(exit) = deliver(actor, ctx, envelope, policy) {
+                            return exit;
+                        }
+                    }
+                    return Exit::Stopped(StopReason::Normal);
+                }
+                Signal::Restart if cell.take_restart() => return Exit::Restart,
+                Signal::Restart | Signal::None => {
+                    actor.before_wait();
+                    let next = busy.idle(|| spin_recv(&cell.rx, cell.spin, None));
+                    actor.after_wait();
+                    match next {
+                        Ok(envelope) => envelope,
+                        Err(_) => return Exit::Stopped(StopReason::Normal),
+                    }
+                }
+            },
+        };
+        cell.made_room();
+        if cell.signal() == Signal::Kill {
+            cell.dead_letter(envelope, DeadLetterReason::Killed);
+            return Exit::Stopped(StopReason::Killed);
+        }
+        // A message taken off the mailbox cannot be put back, so a requested restart
+        // happens after it is handled.
+        if let Err(exit) = deliver(actor, ctx, envelope, policy) {
+            return exit;
+        }
+        if cell.signal() == Signal::Restart && cell.take_restart() {
+            return Exit::Restart;
+        }
+    }
+}
+
+/// What a handler call came to, as the core sees it.
+enum Handled<R, E> {
+    Ok(R),
+    Error(E),
+    Panic(String),
+    Interrupted(InterruptCause, Option<E>),
+}
+
+/// Runs one handler under the interrupt protocol (see `Cell::begin_handler`).
+fn call<A: Actor, R>(cell: &Cell<A>, handler: impl FnOnce() -> Result<R, A::Error>) -> Handled<R, A::Error> {
+    cell.begin_handler();
+    let result = catch_unwind(AssertUnwindSafe(handler));
+    let interrupted = cell.end_handler();
+    match (result, interrupted) {
+        (Err(panic), _) => Handled::Panic(panic_message(&*panic)),
+        // A kill that came as the handler returned takes nothing from its result.
+        (Ok(Ok(reply)), None | Some(InterruptCause::Kill)) => Handled::Ok(reply),
+        (Ok(Err(error)), None) => Handled::Error(error),
+        (Ok(result), Some(cause)) => Handled::Interrupted(cause, result.err()),
+    }
+}
+
+/// Handles one envelope. `Err` ends this incarnation of the actor. The message that
+/// failed is reported: an asker gets the error or fault, a tell becomes a dead letter.
+fn deliver<A: Actor>(
+    actor: &mut A,
+    ctx: &ActorContext<A>,
+    envelope: Envelope<A>,
+    policy: FailurePolicy,
+) -> Result<(), Exit> {
+    let cell = &*ctx.myself.cell;
+    let (handled, reply) = match envelope {
+        Envelope::Tell(msg) => {
+            let span = trace_span!("tell");
+            let _entered = span.enter();
+            (call(cell, || actor.handle_tell(ctx, msg)).map_ok(|()| None), None)
+        }
+        Envelope::Ask(msg, reply) => {
+            let span = trace_span!("ask");
+            let _entered = span.enter();
+            (call(cell, || actor.handle(ctx, msg)).map_ok(Some), Some(reply))
+        }
+        Envelope::Wake => return Ok(()),
+    };
+    let limit = cell.time_limit.unwrap_or_default();
+    let (outcome, failure) = match handled {
+        Handled::Ok(value) => (Ok(value), None),
+        Handled::Error(error) => {
+            let failure = (policy != FailurePolicy::Resume)
+                .then(|| Failure { kind: FailureKind::Error, message: error.to_string() });
+            if reply.is_none() {
+                warn!(%error, "handler failed on a tell");
+            }
+            (Err(Failed::Error(error)), failure)
+        }
+        Handled::Panic(message) => {
+            let failure = Failure { kind: FailureKind::Panic, message: format!("panicked: {message}") };
+            (Err(Failed::Fault(Fault::Panicked(message.into()))), Some(failure))
+        }
+        Handled::Interrupted(InterruptCause::Kill, error) => {
+            if let Some(error) = error {
+                debug!(%error, "the handler was interrupted by a kill");
+            }
+            (Err(Failed::Fault(Fault::Killed)), None)
+        }
+        Handled::Interrupted(InterruptCause::TimeLimit, error) => {
+            if let Some(error) = error {
+                warn!(%error, "the handler was interrupted at its time limit");
+            }
+            let failure = (policy != FailurePolicy::Resume).then(|| Failure {
+                kind: FailureKind::TimeLimit,
+                message: format!("the handler ran past its time limit of {limit:?}"),
+            });
+            (Err(Failed::Fault(Fault::TimeLimit(limit))), failure)
+        }
+    };
+    match (reply, outcome) {
+        (Some(reply), Ok(value)) => reply.send(Ok(value.unwrap_or_else(|| unreachable!("an ask has a reply")))),
+        (Some(reply), Err(failed)) => reply.send(Err(failed)),
+        (None, Ok(_)) => {}
+        (None, Err(failed)) => {
+            let reason = match failed {
+                Failed::Fault(Fault::Panicked(_)) => Some(DeadLetterReason::Panicked),
+                Failed::Fault(Fault::Killed) => Some(DeadLetterReason::Killed),
+                Failed::Fault(Fault::TimeLimit(_)) => Some(DeadLetterReason::Failed),
+                Failed::Error(_) => failure.is_some().then_some(DeadLetterReason::Failed),
+            };
+            // The handler consumed the message: only its type is left to record.
+            if let Some(reason) = reason {
+                cell.dead_letters.record_typed(
+                    cell.id,
+                    cell.name.as_deref(),
+                    reason,
+                    std::any::type_name::<A::Msg>(),
+                    None,
+                );
+            }
+        }
+    }
+    match failure {
+        // Killed meanwhile: the kill wins over a restart.
+        Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
+        Some(failure) => Err(Exit::Failed(failure)),
+        None => Ok(()),
+    }
+}
+
+impl<R, E> Handled<R, E> {
+    fn map_ok<T>(self, f: impl FnOnce(R) -> T) -> Handled<T, E> {
+        match self {
+            Handled::Ok(r) => Handled::Ok(f(r)),
+            Handled::Error(e) => Handled::Error(e),
+            Handled::Panic(m) => Handled::Panic(m),
+            Handled::Interrupted(c, e) => Handled::Interrupted(c, e),
+        }
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
