@@ -184,7 +184,10 @@ impl SpawnOptions {
 
 /// The recipe for a Rust actor: a factory that builds it, and its options.
 ///
-/// The factory runs on the actor's thread, and again if the actor is restarted.
+/// The factory runs on the actor's thread, and again if the actor is restarted. A
+/// recipe whose factory can be cloned can be a supervisor's child
+/// ([`ChildSpec`](crate::ChildSpec)).
+#[derive(Clone)]
 pub struct Props<F> {
     factory: F,
     options: SpawnOptions,

@@ -307,8 +307,15 @@ impl<A: Actor> Cell<A> {
         }
         if signal == Signal::Kill {
             if let Some(seq) = self.running_handler() {
-                if let (Some(_), Some(me)) = (self.interrupter(), self.me.upgrade()) {
-                    self.watchdog.interrupt(me as Arc<dyn Interruptible>, seq, InterruptCause::Kill);
+                match (self.interrupter(), self.me.upgrade()) {
+                    // Interrupting takes the actor's interpreter: the watchdog's job.
+                    (Some(_), Some(me)) => {
+                        self.watchdog.interrupt(me as Arc<dyn Interruptible>, seq, InterruptCause::Kill);
+                    }
+                    // A Rust handler can only be told (it may poll for it).
+                    _ => {
+                        self.mark_interrupted(seq, InterruptCause::Kill);
+                    }
                 }
             }
         }
@@ -413,6 +420,12 @@ impl<A: Actor> Cell<A> {
     fn running_handler(&self) -> Option<u64> {
         let word = self.handler.load(Ordering::SeqCst);
         (word != IDLE && word & CAUSE_BITS == 0).then_some(word >> 2)
+    }
+
+    /// Whether a handler is running.
+    #[cfg(test)]
+    pub(crate) fn in_handler(&self) -> bool {
+        self.handler.load(Ordering::SeqCst) != IDLE
     }
 
     /// Whether the running handler has been interrupted (for handlers that check).

@@ -1,7 +1,7 @@
 //! Messages that could not be delivered.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::{ActorId, Value};
@@ -50,6 +50,8 @@ const SUBSCRIBER_CAPACITY: usize = 4096;
 #[derive(Debug, Default)]
 pub struct DeadLetters {
     count: AtomicU64,
+    /// Whether anyone subscribes (then failed tells keep a copy of their message).
+    subscribed: AtomicBool,
     subscribers: Mutex<Vec<flume::Sender<DeadLetter>>>,
 }
 
@@ -62,10 +64,20 @@ impl DeadLetters {
     /// A stream of the dead letters from now on. A subscriber that falls more than 4096
     /// behind misses the newer ones (they are still counted and logged); dropping the
     /// receiver ends the subscription.
+    ///
+    /// While anyone subscribes, a [`Value`] told to an actor whose failures are not
+    /// resumed is copied before its handler runs, so that a tell whose handler fails
+    /// reaches subscribers with its message.
     pub fn subscribe(&self) -> flume::Receiver<DeadLetter> {
         let (tx, rx) = flume::bounded(SUBSCRIBER_CAPACITY);
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        self.subscribed.store(true, Ordering::Relaxed);
         rx
+    }
+
+    /// Whether dead letters should carry their message where that costs a copy.
+    pub(crate) fn wants_messages(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
     }
 
     pub(crate) fn record<M: Any>(&self, recipient: ActorId, name: Option<&str>, reason: DeadLetterReason, msg: &M) {
@@ -102,5 +114,8 @@ impl DeadLetters {
         let letter =
             DeadLetter { recipient, name: name.map(Arc::from), reason, message_type, message: message.cloned() };
         subscribers.retain(|tx| !matches!(tx.try_send(letter.clone()), Err(flume::TrySendError::Disconnected(_))));
+        if subscribers.is_empty() {
+            self.subscribed.store(false, Ordering::Relaxed);
+        }
     }
 }

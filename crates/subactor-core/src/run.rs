@@ -34,7 +34,7 @@ use crate::dead_letters::DeadLetterReason;
 use crate::supervisor::{Decision, ParentLink};
 use crate::{
     Actor, ActorContext, ActorRef, ActorState, ActorSystem, FailurePolicy, Fault, InterruptCause, Spawn, SpawnError,
-    StopReason,
+    StopReason, Value,
 };
 
 pub(crate) type Started<E> = flume::Sender<Result<(), SpawnError<E>>>;
@@ -339,10 +339,16 @@ fn deliver<A: Actor>(
     policy: FailurePolicy,
 ) -> Result<(), Exit> {
     let cell = &*ctx.myself.cell;
+    // A failed tell is reported with its message to dead-letter subscribers: the
+    // handler consumes it, so keep a copy while anyone subscribes.
+    let mut copy = None;
     let (handled, reply) = match envelope {
         Envelope::Tell(msg) => {
             let span = trace_span!("tell");
             let _entered = span.enter();
+            if policy != FailurePolicy::Resume && cell.dead_letters.wants_messages() {
+                copy = (&msg as &dyn Any).downcast_ref::<Value>().cloned();
+            }
             (call(cell, || actor.handle_tell(ctx, msg)).map_ok(|()| None), None)
         }
         Envelope::Ask(msg, reply) => {
@@ -395,15 +401,9 @@ fn deliver<A: Actor>(
                 Failed::Fault(Fault::TimeLimit(_)) => Some(DeadLetterReason::Failed),
                 Failed::Error(_) => failure.is_some().then_some(DeadLetterReason::Failed),
             };
-            // The handler consumed the message: only its type is left to record.
             if let Some(reason) = reason {
-                cell.dead_letters.record_typed(
-                    cell.id,
-                    cell.name.as_deref(),
-                    reason,
-                    std::any::type_name::<A::Msg>(),
-                    None,
-                );
+                let type_name = std::any::type_name::<A::Msg>();
+                cell.dead_letters.record_typed(cell.id, cell.name.as_deref(), reason, type_name, copy.as_ref());
             }
         }
     }

@@ -726,3 +726,6 @@ impl ActorRef<Supervisor> {
         self.children().into_iter().find(|c| c.index == index)?.actor()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -177,6 +177,9 @@ impl ActorSystem {
                 )));
             }
         }
+        if options.time_limit.is_some_and(|limit| limit.is_zero()) {
+            return Err(SpawnError::InvalidOptions("the time limit must be longer than zero".into()));
+        }
         let id = ActorId::next();
         if let Some(name) = &options.name {
             let mut names = lock(&inner.names);
@@ -184,10 +187,6 @@ impl ActorSystem {
                 return Err(SpawnError::NameTaken(name.to_string()));
             }
             names.insert(Arc::clone(name), id);
-        }
-        if options.time_limit.is_some_and(|limit| limit.is_zero()) {
-            self.forget(id, options.name.as_deref());
-            return Err(SpawnError::InvalidOptions("the time limit must be longer than zero".into()));
         }
         let config = CellConfig {
             capacity,
