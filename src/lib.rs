@@ -46,9 +46,11 @@ use std::time::Duration;
 
 pub use subactor_arena::{Arena, ArenaConfig, ArenaError, ArenaStats, Buffer, BufferMut};
 pub use subactor_core::{
-    Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, BoxError, DeadLetterReason,
-    DeadLetters, Failure, MAX_DEPTH, NeverFails, Outcome, Output, Pipeline, PipelineBuilder, PipelineError, Props,
-    Routing, SendError, Spawn, SpawnError, SpawnOptions, StopReason, TimerId, Value, ValueError, codec,
+    Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, Backoff, BoxError, ChildInfo,
+    ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Down, Failure, FailurePolicy, Fault, Intensity, Interrupt,
+    InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, Pipeline, PipelineBuilder, PipelineError, Props,
+    RestartType, Routing, SendError, Spawn, SpawnError, SpawnOptions, StopReason, Strategy, Supervisor,
+    SupervisorError, SupervisorSpec, TimerId, Value, ValueError, codec,
 };
 pub use subactor_host::{
     ConvertError, HostError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError,

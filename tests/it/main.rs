@@ -8,5 +8,6 @@ mod lifecycle;
 mod messaging;
 mod pipeline;
 mod spawn;
+mod supervision;
 mod talking;
 mod values;

@@ -121,6 +121,10 @@ pub trait Spawn: Send + 'static {
     /// Builds the actor. Runs on the actor's own thread.
     fn start(&mut self, ctx: &ActorContext<Self::Actor>) -> Result<Self::Actor, Self::Error>;
 
+    /// Called on the actor's thread once the actor has stopped for good, after its last
+    /// incarnation is dropped: releases whatever the recipe kept across restarts.
+    fn release(&mut self) {}
+
     /// The failure policy when the options set none: restart under a supervisor,
     /// resume without one.
     fn default_failure_policy(&self, supervised: bool) -> FailurePolicy {

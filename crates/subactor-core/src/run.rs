@@ -105,6 +105,9 @@ pub(crate) fn run<S: Spawn>(
             End::Stopped(StopReason::Panicked(message.into()))
         },
     );
+    if catch_unwind(AssertUnwindSafe(|| spec.release())).is_err() {
+        warn!("the recipe's release hook panicked");
+    }
     let (reason, spawn_error) = match end {
         End::NeverStarted(error, reason) => (reason, Some(error)),
         End::Stopped(reason) => (reason, None),

@@ -1,5 +1,6 @@
 //! [`PythonActor`] (the recipe) and [`PyActor`] (the running actor).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,13 +30,26 @@ pub struct PythonActor {
     class: String,
     args: Vec<Value>,
     options: SpawnOptions,
+    keep_interpreter: bool,
+}
+
+thread_local! {
+    /// The interpreter an actor of this thread keeps across restarts
+    /// ([`PythonActor::keep_interpreter_on_restart`]); emptied by `Spawn::release`.
+    static KEPT: RefCell<Option<PyActor>> = const { RefCell::new(None) };
 }
 
 impl PythonActor {
     /// An actor of `class` from `module` (dotted name or `.py` path), built with no
     /// arguments.
     pub fn new(module: impl Into<String>, class: impl Into<String>) -> PythonActor {
-        PythonActor { module: module.into(), class: class.into(), args: Vec::new(), options: SpawnOptions::default() }
+        PythonActor {
+            module: module.into(),
+            class: class.into(),
+            args: Vec::new(),
+            options: SpawnOptions::default(),
+            keep_interpreter: false,
+        }
     }
 
     /// The constructor's positional arguments: a tuple gives one argument per item
@@ -87,6 +101,17 @@ impl PythonActor {
         self
     }
 
+    /// Restarts the actor in the interpreter it already has, calling the class again,
+    /// instead of in a fresh interpreter (the default). A restart then costs the
+    /// constructor alone, and CPython's per-interpreter memory (about 1.7 MiB that an
+    /// ended interpreter never gives back) is not spent again; but module state
+    /// survives the restart, so a failure that corrupted it stays.
+    #[must_use]
+    pub fn keep_interpreter_on_restart(mut self, keep: bool) -> PythonActor {
+        self.keep_interpreter = keep;
+        self
+    }
+
     /// The module (dotted name or file path).
     pub fn module(&self) -> &str {
         &self.module
@@ -107,6 +132,13 @@ impl Spawn for PythonActor {
     }
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
+        if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
+            debug!(interpreter = kept.interpreter_id(), "restarting in the kept interpreter");
+            let interp = kept.interp();
+            interp.attach();
+            interp.instantiate(&self.module, &self.class, &self.args)?;
+            return Ok(kept);
+        }
         let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
         let mut interp = Interpreter::create(host.python_path())?;
         interp.install_module(ActorLink {
@@ -116,7 +148,16 @@ impl Spawn for PythonActor {
         })?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate(&self.module, &self.class, &self.args)?;
-        Ok(PyActor { interp, _host: host })
+        Ok(PyActor { interp: Some(interp), keep: self.keep_interpreter, _host: host })
+    }
+
+    fn release(&mut self) {
+        // The last incarnation kept its interpreter for a restart that will not come:
+        // end it now.
+        if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
+            kept.keep = false;
+            drop(kept);
+        }
     }
 }
 
@@ -125,21 +166,44 @@ impl Spawn for PythonActor {
 /// Its messages and replies are [`Value`]s. Messages handled back to back run under
 /// one attach of the interpreter's GIL, which is released whenever the mailbox is empty.
 pub struct PyActor {
-    // Declared first: the interpreter ends before the host lease is given back.
-    interp: Interpreter,
+    // Declared first: the interpreter ends before the host lease is given back. `None`
+    // only once handed to the next incarnation (see `Drop`).
+    interp: Option<Interpreter>,
+    /// Whether a restart reuses the interpreter.
+    keep: bool,
     _host: Arc<PythonHost>,
 }
 
 impl PyActor {
     /// CPython's id of the actor's interpreter.
     pub fn interpreter_id(&self) -> i64 {
-        self.interp.id()
+        self.interp.as_ref().map_or(-1, Interpreter::id)
+    }
+
+    fn interp(&mut self) -> &mut Interpreter {
+        self.interp.as_mut().unwrap_or_else(|| unreachable!("an actor has its interpreter until dropped"))
+    }
+}
+
+impl Drop for PyActor {
+    fn drop(&mut self) {
+        if !self.keep {
+            return;
+        }
+        // Keep the interpreter (without the instance) for a restart on this thread; if
+        // none comes, `Spawn::release` ends it.
+        if let Some(mut interp) = self.interp.take() {
+            interp.forget_instance();
+            interp.detach();
+            let kept = PyActor { interp: Some(interp), keep: true, _host: Arc::clone(&self._host) };
+            KEPT.with_borrow_mut(|slot| *slot = Some(kept));
+        }
     }
 }
 
 impl std::fmt::Debug for PyActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PyActor").field("interpreter", &self.interp.id()).finish_non_exhaustive()
+        f.debug_struct("PyActor").field("interpreter", &self.interpreter_id()).finish_non_exhaustive()
     }
 }
 
@@ -149,11 +213,11 @@ impl Actor for PyActor {
     type Error = ReceiveError;
 
     fn handle(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<Value, ReceiveError> {
-        self.interp.receive(&msg, true)
+        self.interp().receive(&msg, true)
     }
 
     fn handle_tell(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<(), ReceiveError> {
-        self.interp.receive(&msg, false).map(drop).inspect_err(|error| {
+        self.interp().receive(&msg, false).map(drop).inspect_err(|error| {
             if let Some(exception) = error.exception() {
                 debug!(traceback = %exception.traceback, "receive() failed on a tell");
             }
@@ -161,18 +225,18 @@ impl Actor for PyActor {
     }
 
     fn before_wait(&mut self) {
-        self.interp.detach();
+        self.interp().detach();
     }
 
     fn after_wait(&mut self) {
-        self.interp.attach();
+        self.interp().attach();
     }
 
     fn stopped(&mut self, _ctx: &ActorContext<Self>, reason: &StopReason) {
-        debug!(interpreter = self.interp.id(), %reason, "ending interpreter");
+        debug!(interpreter = self.interpreter_id(), %reason, keep = self.keep, "instance ended");
     }
 
     fn interrupter(&self) -> Option<Arc<dyn Interrupt>> {
-        self.interp.interrupter().map(|i| i as Arc<dyn Interrupt>)
+        self.interp.as_ref()?.interrupter().map(|i| i as Arc<dyn Interrupt>)
     }
 }

@@ -229,6 +229,10 @@ def load_module(target):
         name = os.path.splitext(os.path.basename(path))[0]
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no Python file at {path!r}")
+        cached = sys.modules.get(name)
+        if cached is not None and getattr(cached, "__file__", None) == path:
+            # Loaded already (an actor restarted in the interpreter it kept).
+            return cached
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load a module from {path!r}", path=path)

@@ -183,6 +183,12 @@ impl Interpreter {
         Ok(())
     }
 
+    /// Drops the actor instance (the interpreter stays, with its modules).
+    pub(crate) fn forget_instance(&mut self) {
+        self.attach();
+        self.actor = None;
+    }
+
     /// Calls the actor's `receive(msg)`; converts the result back when `reply` is set
     /// (otherwise answers `None` without converting).
     pub(crate) fn receive(&mut self, msg: &Value, reply: bool) -> Result<Value, ReceiveError> {

@@ -1,0 +1,116 @@
+"""Actors for the supervision tests (tests/it/supervision.rs)."""
+
+import os
+import random
+import time
+import uuid
+
+import subactor
+
+# Module state: 1 after the first instance in a fresh interpreter, and counting up when
+# an actor is restarted in the interpreter it kept.
+INSTANCES = 0
+
+
+class Flaky:
+    """Counts messages; raises on "boom", loops on "spin", sleeps on ("sleep", s).
+
+    The constructor raises while the file ``refuse`` names exists.
+    """
+
+    def __init__(self, refuse=None):
+        global INSTANCES
+        INSTANCES += 1
+        if refuse is not None and os.path.exists(refuse):
+            raise RuntimeError(f"refusing to start while {refuse} exists")
+        self.seen = 0
+
+    def receive(self, msg):
+        if msg == "boom":
+            raise ValueError("boom on purpose")
+        if msg == "spin":
+            while True:
+                pass
+        if msg == "state":
+            return (INSTANCES, self.seen)
+        if isinstance(msg, tuple) and msg[0] == "sleep":
+            time.sleep(msg[1])
+            return "slept"
+        self.seen += 1
+        return self.seen
+
+
+class Faulty:
+    """Processes integers, failing on a seeded random subset of them.
+
+    Each instance appends what it processed to its own file in ``log_dir``, so that the
+    test can check every message was processed exactly once or reported as failed.
+    """
+
+    def __init__(self, log_dir, seed, rate):
+        self.seed = seed
+        self.rate = rate
+        path = os.path.join(log_dir, f"{uuid.uuid4().hex}.log")
+        self.log = open(path, "a", encoding="ascii")
+
+    def receive(self, n):
+        if n == "flush":
+            self.log.flush()
+            return "flushed"
+        if random.Random(self.seed * 1_000_003 + n).random() < self.rate:
+            raise ValueError(f"injected failure {n}")
+        self.log.write(f"{n}\n")
+        self.log.flush()
+        return n
+
+
+class Watcher:
+    """Monitors actors it is sent and keeps the Downs it receives."""
+
+    def __init__(self):
+        self.downs = []
+        self.monitors = {}
+
+    def receive(self, msg):
+        if isinstance(msg, subactor.Down):
+            self.downs.append(msg)
+            return None
+        op = msg[0]
+        if op == "watch":
+            ref = msg[1]
+            self.monitors[ref.id] = subactor.monitor(ref)
+            return self.monitors[ref.id]
+        if op == "unwatch":
+            ref = msg[1]
+            return subactor.demonitor(ref, self.monitors.pop(ref.id))
+        if op == "downs":
+            return [(d.id, d.name, d.kind, d.detail, d.abnormal, d.reason) for d in self.downs]
+        if op == "last":
+            return self.downs[-1] if self.downs else None
+        raise ValueError(f"unknown request {msg!r}")
+
+
+class Asker:
+    """Asks another actor and reports what happened, as the in-actor API raises it."""
+
+    def receive(self, msg):
+        target, request = msg
+        try:
+            return ("reply", target.ask(request, timeout=30.0))
+        except subactor.ActorFailed as error:
+            return ("failed", error.kind, str(error))
+        except subactor.RemoteError as error:
+            return ("remote", error.type_name, error.remote_message)
+
+
+class Catcher:
+    """A handler that swallows the interrupt, and one that reports it."""
+
+    def receive(self, msg):
+        if msg == "report":
+            try:
+                while True:
+                    pass
+            except subactor.Interrupted as interrupt:
+                return type(interrupt).__name__
+        return None
