@@ -111,6 +111,41 @@ fn memory_lives_as_long_as_the_last_handle_or_view_in_any_interpreter() {
 }
 
 #[test]
+fn a_buffer_outlives_restarts_of_its_producer_and_of_the_reader_holding_a_view() {
+    let rt = runtime();
+    let arena = rt.arena().clone();
+    let restarting = |class: &str| {
+        rt.spawn(subactor::PythonActor::new("buffers", class).on_failure(subactor::FailurePolicy::Restart))
+            .expect("spawn")
+    };
+    let (producer, reader) = (restarting("Producer"), restarting("Reader"));
+    let (frozen, address, _, _): (Value, u64, u64, String) =
+        producer.blocking_ask(("make", 1 << 20), TIMEOUT).expect("make").try_into().expect("tuple");
+    reader.blocking_ask(("keep", frozen.clone()), TIMEOUT).expect("keep");
+    let kept = reader.blocking_ask(("kept_digest", Value::None), TIMEOUT).expect("digest");
+    drop(frozen);
+
+    // The producer restarts: the interpreter that made the buffer ends.
+    assert!(producer.blocking_ask(("boom",), TIMEOUT).is_err());
+    eventually("the producer restarted", || producer.restarts() == 1);
+    assert_eq!(arena.stats().buffers_live, 1, "the reader's view keeps the memory");
+    assert_eq!(reader.blocking_ask(("kept_digest", Value::None), TIMEOUT).expect("digest"), kept, "same bytes");
+
+    // A fresh buffer from the restarted producer does not reuse the memory still viewed.
+    let (again, ..): (Value, u64, u64, String) =
+        producer.blocking_ask(("make", 1 << 20), TIMEOUT).expect("make").try_into().expect("tuple");
+    let Value::Buffer(again) = again else { panic!("a buffer") };
+    assert_ne!(again.as_ptr() as u64, address);
+    drop(again);
+
+    // The reader restarts with the view alive in its old interpreter: the memory goes.
+    assert!(reader.blocking_ask(("boom", Value::None), TIMEOUT).is_err());
+    eventually("the memory is returned", || arena.stats().buffers_live == 0);
+    assert_eq!(arena.stats().bytes_live, 0);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn the_arena_limit_is_a_clear_python_error() {
     let rt = Runtime::builder()
         .python_path([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")])

@@ -44,6 +44,8 @@ class Producer:
             data = bytes(range(256)) * 4
             copy = subactor.Buffer.from_bytes(data)
             return (copy, bytes(copy) == data, len(copy))
+        if op == "boom":
+            raise RuntimeError("the producer fails on purpose")
         if op == "too_big":
             try:
                 subactor.alloc(msg[1])
@@ -68,6 +70,8 @@ class Reader:
             return len(self.kept)
         if op == "kept_digest":
             return digest(self.kept[-1])
+        if op == "boom":
+            raise RuntimeError("the reader fails on purpose")
         if op == "write":
             errors = []
             try:
