@@ -21,6 +21,7 @@ use flume::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::Notify;
 
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
+use crate::sync::lock;
 use crate::watchdog::{Interruptible, Watchdog};
 use crate::{Actor, ActorId, ActorState, Down, Fault, Interrupt, InterruptCause, MonitorId, StopReason};
 
@@ -340,7 +341,7 @@ impl<A: Actor> Cell<A> {
     /// Runs `f` when the actor has stopped for good (at once if it already has).
     pub(crate) fn on_stop(&self, f: MonitorFn) -> MonitorId {
         let id = MonitorId::next();
-        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut monitors = lock(&self.monitors);
         match self.stop_reason() {
             Some(reason) => {
                 drop(monitors);
@@ -353,7 +354,7 @@ impl<A: Actor> Cell<A> {
 
     /// Removes a monitor that has not fired; `true` if it was there.
     pub(crate) fn remove_monitor(&self, id: MonitorId) -> bool {
-        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut monitors = lock(&self.monitors);
         let before = monitors.len();
         monitors.retain(|(m, _)| *m != id);
         monitors.len() != before
@@ -372,12 +373,12 @@ impl<A: Actor> Cell<A> {
     pub(crate) fn finish(&self, reason: StopReason) {
         let monitors = {
             // Under the monitors' lock, so that `on_stop` either sees the reason or is told.
-            let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
-            *self.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+            let mut monitors = lock(&self.monitors);
+            *lock(&self.stop_reason) = Some(reason.clone());
             std::mem::take(&mut *monitors)
         };
         self.set_state(ActorState::Stopped);
-        self.done_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        lock(&self.done_tx).take();
         self.room.notify_waiters();
         let down = Down { id: self.id, name: self.name.clone(), reason };
         for (_, monitor) in monitors {
@@ -386,7 +387,7 @@ impl<A: Actor> Cell<A> {
     }
 
     pub(crate) fn stop_reason(&self) -> Option<StopReason> {
-        self.stop_reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.stop_reason).clone()
     }
 
     pub(crate) fn done(&self) -> &Receiver<()> {
@@ -434,11 +435,11 @@ impl<A: Actor> Cell<A> {
     }
 
     pub(crate) fn set_interrupter(&self, interrupter: Option<Arc<dyn Interrupt>>) {
-        *self.interrupter.lock().unwrap_or_else(|e| e.into_inner()) = interrupter;
+        *lock(&self.interrupter) = interrupter;
     }
 
     pub(crate) fn interrupter(&self) -> Option<Arc<dyn Interrupt>> {
-        self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.interrupter).clone()
     }
 
     /// Records that handler `seq` is interrupted for `cause`; `false` if it has ended
@@ -466,7 +467,7 @@ impl<A: Actor> Cell<A> {
             return;
         }
         {
-            let mut urgent = self.urgent.lock().unwrap_or_else(|e| e.into_inner());
+            let mut urgent = lock(&self.urgent);
             urgent.push_back(msg);
             self.urgent_len.fetch_add(1, Ordering::Release);
         }
@@ -479,7 +480,7 @@ impl<A: Actor> Cell<A> {
         if self.urgent_len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let msg = self.urgent.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
+        let msg = lock(&self.urgent).pop_front()?;
         self.urgent_len.fetch_sub(1, Ordering::Release);
         Some(msg)
     }

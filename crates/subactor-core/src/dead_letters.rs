@@ -4,6 +4,7 @@ use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::sync::lock;
 use crate::{ActorId, Value};
 
 /// Why a message became a dead letter.
@@ -70,7 +71,7 @@ impl DeadLetters {
     /// reaches subscribers with its message.
     pub fn subscribe(&self) -> flume::Receiver<DeadLetter> {
         let (tx, rx) = flume::bounded(SUBSCRIBER_CAPACITY);
-        self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        lock(&self.subscribers).push(tx);
         self.subscribed.store(true, Ordering::Relaxed);
         rx
     }
@@ -107,7 +108,7 @@ impl DeadLetters {
             message_type,
             "dead letter"
         );
-        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut subscribers = lock(&self.subscribers);
         if subscribers.is_empty() {
             return;
         }

@@ -36,6 +36,7 @@ mod lifecycle;
 mod pipeline;
 mod run;
 mod supervisor;
+mod sync;
 mod system;
 mod timers;
 mod value;

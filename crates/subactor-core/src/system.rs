@@ -4,7 +4,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use crate::cell::{Cell, CellConfig, Signal};
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::run::run;
 use crate::supervisor::ParentLink;
+use crate::sync::lock;
 use crate::timers::{Job, TimerId, Timers};
 use crate::watchdog::{Interruptible, Watchdog};
 use crate::{Actor, ActorId, ActorRef, AnyRef, Spawn, SpawnError, Value};
@@ -132,12 +133,6 @@ impl fmt::Debug for SystemBuilder {
             .field("spin", &self.spin)
             .finish_non_exhaustive()
     }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: every value
-/// behind these mutexes is valid at every point.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ActorSystem {

@@ -10,7 +10,7 @@
 //! The thread starts with the first request or watched actor, and ends at shutdown,
 //! after every actor thread has been joined (a killed runaway handler needs it).
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 use crate::Actor;
 use crate::InterruptCause;
 use crate::cell::{Cell, nanos_since_epoch};
+use crate::sync::lock;
 
 /// What the watchdog needs of an actor's cell, whatever its actor type.
 pub(crate) trait Interruptible: Send + Sync {
@@ -53,10 +54,6 @@ struct Shared {
 pub(crate) struct Watchdog {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Watchdog {
@@ -118,8 +115,10 @@ fn watch(shared: &Shared) {
             let mut state = lock(&shared.state);
             if state.requests.is_empty() && !state.closed {
                 state = match state.period {
-                    Some(period) => shared.changed.wait_timeout(state, period).unwrap_or_else(|e| e.into_inner()).0,
-                    None => shared.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
+                    Some(period) => {
+                        shared.changed.wait_timeout(state, period).unwrap_or_else(PoisonError::into_inner).0
+                    }
+                    None => shared.changed.wait(state).unwrap_or_else(PoisonError::into_inner),
                 };
             }
             if state.closed {

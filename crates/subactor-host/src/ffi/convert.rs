@@ -360,11 +360,10 @@ unsafe fn down_from_python(obj: *mut ffi::PyObject, helpers: &Helpers) -> Result
             let obj = item(i);
             if obj == ffi::Py_None() { Ok(None) } else { to_rust_string(obj).map(Some).ok_or_else(invalid) }
         };
-        let id = ffi::PyLong_AsUnsignedLongLong(item(0));
-        if id == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+        let Ok(id) = super::module::unsigned(item(0)) else {
             ffi::PyErr_Clear();
             return Err(invalid());
-        }
+        };
         let name = optional(1)?;
         let kind = optional(2)?.ok_or_else(invalid)?;
         let reason = reason_of(&kind, optional(3)?).ok_or_else(invalid)?;

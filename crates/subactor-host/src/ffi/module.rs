@@ -473,6 +473,22 @@ impl ModuleState {
         Ok(unsafe { &*self.link })
     }
 
+    /// The actor behind `obj`, which must be an `ActorRef`; `what` names it in the
+    /// `TypeError` otherwise.
+    ///
+    /// # Safety
+    ///
+    /// `obj` belongs to the attached interpreter.
+    unsafe fn actor_ref<'a>(&self, obj: *mut ffi::PyObject, what: &str) -> PyResult<&'a AnyRef> {
+        // SAFETY: attached (contract); the type is checked before the cast.
+        unsafe {
+            if ffi::Py_TYPE(obj).cast() != self.actor_ref_type {
+                return Err(self.helpers().raise_builtin(ffi::PyExc_TypeError, &format!("{what} must be an ActorRef")));
+            }
+            Ok(ref_actor(obj))
+        }
+    }
+
     /// Converts a Python object; raises on failure.
     ///
     /// # Safety
@@ -497,6 +513,19 @@ impl ModuleState {
             // SAFETY: attached.
             unsafe { self.helpers().raise_convert(&e) }
         })
+    }
+}
+
+/// Reads a non-negative int that fits in 64 bits (an id); raises otherwise.
+///
+/// # Safety
+///
+/// Attached; `obj` valid.
+pub(super) unsafe fn unsigned(obj: *mut ffi::PyObject) -> PyResult<u64> {
+    // SAFETY: attached (contract); an error is signalled by u64::MAX plus a set error.
+    unsafe {
+        let n = ffi::PyLong_AsUnsignedLongLong(obj);
+        if n == u64::MAX && !ffi::PyErr_Occurred().is_null() { Err(Raised) } else { Ok(n) }
     }
 }
 
@@ -725,13 +754,10 @@ unsafe extern "C" fn send_after(
                 return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "send_after() takes (delay, ref, msg)"));
             }
             let delay = seconds(*args, helpers, "delay")?;
-            let target = *args.add(1);
-            if ffi::Py_TYPE(target).cast() != state.actor_ref_type {
-                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "send_after(): ref must be an ActorRef"));
-            }
+            let target = state.actor_ref(*args.add(1), "send_after(): ref")?;
             let msg = state.value(*args.add(2))?;
             let link = state.link()?;
-            match link.system.send_after(delay, ref_actor(target).clone(), msg) {
+            match link.system.send_after(delay, target.clone(), msg) {
                 Some(id) => Ok(ffi::PyLong_FromUnsignedLongLong(id.as_u64())),
                 None => Err(helpers.raise(c"ActorStopped", "the runtime has shut down")),
             }
@@ -744,11 +770,8 @@ unsafe extern "C" fn monitor(module: *mut ffi::PyObject, target: *mut ffi::PyObj
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
         unsafe {
             let state = state_of_module(module);
-            if ffi::Py_TYPE(target).cast() != state.actor_ref_type {
-                return Err(state.helpers().raise_builtin(ffi::PyExc_TypeError, "monitor() takes an ActorRef"));
-            }
-            let link = state.link()?;
-            let id = ref_actor(target).monitor_by(&link.myself);
+            let target = state.actor_ref(target, "monitor(): ref")?;
+            let id = target.monitor_by(&state.link()?.myself);
             Ok(ffi::PyLong_FromUnsignedLongLong(id.as_u64()))
         }
     })
@@ -763,15 +786,12 @@ unsafe extern "C" fn demonitor(
         // SAFETY: CPython calls this on our module, attached, with `nargs` arguments.
         unsafe {
             let state = state_of_module(module);
-            let helpers = state.helpers();
-            if nargs != 2 || ffi::Py_TYPE(*args).cast() != state.actor_ref_type {
+            if nargs != 2 {
+                let helpers = state.helpers();
                 return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "demonitor() takes (ref, monitor_id)"));
             }
-            let id = ffi::PyLong_AsUnsignedLongLong(*args.add(1));
-            if id == u64::MAX && !ffi::PyErr_Occurred().is_null() {
-                return Err(Raised);
-            }
-            let removed = ref_actor(*args).demonitor(MonitorId::from_u64(id));
+            let target = state.actor_ref(*args, "demonitor(): ref")?;
+            let removed = target.demonitor(MonitorId::from_u64(unsigned(*args.add(1))?));
             Ok(ffi::PyBool_FromLong(removed.into()))
         }
     })
@@ -782,11 +802,7 @@ unsafe extern "C" fn cancel_timer(module: *mut ffi::PyObject, id: *mut ffi::PyOb
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
         unsafe {
             let state = state_of_module(module);
-            let id = ffi::PyLong_AsUnsignedLongLong(id);
-            if id == u64::MAX && !ffi::PyErr_Occurred().is_null() {
-                return Err(Raised);
-            }
-            let cancelled = state.link()?.system.cancel_timer(TimerId::from_u64(id));
+            let cancelled = state.link()?.system.cancel_timer(TimerId::from_u64(unsigned(id)?));
             Ok(ffi::PyBool_FromLong(cancelled.into()))
         }
     })
