@@ -182,6 +182,32 @@ fn a_time_limit_interrupts_a_runaway_handler_and_the_supervisor_restarts_the_act
 }
 
 #[test]
+fn a_handler_stuck_in_c_holding_its_gil_does_not_delay_other_interrupts() {
+    let rt = runtime();
+    let limit = Duration::from_millis(100);
+    let (stuck, spinner) =
+        (rt.spawn(flaky().time_limit(limit)).expect("spawn"), rt.spawn(flaky().time_limit(limit)).expect("spawn"));
+    let started = Instant::now();
+    let in_c = {
+        let stuck = stuck.clone();
+        thread::spawn(move || stuck.blocking_ask(("csum", 200_000_000), TIMEOUT))
+    };
+    // Its interrupt is under way, waiting for a GIL that C code holds for seconds.
+    thread::sleep(Duration::from_millis(300));
+    let spin_started = Instant::now();
+    let spun = spinner.blocking_ask("spin", TIMEOUT);
+    let spin_took = spin_started.elapsed();
+    assert!(matches!(spun, Err(AskError::Fault(Fault::TimeLimit(_)))), "{spun:?}");
+    let stuck_answer = in_c.join().expect("asker");
+    let stuck_took = started.elapsed();
+    eprintln!("interrupted a loop after {spin_took:?} while another handler held its GIL in C for {stuck_took:?}");
+    assert!(spin_took < stuck_took / 2, "the loop was interrupted without waiting for the C call");
+    // The C call could not be interrupted; the exception went off once it returned.
+    assert!(matches!(stuck_answer, Err(AskError::Fault(Fault::TimeLimit(_)))), "{stuck_answer:?}");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn python_askers_see_faults_as_actor_failed_and_exceptions_as_remote_errors() {
     let rt = runtime();
     let asker = rt.spawn(PythonActor::new("supervised", "Asker")).expect("asker");

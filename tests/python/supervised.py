@@ -13,7 +13,8 @@ INSTANCES = 0
 
 
 class Flaky:
-    """Counts messages; raises on "boom", loops on "spin", sleeps on ("sleep", s).
+    """Counts messages; raises on "boom", loops on "spin", sleeps on ("sleep", s), and
+    sums in C, holding the GIL, on ("csum", n).
 
     The constructor raises while the file ``refuse`` names exists.
     """
@@ -36,6 +37,9 @@ class Flaky:
         if isinstance(msg, tuple) and msg[0] == "sleep":
             time.sleep(msg[1])
             return "slept"
+        if isinstance(msg, tuple) and msg[0] == "csum":
+            # One long call into C that holds the GIL and never checks for exceptions.
+            return sum(range(msg[1]))
         self.seen += 1
         return self.seen
 

@@ -169,6 +169,8 @@ pub(crate) struct Cell<A: Actor> {
     /// meaningful only while `handler` names it.
     deadline: AtomicU64,
     next_seq: AtomicU64,
+    /// The last handler an interrupt was dispatched for (see [`Cell::claim_interrupt`]).
+    interrupting: AtomicU64,
     /// How to break into the running handler (a Python actor's interpreter).
     interrupter: Mutex<Option<Arc<dyn Interrupt>>>,
     pub(crate) watchdog: Arc<Watchdog>,
@@ -255,6 +257,7 @@ impl<A: Actor> Cell<A> {
             handler: AtomicU64::new(IDLE),
             deadline: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(1),
+            interrupting: AtomicU64::new(0),
             interrupter: Mutex::new(None),
             watchdog: config.watchdog,
             me,
@@ -448,13 +451,20 @@ impl<A: Actor> Cell<A> {
         self.handler.compare_exchange(seq << 2, seq << 2 | cause.bits(), Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
+    /// Claims handler `seq` for one interrupt; `false` if one was dispatched already.
+    /// Sequence numbers only grow, so a later handler can always be claimed.
+    pub(crate) fn claim_interrupt(&self, seq: u64) -> bool {
+        self.interrupting.fetch_max(seq, Ordering::AcqRel) < seq
+    }
+
     /// The running handler, if it has run past its deadline at `now` and nothing has
     /// interrupted it yet.
     pub(crate) fn overdue_handler(&self, now: u64) -> Option<u64> {
         // The handler word first: `begin_handler` writes the deadline before it, so the
         // deadline read next is that handler's (or a later one's, never an earlier one's).
         let seq = self.running_handler()?;
-        (now >= self.deadline.load(Ordering::SeqCst)).then_some(seq)
+        let claimed = self.interrupting.load(Ordering::Acquire) >= seq;
+        (!claimed && now >= self.deadline.load(Ordering::SeqCst)).then_some(seq)
     }
 
     // ---- urgent messages ------------------------------------------------------------

@@ -23,7 +23,11 @@ use crate::sync::lock;
 
 /// What the watchdog needs of an actor's cell, whatever its actor type.
 pub(crate) trait Interruptible: Send + Sync {
-    /// Interrupts handler `seq` for `cause`, if it still runs.
+    /// Claims the right to interrupt handler `seq`: `false` if an interrupt of it is
+    /// already under way, so that each handler gets one.
+    fn claim(&self, seq: u64) -> bool;
+    /// Interrupts handler `seq` for `cause`, if it still runs. May block until the
+    /// handler can be reached (a Python interrupter waits for the interpreter's GIL).
     fn interrupt(&self, seq: u64, cause: InterruptCause);
     /// The handler that has run past its deadline at `now` (nanoseconds since the
     /// epoch), if there is one and nothing has interrupted it yet.
@@ -129,19 +133,41 @@ fn watch(shared: &Shared) {
             (std::mem::take(&mut state.requests), watched)
         };
         for (target, seq, cause) in requests {
-            target.interrupt(seq, cause);
+            dispatch(target, seq, cause);
         }
         let now = nanos_since_epoch(std::time::Instant::now());
         for target in watched {
             if let Some(seq) = target.overdue(now) {
                 debug!(seq, "a handler ran past its time limit");
-                target.interrupt(seq, InterruptCause::TimeLimit);
+                dispatch(target, seq, InterruptCause::TimeLimit);
             }
         }
     }
 }
 
+/// Interrupts on a thread of its own: reaching a handler can take a while (a Python
+/// handler in C code that holds its GIL cannot be reached at all), and the watchdog must
+/// keep serving every other actor meanwhile.
+fn dispatch(target: Arc<dyn Interruptible>, seq: u64, cause: InterruptCause) {
+    if !target.claim(seq) {
+        return;
+    }
+    let interrupter = Arc::clone(&target);
+    let spawned = thread::Builder::new()
+        .name("subactor-interrupt".into())
+        .stack_size(256 << 10)
+        .spawn(move || interrupter.interrupt(seq, cause));
+    if let Err(error) = spawned {
+        warn!(%error, "cannot start an interrupt thread: interrupting from the watchdog");
+        target.interrupt(seq, cause);
+    }
+}
+
 impl<A: Actor> Interruptible for Cell<A> {
+    fn claim(&self, seq: u64) -> bool {
+        self.claim_interrupt(seq)
+    }
+
     fn interrupt(&self, seq: u64, cause: InterruptCause) {
         let confirm = || self.mark_interrupted(seq, cause);
         match self.interrupter() {
