@@ -52,7 +52,9 @@ fn line(label: &str, samples: &mut [Duration]) -> Duration {
     p50
 }
 
-/// From the moment the asker has the failure to the moment the replacement answers.
+/// From the moment the failing message is sent (its handler raises at once) to the
+/// moment the replacement answers the next one: the exception's report, the end of the
+/// old interpreter, the new one, the import and the constructor.
 fn restart_latency(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
     let sup = rt.spawn(
         SupervisorSpec::new(Strategy::OneForOne)
@@ -64,10 +66,10 @@ fn restart_latency(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
     let measure = |actor: &subactor::PyRef| -> Result<Vec<Duration>, Box<dyn Error>> {
         let mut samples = Vec::with_capacity(rounds);
         for i in 0..rounds + 3 {
+            let failed_at = Instant::now();
             if actor.blocking_ask("bad:x", TIMEOUT).is_ok() {
                 return Err("the worker should have failed".into());
             }
-            let failed_at = Instant::now();
             actor.blocking_ask("ok:1", TIMEOUT)?;
             // The first restarts warm the page cache and the bootstrap's marshal cache.
             if i >= 3 {
@@ -89,7 +91,7 @@ fn restart_latency(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
         actor.stop();
         actor.blocking_wait();
     }
-    println!("restart latency ({rounds} restarts each: failure reported -> replacement answers)");
+    println!("restart latency ({rounds} restarts each: failing message sent -> replacement answers)");
     let fresh_p50 = line("restart, fresh interpreter", &mut fresh_samples);
     line("restart, kept interpreter", &mut kept_samples);
     let spawn_p50 = line("cold spawn + first answer (baseline)", &mut spawns);

@@ -98,6 +98,20 @@ fn an_exception_reaches_the_asker_with_type_message_and_traceback() {
     assert!(exception.traceback.contains("in helper_that_raises"), "{}", exception.traceback);
     assert!(format!("{exception:#}").contains("Traceback"), "the alternate form shows the traceback");
 
+    // Chained causes are part of the traceback, innermost first, as Python prints them.
+    let err = raiser.blocking_ask("chained", TIMEOUT).expect_err("raises");
+    let traceback = &err.handler_error().and_then(ReceiveError::exception).expect("an exception").traceback;
+    let (cause, link, outer) = (
+        traceback.find("KeyError: 'missing'").expect("the cause"),
+        traceback.find("The above exception was the direct cause").expect("the link"),
+        traceback.find("RuntimeError: lookup failed").expect("the exception"),
+    );
+    assert!(cause < link && link < outer, "{traceback}");
+    assert!(traceback.contains(r#"{}["missing"]"#), "source lines are shown: {traceback}");
+    let err = raiser.blocking_ask("group", TIMEOUT).expect_err("raises");
+    let traceback = &err.handler_error().and_then(ReceiveError::exception).expect("an exception").traceback;
+    assert!(traceback.contains("ValueError: one") && traceback.contains("TypeError: two"), "{traceback}");
+
     // SystemExit in a handler is an exception like any other: the process lives on.
     let err = raiser.blocking_ask("exit", TIMEOUT).expect_err("raises");
     assert_eq!(err.handler_error().and_then(ReceiveError::exception).map(|e| e.type_name.as_str()), Some("SystemExit"));

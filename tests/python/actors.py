@@ -71,6 +71,13 @@ class Raiser:
             helper_that_raises()
         if msg == "exit":
             raise SystemExit(3)
+        if msg == "chained":
+            try:
+                {}["missing"]
+            except KeyError as error:
+                raise RuntimeError("lookup failed") from error
+        if msg == "group":
+            raise ExceptionGroup("several", [ValueError("one"), TypeError("two")])
         return "ok"
 
 
