@@ -53,7 +53,7 @@ pub use subactor_core::{
     SupervisorError, SupervisorSpec, TimerId, Value, ValueError, codec,
 };
 pub use subactor_host::{
-    ConvertError, HostError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError,
+    ConvertError, HostError, MainModule, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError,
 };
 
 /// A reference to a Python actor.
@@ -77,6 +77,7 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct RuntimeBuilder {
     python_path: Option<Vec<PathBuf>>,
+    main_module: Option<MainModule>,
     arena: Option<ArenaConfig>,
     system: subactor_core::SystemBuilder,
 }
@@ -88,6 +89,16 @@ impl RuntimeBuilder {
     #[must_use]
     pub fn python_path<P: Into<PathBuf>>(mut self, folders: impl IntoIterator<Item = P>) -> Self {
         self.python_path = Some(folders.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The main program of the Python process that drives this runtime (the `subactor`
+    /// Python package sets it): actors that need a class, function or pickled object it
+    /// defines load it as `__mp_main__`, without running its `if __name__ == "__main__":`
+    /// block. See [`MainModule`].
+    #[must_use]
+    pub fn main_module(mut self, main: MainModule) -> Self {
+        self.main_module = Some(main);
         self
     }
 
@@ -121,7 +132,7 @@ impl RuntimeBuilder {
     pub fn build(self) -> Result<Runtime, Error> {
         let python_path = self.python_path.unwrap_or_else(|| vec![PathBuf::from(".")]);
         let arena = Arena::with_config(self.arena.unwrap_or_default())?;
-        let host = Arc::new(PythonHost::start(python_path, arena.clone())?);
+        let host = Arc::new(PythonHost::start(python_path, arena.clone())?.with_main_module(self.main_module));
         let system = self.system.extension(Arc::clone(&host)).build();
         tracing::info!(python = ?host.python_version(), "runtime started");
         Ok(Runtime { system, arena, host: Mutex::new(Some(host)) })

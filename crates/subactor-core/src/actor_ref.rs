@@ -78,6 +78,20 @@ impl<A: Actor> ActorRef<A> {
             .map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
     }
 
+    /// Sends a message, waiting up to `timeout` for room while the mailbox is full; a
+    /// mailbox still full then hands the message back in [`SendError::Full`]. With a zero
+    /// timeout it is [`try_tell`](Self::try_tell). Lets a caller wait in slices (and look
+    /// at other things, such as signals, in between).
+    pub fn blocking_tell_timeout(&self, msg: impl Into<A::Msg>, timeout: Duration) -> Result<(), SendError<A::Msg>> {
+        let envelope = Envelope::Tell(msg.into());
+        let sent = if timeout.is_zero() {
+            self.cell.try_send(envelope)
+        } else {
+            self.cell.send_blocking(envelope, Some(Instant::now() + timeout))
+        };
+        sent.map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
+    }
+
     /// Sends a message, waiting (asynchronously) for room while the mailbox is full.
     ///
     /// If this future is dropped while it waits, the message is dropped with it.
@@ -168,6 +182,37 @@ impl<A: Actor> ActorRef<A> {
             };
             self.send_error(Envelope::Tell(msg), refusal)
         })
+    }
+
+    /// As [`blocking_ask_then`](Self::blocking_ask_then), but waits for room for at most
+    /// `timeout` (zero: not at all); a mailbox still full then hands the message back in
+    /// [`SendError::Full`], and `then` is dropped without running.
+    pub fn blocking_ask_then_timeout(
+        &self,
+        msg: impl Into<A::Msg>,
+        timeout: Duration,
+        then: impl FnOnce(Outcome<A::Reply, A::Error>) + Send + 'static,
+    ) -> Result<(), SendError<A::Msg>> {
+        let envelope = Envelope::Ask(msg.into(), ReplyTo::Callback(Callback::new(Box::new(then))));
+        let sent = if timeout.is_zero() {
+            self.cell.try_send(envelope)
+        } else {
+            self.cell.send_blocking(envelope, Some(Instant::now() + timeout))
+        };
+        sent.map_err(|(envelope, refusal)| self.refused_callback(envelope, refusal))
+    }
+
+    /// The error for an ask-then whose message was refused: the message comes back to
+    /// the caller, so its callback must not report it.
+    fn refused_callback(&self, envelope: Envelope<A>, refusal: Refusal) -> SendError<A::Msg> {
+        let msg = match envelope {
+            Envelope::Ask(msg, ReplyTo::Callback(mut callback)) => {
+                callback.defuse();
+                msg
+            }
+            other => other.into_msg().unwrap_or_else(|| unreachable!("an ask carries a message")),
+        };
+        self.send_error(Envelope::Tell(msg), refusal)
     }
 
     fn ask_error(&self, envelope: Envelope<A>, refusal: Refusal) -> AskError<A::Msg, A::Error> {

@@ -23,12 +23,20 @@ trait ValueActor: Send + Sync {
     fn state(&self) -> ActorState;
     fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
     fn blocking_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
+    fn blocking_tell_timeout(&self, msg: Value, timeout: Duration) -> Result<(), SendError<Value>>;
     fn blocking_ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>>;
     fn blocking_ask_then(&self, msg: Value, then: ValueCallback) -> Result<(), SendError<Value>>;
+    fn blocking_ask_then_timeout(
+        &self,
+        msg: Value,
+        timeout: Duration,
+        then: ValueCallback,
+    ) -> Result<(), SendError<Value>>;
     fn mailbox_len(&self) -> usize;
     fn stop(&self);
     fn kill(&self);
     fn blocking_wait(&self) -> StopReason;
+    fn blocking_wait_timeout(&self, timeout: Duration) -> Option<StopReason>;
     fn restarts(&self) -> u64;
     fn on_stop(&self, f: Box<dyn FnOnce(&Down) + Send>) -> MonitorId;
     fn demonitor(&self, id: MonitorId) -> bool;
@@ -58,6 +66,10 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
         ActorRef::blocking_tell(self, msg)
     }
 
+    fn blocking_tell_timeout(&self, msg: Value, timeout: Duration) -> Result<(), SendError<Value>> {
+        ActorRef::blocking_tell_timeout(self, msg, timeout)
+    }
+
     fn blocking_ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>> {
         ActorRef::blocking_ask(self, msg, timeout).map_err(|e| match e {
             AskError::Stopped(m) => AskError::Stopped(m),
@@ -81,6 +93,15 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
         })
     }
 
+    fn blocking_ask_then_timeout(
+        &self,
+        msg: Value,
+        timeout: Duration,
+        then: ValueCallback,
+    ) -> Result<(), SendError<Value>> {
+        ActorRef::blocking_ask_then_timeout(self, msg, timeout, move |outcome| then(box_outcome(outcome)))
+    }
+
     fn mailbox_len(&self) -> usize {
         ActorRef::mailbox_len(self)
     }
@@ -95,6 +116,10 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
 
     fn blocking_wait(&self) -> StopReason {
         ActorRef::blocking_wait(self)
+    }
+
+    fn blocking_wait_timeout(&self, timeout: Duration) -> Option<StopReason> {
+        ActorRef::blocking_wait_timeout(self, timeout)
     }
 
     fn restarts(&self) -> u64 {
@@ -119,6 +144,16 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// An outcome with the handler's error boxed.
+fn box_outcome<E: Error + Send + Sync + 'static>(outcome: Outcome<Value, E>) -> Outcome<Value, BoxError> {
+    match outcome {
+        Outcome::Replied(reply) => Outcome::Replied(reply),
+        Outcome::Failed(error) => Outcome::Failed(Box::new(error) as BoxError),
+        Outcome::Fault(fault) => Outcome::Fault(fault),
+        Outcome::NotHandled => Outcome::NotHandled,
     }
 }
 
@@ -155,6 +190,11 @@ impl AnyRef {
         self.0.blocking_tell(msg.into())
     }
 
+    /// As [`ActorRef::blocking_tell_timeout`].
+    pub fn blocking_tell_timeout(&self, msg: impl Into<Value>, timeout: Duration) -> Result<(), SendError<Value>> {
+        self.0.blocking_tell_timeout(msg.into(), timeout)
+    }
+
     /// As [`ActorRef::blocking_ask`]; a handler's error comes boxed.
     pub fn blocking_ask(&self, msg: impl Into<Value>, timeout: Duration) -> Result<Value, AskError<Value, BoxError>> {
         self.0.blocking_ask(msg.into(), timeout)
@@ -167,6 +207,16 @@ impl AnyRef {
         then: impl FnOnce(Outcome<Value, BoxError>) + Send + 'static,
     ) -> Result<(), SendError<Value>> {
         self.0.blocking_ask_then(msg.into(), Box::new(then))
+    }
+
+    /// As [`ActorRef::blocking_ask_then_timeout`]; a handler's error comes boxed.
+    pub fn blocking_ask_then_timeout(
+        &self,
+        msg: impl Into<Value>,
+        timeout: Duration,
+        then: impl FnOnce(Outcome<Value, BoxError>) + Send + 'static,
+    ) -> Result<(), SendError<Value>> {
+        self.0.blocking_ask_then_timeout(msg.into(), timeout, Box::new(then))
     }
 
     /// How many messages wait in the actor's mailbox.
@@ -187,6 +237,11 @@ impl AnyRef {
     /// As [`ActorRef::blocking_wait`].
     pub fn blocking_wait(&self) -> StopReason {
         self.0.blocking_wait()
+    }
+
+    /// As [`ActorRef::blocking_wait_timeout`].
+    pub fn blocking_wait_timeout(&self, timeout: Duration) -> Option<StopReason> {
+        self.0.blocking_wait_timeout(timeout)
     }
 
     /// How many times the actor has been restarted.

@@ -49,6 +49,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use flume::{Receiver, Sender};
 
@@ -89,6 +90,10 @@ pub enum PipelineError {
     /// The input was closed (or the pipeline has failed entirely): the item comes back.
     #[error("the pipeline's input is closed")]
     Closed(Value),
+    /// The first stage's queue stayed full until the timeout
+    /// ([`Pipeline::send_timeout`]): the item comes back.
+    #[error("the pipeline's input stayed full until the timeout")]
+    Full(Value),
 }
 
 /// An item that did not make it through.
@@ -357,6 +362,21 @@ impl Pipeline {
         let Some(input) = &self.input else { return Err(PipelineError::Closed(item)) };
         let seq = self.next_seq;
         input.send((seq, item)).map_err(|e| PipelineError::Closed(e.into_inner().1))?;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// As [`send`](Self::send), but waits for room for at most `timeout`; a queue still
+    /// full then hands the item back in [`PipelineError::Full`]. Lets a caller wait in
+    /// slices (and look at other things, such as signals, in between).
+    pub fn send_timeout(&mut self, item: impl Into<Value>, timeout: Duration) -> Result<u64, PipelineError> {
+        let item = item.into();
+        let Some(input) = &self.input else { return Err(PipelineError::Closed(item)) };
+        let seq = self.next_seq;
+        input.send_timeout((seq, item), timeout).map_err(|e| match e {
+            flume::SendTimeoutError::Timeout((_, item)) => PipelineError::Full(item),
+            flume::SendTimeoutError::Disconnected((_, item)) => PipelineError::Closed(item),
+        })?;
         self.next_seq += 1;
         Ok(seq)
     }

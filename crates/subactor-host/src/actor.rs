@@ -140,7 +140,7 @@ impl Spawn for PythonActor {
             return Ok(kept);
         }
         let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
-        let mut interp = Interpreter::create(host.python_path())?;
+        let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
         interp.install_module(ActorLink {
             system: ctx.system().clone(),
             myself: ctx.myself().clone().into(),

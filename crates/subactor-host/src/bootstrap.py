@@ -84,9 +84,27 @@ class RemoteError(ActorError):
 
     def __str__(self):
         text = super().__str__()
-        if self.remote_traceback:
+        # Chained as the cause (as the main interpreter's API does), the traceback is
+        # printed there already.
+        if self.remote_traceback and not isinstance(self.__cause__, RemoteTraceback):
             text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
         return text
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in another interpreter, as text.
+
+    subactor's main-interpreter API chains it as the ``__cause__`` of the exception it
+    raises for a failure in an actor, so that Python prints the actor's traceback first
+    (as ``concurrent.futures.ProcessPoolExecutor`` does).
+    """
+
+    def __init__(self, traceback):
+        super().__init__(traceback)
+        self.traceback = traceback
+
+    def __str__(self):
+        return '\n"""\n' + self.traceback.rstrip() + '\n"""'
 
 
 class ActorFailed(ActorError):
@@ -171,6 +189,7 @@ for _exception in (
     SelfAskError,
     SpawnError,
     RemoteError,
+    RemoteTraceback,
     ActorFailed,
     Interrupted,
     Killed,
@@ -194,8 +213,13 @@ def install(name, module):
     sys.modules[name] = module
 
 
-def setup(paths):
-    """Puts the runtime's folders first on ``sys.path`` and installs the guard."""
+def setup(paths, main_path=None, main_name=None):
+    """Puts the runtime's folders first on ``sys.path`` and installs the guard.
+
+    ``main_path`` (a script) or ``main_name`` (a module run with ``python -m``) is the
+    main program of the process that drives the runtime from Python: see
+    ``_LazyMain``.
+    """
     for path in reversed(paths):
         if path in sys.path:
             sys.path.remove(path)
@@ -203,6 +227,68 @@ def setup(paths):
     unsafe = _UNSAFE_ACCELERATORS.get(sys.version_info[:2])
     if unsafe:
         sys.meta_path.insert(0, _AcceleratorGuard(unsafe))
+    if main_path is not None or main_name is not None:
+        sys.modules["__main__"] = _LazyMain(main_path, main_name)
+
+
+# ---- the main program's module ------------------------------------------------------
+
+_MAIN_NAME = "__mp_main__"
+
+
+class _LazyMain(type(sys)):
+    """Stands for ``__main__`` in an actor of a runtime driven from a Python program.
+
+    Classes and functions that program defines in its main script have ``__module__``
+    ``"__main__"``, and objects of them pickle as ``__main__.<name>``. The first time
+    such a name is looked up here, the main program is loaded as the module
+    ``__mp_main__`` (so its ``if __name__ == "__main__":`` block does not run) and
+    replaces this placeholder as ``sys.modules["__main__"]``, as multiprocessing's
+    spawn start method does. Actors that never need it never load it.
+    """
+
+    def __init__(self, path, name):
+        super().__init__("__main__")
+        object.__setattr__(self, "_subactor_main", (path, name))
+
+    def __getattr__(self, attr):
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return getattr(load_main(), attr)
+
+
+def load_main():
+    """The main program's module, loaded as ``__mp_main__`` on first use."""
+    loaded = sys.modules.get(_MAIN_NAME)
+    if loaded is not None:
+        return loaded
+    placeholder = sys.modules.get("__main__")
+    path, name = getattr(placeholder, "_subactor_main", (None, None))
+    if path is None and name is None:
+        raise ImportError(
+            "the main program has no file to load (an interactive session or python -c): "
+            "define actor classes and task functions in a module instead",
+            name="__main__",
+        )
+    import importlib.util
+
+    if path is not None:
+        spec = importlib.util.spec_from_file_location(_MAIN_NAME, path)
+    else:
+        spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the main program ({path or name})", name="__main__")
+    module = importlib.util.module_from_spec(spec)
+    module.__name__ = _MAIN_NAME
+    sys.modules[_MAIN_NAME] = module
+    sys.modules["__main__"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(_MAIN_NAME, None)
+        sys.modules["__main__"] = placeholder
+        raise
+    return module
 
 
 def teardown():
@@ -219,8 +305,15 @@ def teardown():
 
 
 def load_module(target):
-    """Imports ``target``: a dotted module name, or the path of a ``.py`` file."""
+    """Imports ``target``: a dotted module name, or the path of a ``.py`` file.
+
+    ``"__main__"`` is the main program of the Python process that drives the runtime,
+    loaded as ``__mp_main__`` (see ``_LazyMain``).
+    """
     import os
+
+    if target in ("__main__", _MAIN_NAME):
+        return load_main()
 
     if target.endswith(".py") or os.sep in target or (os.altsep and os.altsep in target):
         import importlib.util
@@ -250,9 +343,12 @@ def load_module(target):
 
 
 def get_class(module, name):
-    """The callable ``name`` of ``module``."""
+    """The callable ``name`` of ``module``; a dotted name (a qualified name such as
+    ``"Outer.Inner"``) is looked up attribute by attribute."""
+    cls = module
     try:
-        cls = getattr(module, name)
+        for part in name.split("."):
+            cls = getattr(cls, part)
     except AttributeError:
         where = getattr(module, "__file__", None) or module.__name__
         raise AttributeError(f"module {module.__name__!r} ({where}) has no attribute {name!r}") from None

@@ -22,6 +22,23 @@ use subactor_arena::Arena;
 
 pub use actor::{PyActor, PythonActor};
 pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartError};
+pub use ffi::main as main_interpreter;
+
+/// The main program of a Python process that drives a runtime (through the `subactor`
+/// Python package), for actors that need what it defines.
+///
+/// Classes and functions defined in a main script belong to the module `__main__`. An
+/// actor of such a class (spawned as module `"__main__"`), or one that unpickles such an
+/// object, loads the main program as the module `__mp_main__` — so that its
+/// `if __name__ == "__main__":` block does not run — and sees it as `__main__`, as
+/// multiprocessing's spawn start method does. Actors that never need it never load it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MainModule {
+    /// A script run as `python path/to/script.py`.
+    Script(PathBuf),
+    /// A module run as `python -m package.module`.
+    Module(String),
+}
 
 /// A runtime's share of the process's Python, and its settings for Python actors.
 ///
@@ -31,6 +48,7 @@ pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartErr
 pub struct PythonHost {
     python_path: Vec<String>,
     arena: Arena,
+    main_module: Option<MainModule>,
     lease: Option<ffi::process::Lease>,
 }
 
@@ -44,7 +62,20 @@ impl PythonHost {
             .into_iter()
             .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
             .collect();
-        Ok(PythonHost { python_path, arena, lease: Some(lease) })
+        Ok(PythonHost { python_path, arena, main_module: None, lease: Some(lease) })
+    }
+
+    /// Sets the main program that actors load when they need what it defines (see
+    /// [`MainModule`]).
+    #[must_use]
+    pub fn with_main_module(mut self, main: Option<MainModule>) -> PythonHost {
+        self.main_module = main;
+        self
+    }
+
+    /// The main program actors load when they need what it defines.
+    pub fn main_module(&self) -> Option<&MainModule> {
+        self.main_module.as_ref()
     }
 
     /// The running Python's version, as (major, minor, micro).

@@ -149,6 +149,26 @@ pub(crate) unsafe fn new_buffer(ty: *mut ffi::PyObject, buffer: Buffer) -> *mut 
     }
 }
 
+/// Makes a new `BufferMut` object of this interpreter; null (with an exception set)
+/// on failure.
+///
+/// # Safety
+///
+/// `ty` is this interpreter's `BufferMut` type; attached.
+pub(crate) unsafe fn new_buffer_mut(ty: *mut ffi::PyObject, buffer: BufferMut) -> *mut ffi::PyObject {
+    // SAFETY: attached (contract); as in `new_buffer`. The fields are filled before
+    // anyone sees the object.
+    unsafe {
+        let obj = ffi::PyType_GenericAlloc(ty.cast(), 0);
+        if !obj.is_null() {
+            let this = obj.cast::<BufferMutObject>();
+            (*this).buffer = Box::into_raw(Box::new(buffer));
+            (*this).exports = 0;
+        }
+        obj
+    }
+}
+
 /// The arena buffer behind a `Buffer` object.
 ///
 /// # Safety
@@ -197,14 +217,8 @@ pub(super) unsafe extern "C" fn alloc(module: *mut ffi::PyObject, size: *mut ffi
                 return Err(state.helpers().raise_builtin(ffi::PyExc_ValueError, "alloc(): the size must be >= 0"));
             };
             let buffer = state.link()?.arena.alloc(size).map_err(|e| raise_arena(&e))?;
-            let obj = ffi::PyType_GenericAlloc(state.buffer_mut_type.cast(), 0);
-            if obj.is_null() {
-                return Err(Raised);
-            }
-            let this = obj.cast::<BufferMutObject>();
-            (*this).buffer = Box::into_raw(Box::new(buffer));
-            (*this).exports = 0;
-            Ok(obj)
+            let obj = new_buffer_mut(state.buffer_mut_type, buffer);
+            if obj.is_null() { Err(Raised) } else { Ok(obj) }
         }
     })
 }

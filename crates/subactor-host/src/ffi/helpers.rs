@@ -194,12 +194,44 @@ pub(crate) unsafe fn new_str(s: &str) -> Result<Obj, Obj> {
 impl Helpers {
     /// Runs the bootstrap module in the attached interpreter, puts `paths` first on its
     /// `sys.path`, guards against the accelerators that are unsafe in subinterpreters,
-    /// and keeps the module's functions.
+    /// stands the driving program's `main` module in for `__main__`, and keeps the
+    /// module's functions.
     ///
     /// # Safety
     ///
     /// A fresh subinterpreter is attached on this thread.
-    pub(crate) unsafe fn load(paths: &[String]) -> Result<Helpers, PythonException> {
+    pub(crate) unsafe fn load(paths: &[String], main: Option<&crate::MainModule>) -> Result<Helpers, PythonException> {
+        // SAFETY: attached (contract).
+        let helpers = unsafe { Helpers::load_bare() }?;
+        // SAFETY: attached (contract); every object is owned by an `Obj`.
+        unsafe {
+            let failed = || describe_fallback(take_exception());
+            let list = Obj::from_owned(ffi::PyList_New(0)).ok_or_else(failed)?;
+            for path in paths {
+                let path = new_str(path).map_err(|exc| helpers.describe(exc).0)?;
+                if ffi::PyList_Append(list.as_ptr(), path.as_ptr()) < 0 {
+                    return Err(helpers.current_exception());
+                }
+            }
+            let none = || Obj::from_borrowed(ffi::Py_None()).ok_or_else(failed);
+            let text = |s: &str| new_str(s).map_err(|exc| helpers.describe(exc).0);
+            let (main_path, main_name) = match main {
+                Some(crate::MainModule::Script(path)) => (text(&path.to_string_lossy())?, none()?),
+                Some(crate::MainModule::Module(name)) => (none()?, text(name)?),
+                None => (none()?, none()?),
+            };
+            helpers.call_attr(c"setup", &[list.as_ptr(), main_path.as_ptr(), main_name.as_ptr()])?;
+        }
+        Ok(helpers)
+    }
+
+    /// Runs the bootstrap module in the attached interpreter and keeps its functions,
+    /// without setting anything up: what the main interpreter uses.
+    ///
+    /// # Safety
+    ///
+    /// An interpreter is attached on this thread.
+    pub(crate) unsafe fn load_bare() -> Result<Helpers, PythonException> {
         // SAFETY: attached (contract); every pointer is checked before use and owned by
         // an `Obj`, except borrowed dict entries, which are INCREF'd at once.
         unsafe {
@@ -233,14 +265,6 @@ impl Helpers {
                 pickle: OnceCell::new(),
                 module,
             };
-            let list = Obj::from_owned(ffi::PyList_New(0)).ok_or_else(failed)?;
-            for path in paths {
-                let path = new_str(path).map_err(|exc| helpers.describe(exc).0)?;
-                if ffi::PyList_Append(list.as_ptr(), path.as_ptr()) < 0 {
-                    return Err(helpers.current_exception());
-                }
-            }
-            call(&get(c"setup")?, &[list.as_ptr()]).map_err(|exc| helpers.describe(exc).0)?;
             Ok(helpers)
         }
     }

@@ -57,7 +57,9 @@ impl Interpreter {
     /// `paths` first on its `sys.path`.
     ///
     /// The caller holds a [`Lease`](super::process::Lease), so Python is initialised.
-    pub(crate) fn create(paths: &[String]) -> Result<Interpreter, StartError> {
+    /// `main` is the driving Python program's main module, if any (see
+    /// [`MainModule`](crate::MainModule)).
+    pub(crate) fn create(paths: &[String], main: Option<&crate::MainModule>) -> Result<Interpreter, StartError> {
         #[cfg(not(Py_3_13))]
         let _serial = CREATE_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let config = ffi::PyInterpreterConfig {
@@ -109,7 +111,7 @@ impl Interpreter {
             Interpreter { tstate, main_tstate, attached: true, id, helpers: None, actor: None, interrupter: None };
         // SAFETY: a fresh subinterpreter is attached on this thread. On error, dropping
         // `interp` ends the interpreter.
-        let helpers = Rc::new(unsafe { Helpers::load(paths) }.map_err(StartError::Setup)?);
+        let helpers = Rc::new(unsafe { Helpers::load(paths, main) }.map_err(StartError::Setup)?);
         let class = |obj: &super::object::Obj| NonNull::new(obj.as_ptr());
         if let (Some(killed), Some(time_limit)) = (class(&helpers.killed), class(&helpers.time_limit_exceeded)) {
             // SAFETY: attached on this thread; the classes live in the bootstrap module,

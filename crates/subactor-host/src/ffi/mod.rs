@@ -10,7 +10,9 @@
 //!   [`interp::Interpreter`] uses on its own thread;
 //! - [`module`]: the in-actor module `subactor`, which actor code imports;
 //! - [`interrupt::Interrupter`]: how the core's watchdog thread raises an exception in
-//!   a running handler (a kill, a time limit).
+//!   a running handler (a kill, a time limit);
+//! - [`main`]: the same objects and conversions in the main interpreter, for the Python
+//!   package (public as `subactor_host::main_interpreter`).
 //!
 //! Invariants the code here relies on, and keeps:
 //! - an [`object::Obj`] (an owned `PyObject*`) is created, used and dropped only while
@@ -26,6 +28,7 @@ pub(crate) mod convert;
 pub(crate) mod helpers;
 pub(crate) mod interp;
 pub(crate) mod interrupt;
+pub mod main;
 pub(crate) mod module;
 pub(crate) mod object;
 pub(crate) mod process;

@@ -50,7 +50,7 @@ pub(super) struct ModuleState {
     /// Owned (`Box::into_raw`); null once the actor has ended.
     link: *mut ActorLink,
     /// Owned (`Rc::into_raw`): the interpreter's helpers, for conversions.
-    helpers: *const Helpers,
+    pub(super) helpers: *const Helpers,
     /// Strong references to this interpreter's types.
     pub(super) actor_ref_type: *mut ffi::PyObject,
     pub(super) buffer_type: *mut ffi::PyObject,
@@ -238,7 +238,7 @@ static REF_SLOTS: CStatic<[ffi::PyType_Slot; 8]> = CStatic::new([
     ffi::PyType_Slot { slot: 0, pfunc: ptr::null_mut() },
 ]);
 
-static REF_SPEC: CStatic<ffi::PyType_Spec> = CStatic::new(ffi::PyType_Spec {
+pub(super) static REF_SPEC: CStatic<ffi::PyType_Spec> = CStatic::new(ffi::PyType_Spec {
     name: c"subactor.ActorRef".as_ptr(),
     basicsize: size_of::<ActorRefObject>() as c_int,
     itemsize: 0,
