@@ -27,14 +27,14 @@ pub(crate) struct DeadLetter {
 
 #[pymethods]
 impl DeadLetter {
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "DeadLetter(recipient={}, name={:?}, reason={:?}, message={})",
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "DeadLetter(recipient={}, name={}, reason='{}', message={})",
             self.recipient,
-            self.name,
+            self.name.as_deref().into_pyobject(py)?.repr()?,
             self.reason,
-            self.message.bind(py)
-        )
+            self.message.bind(py).repr()?
+        ))
     }
 }
 

@@ -6,7 +6,8 @@
 //! ordered output is re-sequenced here from the core's raw output channel.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use flume::Receiver;
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyValueError};
@@ -38,11 +39,13 @@ impl PipelineOutput {
         self.error.is_none(py)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        match &self.stage {
-            Some(stage) => format!("PipelineOutput(seq={}, failed in {stage:?}: {})", self.seq, self.error.bind(py)),
-            None => format!("PipelineOutput(seq={}, value={})", self.seq, self.value.bind(py)),
-        }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(match &self.stage {
+            Some(stage) => {
+                format!("PipelineOutput(seq={}, stage='{stage}', error={})", self.seq, self.error.bind(py).repr()?)
+            }
+            None => format!("PipelineOutput(seq={}, value={})", self.seq, self.value.bind(py).repr()?),
+        })
     }
 }
 
@@ -54,18 +57,44 @@ struct Reorder {
 /// The native side of `subactor.Pipeline`.
 #[pyclass(module = "subactor._native", frozen)]
 pub(crate) struct PipelineCore {
+    shared: Arc<Shared>,
+}
+
+/// A pipeline's state, shared with its runtime (which aborts it when it closes: see
+/// [`Shared::abort`]).
+pub(crate) struct Shared {
     input: Mutex<Option<Pipeline>>,
     /// `None` once aborted: senders of outputs then fail at once instead of waiting.
     outputs: Mutex<Option<Receiver<Output>>>,
     ordered: bool,
     reorder: Mutex<Reorder>,
+    /// Items sent so far (kept after the input closes).
+    sent: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl Shared {
+    /// Closes the input and drops the outputs still to come. A worker's reply callback
+    /// waits while the output is full, so a pipeline nobody consumes would keep its
+    /// workers from ever ending (and the runtime from closing); without receivers, those
+    /// waits end at once.
+    pub(crate) fn abort(&self) {
+        if let Some(mut pipeline) = lock(&self.input).take() {
+            pipeline.close();
+        }
+        lock(&self.outputs).take();
+    }
+}
+
 impl PipelineCore {
+    /// Its shared state, for the runtime to abort it when it closes.
+    pub(crate) fn shared(&self) -> Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
     pub(crate) fn build(
         stages: Vec<(String, Vec<Bound<'_, PyAny>>, String)>,
         ordered: bool,
@@ -91,10 +120,13 @@ impl PipelineCore {
         let pipeline = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
         let outputs = pipeline.outputs();
         Ok(PipelineCore {
-            input: Mutex::new(Some(pipeline)),
-            outputs: Mutex::new(Some(outputs)),
-            ordered,
-            reorder: Mutex::new(Reorder { buffered: BTreeMap::new(), next: 0 }),
+            shared: Arc::new(Shared {
+                input: Mutex::new(Some(pipeline)),
+                outputs: Mutex::new(Some(outputs)),
+                ordered,
+                reorder: Mutex::new(Reorder { buffered: BTreeMap::new(), next: 0 }),
+                sent: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -136,13 +168,16 @@ impl PipelineCore {
     fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
         let mut value = conv::to_value(item)?;
         let deadline = wait::deadline(timeout)?;
-        let input = &self.input;
+        let input = &self.shared.input;
         // Nearly always there is room: send at once, without releasing the GIL.
         if let Ok(mut guard) = input.try_lock() {
             match guard.as_mut() {
                 None => return Err(Self::closed_error(py)),
                 Some(pipeline) => match pipeline.send_timeout(value, std::time::Duration::ZERO) {
-                    Ok(seq) => return Ok(seq),
+                    Ok(seq) => {
+                        self.shared.sent.fetch_max(seq + 1, Ordering::Relaxed);
+                        return Ok(seq);
+                    }
                     Err(PipelineError::Full(back)) => value = back,
                     Err(_) => return Err(Self::closed_error(py)),
                 },
@@ -157,7 +192,10 @@ impl PipelineCore {
             },
         })?;
         match sent {
-            Ok(Ok(seq)) => Ok(seq),
+            Ok(Ok(seq)) => {
+                self.shared.sent.fetch_max(seq + 1, Ordering::Relaxed);
+                Ok(seq)
+            }
             Ok(Err(_)) => Err(Self::closed_error(py)),
             Err(_) => Err(PyTimeoutError::new_err("the pipeline's input stayed full until the timeout")),
         }
@@ -165,7 +203,7 @@ impl PipelineCore {
 
     /// Takes no more items: once those sent have come out, `recv` returns `None`.
     fn close(&self, py: Python<'_>) {
-        let input = &self.input;
+        let input = &self.shared.input;
         // The lock may be held by a send waiting for room: wait for it without the GIL.
         let pipeline = py.detach(|| lock(input).take());
         if let Some(mut pipeline) = pipeline {
@@ -176,8 +214,8 @@ impl PipelineCore {
     /// Closes the input and drops the outputs still to come (an abandoned pipeline must
     /// not hold its workers: a full output would block them).
     fn abort(&self, py: Python<'_>) {
-        self.close(py);
-        lock(&self.outputs).take();
+        let shared = &self.shared;
+        py.detach(|| shared.abort());
     }
 
     /// The next output (in order if the pipeline is ordered), waiting up to `timeout`
@@ -186,12 +224,12 @@ impl PipelineCore {
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PipelineOutput>> {
         let deadline = wait::deadline(timeout)?;
-        let Ok(mut reorder) = self.reorder.try_lock() else {
+        let Ok(mut reorder) = self.shared.reorder.try_lock() else {
             return Err(PyRuntimeError::new_err("recv() is already waiting in another thread"));
         };
-        let Some(outputs) = lock(&self.outputs).clone() else { return Ok(None) };
+        let Some(outputs) = lock(&self.shared.outputs).clone() else { return Ok(None) };
         loop {
-            if self.ordered {
+            if self.shared.ordered {
                 let next = reorder.next;
                 if let Some(output) = reorder.buffered.remove(&next) {
                     reorder.next += 1;
@@ -199,7 +237,7 @@ impl PipelineCore {
                 }
             }
             match wait::recv(py, &outputs, deadline)? {
-                Waited::Got(output) if self.ordered => {
+                Waited::Got(output) if self.shared.ordered => {
                     reorder.buffered.insert(output.seq(), output);
                 }
                 Waited::Got(output) => return to_output(py, output).map(Some),
@@ -217,8 +255,7 @@ impl PipelineCore {
 
     /// How many items have been sent.
     #[getter]
-    fn sent(&self, py: Python<'_>) -> u64 {
-        let input = &self.input;
-        py.detach(|| lock(input).as_ref().map_or(0, Pipeline::sent))
+    fn sent(&self) -> u64 {
+        self.shared.sent.load(Ordering::Relaxed)
     }
 }

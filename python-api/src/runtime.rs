@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
@@ -20,7 +20,7 @@ use subactor_host::{StartError, main_interpreter as main};
 
 use crate::dead_letters::DeadLetterSubscription;
 use crate::executor::ExecutorCore;
-use crate::pipeline::PipelineCore;
+use crate::pipeline::{self, PipelineCore};
 use crate::supervision::{SupervisorRef, supervisor_spec};
 use crate::wait::{self, Waited};
 use crate::{conv, dispatch, errors};
@@ -117,6 +117,8 @@ pub(crate) fn spawn_actor(
 #[pyclass(module = "subactor._native", frozen)]
 pub(crate) struct RuntimeCore {
     rt: Mutex<Option<Arc<Runtime>>>,
+    /// Its pipelines, aborted before it shuts down (see `pipeline::Shared::abort`).
+    pipelines: Mutex<Vec<Weak<pipeline::Shared>>>,
 }
 
 impl RuntimeCore {
@@ -164,11 +166,18 @@ impl RuntimeCore {
             builder = builder.spin(wait::seconds(spin, "spin")?);
         }
         if let Some(max) = arena_max_bytes {
-            builder = builder.arena(ArenaConfig::new().with_max_bytes(max));
+            // A small limit gets segments (and a large-buffer threshold) that fit in it.
+            let defaults = ArenaConfig::new();
+            let segment = defaults.segment_size().min(max);
+            let config = ArenaConfig::new()
+                .with_max_bytes(max)
+                .with_segment_size(segment)
+                .with_large_threshold(defaults.large_threshold().min(segment));
+            builder = builder.arena(config);
         }
         let rt = builder.build().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         OPEN.fetch_add(1, Ordering::SeqCst);
-        Ok(RuntimeCore { rt: Mutex::new(Some(Arc::new(rt))) })
+        Ok(RuntimeCore { rt: Mutex::new(Some(Arc::new(rt))), pipelines: Mutex::default() })
     }
 
     /// Spawns `module.class_name(*args)` and returns its `ActorRef` once it runs.
@@ -270,7 +279,11 @@ impl RuntimeCore {
         capacity: Option<usize>,
     ) -> PyResult<PipelineCore> {
         self.runtime(py)?;
-        PipelineCore::build(stages, ordered, capacity)
+        let pipeline = PipelineCore::build(stages, ordered, capacity)?;
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pipelines.retain(|p| p.strong_count() > 0);
+        pipelines.push(pipeline.shared());
+        Ok(pipeline)
     }
 
     /// The running Python actor with this name, or `None`.
@@ -353,7 +366,14 @@ impl RuntimeCore {
     /// for all of it. Calling it again does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let Some(rt) = self.slot().take() else { return Ok(()) };
-        let result = py.detach(move || rt.shutdown());
+        let pipelines: Vec<_> =
+            std::mem::take(&mut *self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let result = py.detach(move || {
+            for pipeline in pipelines.iter().filter_map(Weak::upgrade) {
+                pipeline.abort();
+            }
+            rt.shutdown()
+        });
         if OPEN.fetch_sub(1, Ordering::SeqCst) == 1 {
             dispatch::stop(py)?;
         }
@@ -366,6 +386,10 @@ impl Drop for RuntimeCore {
         let rt = self.rt.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(rt) = rt {
             OPEN.fetch_sub(1, Ordering::SeqCst);
+            let pipelines = std::mem::take(self.pipelines.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));
+            for pipeline in pipelines.iter().filter_map(Weak::upgrade) {
+                pipeline.abort();
+            }
             // Shutting down waits for actor threads, which need the main GIL to end their
             // interpreters: release it meanwhile.
             Python::attach(|py| py.detach(move || drop(rt.shutdown())));

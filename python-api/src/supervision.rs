@@ -109,8 +109,15 @@ pub(crate) struct ChildInfo {
 
 #[pymethods]
 impl ChildInfo {
-    fn __repr__(&self) -> String {
-        format!("ChildInfo(index={}, id={}, name={:?}, restarts={})", self.index, self.id, self.name, self.restarts)
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let name = self.name.as_deref().into_pyobject(py)?.repr()?;
+        Ok(format!(
+            "ChildInfo(index={}, id={}, name={name}, restarts={}, actor={})",
+            self.index,
+            self.id,
+            self.restarts,
+            self.actor.bind(py).repr()?
+        ))
     }
 }
 
