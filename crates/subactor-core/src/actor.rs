@@ -235,6 +235,14 @@ impl<F> Props<F> {
     }
 }
 
+/// A recipe whose factory can be cloned can be cloned: a supervisor's
+/// [`ChildSpec`](crate::ChildSpec) needs that to start the child again.
+impl<F: Clone> Clone for Props<F> {
+    fn clone(&self) -> Self {
+        Props { factory: self.factory.clone(), options: self.options.clone() }
+    }
+}
+
 impl<F> fmt::Debug for Props<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Props").field("options", &self.options).finish_non_exhaustive()

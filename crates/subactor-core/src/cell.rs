@@ -370,12 +370,14 @@ impl<A: Actor> Cell<A> {
             std::mem::take(&mut *monitors)
         };
         self.set_state(ActorState::Stopped);
-        self.done_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.room.notify_waiters();
         let down = Down { id: self.id, name: self.name.clone(), reason };
         for (_, monitor) in monitors {
             monitor(&down);
         }
+        // Waiters wake after the monitors are told: whoever saw the actor end sees what
+        // its monitors were sent.
+        self.done_tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.room.notify_waiters();
     }
 
     pub(crate) fn stop_reason(&self) -> Option<StopReason> {
