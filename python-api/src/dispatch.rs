@@ -155,6 +155,12 @@ pub(crate) fn stop(py: Python<'_>) -> PyResult<()> {
     };
     let Some(handle) = handle else { return Ok(()) };
     let _ = DISPATCHER.tx.send(Event::Stop { generation });
+    // Called by the dispatcher itself (a monitor's callback closed the last runtime), it
+    // ends after this event: there is nothing to wait for.
+    let current = py.import("threading")?.call_method0("current_thread")?;
+    if current.is(handle.bind(py)) {
+        return Ok(());
+    }
     // `join` releases the GIL while it waits (the dispatcher needs it).
     handle.bind(py).call_method0("join")?;
     Ok(())

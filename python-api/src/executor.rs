@@ -208,6 +208,34 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Stops the workers once every task has completed, from a thread of its own.
+    fn stop_when_idle(self: &Arc<Self>) -> std::io::Result<()> {
+        let pool = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("subactor-executor-shutdown".into())
+            .spawn(move || {
+                while !pool.wait_idle_until(Instant::now() + Duration::from_secs(3600)) {}
+                for slot in &pool.slots {
+                    slot.actor.stop();
+                }
+            })
+            .map(drop)
+    }
+}
+
+/// An executor dropped without a shutdown (its Python object and every future of it are
+/// gone) still runs what it was given, then stops its workers.
+impl Drop for ExecutorCore {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            if let Err(error) = self.pool.stop_when_idle() {
+                tracing::warn!(%error, "cannot stop an abandoned executor's workers");
+            }
+        }
+    }
+}
+
 /// Completes a task's future with the worker's answer (on the dispatcher thread).
 pub(crate) fn complete(py: Python<'_>, entry: TaskEntry, outcome: Outcome<Value, BoxError>) -> PyResult<()> {
     let TaskEntry { future, pool, .. } = entry;
@@ -387,16 +415,8 @@ impl ExecutorCore {
 
     /// In the background: waits until every task has completed, then stops the workers.
     fn stop_workers_when_idle(&self) -> PyResult<()> {
-        let pool = Arc::clone(&self.pool);
-        std::thread::Builder::new()
-            .name("subactor-executor-shutdown".into())
-            .spawn(move || {
-                while !pool.wait_idle_until(Instant::now() + Duration::from_secs(3600)) {}
-                for slot in &pool.slots {
-                    slot.actor.stop();
-                }
-            })
-            .map(drop)
+        self.pool
+            .stop_when_idle()
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}")))
     }
 

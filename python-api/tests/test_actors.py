@@ -282,3 +282,24 @@ def test_runtimes_coexist() -> None:
         echo = two.spawn(Echo)
         assert echo.ask(a).ask(1) == 2
         assert b.ask(1) == 3
+
+
+def test_a_monitor_callback_may_close_the_last_runtime() -> None:
+    rt = subactor.Runtime()
+    actor = rt.spawn(Echo)
+    closed: queue.Queue[bool] = queue.Queue()
+
+    def on_down(down: subactor.Down) -> None:
+        rt.close()  # runs on the dispatcher thread, which then stops
+        closed.put(rt.closed)
+
+    actor.monitor(on_down)
+    actor.stop()
+    assert closed.get(timeout=10) is True
+    # The dispatcher starts again for the next runtime.
+    with subactor.Runtime() as again:
+        echo = again.spawn(Echo)
+        seen: queue.Queue[subactor.Down] = queue.Queue()
+        echo.monitor(seen.put)
+        echo.kill()
+        assert seen.get(timeout=10).kind == "killed"

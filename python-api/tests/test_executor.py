@@ -162,3 +162,14 @@ def test_many_tiny_tasks(rt: subactor.Runtime) -> None:
         futures = [ex.submit(square, i) for i in range(5000)]
         assert sum(f.result(timeout=60) for f in futures) == sum(i * i for i in range(5000))
         assert "outstanding" in repr(ex)
+
+
+def test_an_abandoned_executor_finishes_its_tasks_then_stops_its_workers(rt: subactor.Runtime) -> None:
+    import gc
+
+    ex = rt.executor(workers=1)
+    workers = ex.workers
+    ex.submit(sleep, 0.1)
+    del ex
+    gc.collect()
+    assert all(w.wait(10) is not None for w in workers)
