@@ -25,7 +25,7 @@ def rt() -> Iterator[subactor.Runtime]:
         runtime.close()
 
 
-def run_script(*args: str, timeout: float = 60, cwd: Path | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_script(*args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Runs `python *args` in a child process (this interpreter, this environment)."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
@@ -37,5 +37,4 @@ def run_script(*args: str, timeout: float = 60, cwd: Path | None = None, **kwarg
         cwd=cwd or SCRIPTS,
         env=env,
         check=False,
-        **kwargs,  # type: ignore[arg-type]
     )

@@ -33,19 +33,21 @@ which the runtime installs in every actor's interpreter before any actor code ru
 from __future__ import annotations
 
 import sys as _sys
+from typing import Any
 
 
-def _interpreter_id(value: object) -> int:
-    return int(value[0] if isinstance(value, tuple) else value)  # type: ignore[index,call-overload]
+def _interpreter_id(value: Any) -> int:
+    """An interpreter's id, from ``get_current()``/``get_main()`` (a tuple on 3.13)."""
+    return int(value[0] if isinstance(value, tuple) else value)
 
 
 def _in_subinterpreter() -> bool:
     """Whether this code runs in an interpreter other than the main one."""
     try:
-        import _interpreters as interpreters  # type: ignore[import-not-found]  # 3.13+
+        import _interpreters as interpreters  # type: ignore[import-not-found,unused-ignore]  # 3.13+
     except ImportError:
         try:
-            import _xxsubinterpreters as interpreters  # type: ignore[import-not-found,no-redef]  # 3.12
+            import _xxsubinterpreters as interpreters  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.12
         except ImportError:
             return False
     return _interpreter_id(interpreters.get_current()) != _interpreter_id(interpreters.get_main())

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _native
 from ._native import ActorRef
@@ -173,7 +173,7 @@ class Executor(concurrent.futures.Executor):
         else:
             self._core.stop_workers_when_idle()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> Literal[False]:
         if exc_type is not None and not issubclass(exc_type, Exception):
             # Ctrl-C (or SystemExit): do not wait for the queue; interrupt the workers.
             self.shutdown(wait=False, cancel_futures=True)

@@ -27,10 +27,10 @@ def _main_program() -> tuple[str | None, str | None]:
     ``(None, None)`` when there is no file (an interactive session, ``python -c``)."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    name = getattr(spec, "name", None)
+    name: object = getattr(spec, "name", None)
     if isinstance(name, str) and name not in ("__main__", "__mp_main__"):
         return None, name
-    path = getattr(main, "__file__", None)
+    path: object = getattr(main, "__file__", None)
     if isinstance(path, str) and os.path.isfile(path):
         return os.path.abspath(path), None
     return None, None
@@ -44,15 +44,16 @@ def actor_target(actor: type | str) -> tuple[str, str]:
         if not sep or not module or not name:
             raise ValueError(f"expected 'module:Class' or 'path/to/file.py:Class', got {actor!r}")
         return module, name
-    module = getattr(actor, "__module__", None)
-    qualname = getattr(actor, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str):
+    found: object = getattr(actor, "__module__", None)
+    qualname: object = getattr(actor, "__qualname__", None)
+    if not isinstance(found, str) or not isinstance(qualname, str):
         raise TypeError(f"cannot spawn {actor!r}: expected a class or a 'module:Class' string")
     if "<locals>" in qualname:
         raise SpawnError(
             f"cannot spawn {qualname}: it is defined inside a function, where another "
             "interpreter cannot find it; define it at module level"
         )
+    module = found
     if module == "__main__" and _main_program() == (None, None):
         raise SpawnError(
             f"cannot spawn {qualname}: it is defined in an interactive session (or python -c), "
