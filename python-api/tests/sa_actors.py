@@ -173,7 +173,7 @@ def interpreter_id(_=None):
     try:
         import _interpreters as interpreters
     except ImportError:
-        import _xxsubinterpreters as interpreters
+        import _xxsubinterpreters as interpreters  # type: ignore[import-not-found,no-redef,unused-ignore]
     current = interpreters.get_current()
     return int(current[0] if isinstance(current, tuple) else current)
 

@@ -52,7 +52,7 @@ def test_callables_that_travel_by_value(rt: subactor.Runtime) -> None:
 def test_workers_are_separate_interpreters(rt: subactor.Runtime) -> None:
     with rt.executor(workers=2) as ex:
         assert len(ex.workers) == 2
-        found = set()
+        found: set[int] = set()
         deadline = time.monotonic() + 20
         while len(found) < 2 and time.monotonic() < deadline:
             found |= set(ex.map(interpreter_id, range(20)))

@@ -66,7 +66,7 @@ def test_restart_types(rt: subactor.Runtime) -> None:
     # The permanent child comes back (under a new id); the others stay stopped.
     eventually("the permanent child respawns", lambda: [c.name for c in sup.children()] == ["permanent"])
     (info,) = sup.children()
-    assert info.id != refs[0].id
+    assert refs[0] is not None and info.id != refs[0].id
     assert isinstance(info.actor, subactor.ActorRef) and info.actor.ask("back") == "back"
 
 
