@@ -13,7 +13,7 @@ import pytest
 from conftest import SCRIPTS, TESTS
 
 
-@pytest.mark.parametrize("script", ["interrupt_ask.py", "interrupt_executor.py"])
+@pytest.mark.parametrize("script", ["interrupt_ask.py", "interrupt_executor.py", "interrupt_no_with.py"])
 def test_ctrl_c_interrupts_waits_and_closes_the_runtime(script: str) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(TESTS))
     child = subprocess.Popen(
