@@ -167,9 +167,11 @@ impl Pool {
                 let _ = self.queue.0.send(Task { ticket, msg, state });
             }
             Err(SendError::Stopped(_)) => {
-                self.slots[index].inflight.store(DEAD, Ordering::SeqCst);
                 let _ = dispatch::sender().send(Event::Reply { ticket, outcome: Outcome::NotHandled });
-                if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+                // Two threads may both have claimed a slot of this worker: the first to
+                // find it stopped counts it out.
+                let was = self.slots[index].inflight.swap(DEAD, Ordering::SeqCst);
+                if was < DEAD && self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
                     self.fail_queued();
                 }
             }
@@ -311,8 +313,9 @@ impl ExecutorCore {
         let state = Arc::new(TaskState(AtomicU8::new(PENDING)));
         let entry =
             TaskEntry { future: future.clone().unbind(), state: Arc::clone(&state), pool: Arc::clone(&self.pool) };
-        *lock(&self.pool.outstanding) += 1;
         let ticket = dispatch::register(py, Target::Task(entry))?;
+        // Before the task can complete (it is submitted next), so never counted down first.
+        *lock(&self.pool.outstanding) += 1;
         self.pool.submit(Task { ticket, msg, state });
         Ok(ticket)
     }
