@@ -381,12 +381,14 @@ impl<A: Actor> Cell<A> {
             std::mem::take(&mut *monitors)
         };
         self.set_state(ActorState::Stopped);
-        lock(&self.done_tx).take();
-        self.room.notify_waiters();
         let down = Down { id: self.id, name: self.name.clone(), reason };
         for (_, monitor) in monitors {
             monitor(&down);
         }
+        // Waiters wake after the monitors are told: whoever saw the actor end sees what
+        // its monitors were sent.
+        lock(&self.done_tx).take();
+        self.room.notify_waiters();
     }
 
     pub(crate) fn stop_reason(&self) -> Option<StopReason> {

@@ -47,8 +47,8 @@
 //!     .child(ChildSpec::new(Props::new(|| Ok::<_, Infallible>(Halver))));
 //! let supervisor = system.spawn(spec)?;
 //! let halver = supervisor.child::<Halver>(0).expect("started");
-//! assert!(halver.blocking_ask(3, Duration::from_secs(5)).is_err()); // fails: restarted
-//! assert_eq!(halver.blocking_ask(4, Duration::from_secs(5))?, 2); // same reference, new actor
+//! assert!(halver.blocking_ask(3u32, Duration::from_secs(5)).is_err()); // fails: restarted
+//! assert_eq!(halver.blocking_ask(4u32, Duration::from_secs(5))?, 2); // same reference, new actor
 //! assert_eq!(halver.restarts(), 1);
 //! system.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())

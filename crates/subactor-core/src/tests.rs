@@ -521,3 +521,89 @@ fn send_after_delivers_in_deadline_order_and_cancels() {
         Fixture::new().system.spawn(Props::new(|| Ok::<_, NeverFails>(Keeper(Vec::new())))).expect("spawn").into();
     assert!(system.send_after(Duration::ZERO, stale, "late".into()).is_none(), "no timers after shutdown");
 }
+
+#[test]
+fn timed_sends_give_the_message_back_when_the_mailbox_stays_full() {
+    use crate::Outcome;
+
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props().mailbox_capacity(1)).expect("spawn");
+    let (open, gate) = flume::bounded::<()>(0);
+    probe.blocking_tell(Cmd::Block(gate)).expect("block");
+    eventually("the probe is blocked", || f.handled.load(Ordering::SeqCst) == 1);
+    probe.blocking_tell_timeout(Cmd::Record(0, 1), Duration::ZERO).expect("room for one");
+    let started = Instant::now();
+    match probe.blocking_tell_timeout(Cmd::Record(0, 2), Duration::from_millis(50)) {
+        Err(SendError::Full(Cmd::Record(0, 2))) => {}
+        other => panic!("expected Full with the message back, got {other:?}"),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(50), "it waited for room first");
+    let (tx, rx) = flume::bounded(1);
+    let refused = probe.blocking_ask_then_timeout(Cmd::Count, Duration::from_millis(20), move |outcome| {
+        let _ = tx.send(matches!(outcome, Outcome::NotHandled));
+    });
+    assert!(matches!(refused, Err(SendError::Full(Cmd::Count))), "{refused:?}");
+    assert!(rx.recv().is_err(), "the callback of a message handed back never runs");
+    assert_eq!(probe.blocking_wait_timeout(Duration::from_millis(10)), None);
+    drop(open);
+    let (tx, rx) = flume::bounded(1);
+    probe
+        .blocking_ask_then_timeout(Cmd::Count, SECOND, move |outcome| {
+            let _ = tx.send(matches!(outcome, Outcome::Replied(_)));
+        })
+        .expect("room again");
+    assert!(rx.recv_timeout(SECOND).expect("the callback runs"));
+    assert_eq!(*f.seen.lock().expect("lock"), vec![(0, 1)]);
+    probe.stop();
+    assert_eq!(probe.blocking_wait_timeout(SECOND), Some(StopReason::Normal));
+    f.system.shutdown();
+}
+
+/// A value actor that answers each message once its gate lets it.
+struct Gated(flume::Receiver<()>);
+
+impl Actor for Gated {
+    type Msg = crate::Value;
+    type Reply = crate::Value;
+    type Error = std::convert::Infallible;
+
+    fn handle(&mut self, _ctx: &ActorContext<Self>, msg: crate::Value) -> Result<crate::Value, Self::Error> {
+        let _ = self.0.recv();
+        Ok(msg)
+    }
+}
+
+#[test]
+fn any_refs_and_pipelines_send_with_timeouts() {
+    let system = ActorSystem::builder().build();
+    let (open, gate) = flume::unbounded::<()>();
+    let worker =
+        system.spawn(Props::new(move || Ok::<_, NeverFails>(Gated(gate.clone()))).mailbox_capacity(1)).expect("spawn");
+    let any: crate::AnyRef = worker.into();
+    let mut pipeline = crate::Pipeline::builder()
+        .stage("gated", vec![any.clone()], crate::Routing::RoundRobin)
+        .capacity(1)
+        .build()
+        .expect("pipeline");
+    // In hand, in the mailbox, held by the router, in the stage's queue: then it is full.
+    let mut sent = 0;
+    let full = loop {
+        match pipeline.send_timeout(sent, Duration::from_millis(50)) {
+            Ok(_) => sent += 1,
+            Err(error) => break error,
+        }
+        assert!(sent < 10, "the pipeline never filled");
+    };
+    assert!(matches!(&full, crate::PipelineError::Full(v) if *v == crate::Value::from(sent)), "{full:?}");
+    assert!(matches!(any.blocking_tell_timeout("x", Duration::from_millis(10)), Err(SendError::Full(_))));
+    assert_eq!(any.blocking_wait_timeout(Duration::from_millis(10)), None);
+    for _ in 0..sent {
+        open.send(()).expect("open");
+    }
+    let outputs = pipeline.finish();
+    assert_eq!(outputs.len(), usize::try_from(sent).expect("small"));
+    any.stop();
+    open.send(()).expect("open");
+    assert!(any.blocking_wait_timeout(SECOND).is_some());
+    system.shutdown();
+}

@@ -276,14 +276,19 @@ def load_main():
         spec = importlib.util.spec_from_file_location(_MAIN_NAME, path)
     else:
         spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
+    code = None
+    if spec is not None and spec.loader is not None and hasattr(spec.loader, "get_code"):
+        code = spec.loader.get_code(spec.name)
+    if code is None:
         raise ImportError(f"cannot load the main program ({path or name})", name="__main__")
+    # As runpy runs a main program: the module's own code, under another name (a
+    # module run with -m keeps its spec, hence its package for relative imports).
     module = importlib.util.module_from_spec(spec)
     module.__name__ = _MAIN_NAME
     sys.modules[_MAIN_NAME] = module
     sys.modules["__main__"] = module
     try:
-        spec.loader.exec_module(module)
+        exec(code, module.__dict__)
     except BaseException:
         sys.modules.pop(_MAIN_NAME, None)
         sys.modules["__main__"] = placeholder

@@ -1,0 +1,278 @@
+"""``Runtime``: the actor runtime, driven from the main interpreter."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+from . import _native
+from ._native import ActorRef, Buffer, BufferMut, DeadLetterSubscription, SpawnError
+
+if TYPE_CHECKING:
+    from ._executor import Executor
+    from ._pipeline import Pipeline, Stage
+    from ._supervision import Supervisor, SupervisorSpec
+
+__all__ = ["DeadLetters", "Runtime"]
+
+
+def _main_program() -> tuple[str | None, str | None]:
+    """The main program, as actors load it: ``(script path, None)`` for
+    ``python script.py``, ``(None, module name)`` for ``python -m module``, and
+    ``(None, None)`` when there is no file (an interactive session, ``python -c``)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name: object = getattr(spec, "name", None)
+    if isinstance(name, str) and name not in ("__main__", "__mp_main__"):
+        return None, name
+    path: object = getattr(main, "__file__", None)
+    if isinstance(path, str) and os.path.isfile(path):
+        return os.path.abspath(path), None
+    return None, None
+
+
+def actor_target(actor: type | str) -> tuple[str, str]:
+    """``(module, qualified name)`` of an actor class or a ``"pkg.mod:Class"`` string
+    (the module may also be the path of a ``.py`` file)."""
+    if isinstance(actor, str):
+        module, sep, name = actor.rpartition(":")
+        if not sep or not module or not name:
+            raise ValueError(f"expected 'module:Class' or 'path/to/file.py:Class', got {actor!r}")
+        return module, name
+    found: object = getattr(actor, "__module__", None)
+    qualname: object = getattr(actor, "__qualname__", None)
+    if not isinstance(found, str) or not isinstance(qualname, str):
+        raise TypeError(f"cannot spawn {actor!r}: expected a class or a 'module:Class' string")
+    if "<locals>" in qualname:
+        raise SpawnError(
+            f"cannot spawn {qualname}: it is defined inside a function, where another "
+            "interpreter cannot find it; define it at module level"
+        )
+    module = found
+    if module == "__main__" and _main_program() == (None, None):
+        raise SpawnError(
+            f"cannot spawn {qualname}: it is defined in an interactive session (or python -c), "
+            "which actors cannot load; define it in a module or a script"
+        )
+    return module, qualname
+
+
+class DeadLetters:
+    """The runtime's dead letters: messages that could not be delivered (sent to a
+    stopped actor, still queued when one was killed, ...)."""
+
+    def __init__(self, core: _native.RuntimeCore) -> None:
+        self._core = core
+
+    @property
+    def count(self) -> int:
+        """How many messages have become dead letters so far."""
+        return self._core.dead_letter_count()
+
+    def subscribe(self) -> DeadLetterSubscription:
+        """A queue of the dead letters from now on (``get``, ``get_nowait``, ``drain``).
+        A subscriber that falls more than 4096 behind misses newer ones."""
+        return self._core.subscribe_dead_letters()
+
+
+_live: weakref.WeakSet[Runtime] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+class Runtime:
+    """The actor runtime: every actor a CPython interpreter with its own GIL, on its own
+    thread, in this process.
+
+    Use it as a context manager (or call ``close``)::
+
+        with subactor.Runtime() as rt:
+            counter = rt.spawn(Counter, 0, name="c")
+            counter.tell(5)
+            print(counter.ask(1))
+
+    ``python_path``: folders put first on every actor's ``sys.path`` (this process's
+    ``sys.path`` follows, so what the main program imports, actors import too).
+    ``mailbox_capacity``: of actors that set none (1024). ``spin``: seconds an idle
+    actor spins before sleeping (50 µs; 0 disables). ``arena_max_bytes``: the limit of
+    the shared-memory arena of ``alloc``/``buffer`` (1 GiB).
+
+    Runtimes still open when the interpreter exits are closed then.
+    """
+
+    def __init__(
+        self,
+        *,
+        python_path: Iterable[str | os.PathLike[str]] = (),
+        mailbox_capacity: int | None = None,
+        spin: float | None = None,
+        arena_max_bytes: int | None = None,
+    ) -> None:
+        paths = [os.fspath(p) for p in python_path]
+        paths += [p for p in sys.path if isinstance(p, str) and p not in paths]
+        main_path, main_name = _main_program()
+        self._core = _native.RuntimeCore(paths, main_path, main_name, mailbox_capacity, spin, arena_max_bytes)
+        with _live_lock:
+            _live.add(self)
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Shuts the runtime down: kills every actor (each finishes the message in hand;
+        a handler running Python code is interrupted; queued messages become dead
+        letters), ends every interpreter, and waits for all of it. Calling it again does
+        nothing. Afterwards spawning raises ``SpawnError`` and references raise
+        ``ActorStopped``."""
+        self._core.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has run."""
+        return self._core.closed
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None:
+            core.close()
+
+    # ---- actors -----------------------------------------------------------------------
+
+    @overload
+    def spawn(
+        self,
+        actor: type | str,
+        /,
+        *args: Any,
+        name: str | None = None,
+        mailbox: int | None = None,
+        core: int | None = None,
+        on_failure: str | None = None,
+        time_limit: float | None = None,
+    ) -> ActorRef: ...
+
+    @overload
+    def spawn(self, actor: SupervisorSpec, /) -> Supervisor: ...
+
+    def spawn(
+        self,
+        actor: type | str | SupervisorSpec,
+        /,
+        *args: Any,
+        name: str | None = None,
+        mailbox: int | None = None,
+        core: int | None = None,
+        on_failure: str | None = None,
+        time_limit: float | None = None,
+    ) -> ActorRef | Supervisor:
+        """Starts an actor and returns its reference once its constructor has returned.
+
+        ``actor`` is a class (with a ``receive(self, msg)`` method) or a
+        ``"package.module:Class"`` string (the module may be a ``.py`` path); the actor
+        is ``actor(*args)`` in a new interpreter. A class defined in the main script
+        works: actors load the script as the module ``__mp_main__``, without running its
+        ``if __name__ == "__main__":`` block.
+
+        ``name``: unique, for ``lookup``. ``mailbox``: its capacity. ``core``: pin the
+        actor's thread to this CPU core. ``on_failure``: when ``receive`` raises,
+        ``"resume"`` (keep the instance; the default), ``"restart"`` (a fresh instance in
+        a fresh interpreter, same reference and mailbox) or ``"stop"``.
+        ``time_limit``: seconds one ``receive`` may run before it is interrupted.
+
+        A ``SupervisorSpec`` starts a supervisor and returns a ``Supervisor``.
+
+        Raises ``SpawnError`` (with the actor's traceback as the cause), its subclass
+        ``IncompatibleExtension`` when an extension module refuses own-GIL interpreters,
+        or ``ValueError`` for unusable options.
+        """
+        from ._supervision import SupervisorSpec
+
+        if isinstance(actor, SupervisorSpec):
+            if args or name or mailbox or core is not None or on_failure or time_limit:
+                raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
+            return self._core.supervise(actor._flatten())
+        module, qualname = actor_target(actor)
+        return self._core.spawn(module, qualname, args, name, mailbox, core, on_failure, time_limit)
+
+    def lookup(self, name: str) -> ActorRef | None:
+        """The running Python actor with this name, or ``None``."""
+        return self._core.lookup(name)
+
+    def send_after(self, delay: float, actor: ActorRef, msg: Any) -> int:
+        """Tells ``msg`` to ``actor`` after ``delay`` seconds, without blocking anyone;
+        returns a timer id for ``cancel_timer``. If the mailbox is full or the actor has
+        stopped by then, the message is a dead letter."""
+        return self._core.send_after(delay, actor, msg)
+
+    def cancel_timer(self, timer: int) -> bool:
+        """Cancels a ``send_after`` timer; ``True`` if it had not fired."""
+        return self._core.cancel_timer(timer)
+
+    @property
+    def actor_count(self) -> int:
+        """How many actors are alive (starting, running or stopping)."""
+        return self._core.actor_count()
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """The runtime's dead letters: ``count`` and ``subscribe()``."""
+        return DeadLetters(self._core)
+
+    # ---- executor, pipelines ----------------------------------------------------------
+
+    def executor(self, workers: int | None = None, *, pin: bool = False) -> Executor:
+        """A ``concurrent.futures.Executor`` backed by ``workers`` actors (one per core by
+        default), each in its own interpreter. ``pin`` pins worker *i* to core *i*."""
+        from ._executor import Executor
+
+        return Executor(self, workers, pin=pin)
+
+    def pipeline(
+        self,
+        *stages: Stage | tuple[str, Sequence[ActorRef]] | tuple[str, Sequence[ActorRef], str],
+        ordered: bool = False,
+        capacity: int | None = None,
+    ) -> Pipeline:
+        """Items flow through ``stages`` of worker actors; each stage's answer is the next
+        stage's item. See ``Pipeline``."""
+        from ._pipeline import Pipeline
+
+        return Pipeline(self, stages, ordered=ordered, capacity=capacity)
+
+    # ---- arena buffers ----------------------------------------------------------------
+
+    def alloc(self, size: int) -> BufferMut:
+        """A writable, zero-filled buffer of ``size`` bytes in the runtime's shared-memory
+        arena: fill it through ``memoryview(buf)``, then ``freeze()`` it into a
+        ``Buffer``, which actors receive without a copy. ``MemoryError`` past the
+        arena's limit."""
+        return self._core.alloc(size)
+
+    def buffer(self, data: Any) -> Buffer:
+        """Copies a bytes-like object into a new immutable arena ``Buffer`` (one copy;
+        sending it afterwards copies nothing)."""
+        return self._core.buffer(data)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.actor_count} actors"
+        return f"<subactor.Runtime {state}>"
+
+
+@atexit.register
+def _close_all() -> None:
+    """Closes the runtimes still open at exit: every actor's interpreter must end before
+    Python finalises."""
+    with _live_lock:
+        runtimes = list(_live)
+    for rt in runtimes:
+        rt.close()
+    _native._stop_dispatcher()

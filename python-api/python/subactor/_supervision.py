@@ -1,0 +1,150 @@
+"""Supervisors from Python: specs of supervision trees, with the same semantics as the
+core's (``subactor_core::supervisor``: strategies, restart types, intensity, backoff)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+from ._native import ChildInfo, Supervisor
+from ._runtime import actor_target
+
+__all__ = ["ChildInfo", "ChildSpec", "OnFailure", "Restart", "Strategy", "Supervisor", "SupervisorSpec"]
+
+
+class Strategy(enum.StrEnum):
+    """Who restarts when a child fails."""
+
+    ONE_FOR_ONE = "one_for_one"
+    """Only the child that failed."""
+    ONE_FOR_ALL = "one_for_all"
+    """Every child."""
+    REST_FOR_ONE = "rest_for_one"
+    """The child that failed and those started after it."""
+
+
+class Restart(enum.StrEnum):
+    """Whether a child is started again when it exits."""
+
+    PERMANENT = "permanent"
+    """Always."""
+    TRANSIENT = "transient"
+    """Only after an abnormal end (a failure, a kill), not after a graceful stop."""
+    TEMPORARY = "temporary"
+    """Never."""
+
+
+class OnFailure(enum.StrEnum):
+    """What an actor does when its ``receive`` raises."""
+
+    RESUME = "resume"
+    """Keep the instance (the default without a supervisor)."""
+    RESTART = "restart"
+    """A fresh instance in a fresh interpreter, same reference and mailbox (the default
+    under a supervisor, which decides)."""
+    STOP = "stop"
+    """Stop; queued messages become dead letters."""
+
+
+class ChildSpec:
+    """How to start (and start again) one child of a supervisor: an actor class (or
+    ``"module:Class"``) with its constructor arguments and options, or a nested
+    ``SupervisorSpec``.
+
+    ``restart``: when it is started again after it exits (``Restart``). ``shutdown``:
+    seconds a graceful stop may take before the child is killed. The other options are
+    ``Runtime.spawn``'s; ``on_failure`` defaults to ``"restart"`` under a supervisor.
+    """
+
+    def __init__(
+        self,
+        actor: type | str | SupervisorSpec,
+        /,
+        *args: Any,
+        name: str | None = None,
+        mailbox: int | None = None,
+        core: int | None = None,
+        on_failure: OnFailure | str | None = None,
+        time_limit: float | None = None,
+        restart: Restart | str = Restart.PERMANENT,
+        shutdown: float = 5.0,
+    ) -> None:
+        self.actor = actor
+        self.args = args
+        self.name = name
+        self.mailbox = mailbox
+        self.core = core
+        self.on_failure = None if on_failure is None else OnFailure(on_failure)
+        self.time_limit = time_limit
+        self.restart = Restart(restart)
+        self.shutdown = shutdown
+        if isinstance(actor, SupervisorSpec) and (args or name or mailbox or core is not None or on_failure):
+            raise TypeError("a nested SupervisorSpec takes its options on the spec")
+
+    def _flatten(self) -> tuple[Any, ...]:
+        if isinstance(self.actor, SupervisorSpec):
+            what = self.actor._flatten()
+        else:
+            module, qualname = actor_target(self.actor)
+            what = (
+                "actor",
+                module,
+                qualname,
+                self.args,
+                self.name,
+                self.mailbox,
+                self.core,
+                None if self.on_failure is None else str(self.on_failure),
+                self.time_limit,
+            )
+        return (what, str(self.restart), float(self.shutdown))
+
+    def __repr__(self) -> str:
+        return f"ChildSpec({self.actor!r}, name={self.name!r}, restart={str(self.restart)!r})"
+
+
+class SupervisorSpec:
+    """The recipe of a supervisor: its children (started in order), its ``strategy``,
+    its restart intensity (at most ``max_restarts`` within ``within`` seconds; one more
+    and it stops its children and fails, which its own supervisor handles), an optional
+    ``backoff`` ``(initial, max)`` in seconds between repeated restarts of a child, and
+    a ``name``. Start it with ``Runtime.spawn(spec)``; nest it in a ``ChildSpec`` to
+    build trees.
+
+    A child whose ``receive`` raises is restarted in place (same reference, same
+    mailbox: queued messages survive); one that exits is restarted per its ``restart``
+    type, under a new id.
+    """
+
+    def __init__(
+        self,
+        children: Sequence[ChildSpec | type | str],
+        *,
+        strategy: Strategy | str = Strategy.ONE_FOR_ONE,
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: tuple[float, float] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.children = [c if isinstance(c, ChildSpec) else ChildSpec(c) for c in children]
+        self.strategy = Strategy(strategy)
+        self.max_restarts = max_restarts
+        self.within = within
+        self.backoff = backoff
+        self.name = name
+
+    def _flatten(self) -> tuple[Any, ...]:
+        backoff = None if self.backoff is None else (float(self.backoff[0]), float(self.backoff[1]))
+        return (
+            "supervisor",
+            str(self.strategy),
+            int(self.max_restarts),
+            float(self.within),
+            backoff,
+            self.name,
+            [child._flatten() for child in self.children],
+        )
+
+    def __repr__(self) -> str:
+        return f"SupervisorSpec({len(self.children)} children, strategy={str(self.strategy)!r}, name={self.name!r})"

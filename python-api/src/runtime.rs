@@ -1,0 +1,398 @@
+//! `RuntimeCore`: the native side of `subactor.Runtime`, a [`subactor::Runtime`] driven
+//! from the main interpreter.
+//!
+//! Everything that may wait for actors (spawning, closing, the executor's start) runs
+//! with the GIL released: an actor's thread takes the main interpreter's GIL for a moment
+//! when it creates or ends its interpreter, so waiting for it with the GIL held would
+//! deadlock. Waits are sliced, so Ctrl-C interrupts them.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use subactor::{ArenaConfig, MainModule, PyActor, PythonActor, Runtime};
+use subactor_core::{FailurePolicy, SpawnError, TimerId};
+use subactor_host::{StartError, main_interpreter as main};
+
+use crate::dead_letters::DeadLetterSubscription;
+use crate::executor::ExecutorCore;
+use crate::pipeline::{self, PipelineCore};
+use crate::supervision::{SupervisorRef, supervisor_spec};
+use crate::wait::{self, Waited};
+use crate::{conv, dispatch, errors};
+
+/// Runtimes of this process not yet closed; the dispatcher stops with the last.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The options of a Python actor that the Python API passes by keyword.
+#[derive(Default)]
+pub(crate) struct ActorOptions {
+    pub(crate) name: Option<String>,
+    pub(crate) mailbox: Option<usize>,
+    pub(crate) core: Option<usize>,
+    pub(crate) on_failure: Option<String>,
+    pub(crate) time_limit: Option<f64>,
+}
+
+impl ActorOptions {
+    /// The recipe of `module.class(*args)` with these options.
+    pub(crate) fn spec(self, module: String, class: String, args: &Bound<'_, PyTuple>) -> PyResult<PythonActor> {
+        let args = conv::to_value(args.as_any())?;
+        let mut spec = PythonActor::new(module, class).args(args);
+        if let Some(name) = self.name {
+            spec = spec.name(name);
+        }
+        if let Some(capacity) = self.mailbox {
+            spec = spec.mailbox_capacity(capacity);
+        }
+        if let Some(core) = self.core {
+            spec = spec.pin_to_core(core);
+        }
+        if let Some(policy) = self.on_failure {
+            spec = spec.on_failure(failure_policy(&policy)?);
+        }
+        if let Some(limit) = self.time_limit {
+            spec = spec.time_limit(wait::seconds(limit, "time_limit")?);
+        }
+        Ok(spec)
+    }
+}
+
+/// Reads a failure policy's name.
+pub(crate) fn failure_policy(name: &str) -> PyResult<FailurePolicy> {
+    match name {
+        "resume" => Ok(FailurePolicy::Resume),
+        "restart" => Ok(FailurePolicy::Restart),
+        "stop" => Ok(FailurePolicy::Stop),
+        other => Err(PyValueError::new_err(format!("on_failure must be 'resume', 'restart' or 'stop', got {other:?}"))),
+    }
+}
+
+/// Runs `work` on a new thread and waits for it (GIL released, Ctrl-C interrupts the
+/// wait). If the wait is interrupted, `abandon` gets the result when it comes, on that
+/// thread (to undo it: kill the actor that was spawned meanwhile).
+pub(crate) fn off_thread<T: Send + 'static>(
+    py: Python<'_>,
+    work: impl FnOnce() -> T + Send + 'static,
+    abandon: impl FnOnce(T) + Send + 'static,
+) -> PyResult<T> {
+    let (tx, rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("subactor-spawn".into())
+        .spawn(move || {
+            if let Err(unwanted) = tx.send(work()) {
+                abandon(unwanted.into_inner());
+            }
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
+    match wait::recv(py, &rx, None)? {
+        Waited::Got(result) => Ok(result),
+        Waited::TimedOut | Waited::Disconnected => Err(PyRuntimeError::new_err("the spawning thread died")),
+    }
+}
+
+/// Spawns a Python actor, waiting interruptibly.
+pub(crate) fn spawn_actor(
+    py: Python<'_>,
+    rt: Arc<Runtime>,
+    spec: PythonActor,
+) -> PyResult<subactor::ActorRef<PyActor>> {
+    off_thread(
+        py,
+        move || rt.spawn(spec),
+        |spawned| {
+            if let Ok(actor) = spawned {
+                actor.kill();
+            }
+        },
+    )?
+    .map_err(|error| errors::spawn(py, &error))
+}
+
+/// The native side of `subactor.Runtime`.
+#[pyclass(module = "subactor._native", frozen)]
+pub(crate) struct RuntimeCore {
+    rt: Mutex<Option<Arc<Runtime>>>,
+    /// Its pipelines, aborted before it shuts down (see `pipeline::Shared::abort`).
+    pipelines: Mutex<Vec<Weak<pipeline::Shared>>>,
+}
+
+impl RuntimeCore {
+    fn slot(&self) -> MutexGuard<'_, Option<Arc<Runtime>>> {
+        self.rt.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The runtime, or `ActorStopped` once closed.
+    pub(crate) fn runtime(&self, py: Python<'_>) -> PyResult<Arc<Runtime>> {
+        self.slot().clone().ok_or_else(|| errors::new(py, c"ActorStopped", ("the runtime is closed",)))
+    }
+
+    fn spawn_runtime(&self, py: Python<'_>) -> PyResult<Arc<Runtime>> {
+        self.slot().clone().ok_or_else(|| errors::spawn(py, &SpawnError::<StartError>::ShutDown))
+    }
+}
+
+#[pymethods]
+impl RuntimeCore {
+    /// Starts a runtime whose actors find modules on `python_path` first and load the
+    /// main program (`main_path` or `main_name`) when they need what it defines.
+    #[new]
+    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None))]
+    fn new(
+        python_path: Vec<String>,
+        main_path: Option<String>,
+        main_name: Option<String>,
+        mailbox_capacity: Option<usize>,
+        spin: Option<f64>,
+        arena_max_bytes: Option<usize>,
+    ) -> PyResult<RuntimeCore> {
+        let mut builder = Runtime::builder().python_path(python_path);
+        if let Some(path) = main_path {
+            builder = builder.main_module(MainModule::Script(PathBuf::from(path)));
+        } else if let Some(name) = main_name {
+            builder = builder.main_module(MainModule::Module(name));
+        }
+        if let Some(capacity) = mailbox_capacity {
+            if capacity == 0 {
+                return Err(PyValueError::new_err("mailbox_capacity must be at least 1"));
+            }
+            builder = builder.mailbox_capacity(capacity);
+        }
+        if let Some(spin) = spin {
+            builder = builder.spin(wait::seconds(spin, "spin")?);
+        }
+        if let Some(max) = arena_max_bytes {
+            // A small limit gets segments (and a large-buffer threshold) that fit in it.
+            let defaults = ArenaConfig::new();
+            let segment = defaults.segment_size().min(max);
+            let config = ArenaConfig::new()
+                .with_max_bytes(max)
+                .with_segment_size(segment)
+                .with_large_threshold(defaults.large_threshold().min(segment));
+            builder = builder.arena(config);
+        }
+        let rt = builder.build().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        OPEN.fetch_add(1, Ordering::SeqCst);
+        Ok(RuntimeCore { rt: Mutex::new(Some(Arc::new(rt))), pipelines: Mutex::default() })
+    }
+
+    /// Spawns `module.class_name(*args)` and returns its `ActorRef` once it runs.
+    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn spawn<'py>(
+        &self,
+        py: Python<'py>,
+        module: String,
+        class_name: String,
+        args: &Bound<'py, PyTuple>,
+        name: Option<String>,
+        mailbox: Option<usize>,
+        core: Option<usize>,
+        on_failure: Option<String>,
+        time_limit: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = ActorOptions { name, mailbox, core, on_failure, time_limit };
+        let spec = options.spec(module, class_name, args)?;
+        let rt = self.spawn_runtime(py)?;
+        let actor = spawn_actor(py, rt, spec)?;
+        conv::new_ref(py, actor.into())
+    }
+
+    /// Starts `workers` executor workers (the class `Worker` of the file `worker_path`),
+    /// all at once; pins worker i to core i modulo the cores when `pin` is set.
+    #[pyo3(signature = (workers, worker_path, pin=false))]
+    fn executor(&self, py: Python<'_>, workers: usize, worker_path: String, pin: bool) -> PyResult<ExecutorCore> {
+        if workers == 0 {
+            return Err(PyValueError::new_err("an executor needs at least one worker"));
+        }
+        let rt = self.spawn_runtime(py)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let specs: Vec<PythonActor> = (0..workers)
+            .map(|i| {
+                let spec = PythonActor::new(worker_path.clone(), "Worker");
+                if pin { spec.pin_to_core(i % cores) } else { spec }
+            })
+            .collect();
+        // Interpreters are created in parallel: start-up costs one spawn, not N.
+        let spawned = off_thread(
+            py,
+            move || {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = specs.into_iter().map(|spec| scope.spawn(|| rt.spawn(spec))).collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| Err(SpawnError::Panicked("spawn thread".into()))))
+                        .collect::<Vec<_>>()
+                })
+            },
+            |results| {
+                for actor in results.into_iter().flatten() {
+                    actor.kill();
+                }
+            },
+        )?;
+        let mut actors = Vec::with_capacity(workers);
+        let mut failure = None;
+        for result in spawned {
+            match result {
+                Ok(actor) => actors.push(actor),
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        if let Some(error) = failure {
+            for actor in &actors {
+                actor.kill();
+            }
+            return Err(errors::spawn(py, &error));
+        }
+        Ok(ExecutorCore::new(actors.into_iter().map(Into::into).collect()))
+    }
+
+    /// Spawns a supervisor from a spec tree (see `subactor/_supervision.py`).
+    fn supervise(&self, py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<SupervisorRef> {
+        let spec = supervisor_spec(spec)?;
+        let rt = self.spawn_runtime(py)?;
+        let supervisor = off_thread(
+            py,
+            move || rt.spawn(spec),
+            |spawned| {
+                if let Ok(supervisor) = spawned {
+                    supervisor.kill();
+                }
+            },
+        )?
+        .map_err(|error| errors::new(py, c"SpawnError", (error.to_string(),)))?;
+        Ok(SupervisorRef::new(supervisor))
+    }
+
+    /// Builds a pipeline from `(name, workers, routing)` stages.
+    #[pyo3(signature = (stages, ordered=false, capacity=None))]
+    fn pipeline(
+        &self,
+        py: Python<'_>,
+        stages: Vec<(String, Vec<Bound<'_, PyAny>>, String)>,
+        ordered: bool,
+        capacity: Option<usize>,
+    ) -> PyResult<PipelineCore> {
+        self.runtime(py)?;
+        let pipeline = PipelineCore::build(stages, ordered, capacity)?;
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pipelines.retain(|p| p.strong_count() > 0);
+        pipelines.push(pipeline.shared());
+        Ok(pipeline)
+    }
+
+    /// The running Python actor with this name, or `None`.
+    fn lookup<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let rt = self.runtime(py)?;
+        rt.lookup::<PyActor>(name).map(|actor| conv::new_ref(py, actor.into())).transpose()
+    }
+
+    /// Tells `msg` to `actor` after `delay` seconds; returns the timer's id.
+    fn send_after(
+        &self,
+        py: Python<'_>,
+        delay: f64,
+        actor: &Bound<'_, PyAny>,
+        msg: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let rt = self.runtime(py)?;
+        let delay = wait::seconds(delay, "delay")?;
+        let target = conv::actor_of(actor)?;
+        let msg = conv::to_value(msg)?;
+        rt.system()
+            .send_after(delay, target, msg)
+            .map(TimerId::as_u64)
+            .ok_or_else(|| errors::new(py, c"ActorStopped", ("the runtime is closed",)))
+    }
+
+    /// Cancels a `send_after` timer; `True` if it had not fired.
+    fn cancel_timer(&self, py: Python<'_>, timer: u64) -> PyResult<bool> {
+        Ok(self.runtime(py)?.system().cancel_timer(TimerId::from_u64(timer)))
+    }
+
+    /// A writable, zero-filled buffer of the runtime's arena.
+    fn alloc<'py>(&self, py: Python<'py>, size: usize) -> PyResult<Bound<'py, PyAny>> {
+        let buffer = self.runtime(py)?.arena().alloc(size).map_err(|e| PyMemoryError::new_err(e.to_string()))?;
+        // SAFETY: GIL held in the main interpreter; a new reference or null with an
+        // exception set.
+        unsafe { Bound::from_owned_ptr_or_err(py, main::new_buffer_mut(buffer)) }
+    }
+
+    /// Copies a bytes-like object into a new immutable buffer of the runtime's arena.
+    fn buffer<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let rt = self.runtime(py)?;
+        let view = PyBuffer::<u8>::get(data)?;
+        if !view.is_c_contiguous() {
+            return Err(PyValueError::new_err("buffer() takes a contiguous bytes-like object"));
+        }
+        // SAFETY: the view keeps the exporter's memory alive and unchanged in size while
+        // it lives; it is C-contiguous with `len_bytes` bytes at `buf_ptr`; the copy
+        // happens before the view is released.
+        let data = unsafe { std::slice::from_raw_parts(view.buf_ptr().cast::<u8>(), view.len_bytes()) };
+        let buffer = rt.arena().copy_from(data).map_err(|e| PyMemoryError::new_err(e.to_string()))?;
+        drop(view);
+        // SAFETY: as in `alloc`.
+        unsafe { Bound::from_owned_ptr_or_err(py, main::new_buffer(buffer)) }
+    }
+
+    /// How many messages have become dead letters.
+    fn dead_letter_count(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.runtime(py)?.dead_letters().count())
+    }
+
+    /// A subscription to the dead letters from now on.
+    fn subscribe_dead_letters(&self, py: Python<'_>) -> PyResult<DeadLetterSubscription> {
+        Ok(DeadLetterSubscription::new(self.runtime(py)?.dead_letters().subscribe()))
+    }
+
+    /// How many actors are alive.
+    fn actor_count(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.runtime(py)?.system().actor_count())
+    }
+
+    /// Whether `close` has run.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.slot().is_none()
+    }
+
+    /// Shuts the runtime down: kills every actor (each finishes the message it handles;
+    /// a handler running Python code is interrupted), ends every interpreter, and waits
+    /// for all of it. Calling it again does nothing.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(rt) = self.slot().take() else { return Ok(()) };
+        let pipelines: Vec<_> =
+            std::mem::take(&mut *self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let result = py.detach(move || {
+            for pipeline in pipelines.iter().filter_map(Weak::upgrade) {
+                pipeline.abort();
+            }
+            rt.shutdown()
+        });
+        if OPEN.fetch_sub(1, Ordering::SeqCst) == 1 {
+            dispatch::stop(py)?;
+        }
+        result.map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+}
+
+impl Drop for RuntimeCore {
+    fn drop(&mut self) {
+        let rt = self.rt.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(rt) = rt {
+            OPEN.fetch_sub(1, Ordering::SeqCst);
+            let pipelines = std::mem::take(self.pipelines.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));
+            for pipeline in pipelines.iter().filter_map(Weak::upgrade) {
+                pipeline.abort();
+            }
+            // Shutting down waits for actor threads, which need the main GIL to end their
+            // interpreters: release it meanwhile.
+            Python::attach(|py| py.detach(move || drop(rt.shutdown())));
+        }
+    }
+}

@@ -1,0 +1,40 @@
+"""Shared fixtures: a fresh runtime per test, closed afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import subactor
+
+TESTS = Path(__file__).resolve().parent
+SCRIPTS = TESTS / "scripts"
+
+
+@pytest.fixture
+def rt() -> Iterator[subactor.Runtime]:
+    runtime = subactor.Runtime()
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def run_script(*args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs `python *args` in a child process (this interpreter, this environment)."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or SCRIPTS,
+        env=env,
+        check=False,
+    )
