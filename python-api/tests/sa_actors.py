@@ -107,6 +107,18 @@ class BufferWorker:
         return (buf.address, len(buf), bytes(buf[:4]))
 
 
+class NumpyUser:
+    """Needs numpy, which refuses own-GIL interpreters: it cannot start in an actor."""
+
+    def __init__(self) -> None:
+        import numpy
+
+        self.numpy = numpy
+
+    def receive(self, msg):
+        return msg
+
+
 class Doubler:
     def receive(self, x):
         if x == 13:

@@ -20,18 +20,40 @@ _UNSAFE_ACCELERATORS = {
 }
 
 
-class _AcceleratorGuard:
-    """A meta-path finder that refuses the unsafe accelerators of this version."""
+# Packages whose C core uses single-phase initialisation and breaks the process when it
+# runs in an own-GIL subinterpreter. CPython calls a single-phase module's init function
+# inside the importing interpreter and only then refuses the module
+# (Python/importdl.c, finish_single_phase_init), so by the time the ImportError is
+# raised, the init has left objects of this interpreter in the extension's C statics:
+# importing numpy in an actor aborted the process here ("free(): invalid pointer"). They
+# are refused before any of their code runs.
+_SINGLE_PHASE_PACKAGES = {
+    "numpy": "its C core uses single-phase initialisation, which CPython runs inside the "
+    "subinterpreter before refusing it (numpy/numpy#24755)",
+}
 
-    def __init__(self, names):
-        self.names = names
+
+class _ImportGuard:
+    """A meta-path finder that refuses, before they load, the modules that cannot load
+    safely in this interpreter: the version's unsafe accelerators, and the packages of
+    ``_SINGLE_PHASE_PACKAGES``."""
+
+    def __init__(self, accelerators):
+        self.accelerators = accelerators
 
     def find_spec(self, name, path=None, target=None):
-        if name in self.names:
+        if name in self.accelerators:
             raise ImportError(
                 f"module {name} {_SUBINTERPRETER_REFUSAL} safely on CPython "
                 f"{sys.version_info.major}.{sys.version_info.minor} (subactor uses the "
                 "pure-Python implementation instead)",
+                name=name,
+            )
+        why = _SINGLE_PHASE_PACKAGES.get(name)
+        if why is not None:
+            raise ImportError(
+                f"module {name} {_SUBINTERPRETER_REFUSAL} with their own GIL: {why}; "
+                "import it in the main interpreter only",
                 name=name,
             )
         return None
@@ -224,9 +246,7 @@ def setup(paths, main_path=None, main_name=None):
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
-    unsafe = _UNSAFE_ACCELERATORS.get(sys.version_info[:2])
-    if unsafe:
-        sys.meta_path.insert(0, _AcceleratorGuard(unsafe))
+    sys.meta_path.insert(0, _ImportGuard(_UNSAFE_ACCELERATORS.get(sys.version_info[:2], frozenset())))
     if main_path is not None or main_name is not None:
         sys.modules["__main__"] = _LazyMain(main_path, main_name)
 
