@@ -64,7 +64,8 @@ def _throughput(ms: list[Measurement]) -> Goal:
     if m is None or not m.samples:
         return _not_measured(name, target)
     s = summarize(m.samples)
-    figure = f"{fmt_value(s.median, m.unit)} (median of {s.n}; {s.spread} {fmt_value(s.low, m.unit)} - {fmt_value(s.high, m.unit)})"
+    spread = f"{s.spread} {fmt_value(s.low, m.unit)} - {fmt_value(s.high, m.unit)}"
+    figure = f"{fmt_value(s.median, m.unit)} (median of {s.n}; {spread})"
     return Goal(name, target, figure, s.median >= 1e6)
 
 
@@ -90,9 +91,12 @@ def _cpu(ms: list[Measurement], probes: Sequence[Probe], cores: int) -> Goal:
     note = ""
     machine = [p.parallelism for p in probes if p.n == 2]
     if machine:
-        best = max(machine)
-        note = f"the machine itself gave {fmt_ratio(min(machine))} - {fmt_ratio(best)} parallelism in the probes of this run"
-        if best < 1.85:
+        probed = summarize(machine)
+        note = (
+            f"the machine itself gave {fmt_ratio(probed.median)} parallelism "
+            f"(probes {fmt_ratio(probed.low)} - {fmt_ratio(probed.high)})"
+        )
+        if probed.median < 1.85:
             note += ": below the goal, so this run cannot show whether subactor meets it"
     return Goal(name, target, figure, met, note)
 
@@ -115,7 +119,9 @@ def _memory(ms: list[Measurement]) -> Goal:
     worker = _median(ms, model.MEMORY, model.MP_SPAWN, "RSS of an idle worker process")
     if mine is None or worker is None:
         return _not_measured(name, target)
-    figure = f"{fmt_bytes(mine)} RSS per actor vs {fmt_bytes(worker)} per spawned worker process ({mine / worker:.2f} of it)"
+    figure = (
+        f"{fmt_bytes(mine)} RSS per actor vs {fmt_bytes(worker)} per spawned worker process ({mine / worker:.2f} of it)"
+    )
     return Goal(name, target, figure, mine <= worker / 5)
 
 

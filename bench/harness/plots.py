@@ -7,6 +7,7 @@ against payload size on log-log axes.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,16 @@ COLOURS = {
     model.FLUME: "#ff7f0e",
 }
 OTHER = "#8c564b"
+SPREAD = "median; whiskers: p10-p90, or min-max under 10 samples"
 
 # What the y axis of each bar plot shows, in which unit.
 SCALES: dict[str, tuple[float, str]] = {
     model.SPAWN: (1e3, "ms"),
     model.ROUND_TRIP: (1e6, "µs"),
-    model.THROUGHPUT: (1.0, "messages per second"),
+    model.THROUGHPUT: (1e-6, "million messages per second"),
     model.MEMORY: (1 / (1 << 20), "MiB"),
     model.CORE_ASK: (1e6, "µs"),
-    model.CORE_TELL: (1.0, "messages per second"),
+    model.CORE_TELL: (1e-6, "million messages per second"),
 }
 
 
@@ -62,9 +64,9 @@ def _colour(system: str) -> str:
     return COLOURS.get(system, OTHER)
 
 
-def _label(system: str, variant: str, width: int = 60) -> str:
-    text = f"{system}: {variant}"
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _label(system: str, variant: str, width: int = 55) -> str:
+    """ "system: variant", wrapped onto lines of ``width``."""
+    return "\n".join(textwrap.wrap(f"{system}: {variant}", width))
 
 
 def _bar_axes(ax: Any, ms: list[Measurement], metric: str, title: str, log: bool) -> bool:
@@ -90,8 +92,17 @@ def _bar_axes(ax: Any, ms: list[Measurement], metric: str, title: str, log: bool
     if log:
         ax.set_xscale("log")
     ax.grid(axis="x", which="both", alpha=0.3)
-    for position, median in zip(positions, medians, strict=True):
-        ax.annotate(f" {median:,.3g}", (median, position), va="center", fontsize=7)
+    # Each median written just past the end of its whisker.
+    for position, median, high in zip(positions, medians, highs, strict=True):
+        ax.annotate(
+            f"{median:,.3g}",
+            (median + high, position),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
+    ax.margins(x=0.12)
     return True
 
 
@@ -101,9 +112,9 @@ def _bars(ms: list[Measurement], metric: metrics.Metric, path: Path) -> bool:
     rows = figures.rows(ms, metric.key)
     if not rows:
         return False
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.6))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.6))
     note = "higher is better" if metric.higher_is_better else "lower is better"
-    ok = _bar_axes(ax, ms, metric.key, f"{metric.title}: median, whiskers p10-p90 ({note})", log=True)
+    ok = _bar_axes(ax, ms, metric.key, f"{metric.title} ({note})\n{SPREAD}", log=True)
     if ok:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
@@ -131,7 +142,7 @@ def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
             workers,
             [s.median for s in stats],
             yerr=[[s.median - s.low for s in stats], [s.high - s.median for s in stats]],
-            label=_label(system, variant, 70),
+            label=_label(system, variant, 90),
             color=_colour(system),
             linestyle=style,
             marker="o",
@@ -143,13 +154,18 @@ def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
     if machine:
         s = summarize(machine)
         ax.errorbar(
-            [top], [s.median], yerr=[[s.median - s.low], [s.high - s.median]], fmt="s", color="black",
-            capsize=3, label="machine probe (pure-Python loop in N processes)",
+            [top],
+            [s.median],
+            yerr=[[s.median - s.low], [s.high - s.median]],
+            fmt="s",
+            color="black",
+            capsize=3,
+            label="machine probe (pure-Python loop in N processes)",
         )
     ax.set_xticks(ideal)
     ax.set_xlabel("workers")
     ax.set_ylabel("speedup over 1 worker (same round)")
-    ax.set_title("CPU-bound speedup: median, whiskers = spread over rounds", fontsize=10)
+    ax.set_title(f"CPU-bound speedup over the rounds (higher is better)\n{SPREAD}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
@@ -167,7 +183,9 @@ def _handoff(ms: list[Measurement], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(10, 6))
     markers = "osD^v<>p*h"
     for i, (system, variant) in enumerate(lines):
-        found = sorted((m for m in figures.find(ms, model.HANDOFF, system, variant) if m.samples), key=lambda m: m.x or 0)
+        found = sorted(
+            (m for m in figures.find(ms, model.HANDOFF, system, variant) if m.samples), key=lambda m: m.x or 0
+        )
         if not found:
             continue
         stats = [summarize(m.samples) for m in found]
@@ -176,7 +194,7 @@ def _handoff(ms: list[Measurement], path: Path) -> bool:
             xs,
             [s.median * 1e6 for s in stats],
             yerr=[[(s.median - s.low) * 1e6 for s in stats], [(s.high - s.median) * 1e6 for s in stats]],
-            label=_label(system, variant, 75),
+            label=_label(system, variant, 90),
             color=_colour(system),
             marker=markers[i % len(markers)],
             linestyle="-" if figures.is_subactor(system) and variant == figures.HANDOFF_BUFFER else "--",
@@ -190,7 +208,7 @@ def _handoff(ms: list[Measurement], path: Path) -> bool:
     ax.set_xticks(sizes, [fmt_size_label(x) for x in sizes])
     ax.set_xlabel("payload")
     ax.set_ylabel("handoff time, µs (log scale)")
-    ax.set_title("Handoff of a payload to a worker: median, whiskers p10-p90 (lower is better)", fontsize=10)
+    ax.set_title(f"Handoff of a payload to a worker (lower is better)\n{SPREAD}", fontsize=10)
     ax.grid(which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
@@ -204,7 +222,7 @@ def _core(ms: list[Measurement], path: Path) -> bool:
 
     if not figures.rows(ms, model.CORE_ASK) and not figures.rows(ms, model.CORE_TELL):
         return False
-    fig, (ask, tell) = plt.subplots(2, 1, figsize=(9, 5))
+    fig, (ask, tell) = plt.subplots(2, 1, figsize=(9, 5.5))
     _bar_axes(ask, ms, model.CORE_ASK, "Rust core vs raw flume: ask round trip (lower is better)", log=False)
     _bar_axes(tell, ms, model.CORE_TELL, "Rust core vs raw flume: one-way throughput (higher is better)", log=False)
     fig.tight_layout()

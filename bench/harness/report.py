@@ -98,14 +98,18 @@ def summaries(data: RunData) -> dict[str, Any]:
         s = summarize(m.samples) if m.samples else None
         entry = m.to_json()
         del entry["samples"]
-        entry["summary"] = None if s is None else {
-            "n": s.n,
-            "median": s.median,
-            "low": s.low,
-            "high": s.high,
-            "p99": s.p99,
-            "spread": s.spread,
-        }
+        entry["summary"] = (
+            None
+            if s is None
+            else {
+                "n": s.n,
+                "median": s.median,
+                "low": s.low,
+                "high": s.high,
+                "p99": s.p99,
+                "spread": s.spread,
+            }
+        )
         out["measurements"].append(entry)
     return out
 
@@ -303,7 +307,9 @@ def _summary_items(ms: list[Measurement]) -> list[tuple[str, _Figure, list[_Figu
     if buffers:
         size = max(x for x in buffers if x is not None)
         figure = _Figure(model.SUBACTOR, "arena Buffer", summarize(buffers[size].samples).median, model.SECONDS)
-        items.append((f"handoff of {fmt_size_label(size)}", figure, peers_of(figures.find(ms, model.HANDOFF, x=size)), False))
+        items.append(
+            (f"handoff of {fmt_size_label(size)}", figure, peers_of(figures.find(ms, model.HANDOFF, x=size)), False)
+        )
 
     mine = figures.one(ms, model.MEMORY, model.SUBACTOR, figures.MEMORY_RSS)
     if mine and mine.samples:
@@ -333,7 +339,9 @@ def _plain_table(ms: list[Measurement], metric: metrics.Metric, ratio_name: str)
         if m is None or not m.samples:
             continue
         s = summarize(m.samples)
-        rows.append([system, variant, fmt_value(s.median, m.unit), _spread(s, m.unit), str(s.n), _ratio_cell(ms, metric, m, s)])
+        rows.append(
+            [system, variant, fmt_value(s.median, m.unit), _spread(s, m.unit), str(s.n), _ratio_cell(ms, metric, m, s)]
+        )
     if not rows:
         return ["Not measured in this run.", ""]
     return _table(["system", "how", "median", "spread", "n", ratio_name], rows) + [""]
@@ -388,10 +396,10 @@ def _cpu_table(ms: list[Measurement], probes: Sequence[Probe]) -> list[str]:
         rows.append(row)
     machine = [p.parallelism for p in probes if p.n == top]
     if machine:
-        s = summarize(machine)
+        probed = summarize(machine)
         row = ["machine (probe)", f"the same pure-Python loop in 1, then {top} processes"] + [""] * len(workers)
         row += [""] * (len([w for w in workers if w > 1]) - 1)
-        row += [f"{fmt_ratio(s.median)} ({_spread(s, 'x')})", str(s.n), ""]
+        row += [f"{fmt_ratio(probed.median)} ({_spread(probed, 'x')})", str(probed.n), ""]
         rows.append(row)
     return _table(header, rows) + [""]
 
@@ -403,7 +411,11 @@ def _handoff_tables(ms: list[Measurement], quick: bool) -> list[str]:
         return ["Not measured in this run.", ""]
     labels = [fmt_size_label(x) for x in sizes]
     medians, ratios = [], []
-    mine = {m.x: summarize(m.samples).median for m in figures.find(ms, model.HANDOFF, model.SUBACTOR, figures.HANDOFF_BUFFER) if m.samples}
+    mine = {
+        m.x: summarize(m.samples).median
+        for m in figures.find(ms, model.HANDOFF, model.SUBACTOR, figures.HANDOFF_BUFFER)
+        if m.samples
+    }
     for system, variant in lines:
         cells, adv = [], []
         for x in sizes:
@@ -422,7 +434,10 @@ def _handoff_tables(ms: list[Measurement], quick: bool) -> list[str]:
     out += ["subactor's arena Buffer is this many times faster than each row (below 1: the row is faster):", ""]
     out += _table(["system", "how"] + labels, ratios) + [""]
     if quick:
-        out += ["In `--quick`, handoffs that copy 1 GB are left out of the peers (seconds per copy); see the notes.", ""]
+        out += [
+            "In `--quick`, handoffs that copy 1 GB are left out of the peers (seconds per copy); see the notes.",
+            "",
+        ]
     return out
 
 

@@ -93,9 +93,9 @@ def executables_from_cargo(lines: Iterable[str]) -> dict[str, Path]:
             continue
         message = json.loads(line)
         target = message.get("target", {})
-        if message.get("reason") == "compiler-artifact" and "bench" in target.get("kind", []):
-            if message.get("executable"):
-                found[target["name"]] = Path(message["executable"])
+        is_bench = message.get("reason") == "compiler-artifact" and "bench" in target.get("kind", [])
+        if is_bench and message.get("executable"):
+            found[target["name"]] = Path(message["executable"])
     return found
 
 

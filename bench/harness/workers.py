@@ -66,7 +66,7 @@ def pipe_shared_memory(conn: Connection) -> None:
             block = shared_memory.SharedMemory(name, track=False)  # type: ignore[call-arg]
         except TypeError:
             block = shared_memory.SharedMemory(name)
-        size = len(block.buf)
+        size = block.size
         block.close()
         conn.send(size)
 
@@ -149,4 +149,3 @@ def identity(x: Any) -> Any:
 def length(data: Any) -> int:
     """A task that answers the length of its argument."""
     return len(data)
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import unittest
 
@@ -27,7 +28,9 @@ class RustRecords(unittest.TestCase):
                 1.0,
             ),
             rust.BenchRun("foundation", {}, [{"key": "cpu.total", "x": 2.0, "unit": "s", "samples": [1.1]}], 1.0),
-            rust.BenchRun("actors", {}, [{"key": "pipeline.rounds400", "x": 1.0, "unit": "items/s", "samples": [5.0]}], 1.0),
+            rust.BenchRun(
+                "actors", {}, [{"key": "pipeline.rounds400", "x": 1.0, "unit": "items/s", "samples": [5.0]}], 1.0
+            ),
         ]
         with contextlib.redirect_stderr(io.StringIO()) as warnings:
             found = rust.measurements(runs)
@@ -45,8 +48,16 @@ class RustRecords(unittest.TestCase):
 
     def test_executables_come_from_cargo_messages(self) -> None:
         lines = [
-            json.dumps({"reason": "compiler-artifact", "target": {"name": "core", "kind": ["bench"]}, "executable": "/t/core-1"}),
-            json.dumps({"reason": "compiler-artifact", "target": {"name": "subactor", "kind": ["lib"]}, "executable": None}),
+            json.dumps(
+                {
+                    "reason": "compiler-artifact",
+                    "target": {"name": "core", "kind": ["bench"]},
+                    "executable": "/t/core-1",
+                }
+            ),
+            json.dumps(
+                {"reason": "compiler-artifact", "target": {"name": "subactor", "kind": ["lib"]}, "executable": None}
+            ),
             "warning: not json",
             json.dumps({"reason": "build-finished", "success": True}),
         ]
@@ -93,7 +104,7 @@ class Runners(unittest.TestCase):
         self.assertEqual(len(spans), 7)
         self.assertEqual(spans[0][0], 0)
         self.assertEqual(spans[-1][1], 1000)
-        self.assertTrue(all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)))
+        self.assertTrue(all(a[1] == b[0] for a, b in itertools.pairwise(spans)))
         self.assertEqual(spans[1], (1 * 1000 // 7, 2 * 1000 // 7))
 
     def test_cpu_runs_every_worker_count_in_every_round(self) -> None:

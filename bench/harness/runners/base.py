@@ -252,7 +252,9 @@ def memory_measurements(system: str, label: str, usages: list[ProcessMemory]) ->
     """The RSS, PSS and USS measurements of ``usages``; ``label`` names them with a
     ``{}`` for the kind: "{} of an idle worker process"."""
     return [
-        Measurement(model.MEMORY, system, label.format(kind), model.BYTES, tuple(float(getattr(u, attr)) for u in usages))
+        Measurement(
+            model.MEMORY, system, label.format(kind), model.BYTES, tuple(float(getattr(u, attr)) for u in usages)
+        )
         for kind, attr in (("RSS", "rss"), ("PSS", "pss"), ("USS", "uss"))
     ]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from harness import model, workers
 from harness.model import Measurement
@@ -43,13 +43,13 @@ def _interpreters() -> ModuleType | None:
     try:
         from concurrent import interpreters  # type: ignore[attr-defined]
 
-        return interpreters
+        return cast(ModuleType, interpreters)
     except ImportError:
         pass
     try:
         from interpreters_backport import interpreters
 
-        return interpreters
+        return cast(ModuleType, interpreters)
     except ImportError:
         return None
 
@@ -135,7 +135,11 @@ class Interpreters(Runner):
     def round_trip(self, cfg: Config) -> list[Measurement]:
         found = []
         for spin, rounds, label in (
-            (False, cfg.rounds(quick=20, full=100), "queue put() + get() (as shipped: get() sleeps 10 ms between polls)"),
+            (
+                False,
+                cfg.rounds(quick=20, full=100),
+                "queue put() + get() (as shipped: get() sleeps 10 ms between polls)",
+            ),
             (True, cfg.rounds(quick=2_000, full=20_000), "queue put() + get_nowait() polled without sleeping"),
         ):
             worker = self._worker("interp_echo", f"spin={spin}")
@@ -238,7 +242,9 @@ class InterpreterPool(Runner):
 
     def round_trip(self, cfg: Config) -> list[Measurement]:
         with self.pool_class(1) as pool:
-            samples = time_calls(lambda i: pool.submit(workers.identity, i).result(), cfg.rounds(quick=500, full=5_000), warm_up=50)
+            samples = time_calls(
+                lambda i: pool.submit(workers.identity, i).result(), cfg.rounds(quick=500, full=5_000), warm_up=50
+            )
         return [Measurement(model.ROUND_TRIP, self.system, "submit(f, x).result()", model.SECONDS, tuple(samples))]
 
     def throughput(self, cfg: Config) -> list[Measurement]:
@@ -272,12 +278,21 @@ class InterpreterPool(Runner):
                     )
                     continue
                 payload = bytes(size)
-                samples = time_calls(
-                    lambda _, payload=payload: pool.submit(workers.length, payload).result(),
-                    handoff_rounds(size, cfg.quick),
-                    warm_up=1,
+
+                def send(_: int, payload: bytes = payload) -> None:
+                    pool.submit(workers.length, payload).result()
+
+                samples = time_calls(send, handoff_rounds(size, cfg.quick), warm_up=1)
+                found.append(
+                    Measurement(
+                        model.HANDOFF,
+                        self.system,
+                        "submit(len, payload).result() (pickled)",
+                        model.SECONDS,
+                        tuple(samples),
+                        size,
+                    )
                 )
-                found.append(Measurement(model.HANDOFF, self.system, "submit(len, payload).result() (pickled)", model.SECONDS, tuple(samples), size))
         if not found:
             raise Skip("no size small enough")
         return found

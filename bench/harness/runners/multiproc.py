@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from harness import model, workers
 from harness.model import Measurement
@@ -38,7 +38,8 @@ class _Multiprocessing(Runner):
 
     def __init__(self) -> None:
         super().__init__()
-        self.context = multiprocessing.get_context(self.start_method)
+        # A ForkContext or SpawnContext (typeshed knows only their base class).
+        self.context: Any = multiprocessing.get_context(self.start_method)
 
     def _start(self, target: Callable[[Connection], None]) -> tuple[Connection, BaseProcess]:
         """Starts a worker running ``target`` and waits until it is ready."""
@@ -72,7 +73,11 @@ class _Multiprocessing(Runner):
             conn, process = self._start(workers.pipe_echo)
             samples.append(time.perf_counter() - started)
             self._stop_echo(conn, process)
-        return [Measurement(model.SPAWN, self.system, "Process.start() until the worker answers", model.SECONDS, tuple(samples))]
+        return [
+            Measurement(
+                model.SPAWN, self.system, "Process.start() until the worker answers", model.SECONDS, tuple(samples)
+            )
+        ]
 
     def round_trip(self, cfg: Config) -> list[Measurement]:
         conn, process = self._start(workers.pipe_echo)
@@ -123,7 +128,11 @@ class _Multiprocessing(Runner):
 
             samples = time_calls(send, handoff_rounds(size, cfg.quick), warm_up=1)
             del payload
-            found.append(Measurement(model.HANDOFF, self.system, "Pipe send_bytes() (copied)", model.SECONDS, tuple(samples), size))
+            found.append(
+                Measurement(
+                    model.HANDOFF, self.system, "Pipe send_bytes() (copied)", model.SECONDS, tuple(samples), size
+                )
+            )
         self._stop(conn, process, lambda: conn.send_bytes(b""))
         found += self._shared_memory(cfg)
         return found

@@ -58,7 +58,11 @@ class Threads(Runner):
             worker = _start(workers.queue_echo)
             samples.append(time.perf_counter() - started)
             _stop(worker)
-        return [Measurement(model.SPAWN, self.system, "Thread.start() until the thread answers", model.SECONDS, tuple(samples))]
+        return [
+            Measurement(
+                model.SPAWN, self.system, "Thread.start() until the thread answers", model.SECONDS, tuple(samples)
+            )
+        ]
 
     def round_trip(self, cfg: Config) -> list[Measurement]:
         worker = _start(workers.queue_echo)
@@ -110,7 +114,14 @@ class Threads(Runner):
             samples = time_calls(send, cfg.rounds(quick=200, full=2_000), warm_up=10)
             del payload
             found.append(
-                Measurement(model.HANDOFF, self.system, "queue.Queue, the same bytes object (shared)", model.SECONDS, tuple(samples), size)
+                Measurement(
+                    model.HANDOFF,
+                    self.system,
+                    "queue.Queue, the same bytes object (shared)",
+                    model.SECONDS,
+                    tuple(samples),
+                    size,
+                )
             )
         _stop(worker)
         return found
