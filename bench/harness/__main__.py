@@ -55,6 +55,15 @@ class Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except RuntimeError as error:  # a benchmark that failed to build or run: said in its log
+        print(f"bench/run: {error}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None) -> int:
+    """Parses the command line, runs what it asks, writes the report; the exit status."""
     parser = argparse.ArgumentParser(prog="bench/run", description="subactor beside its peers, in one run.")
     parser.add_argument("--quick", action="store_true", help="a short run for development (under 2 minutes)")
     parser.add_argument("--rounds", type=int, help="rounds of the repeated figures (default: 3 quick, 5 full)")
@@ -75,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (3 if args.quick else 5)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
+    if not set(chosen) & set(REPEATED):
+        rounds = 1  # nothing to repeat
     command = args.command or shlex.join(["bench/run", *(argv if argv is not None else sys.argv[1:])])
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -93,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     config: Config | None = None
     for round_ in range(rounds):
         todo = set(chosen) if round_ == 0 else set(chosen) & set(REPEATED)
-        if not todo:
-            break
         progress(f"round {round_ + 1} of {rounds}: {', '.join(sorted(todo))}")
         probe = machine.probe_parallelism(cores, 3_000_000 if args.quick else 10_000_000)
         probes.append(probe)
