@@ -103,7 +103,7 @@ fn spin_recv<T>(rx: &Receiver<T>) -> Option<T> {
 fn main() -> Result<(), Box<dyn Error>> {
     let options = Options::from_args()?;
     let mut record = Record::new("core", &options);
-    let (rounds, messages, blocks) = if options.quick { (30_000, 300_000, 3) } else { (300_000, 2_000_000, 7) };
+    let (per_block, messages, blocks) = if options.quick { (10_000, 300_000, 3) } else { (40_000, 2_000_000, 7) };
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
         "subactor core benchmark: Rust actors beside raw flume, {cores} cores{}\n",
@@ -111,13 +111,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     let system = ActorSystem::builder().build();
 
-    let mut core = Vec::with_capacity(rounds);
-    let mut spin = Vec::with_capacity(rounds);
-    let mut park = Vec::with_capacity(rounds);
+    let mut core = Vec::with_capacity(per_block * blocks);
+    let mut spin = Vec::with_capacity(per_block * blocks);
+    let mut park = Vec::with_capacity(per_block * blocks);
     for _ in 0..blocks {
-        core.extend(core_round_trips(&system, rounds / blocks)?);
-        spin.extend(flume_round_trips(Wait::Spin, rounds / blocks)?);
-        park.extend(flume_round_trips(Wait::Park, rounds / blocks)?);
+        core.extend(core_round_trips(&system, per_block)?);
+        spin.extend(flume_round_trips(Wait::Spin, per_block)?);
+        park.extend(flume_round_trips(Wait::Park, per_block)?);
     }
     for samples in [&mut core, &mut spin, &mut park] {
         samples.sort();

@@ -93,6 +93,9 @@ workers is the 1-worker time over the N-worker time **of the same round**.
 - **threads**: `ThreadPoolExecutor(N).map` (one GIL: no speedup expected).
 - **InterpreterPoolExecutor**: `InterpreterPoolExecutor(N).map`.
 
+A speedup says how a system scales, not how fast it is: a slow 1-worker run makes a high
+speedup. The last column compares the wall times at the most workers.
+
 All systems run once per round, one after the other, so that a shared machine's load falls
 on all of them alike. The machine's own parallelism is probed at the start of every round
 (the same pure-Python loop in 1 process, then in {cores} at once): no speedup can exceed

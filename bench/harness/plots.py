@@ -128,9 +128,9 @@ def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
     lines = figures.rows(ms, model.CPU)
     if not lines:
         return False
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 7))
     top = 1
-    for system, variant in lines:
+    for i, (system, variant) in enumerate(lines):
         speedups = figures.speedups(ms, system, variant)
         if not speedups:
             continue
@@ -138,8 +138,9 @@ def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
         top = max(top, workers[-1])
         stats = [summarize(speedups[w]) for w in workers]
         style = "--" if "work only" in variant else "-"
+        dodge = (i - (len(lines) - 1) / 2) * 0.02  # so that whiskers do not hide each other
         ax.errorbar(
-            workers,
+            [w + dodge for w in workers],
             [s.median for s in stats],
             yerr=[[s.median - s.low for s in stats], [s.high - s.median for s in stats]],
             label=_label(system, variant, 90),
@@ -167,7 +168,7 @@ def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
     ax.set_ylabel("speedup over 1 worker (same round)")
     ax.set_title(f"CPU-bound speedup over the rounds (higher is better)\n{SPREAD}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -180,7 +181,7 @@ def _handoff(ms: list[Measurement], path: Path) -> bool:
     lines = figures.rows(ms, model.HANDOFF)
     if not lines:
         return False
-    fig, ax = plt.subplots(figsize=(10, 6))
+    fig, ax = plt.subplots(figsize=(10, 8.5))
     markers = "osD^v<>p*h"
     for i, (system, variant) in enumerate(lines):
         found = sorted(
@@ -210,7 +211,7 @@ def _handoff(ms: list[Measurement], path: Path) -> bool:
     ax.set_ylabel("handoff time, µs (log scale)")
     ax.set_title(f"Handoff of a payload to a worker (lower is better)\n{SPREAD}", fontsize=10)
     ax.grid(which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

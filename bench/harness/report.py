@@ -30,6 +30,10 @@ from harness.stats import (
 # A spread wider than this (relative to the median) is marked: the samples fall into
 # groups, and the median depends on which group was the larger in this run.
 WIDE = 1.0
+# The machine counts as shared when others used more than this share of its CPU, or
+# when a parallelism probe found less than this share of its cores.
+BUSY = 0.10
+SLOW = 0.9
 
 
 @dataclass
@@ -206,13 +210,19 @@ def _machine(data: RunData) -> list[str]:
     ]
     out = ["## Machine", ""] + _table(["", ""], rows) + [""]
     worst = min(parallelism, default=float(m.cores))
-    if share > 0.10 or worst < 0.9 * m.cores:
+    signs = []
+    if share > BUSY:
+        signs.append(f"other processes used {share:.0%} of its CPU")
+    if worst < SLOW * m.cores:
+        signs.append(
+            f"the parallelism probe found as little as {fmt_ratio(worst)} of the ideal {fmt_ratio(float(m.cores))}"
+            + ("" if share > BUSY else " (a virtual machine's host can take a core away unseen from inside)")
+        )
+    if signs:
         out += [
-            f"**The machine was shared during this run**: other processes used {share:.0%} of its CPU, and the "
-            f"parallelism probe found as little as {fmt_ratio(worst)} of the ideal {fmt_ratio(float(m.cores))}. "
-            "Figures that need every core (the CPU-bound speedup above all) are bounded by that, and every figure "
-            "is noisier than on an idle machine. Systems were measured round by round, one after the other, so "
-            "the load fell on all of them alike.",
+            f"**The machine was shared during this run**: {'; '.join(signs)}. Figures that need every core (the "
+            "CPU-bound speedup above all) are bounded by that, and every figure is noisier than on an idle machine. "
+            "Systems were measured round by round, one after the other, so the load fell on all of them alike.",
             "",
         ]
     return out
@@ -302,6 +312,11 @@ def _summary_items(ms: list[Measurement]) -> list[tuple[str, _Figure, list[_Figu
             if theirs and system in model.SYSTEMS and not figures.is_subactor(system):
                 peers.append(_Figure(system, variant, summarize(theirs).median, "x"))
         items.append((f"CPU-bound speedup at {n} workers", figure, peers, True))
+        mine_time = figures.one(ms, model.CPU, model.SUBACTOR, figures.CPU_TOTAL, float(n))
+        if mine_time and mine_time.samples:
+            figure = _Figure(model.SUBACTOR, "start-up included", summarize(mine_time.samples).median, model.SECONDS)
+            times = peers_of(figures.find(ms, model.CPU, x=float(n)))
+            items.append((f"CPU-bound job, wall time at {n} workers", figure, times, False))
 
     buffers = {m.x: m for m in figures.find(ms, model.HANDOFF, model.SUBACTOR, figures.HANDOFF_BUFFER) if m.samples}
     if buffers:
@@ -373,7 +388,9 @@ def _cpu_table(ms: list[Measurement], probes: Sequence[Probe]) -> list[str]:
     top = max(workers)
     mine = figures.speedups(ms, model.SUBACTOR, figures.CPU_TOTAL).get(top)
     header = ["system", "how"] + [f"time, {w} worker{'s' if w > 1 else ''}" for w in workers]
-    header += [f"speedup at {w}" for w in workers if w > 1] + ["rounds", "subactor advantage"]
+    header += [f"speedup at {w}" for w in workers if w > 1]
+    header += ["rounds", f"subactor advantage: speedup at {top}", f"subactor advantage: time at {top}"]
+    mine_time = _median_of(figures.one(ms, model.CPU, model.SUBACTOR, figures.CPU_TOTAL, float(top)))
     rows = []
     for system, variant in lines:
         row = [system, variant]
@@ -388,20 +405,28 @@ def _cpu_table(ms: list[Measurement], probes: Sequence[Probe]) -> list[str]:
         theirs = speedups.get(top)
         row.append(str(len(theirs)) if theirs else "")
         if (system, variant) == (model.SUBACTOR, figures.CPU_TOTAL):
-            row.append("reference")
-        elif mine and theirs and not figures.is_subactor(system):
-            row.append(fmt_ratio(advantage(summarize(mine).median, summarize(theirs).median, True)))
+            row += ["reference", "reference"]
+        elif figures.is_subactor(system):
+            row += ["", ""]
         else:
-            row.append("")
+            their_time = _median_of(figures.one(ms, model.CPU, system, variant, float(top)))
+            row.append(
+                fmt_ratio(advantage(summarize(mine).median, summarize(theirs).median, True)) if mine and theirs else ""
+            )
+            row.append(fmt_ratio(advantage(mine_time, their_time, False)) if mine_time and their_time else "")
         rows.append(row)
     machine = [p.parallelism for p in probes if p.n == top]
     if machine:
         probed = summarize(machine)
         row = ["machine (probe)", f"the same pure-Python loop in 1, then {top} processes"] + [""] * len(workers)
         row += [""] * (len([w for w in workers if w > 1]) - 1)
-        row += [f"{fmt_ratio(probed.median)} ({_spread(probed, 'x')})", str(probed.n), ""]
+        row += [f"{fmt_ratio(probed.median)} ({_spread(probed, 'x')})", str(probed.n), "", ""]
         rows.append(row)
     return _table(header, rows) + [""]
+
+
+def _median_of(m: Measurement | None) -> float | None:
+    return summarize(m.samples).median if m and m.samples else None
 
 
 def _handoff_tables(ms: list[Measurement], quick: bool) -> list[str]:
