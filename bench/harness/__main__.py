@@ -107,7 +107,7 @@ def run(argv: list[str] | None) -> int:
     for round_ in range(rounds):
         todo = set(chosen) if round_ == 0 else set(chosen) & set(REPEATED)
         progress(f"round {round_ + 1} of {rounds}: {', '.join(sorted(todo))}")
-        probe = machine.probe_parallelism(cores, 3_000_000 if args.quick else 10_000_000)
+        probe = machine.probe_parallelism(cores, 2_000_000 if args.quick else 6_000_000)
         probes.append(probe)
         progress(f"  machine parallelism probe: {probe.parallelism:.2f}x of {cores}")
         for bench in rust.BENCHES:

@@ -164,7 +164,8 @@ def load_between(before: CpuTimes, after: CpuTimes, n_cores: int) -> Load:
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe: the loop's time alone, and the slowest of ``n`` copies run at once."""
+    """One probe: the loop's best time alone, and the best time of the slowest of ``n``
+    copies run at once."""
 
     n: int
     alone: float
@@ -207,7 +208,13 @@ def _time_loops(n: int, iterations: int) -> float:
     return float(slowest)
 
 
-def probe_parallelism(n: int, iterations: int) -> Probe:
+def probe_parallelism(n: int, iterations: int, tries: int = 3) -> Probe:
     """Times a pure-Python loop of ``iterations`` in one process, then in ``n``
-    processes at once."""
-    return Probe(n, _time_loops(1, iterations), _time_loops(n, iterations))
+    processes at once, ``tries`` times in turn; keeps the best time of each, which is
+    what the machine can give at its best in that moment (a single try is as often
+    slowed on the one-process side as on the other)."""
+    alone, together = [], []
+    for _ in range(tries):
+        alone.append(_time_loops(1, iterations))
+        together.append(_time_loops(n, iterations))
+    return Probe(n, min(alone), min(together))
