@@ -86,9 +86,11 @@ Python (`count_primes` of `examples/python/primes.py`), cut into {chunks} spans,
 1..{cores} workers. Each time is the wall time of starting the workers, doing every span
 and stopping them (start-up included, as a pool's user sees it); the speedup of N
 workers is the 1-worker time over the N-worker time **of the same round**.
-- **subactor**: one Python actor per worker, pinned to a core, each asked for its share of
-  the spans by a Rust thread (`benches/foundation.rs`; the "work only" row leaves out
-  spawning and stopping).
+- **subactor**: one Python actor per worker, pinned to a core (as the demo does), each
+  asked for the next span by a Rust thread whenever it has answered one, as a pool hands
+  out tasks (`benches/foundation.rs`; the "work only" row leaves out spawning and
+  stopping). The pools' processes are not pinned: when others slow one core for a while,
+  they can move off it and a pinned actor cannot.
 - **multiprocessing**: `ProcessPoolExecutor(N, mp_context=fork or spawn).map`.
 - **threads**: `ThreadPoolExecutor(N).map` (one GIL: no speedup expected).
 - **InterpreterPoolExecutor**: `InterpreterPoolExecutor(N).map`.
