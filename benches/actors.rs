@@ -1,33 +1,43 @@
 //! Actors talking: Python -> Python round trips, and pipeline throughput with one and
 //! two workers per stage.
 //!
-//! Run with: `cargo bench --bench actors` (add `-- --quick` for a shorter run)
+//! Run with: `cargo bench --bench actors` (add `-- --quick` for a shorter run, and
+//! `-- --json PATH` to write the samples for the benchmark suite, `bench/run`)
 
 use std::error::Error;
 use std::time::{Duration, Instant};
 
 use subactor::{AnyRef, Output, Pipeline, PythonActor, Routing, Runtime};
 
+mod support;
+use support::{Options, Record};
+
 const TIMEOUT: Duration = Duration::from_secs(600);
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let options = Options::from_args()?;
+    let quick = options.quick;
+    let mut record = Record::new("actors", &options);
     let rt = Runtime::builder().python_path(["examples/python"]).build()?;
+    let (major, minor, micro) = rt.python_version().unwrap_or_default();
+    record.meta("python", format!("{major}.{minor}.{micro}"));
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("subactor actors benchmark, {cores} cores{}\n", if quick { ", quick" } else { "" });
-    ping_pong(&rt, if quick { 20_000 } else { 200_000 })?;
-    pipeline(&rt, 400, if quick { 4_000 } else { 20_000 })?;
-    pipeline(&rt, 4_000, if quick { 1_000 } else { 5_000 })?;
+    ping_pong(&rt, if quick { 20_000 } else { 200_000 }, &mut record)?;
+    pipeline(&rt, 400, if quick { 4_000 } else { 20_000 }, &mut record)?;
+    pipeline(&rt, 4_000, if quick { 1_000 } else { 5_000 }, &mut record)?;
     rt.shutdown()?;
+    record.finish()?;
     Ok(())
 }
 
-fn ping_pong(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
+fn ping_pong(rt: &Runtime, rounds: usize, record: &mut Record) -> Result<(), Box<dyn Error>> {
     let ping = rt.spawn(PythonActor::new("bench", "Ping"))?;
     let pong = rt.spawn(PythonActor::new("bench", "Echo"))?;
     ping.blocking_ask((pong.clone(), 10_000), TIMEOUT)?;
     let mut times: Vec<f64> = ping.blocking_ask((pong, rounds), TIMEOUT)?.try_into()?;
     times.sort_by(f64::total_cmp);
+    record.values("ask.python", None, "s", times.iter().copied());
     let at = |p: f64| times[((times.len() - 1) as f64 * p) as usize] * 1e6;
     println!("ask round trip, Python -> Python ({rounds} asks, timed in Python)");
     println!(
@@ -38,7 +48,7 @@ fn ping_pong(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn pipeline(rt: &Runtime, rounds: i64, items: usize) -> Result<(), Box<dyn Error>> {
+fn pipeline(rt: &Runtime, rounds: i64, items: usize, record: &mut Record) -> Result<(), Box<dyn Error>> {
     println!(
         "pipeline: a light stage, then a heavy stage ({rounds} rounds of pure-Python work per item), {items} items"
     );
@@ -63,6 +73,7 @@ fn pipeline(rt: &Runtime, rounds: i64, items: usize) -> Result<(), Box<dyn Error
         pipeline.close();
         let done = consumer.join().map_err(|_| "consumer panicked")?;
         let rate = done as f64 / started.elapsed().as_secs_f64();
+        record.values(&format!("pipeline.rounds{rounds}"), Some(per_stage as f64), "items/s", [rate]);
         let speedup = one.map_or(String::new(), |one: f64| format!("   speedup {:.2}x", rate / one));
         println!("  {per_stage} worker(s) per stage   {rate:>9.0} items/s{speedup}");
         one.get_or_insert(rate);

@@ -1,0 +1,93 @@
+"""Finding measurements, and the figures derived from them (speedups)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from harness import model
+from harness.model import Measurement
+from harness.stats import paired_ratios
+
+# The labels of subactor's own figures that goals and ratios refer to (the Rust
+# benchmarks' series, see harness.rust.SERIES).
+SPAWN_ACTOR = "spawn a Python actor (thread + interpreter + import + constructor)"
+SPAWN_BARE = "bare _interpreters.create(), no import (timed inside an actor)"
+ASK_RUST = "Rust -> Python: blocking_ask"
+ASK_PYTHON = "Python -> Python: ref.ask()"
+TELL_RUST = "Rust -> Python: blocking_tell"
+CPU_TOTAL = "actors pinned to cores, start-up included"
+CPU_WORK = "actors pinned to cores, work only"
+HANDOFF_BUFFER = "arena Buffer (shared, no copy)"
+MEMORY_RSS = "RSS growth per idle actor"
+CORE_ASK = "Rust actor: blocking_ask"
+CORE_TELL = "Rust actor: blocking_tell"
+
+# The peers that run Python on several cores at once (threads share one GIL).
+PARALLEL_PEERS = (model.MP_FORK, model.MP_SPAWN, model.INTERPRETERS, model.INTERPRETER_POOL)
+
+
+def find(
+    measurements: Iterable[Measurement],
+    metric: str,
+    system: str | None = None,
+    variant: str | None = None,
+    x: float | None = None,
+) -> list[Measurement]:
+    """The measurements of ``metric`` matching the other arguments that are given."""
+    return [
+        m
+        for m in measurements
+        if m.metric == metric
+        and (system is None or m.system == system)
+        and (variant is None or m.variant == variant)
+        and (x is None or m.x == x)
+    ]
+
+
+def one(
+    measurements: Iterable[Measurement], metric: str, system: str, variant: str, x: float | None = None
+) -> Measurement | None:
+    """The measurement of one figure, if it was taken."""
+    found = find(measurements, metric, system, variant, x)
+    return found[0] if found else None
+
+
+def rows(measurements: Iterable[Measurement], metric: str) -> list[tuple[str, str]]:
+    """The distinct (system, variant) pairs of ``metric``, in report order."""
+    seen: list[tuple[str, str]] = []
+    for m in measurements:
+        if m.metric == metric and (m.system, m.variant) not in seen:
+            seen.append((m.system, m.variant))
+    return sorted(seen, key=lambda row: (system_rank(row[0]), seen.index(row)))
+
+
+def system_rank(system: str) -> int:
+    """Where a system comes in tables: subactor first, then the peers of
+    model.SYSTEMS, then systems that runners added, then baselines."""
+    if system in model.SYSTEMS:
+        return model.SYSTEMS.index(system)
+    if system in (model.BASELINE, model.FLUME):
+        return len(model.SYSTEMS) + 2
+    if system == model.SUBACTOR_CORE:
+        return -1
+    return len(model.SYSTEMS) + 1
+
+
+def is_subactor(system: str) -> bool:
+    """subactor itself (its Rust benchmarks, or a later Python-package runner)."""
+    return system.startswith(model.SUBACTOR)
+
+
+def speedups(measurements: Iterable[Measurement], system: str, variant: str) -> dict[int, list[float]]:
+    """The CPU-bound speedup of N workers over one, for every N measured: the time
+    with one worker divided by the time with N, paired within each repetition."""
+    times = {int(m.x): list(m.samples) for m in find(measurements, model.CPU, system, variant) if m.x is not None}
+    if 1 not in times:
+        return {}
+    n = min(len(t) for t in times.values())
+    return {w: paired_ratios(times[1][:n], t[:n]) for w, t in sorted(times.items())}
+
+
+def sizes(measurements: Iterable[Measurement], metric: str = model.HANDOFF) -> list[float]:
+    """The payload sizes measured, smallest first."""
+    return sorted({m.x for m in measurements if m.metric == metric and m.x is not None})

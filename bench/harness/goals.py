@@ -1,0 +1,149 @@
+"""The performance goals (issue 7, and the foundation's spawn goal), judged on the
+figures of one run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness import figures, model
+from harness.machine import Probe
+from harness.model import Measurement
+from harness.stats import fmt_bytes, fmt_duration, fmt_ratio, fmt_size_label, fmt_value, summarize
+
+KB = 1 << 10
+GB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One goal: what it asks, the figure reached, and whether it is met (None: the
+    run did not measure it)."""
+
+    name: str
+    target: str
+    figure: str
+    met: bool | None
+    note: str = ""
+
+
+def evaluate(measurements: Sequence[Measurement], probes: Sequence[Probe], cores: int) -> list[Goal]:
+    ms = list(measurements)
+    return [
+        _at_most(ms, "ask round trip Rust -> Python", model.ROUND_TRIP, figures.ASK_RUST, 10e-6, "p50 <= 10 µs"),
+        _at_most(ms, "ask round trip Python -> Python", model.ROUND_TRIP, figures.ASK_PYTHON, 15e-6, "p50 <= 15 µs"),
+        _throughput(ms),
+        _cpu(ms, probes, cores),
+        _handoff(ms),
+        _memory(ms),
+        _spawn(ms),
+    ]
+
+
+def _median(ms: list[Measurement], metric: str, system: str, variant: str, x: float | None = None) -> float | None:
+    m = figures.one(ms, metric, system, variant, x)
+    return summarize(m.samples).median if m and m.samples else None
+
+
+def _not_measured(name: str, target: str) -> Goal:
+    return Goal(name, target, "not measured", None)
+
+
+def _at_most(ms: list[Measurement], name: str, metric: str, variant: str, limit: float, target: str) -> Goal:
+    m = figures.one(ms, metric, model.SUBACTOR, variant)
+    if m is None or not m.samples:
+        return _not_measured(name, target)
+    s = summarize(m.samples)
+    figure = f"p50 {fmt_duration(s.median)} (p10-p90 {fmt_duration(s.low)} - {fmt_duration(s.high)})"
+    return Goal(name, target, figure, s.median <= limit)
+
+
+def _throughput(ms: list[Measurement]) -> Goal:
+    name, target = "small messages into one Python actor", ">= 1,000,000 msg/s"
+    m = figures.one(ms, model.THROUGHPUT, model.SUBACTOR, figures.TELL_RUST)
+    if m is None or not m.samples:
+        return _not_measured(name, target)
+    s = summarize(m.samples)
+    spread = f"{s.spread} {fmt_value(s.low, m.unit)} - {fmt_value(s.high, m.unit)}"
+    figure = f"{fmt_value(s.median, m.unit)} (median of {s.n}; {spread})"
+    return Goal(name, target, figure, s.median >= 1e6)
+
+
+def _cpu(ms: list[Measurement], probes: Sequence[Probe], cores: int) -> Goal:
+    name = "CPU-bound speedup at 2 workers"
+    target = ">= 1.85x and >= ProcessPoolExecutor's, same run"
+    if cores < 2:
+        return Goal(name, target, f"the machine has {cores} core", None)
+    ours = figures.speedups(ms, model.SUBACTOR, figures.CPU_TOTAL).get(2)
+    if not ours:
+        return _not_measured(name, target)
+    mine = summarize(ours)
+    pools = []
+    for system in (model.MP_FORK, model.MP_SPAWN):
+        theirs = figures.speedups(ms, system, "ProcessPoolExecutor.map, start-up included").get(2)
+        if theirs:
+            pools.append((system, summarize(theirs)))
+    best = max(pools, key=lambda p: p[1].median) if pools else None
+    figure = f"{fmt_ratio(mine.median)} (start-up included, median of {mine.n} rounds)"
+    if best:
+        method = best[0].split("(")[1].rstrip(")")
+        figure += f"; ProcessPoolExecutor ({method}) {fmt_ratio(best[1].median)}"
+    met = mine.median >= 1.85 and (best is None or mine.median >= best[1].median)
+    reasons = []
+    if mine.median < 1.85:
+        reasons.append("below 1.85×")
+    if best and mine.median < best[1].median:
+        pool = best[1]
+        overlap = mine.low <= pool.high and pool.low <= mine.high
+        reasons.append(
+            f"{fmt_ratio(pool.median - mine.median)} below the pool's"
+            + (
+                f", within the spread of both ({fmt_ratio(mine.low)} - {fmt_ratio(mine.high)} against "
+                f"{fmt_ratio(pool.low)} - {fmt_ratio(pool.high)})"
+                if overlap
+                else ""
+            )
+        )
+    machine = [p.parallelism for p in probes if p.n == 2]
+    if machine:
+        probed = summarize(machine)
+        reasons.append(
+            f"the machine itself gave {fmt_ratio(probed.median)} parallelism "
+            f"(probes {fmt_ratio(probed.low)} - {fmt_ratio(probed.high)})"
+        )
+    return Goal(name, target, figure, met, "; ".join(reasons))
+
+
+def _handoff(ms: list[Measurement]) -> Goal:
+    name, target = "buffer handoff, 1 KB to 1 GB", "flat, p50 <= 5 µs at every size"
+    found = figures.find(ms, model.HANDOFF, model.SUBACTOR, figures.HANDOFF_BUFFER)
+    medians = {m.x: summarize(m.samples).median for m in found if m.x is not None and m.samples}
+    if not medians:
+        return _not_measured(name, target)
+    figure = ", ".join(f"{fmt_size_label(x)} {fmt_duration(v)}" for x, v in sorted(medians.items()))
+    covered = min(medians) <= KB and max(medians) >= GB
+    met = covered and max(medians.values()) <= 5e-6
+    return Goal(name, target, figure, met, "" if covered else "1 KB and 1 GB were not both measured")
+
+
+def _memory(ms: list[Measurement]) -> Goal:
+    name, target = "memory per idle actor", "<= 1/5 of a process worker's RSS"
+    mine = _median(ms, model.MEMORY, model.SUBACTOR, figures.MEMORY_RSS)
+    worker = _median(ms, model.MEMORY, model.MP_SPAWN, "RSS of an idle worker process")
+    if mine is None or worker is None:
+        return _not_measured(name, target)
+    figure = (
+        f"{fmt_bytes(mine)} RSS per actor vs {fmt_bytes(worker)} per spawned worker process ({mine / worker:.2f} of it)"
+    )
+    return Goal(name, target, figure, mine <= worker / 5)
+
+
+def _spawn(ms: list[Measurement]) -> Goal:
+    name, target = "spawn latency (foundation's goal)", "<= bare interpreter creation"
+    mine = _median(ms, model.SPAWN, model.SUBACTOR, figures.SPAWN_ACTOR)
+    bare = _median(ms, model.SPAWN, model.BASELINE, figures.SPAWN_BARE)
+    if mine is None or bare is None:
+        return _not_measured(name, target)
+    figure = f"{fmt_duration(mine)} vs {fmt_duration(bare)} ({fmt_ratio(mine / bare)})"
+    note = "not one of issue 7's goals; the spawn includes importing the actor's module, the bare creation does not"
+    return Goal(name, target, figure, mine <= bare, note)

@@ -1,0 +1,198 @@
+"""The metrics of the report: what each measures, how, and which figure its ratios
+compare with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness import figures, model
+from harness.model import Measurement
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    higher_is_better: bool
+    plot: str  # the PNG's file name
+    # How it is measured, in Markdown; {limit}, {chunks} and {cores} are filled in.
+    method: str
+
+
+SPAWN = Metric(
+    model.SPAWN,
+    "Spawn latency",
+    False,
+    "spawn.png",
+    """Time from asking for a new worker until it can take work; stopping it is not timed.
+- **subactor**: `rt.spawn(PythonActor)` returns once the actor's thread has created its
+  own-GIL interpreter, imported the actor's module and run its constructor
+  (`benches/foundation.rs`). Beside it, CPython's bare `_interpreters.create()` (no
+  import, timed inside an actor) is the floor.
+- **multiprocessing**: `Process.start()` until the worker's first message arrives over
+  its Pipe (spawn starts a fresh interpreter that re-imports the parent's main module;
+  fork copies the parent).
+- **threads**: `Thread.start()` until the thread's first message arrives over a queue.
+- **interpreters**: `interpreters.create()`, then a thread entering it to run the worker
+  loop, until the loop's first message arrives.
+- **InterpreterPoolExecutor**: a new 1-worker pool, until its first trivial task's result.""",
+)
+
+ROUND_TRIP = Metric(
+    model.ROUND_TRIP,
+    "Ask round trip (small message)",
+    False,
+    "round_trip.png",
+    """One small message (an int) to a worker and its answer back, timed one by one after a
+warm-up; the spread is that of all round trips.
+- **subactor, Rust -> Python**: `blocking_ask` (and `ask().await` on a one-thread tokio
+  runtime) from Rust to a Python `Echo` actor (`benches/foundation.rs`).
+- **subactor, Python -> Python**: a Python actor asking another with `ref.ask()`, timed in
+  Python (`benches/actors.rs`). This is the row the ratios compare with: every peer's
+  caller is Python too.
+- **multiprocessing**: `send()` and `recv()` on a Pipe to a worker process.
+- **threads**: two `queue.Queue`s to a thread.
+- **interpreters**: two `interpreters` queues to a thread running inside another
+  interpreter; once with the shipped `get()`, which sleeps 10 ms between polls, once
+  polling `get_nowait()` without sleeping.
+- **InterpreterPoolExecutor**: `submit(f, x).result()` on a warm 1-worker pool.""",
+)
+
+THROUGHPUT = Metric(
+    model.THROUGHPUT,
+    "Small-message throughput into one worker",
+    True,
+    "throughput.png",
+    """Small messages (ints) sent one way into one worker as fast as one sender can, until the
+worker has handled the last (it counts them, then answers the count); one figure per
+round.
+- **subactor**: `blocking_tell` from Rust into a Python actor whose `receive` counts
+  (`benches/foundation.rs`; bounded mailbox of 1,024: the sender waits when it is full).
+- **multiprocessing**: `Pipe.send()` (each int pickled).
+- **threads**: an unbounded `queue.Queue`.
+- **interpreters**: an unbounded `interpreters` queue passing ints natively, into a
+  `get()` loop.
+- **InterpreterPoolExecutor**: trivial tasks `submit()`ted to one worker (tasks/s: the
+  nearest thing it has to a message).""",
+)
+
+CPU = Metric(
+    model.CPU,
+    "CPU-bound speedup",
+    True,
+    "cpu_speedup.png",
+    """The same job for everyone: counting the primes below {limit:,} by trial division in pure
+Python (`count_primes` of `examples/python/primes.py`), cut into {chunks} spans, done by
+1..{cores} workers. Each time is the wall time of starting the workers, doing every span
+and stopping them (start-up included, as a pool's user sees it); the speedup of N
+workers is the 1-worker time over the N-worker time **of the same round**.
+- **subactor**: one Python actor per worker, pinned to a core (as the demo does), each
+  asked for the next span by a Rust thread whenever it has answered one, as a pool hands
+  out tasks (`benches/foundation.rs`; the "work only" row leaves out spawning and
+  stopping). The pools' processes are not pinned: when others slow one core for a while,
+  they can move off it and a pinned actor cannot.
+- **multiprocessing**: `ProcessPoolExecutor(N, mp_context=fork or spawn).map`.
+- **threads**: `ThreadPoolExecutor(N).map` (one GIL: no speedup expected).
+- **InterpreterPoolExecutor**: `InterpreterPoolExecutor(N).map`.
+
+A speedup says how a system scales, not how fast it is: a slow 1-worker run makes a high
+speedup. The last column compares the wall times at the most workers.
+
+All systems run once per round, one after the other, so that a shared machine's load falls
+on all of them alike. The machine's own parallelism is probed at the start of every round
+(the same pure-Python loop in 1 process, then in {cores} at once): no speedup can exceed
+it.""",
+)
+
+HANDOFF = Metric(
+    model.HANDOFF,
+    "Large-buffer handoff",
+    False,
+    "handoff.png",
+    """A payload of 1 KB to 1 GB handed to a worker, which answers its length (touching none of
+its bytes), timed handoff by handoff. Payloads are `bytes(size)`, made before timing.
+- **subactor**: an arena `Buffer` (shared memory, sent as a handle) from one Python actor
+  to another with `ask`; beside it, the same payload as `bytes` (copied)
+  (`benches/arena.rs`).
+- **multiprocessing**: `Pipe.send_bytes()` (copied through the kernel); and the zero-copy
+  way: a `SharedMemory` block made once, whose name goes over the Pipe and which the worker
+  attaches (and closes) every time.
+- **threads**: the same `bytes` object through a `queue.Queue` (threads share one heap).
+- **interpreters**: an `interpreters` queue carrying the `bytes` (copied into the
+  receiving interpreter) or a `memoryview` of them (shared), both sides polling without
+  sleeping.
+- **InterpreterPoolExecutor**: `submit(len, payload).result()`, which pickles the payload
+  into the source text of a script; measured up to 1 MB only.""",
+)
+
+MEMORY = Metric(
+    model.MEMORY,
+    "Memory per idle worker",
+    False,
+    "memory.png",
+    """What one more idle worker costs in memory.
+- **subactor**: the growth of the process's memory per idle Python actor (started, has
+  handled one message, now parked), over batches of actors spawned in one process, after
+  three warm-up actors (`benches/memory.rs`): RSS from `/proc/self/status`, PSS and USS
+  (private pages) from `/proc/self/smaps_rollup`.
+- **multiprocessing**: the RSS, PSS and USS of one idle worker process itself
+  (`/proc/PID/...`).
+- **threads**, **interpreters**: the growth per idle thread or per idle interpreter (its
+  worker module imported), measured like subactor's.
+
+The goal compares subactor's RSS growth per actor with the RSS of an idle spawn-started
+worker process. PSS and USS are shown because RSS counts shared pages in full: a forked
+worker shares most of its pages with its parent.""",
+)
+
+CORE_ASK = Metric(
+    model.CORE_ASK,
+    "Rust core: ask round trip beside raw flume",
+    False,
+    "core.png",
+    """The actor core alone, with Rust actors (no Python), beside the same message pattern on
+raw flume channels, in the same run (`benches/core.rs`): a thread receives
+`(message, reply sender)` pairs from a bounded channel and answers on a fresh `bounded(1)`
+channel, as the core does; and a one-way stream into a bounded channel of the default
+mailbox capacity (1,024), counted by the receiver. The flume threads wait either as the
+core waits (spin for up to 50 µs, then park) or by parking in `recv()` at once. Blocks
+of each are interleaved, each on a fresh thread. **Core overhead** = the core's cost per
+message over flume's: above 1 the core adds cost.""",
+)
+
+CORE_TELL = Metric(model.CORE_TELL, "Rust core: one-way throughput beside raw flume", True, "core.png", "")
+
+PIPELINE = Metric(
+    model.PIPELINE,
+    "Other subactor figures: pipeline throughput",
+    True,
+    "",
+    """A two-stage pipeline (a light stage, then one doing pure-Python work per item) with 1 and
+2 workers per stage, least-loaded routing (`benches/actors.rs`). No peer is measured.""",
+)
+
+ALL = (SPAWN, ROUND_TRIP, THROUGHPUT, CPU, HANDOFF, MEMORY, CORE_ASK, CORE_TELL, PIPELINE)
+BY_KEY = {m.key: m for m in ALL}
+
+
+def reference(measurements: list[Measurement], metric: str, variant: str) -> tuple[str, str] | None:
+    """The (system, variant) of subactor's figure that a row of ``metric`` (with this
+    ``variant``) is compared with, if there is one."""
+    if metric == model.SPAWN:
+        return model.SUBACTOR, figures.SPAWN_ACTOR
+    if metric == model.ROUND_TRIP:
+        return model.SUBACTOR, figures.ASK_PYTHON
+    if metric == model.THROUGHPUT:
+        return model.SUBACTOR, figures.TELL_RUST
+    if metric == model.CPU:
+        return model.SUBACTOR, figures.CPU_TOTAL
+    if metric == model.HANDOFF:
+        return model.SUBACTOR, figures.HANDOFF_BUFFER
+    if metric == model.MEMORY:
+        kind = variant.split()[0]  # RSS, PSS or USS
+        return model.SUBACTOR, f"{kind} growth per idle actor"
+    if metric == model.CORE_ASK:
+        return model.SUBACTOR_CORE, figures.CORE_ASK
+    if metric == model.CORE_TELL:
+        return model.SUBACTOR_CORE, figures.CORE_TELL
+    return None

@@ -1,0 +1,232 @@
+"""The report's PNG plots (matplotlib, from the benchmark venv).
+
+One plot per metric: bars with their spread for single figures (log scale where the
+systems differ by orders of magnitude), speedup against workers as lines, handoff time
+against payload size on log-log axes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from harness import figures, metrics, model
+from harness.machine import Probe
+from harness.model import Measurement
+from harness.stats import fmt_size_label, summarize
+
+# subactor in one colour, everyone else in others that stay the same across plots.
+COLOURS = {
+    model.SUBACTOR: "#d62728",
+    model.SUBACTOR_CORE: "#d62728",
+    model.MP_FORK: "#1f77b4",
+    model.MP_SPAWN: "#17becf",
+    model.THREADS: "#7f7f7f",
+    model.INTERPRETERS: "#2ca02c",
+    model.INTERPRETER_POOL: "#9467bd",
+    model.BASELINE: "#bcbd22",
+    model.FLUME: "#ff7f0e",
+}
+OTHER = "#8c564b"
+SPREAD = "median; whiskers: p10-p90, or min-max under 10 samples"
+
+# What the y axis of each bar plot shows, in which unit.
+SCALES: dict[str, tuple[float, str]] = {
+    model.SPAWN: (1e3, "ms"),
+    model.ROUND_TRIP: (1e6, "µs"),
+    model.THROUGHPUT: (1e-6, "million messages per second"),
+    model.MEMORY: (1 / (1 << 20), "MiB"),
+    model.CORE_ASK: (1e6, "µs"),
+    model.CORE_TELL: (1e-6, "million messages per second"),
+}
+
+
+def write_all(measurements: list[Measurement], probes: list[Probe], out: Path) -> dict[str, str]:
+    """Writes every plot there is data for into ``out``; returns metric -> file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    written: dict[str, str] = {}
+    for metric in (metrics.SPAWN, metrics.ROUND_TRIP, metrics.THROUGHPUT, metrics.MEMORY):
+        if _bars(measurements, metric, out / metric.plot):
+            written[metric.key] = metric.plot
+    if _cpu(measurements, probes, out / metrics.CPU.plot):
+        written[model.CPU] = metrics.CPU.plot
+    if _handoff(measurements, out / metrics.HANDOFF.plot):
+        written[model.HANDOFF] = metrics.HANDOFF.plot
+    if _core(measurements, out / metrics.CORE_ASK.plot):
+        written[model.CORE_ASK] = metrics.CORE_ASK.plot
+    return written
+
+
+def _colour(system: str) -> str:
+    return COLOURS.get(system, OTHER)
+
+
+def _label(system: str, variant: str, width: int = 55) -> str:
+    """ "system: variant", wrapped onto lines of ``width``."""
+    return "\n".join(textwrap.wrap(f"{system}: {variant}", width))
+
+
+def _bar_axes(ax: Any, ms: list[Measurement], metric: str, title: str, log: bool) -> bool:
+    rows = [r for r in figures.rows(ms, metric) if (m := figures.one(ms, metric, *r)) and m.samples]
+    if not rows:
+        return False
+    scale, unit = SCALES[metric]
+    labels, medians, lows, highs, colours = [], [], [], [], []
+    for system, variant in rows:
+        m = figures.one(ms, metric, system, variant)
+        assert m is not None
+        s = summarize(m.samples)
+        labels.append(_label(system, variant))
+        medians.append(s.median * scale)
+        lows.append((s.median - s.low) * scale)
+        highs.append((s.high - s.median) * scale)
+        colours.append(_colour(system))
+    positions = list(range(len(rows)))[::-1]
+    ax.barh(positions, medians, xerr=[lows, highs], color=colours, capsize=3, error_kw={"elinewidth": 1})
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.set_xlabel(unit + (" (log scale)" if log else ""))
+    ax.set_title(title, fontsize=10)
+    if log:
+        ax.set_xscale("log")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    # Each median written just past the end of its whisker.
+    for position, median, high in zip(positions, medians, highs, strict=True):
+        ax.annotate(
+            f"{median:,.3g}",
+            (median + high, position),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
+    ax.margins(x=0.12)
+    return True
+
+
+def _bars(ms: list[Measurement], metric: metrics.Metric, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    rows = figures.rows(ms, metric.key)
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.6))
+    note = "higher is better" if metric.higher_is_better else "lower is better"
+    ok = _bar_axes(ax, ms, metric.key, f"{metric.title} ({note})\n{SPREAD}", log=True)
+    if ok:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return ok
+
+
+def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    lines = figures.rows(ms, model.CPU)
+    if not lines:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 7))
+    top = 1
+    for i, (system, variant) in enumerate(lines):
+        speedups = figures.speedups(ms, system, variant)
+        if not speedups:
+            continue
+        workers = sorted(speedups)
+        top = max(top, workers[-1])
+        stats = [summarize(speedups[w]) for w in workers]
+        style = "--" if "work only" in variant else "-"
+        dodge = (i - (len(lines) - 1) / 2) * 0.02  # so that whiskers do not hide each other
+        ax.errorbar(
+            [w + dodge for w in workers],
+            [s.median for s in stats],
+            yerr=[[s.median - s.low for s in stats], [s.high - s.median for s in stats]],
+            label=_label(system, variant, 90),
+            color=_colour(system),
+            linestyle=style,
+            marker="o",
+            capsize=3,
+        )
+    ideal = list(range(1, top + 1))
+    ax.plot(ideal, ideal, color="black", linewidth=0.8, linestyle=":", label="ideal")
+    machine = [p.parallelism for p in probes if p.n == top]
+    if machine:
+        s = summarize(machine)
+        ax.errorbar(
+            [top],
+            [s.median],
+            yerr=[[s.median - s.low], [s.high - s.median]],
+            fmt="s",
+            color="black",
+            capsize=3,
+            label="machine probe (pure-Python loop in N processes)",
+        )
+    ax.set_xticks(ideal)
+    ax.set_xlabel("workers")
+    ax.set_ylabel("speedup over 1 worker (same round)")
+    ax.set_title(f"CPU-bound speedup over the rounds (higher is better)\n{SPREAD}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _handoff(ms: list[Measurement], path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    lines = figures.rows(ms, model.HANDOFF)
+    if not lines:
+        return False
+    fig, ax = plt.subplots(figsize=(10, 8.5))
+    markers = "osD^v<>p*h"
+    for i, (system, variant) in enumerate(lines):
+        found = sorted(
+            (m for m in figures.find(ms, model.HANDOFF, system, variant) if m.samples), key=lambda m: m.x or 0
+        )
+        if not found:
+            continue
+        stats = [summarize(m.samples) for m in found]
+        xs = [m.x for m in found]
+        ax.errorbar(
+            xs,
+            [s.median * 1e6 for s in stats],
+            yerr=[[(s.median - s.low) * 1e6 for s in stats], [(s.high - s.median) * 1e6 for s in stats]],
+            label=_label(system, variant, 90),
+            color=_colour(system),
+            marker=markers[i % len(markers)],
+            linestyle="-" if figures.is_subactor(system) and variant == figures.HANDOFF_BUFFER else "--",
+            linewidth=2.5 if variant == figures.HANDOFF_BUFFER else 1,
+            capsize=3,
+        )
+    ax.axhline(5, color="black", linewidth=0.8, linestyle=":", label="goal: 5 µs")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    sizes = figures.sizes(ms)
+    ax.set_xticks(sizes, [fmt_size_label(x) for x in sizes])
+    ax.set_xlabel("payload")
+    ax.set_ylabel("handoff time, µs (log scale)")
+    ax.set_title(f"Handoff of a payload to a worker (lower is better)\n{SPREAD}", fontsize=10)
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _core(ms: list[Measurement], path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    if not figures.rows(ms, model.CORE_ASK) and not figures.rows(ms, model.CORE_TELL):
+        return False
+    fig, (ask, tell) = plt.subplots(2, 1, figsize=(9, 5.5))
+    _bar_axes(ask, ms, model.CORE_ASK, "Rust core vs raw flume: ask round trip (lower is better)", log=False)
+    _bar_axes(tell, ms, model.CORE_TELL, "Rust core vs raw flume: one-way throughput (higher is better)", log=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

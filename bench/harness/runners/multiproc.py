@@ -1,0 +1,197 @@
+"""multiprocessing, with the fork and the spawn start methods.
+
+Workers are ``multiprocessing.Process`` es talking over a ``Pipe`` (the fastest of its
+transports); the CPU-bound job runs on a ``ProcessPoolExecutor``; large payloads go
+through the pipe (copied twice, through the kernel) or, the zero-copy way, as a
+``SharedMemory`` block whose name goes through the pipe and which the worker attaches.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, ClassVar
+
+from harness import model, workers
+from harness.model import Measurement
+from harness.runners.base import (
+    Config,
+    Runner,
+    Spans,
+    handoff_rounds,
+    memory_measurements,
+    process_memory,
+    register,
+    time_calls,
+)
+
+JOIN_TIMEOUT = 30.0
+
+
+class _Multiprocessing(Runner):
+    start_method: ClassVar[str]
+    cpu_variant = "ProcessPoolExecutor.map"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A ForkContext or SpawnContext (typeshed knows only their base class).
+        self.context: Any = multiprocessing.get_context(self.start_method)
+
+    def _start(self, target: Callable[[Connection], None]) -> tuple[Connection, BaseProcess]:
+        """Starts a worker running ``target`` and waits until it is ready."""
+        parent, child = self.context.Pipe()
+        process = self.context.Process(target=target, args=(child,), daemon=True)
+        process.start()
+        child.close()
+        if parent.recv() != workers.READY:
+            raise RuntimeError("the worker did not say it was ready")
+        return parent, process
+
+    @staticmethod
+    def _stop(conn: Connection, process: BaseProcess, last: Callable[[], None]) -> None:
+        last()
+        process.join(JOIN_TIMEOUT)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+        conn.close()
+
+    def _stop_echo(self, conn: Connection, process: BaseProcess) -> None:
+        self._stop(conn, process, lambda: conn.send(None))
+
+    def spawn(self, cfg: Config) -> list[Measurement]:
+        fork = self.start_method == "fork"
+        rounds = cfg.rounds(quick=10 if fork else 5, full=40 if fork else 20)
+        self._stop_echo(*self._start(workers.pipe_echo))  # first-time costs
+        samples = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            conn, process = self._start(workers.pipe_echo)
+            samples.append(time.perf_counter() - started)
+            self._stop_echo(conn, process)
+        return [
+            Measurement(
+                model.SPAWN, self.system, "Process.start() until the worker answers", model.SECONDS, tuple(samples)
+            )
+        ]
+
+    def round_trip(self, cfg: Config) -> list[Measurement]:
+        conn, process = self._start(workers.pipe_echo)
+
+        def ask(i: int) -> None:
+            conn.send(i)
+            conn.recv()
+
+        samples = time_calls(ask, cfg.rounds(quick=2_000, full=20_000), warm_up=500)
+        self._stop_echo(conn, process)
+        return [Measurement(model.ROUND_TRIP, self.system, "Pipe send() + recv()", model.SECONDS, tuple(samples))]
+
+    def throughput(self, cfg: Config) -> list[Measurement]:
+        messages = cfg.rounds(quick=50_000, full=200_000)
+        conn, process = self._start(workers.pipe_count)
+        rates = []
+        for _ in range(cfg.reps):
+            started = time.perf_counter()
+            for i in range(messages):
+                conn.send(i)
+            conn.send(None)
+            count = conn.recv()
+            elapsed = time.perf_counter() - started
+            if count != messages:
+                raise RuntimeError(f"the worker counted {count} messages, not {messages}")
+            rates.append(messages / elapsed)
+        self._stop(conn, process, lambda: conn.send("stop"))
+        return [Measurement(model.THROUGHPUT, self.system, "Pipe send() of ints", model.MSG_PER_S, tuple(rates))]
+
+    def cpu_job(self, workers: int, spans: Spans) -> int:
+        from primes import count_primes
+
+        with ProcessPoolExecutor(workers, mp_context=self.context) as pool:
+            return sum(pool.map(count_primes, [lo for lo, _ in spans], [hi for _, hi in spans]))
+
+    def handoff(self, cfg: Config) -> list[Measurement]:
+        found = []
+        conn, process = self._start(workers.pipe_length)
+        for size in cfg.sizes:
+            if cfg.quick and size >= 1 << 30:
+                self.notes.append(f"handoff: Pipe of {size >> 30} GB not measured in --quick (seconds per copy)")
+                continue
+            payload = bytes(size)
+
+            def send(_: int, payload: bytes = payload) -> None:
+                conn.send_bytes(payload)
+                conn.recv()
+
+            samples = time_calls(send, handoff_rounds(size, cfg.quick), warm_up=1)
+            del payload
+            found.append(
+                Measurement(
+                    model.HANDOFF, self.system, "Pipe send_bytes() (copied)", model.SECONDS, tuple(samples), size
+                )
+            )
+        self._stop(conn, process, lambda: conn.send_bytes(b""))
+        found += self._shared_memory(cfg)
+        return found
+
+    def _shared_memory(self, cfg: Config) -> list[Measurement]:
+        from multiprocessing import shared_memory
+
+        found = []
+        conn, process = self._start(workers.pipe_shared_memory)
+        for size in cfg.sizes:
+            try:
+                block = shared_memory.SharedMemory(create=True, size=size)
+            except OSError as error:  # /dev/shm too small
+                self.notes.append(f"handoff: SharedMemory of {size} bytes: {error}")
+                continue
+            try:
+
+                def send(_: int, name: str = block.name) -> None:
+                    conn.send(name)
+                    conn.recv()
+
+                samples = time_calls(send, cfg.rounds(quick=200, full=2_000), warm_up=10)
+            finally:
+                block.close()
+                block.unlink()
+            found.append(
+                Measurement(
+                    model.HANDOFF,
+                    self.system,
+                    "SharedMemory: name over the Pipe, worker attaches",
+                    model.SECONDS,
+                    tuple(samples),
+                    size,
+                )
+            )
+        self._stop_echo(conn, process)
+        return found
+
+    def memory(self, cfg: Config) -> list[Measurement]:
+        started = [self._start(workers.pipe_echo) for _ in range(cfg.rounds(quick=3, full=5))]
+        for conn, _ in started:
+            conn.send(1)
+            conn.recv()
+        time.sleep(0.05)
+        usages = [process_memory(process.pid or 0) for _, process in started]
+        for conn, process in started:
+            self._stop_echo(conn, process)
+        return memory_measurements(self.system, "{} of an idle worker process", usages)
+
+
+@register
+class Fork(_Multiprocessing):
+    key = "mp-fork"
+    system = model.MP_FORK
+    start_method = "fork"
+
+
+@register
+class Spawn(_Multiprocessing):
+    key = "mp-spawn"
+    system = model.MP_SPAWN
+    start_method = "spawn"

@@ -1,0 +1,151 @@
+"""What the peers' workers run: loops that answer, count and measure payloads.
+
+This module runs in child processes (multiprocessing), in threads, and inside PEP 734
+subinterpreters, so it imports nothing but the standard library at module level, and
+nothing that refuses subinterpreters.
+
+Every loop first signals that it is ready (so that start-up can be timed to the moment a
+worker can take work), and ends on ``None``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+
+class Connection(Protocol):
+    """The part of multiprocessing.connection.Connection the loops use."""
+
+    def send(self, obj: Any) -> None: ...
+    def recv(self) -> Any: ...
+    def recv_bytes(self) -> bytes: ...
+
+
+READY = "ready"
+
+
+# ---- multiprocessing: over a Pipe ------------------------------------------------
+
+
+def pipe_echo(conn: Connection) -> None:
+    """Answers every message with itself."""
+    conn.send(READY)
+    while (msg := conn.recv()) is not None:
+        conn.send(msg)
+
+
+def pipe_count(conn: Connection) -> None:
+    """Counts messages; on ``None`` answers the count and starts again. Ends on
+    ``"stop"``."""
+    conn.send(READY)
+    count = 0
+    while (msg := conn.recv()) != "stop":
+        if msg is None:
+            conn.send(count)
+            count = 0
+        else:
+            count += 1
+
+
+def pipe_length(conn: Connection) -> None:
+    """Receives raw byte payloads and answers their length. An empty payload ends it."""
+    conn.send(READY)
+    while data := conn.recv_bytes():
+        conn.send(len(data))
+
+
+def pipe_shared_memory(conn: Connection) -> None:
+    """Receives the names of shared memory blocks, attaches each and answers its
+    length (touching none of its bytes)."""
+    from multiprocessing import shared_memory
+
+    conn.send(READY)
+    while (name := conn.recv()) is not None:
+        try:  # Python 3.13+: not registered with the resource tracker
+            block = shared_memory.SharedMemory(name, track=False)  # type: ignore[call-arg]
+        except TypeError:
+            block = shared_memory.SharedMemory(name)
+        size = block.size
+        block.close()
+        conn.send(size)
+
+
+# ---- threads: over queue.Queue -----------------------------------------------------
+
+
+def queue_echo(inbox: Any, outbox: Any) -> None:
+    """Answers every message with itself (queue.Queue in, queue.Queue out)."""
+    outbox.put(READY)
+    while (msg := inbox.get()) is not None:
+        outbox.put(msg)
+
+
+def queue_count(inbox: Any, outbox: Any) -> None:
+    """Counts messages; on ``None`` answers the count and ends."""
+    outbox.put(READY)
+    count = 0
+    while inbox.get() is not None:
+        count += 1
+    outbox.put(count)
+
+
+def queue_length(inbox: Any, outbox: Any) -> None:
+    """Answers the length of every payload."""
+    outbox.put(READY)
+    while (data := inbox.get()) is not None:
+        outbox.put(len(data))
+
+
+# ---- PEP 734 interpreters: over interpreters queues ---------------------------------
+
+
+def get_spinning(queue: Any) -> Any:
+    """Takes the next item of an interpreters queue, polling without sleeping.
+
+    The queue's own ``get()`` sleeps 10 ms between polls; this shows what the
+    transport itself costs, on a machine with a core to spare.
+    """
+    empty = sys.modules[type(queue).__module__].QueueEmpty
+    while True:
+        try:
+            return queue.get_nowait()
+        except empty:
+            pass
+
+
+def interp_echo(inbox: Any, outbox: Any, spin: bool) -> None:
+    """Answers every message with itself, inside a subinterpreter."""
+    get = get_spinning if spin else type(inbox).get
+    outbox.put(READY)
+    while (msg := get(inbox)) is not None:
+        outbox.put(msg)
+
+
+def interp_count(inbox: Any, outbox: Any) -> None:
+    """Counts messages until ``None`` (queue ``get()``), then answers the count."""
+    outbox.put(READY)
+    count = 0
+    while inbox.get() is not None:
+        count += 1
+    outbox.put(count)
+
+
+def interp_length(inbox: Any, outbox: Any) -> None:
+    """Answers the length of every payload (polling without sleeping)."""
+    outbox.put(READY)
+    while (data := get_spinning(inbox)) is not None:
+        outbox.put(len(data))
+
+
+# ---- executors ---------------------------------------------------------------------
+
+
+def identity(x: Any) -> Any:
+    """A task that does nothing: its cost is the executor's."""
+    return x
+
+
+def length(data: Any) -> int:
+    """A task that answers the length of its argument."""
+    return len(data)

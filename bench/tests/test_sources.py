@@ -1,0 +1,133 @@
+"""Tests of where measurements come from: the Rust benchmarks' records, and the
+runners' shared logic."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import unittest
+
+from harness import figures, model, rust
+from harness.model import Measurement
+from harness.runners.base import Config, Runner, Skip
+
+
+class RustRecords(unittest.TestCase):
+    def test_series_become_measurements_pooled_over_runs(self) -> None:
+        runs = [
+            rust.BenchRun(
+                "foundation",
+                {"cores": 2},
+                [
+                    {"key": "ask.blocking", "x": None, "unit": "s", "samples": [1e-6, 2e-6]},
+                    {"key": "cpu.total", "x": 2.0, "unit": "s", "samples": [1.0]},
+                    {"key": "no.such.series", "x": None, "unit": "s", "samples": [1.0]},
+                ],
+                1.0,
+            ),
+            rust.BenchRun("foundation", {}, [{"key": "cpu.total", "x": 2.0, "unit": "s", "samples": [1.1]}], 1.0),
+            rust.BenchRun(
+                "actors", {}, [{"key": "pipeline.rounds400", "x": 1.0, "unit": "items/s", "samples": [5.0]}], 1.0
+            ),
+        ]
+        with contextlib.redirect_stderr(io.StringIO()) as warnings:
+            found = rust.measurements(runs)
+        self.assertIn("no.such.series", warnings.getvalue())
+        ask = figures.one(found, model.ROUND_TRIP, model.SUBACTOR, figures.ASK_RUST)
+        self.assertIsNotNone(ask)
+        assert ask is not None
+        self.assertEqual(ask.samples, (1e-6, 2e-6))
+        cpu = figures.one(found, model.CPU, model.SUBACTOR, figures.CPU_TOTAL, 2.0)
+        assert cpu is not None
+        self.assertEqual(cpu.samples, (1.0, 1.1))
+        pipeline = figures.find(found, model.PIPELINE)
+        self.assertEqual([p.variant for p in pipeline], ["two stages, 400 rounds of work per item"])
+        self.assertEqual(len(found), 3)  # the unknown series is left out
+
+    def test_executables_come_from_cargo_messages(self) -> None:
+        lines = [
+            json.dumps(
+                {
+                    "reason": "compiler-artifact",
+                    "target": {"name": "core", "kind": ["bench"]},
+                    "executable": "/t/core-1",
+                }
+            ),
+            json.dumps(
+                {"reason": "compiler-artifact", "target": {"name": "subactor", "kind": ["lib"]}, "executable": None}
+            ),
+            "warning: not json",
+            json.dumps({"reason": "build-finished", "success": True}),
+        ]
+        self.assertEqual({k: str(v) for k, v in rust.executables_from_cargo(lines).items()}, {"core": "/t/core-1"})
+
+
+def config(**changes: object) -> Config:
+    values: dict[str, object] = {
+        "quick": True,
+        "cores": 2,
+        "cpu_limit": 1000,
+        "cpu_chunks": 7,
+        "reps": 3,
+        "sizes": (1024,),
+        "metrics": (model.CPU, model.SPAWN, model.ROUND_TRIP, model.MEMORY),
+    }
+    values.update(changes)
+    return Config(**values)  # type: ignore[arg-type]
+
+
+class Counting(Runner):
+    key = "test-counting"
+    system = "test system"
+    cpu_variant = "counting"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[int] = []
+
+    def cpu_job(self, workers: int, spans: list[tuple[int, int]]) -> int:
+        self.jobs.append(workers)
+        return sum(hi - lo for lo, hi in spans)
+
+    def spawn(self, cfg: Config) -> list[Measurement]:
+        raise Skip("no spawning here")
+
+    def round_trip(self, cfg: Config) -> list[Measurement]:
+        raise RuntimeError("broken")
+
+
+class Runners(unittest.TestCase):
+    def test_spans_cut_the_job_as_the_foundation_benchmark_does(self) -> None:
+        spans = config().spans()
+        self.assertEqual(len(spans), 7)
+        self.assertEqual(spans[0][0], 0)
+        self.assertEqual(spans[-1][1], 1000)
+        self.assertTrue(all(a[1] == b[0] for a, b in itertools.pairwise(spans)))
+        self.assertEqual(spans[1], (1 * 1000 // 7, 2 * 1000 // 7))
+
+    def test_cpu_runs_every_worker_count_in_every_round(self) -> None:
+        runner = Counting()
+        found, notes = runner.measure(config())
+        self.assertEqual(runner.jobs, [1, 2, 1, 2, 1, 2])
+        cpu = [f for f in found if f.metric == model.CPU]
+        self.assertEqual([(f.x, len(f.samples)) for f in cpu], [(1, 3), (2, 3)])
+        self.assertEqual(cpu[0].variant, "counting, start-up included")
+        # A skipped figure and a failed one are reported; the rest is kept.
+        self.assertEqual(notes, ["spawn: no spawning here", "round_trip: failed: RuntimeError: broken"])
+
+    def test_a_runner_without_a_cpu_job_has_no_cpu_figure(self) -> None:
+        class Nothing(Runner):
+            key = "test-nothing"
+            system = "nothing"
+
+        self.assertEqual(Nothing().measure(config()), ([], []))
+
+    def test_config_round_trips_through_json(self) -> None:
+        c = config()
+        self.assertEqual(Config.from_json(json.loads(json.dumps(c.to_json()))), c)
+
+
+if __name__ == "__main__":
+    unittest.main()
