@@ -91,11 +91,6 @@ pub(crate) fn run<S: Spawn>(
     let span = info_span!("actor", id = %cell.id, name = cell.name.as_deref().unwrap_or(""));
     let _entered = span.enter();
     cell.bind_thread();
-    if let Some(core) = spec.options().core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-            warn!(core, "could not pin the actor's thread to its core");
-        }
-    }
     let ctx = ActorContext { myself: ActorRef::new(Arc::clone(&cell)), system };
     let mut started = Some(started);
     let end = catch_unwind(AssertUnwindSafe(|| live(&mut spec, &ctx, &mut started, parent.as_ref()))).unwrap_or_else(
@@ -136,6 +131,11 @@ fn live<S: Spawn>(
     parent: Option<&ParentLink>,
 ) -> End<S::Error> {
     let cell = &ctx.myself.cell;
+    if let Some(core) = spec.options().core {
+        if let Err(why) = pin(core) {
+            return End::NeverStarted(SpawnError::InvalidOptions(why.clone()), StopReason::StartFailed(why.into()));
+        }
+    }
     let policy = spec.options().on_failure.unwrap_or_else(|| spec.default_failure_policy(parent.is_some()));
     loop {
         let mut actor = match catch_unwind(AssertUnwindSafe(|| spec.start(ctx))) {
@@ -204,6 +204,18 @@ fn live<S: Spawn>(
         }
         // Senders may keep queueing while the next incarnation starts.
         cell.transition(ActorState::Running, ActorState::Starting);
+    }
+}
+
+/// Pins the calling (actor) thread to `core`. The kernel is the judge of which cores
+/// this process may use (the spawner's own affinity does not limit its actors').
+fn pin(core: usize) -> Result<(), String> {
+    // A cpu_set_t holds 1,024 CPUs; core_affinity would index past it.
+    const CPU_SETSIZE: usize = 1024;
+    if core < CPU_SETSIZE && core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        Ok(())
+    } else {
+        Err(format!("cannot pin to core {core}: it is not one of the cores this process may run on"))
     }
 }
 

@@ -164,14 +164,6 @@ impl ActorSystem {
         if capacity == 0 {
             return Err(SpawnError::InvalidOptions("the mailbox capacity must be at least 1".into()));
         }
-        if let Some(core) = options.core {
-            let cores = core_affinity::get_core_ids().map_or(0, |ids| ids.len());
-            if core >= cores {
-                return Err(SpawnError::InvalidOptions(format!(
-                    "cannot pin to core {core}: this machine has {cores} usable cores"
-                )));
-            }
-        }
         if options.time_limit.is_some_and(|limit| limit.is_zero()) {
             return Err(SpawnError::InvalidOptions("the time limit must be longer than zero".into()));
         }

@@ -607,3 +607,33 @@ fn any_refs_and_pipelines_send_with_timeouts() {
     assert!(any.blocking_wait_timeout(SECOND).is_some());
     system.shutdown();
 }
+
+#[test]
+fn an_actor_is_pinned_to_a_core_its_spawner_may_not_use() {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    assert!(cores.len() >= 2, "this test needs two cores (CI has two)");
+    let (first, last) = (cores[0], cores[cores.len() - 1]);
+    let f = Fixture::new();
+    let props = f.props().name("pin-test").pin_to_core(last.id);
+    let system = f.system.clone();
+    // The spawner runs on the first core only; the actor must still get the last one.
+    let probe = thread::spawn(move || {
+        assert!(core_affinity::set_for_current(first), "pin the spawner");
+        system.spawn(props)
+    })
+    .join()
+    .expect("spawner")
+    .expect("spawn");
+    let allowed = std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(Result::ok)
+        .find(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "actor:pin-test"))
+        .and_then(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .and_then(|status| {
+            status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(|v| v.trim().to_owned())
+        })
+        .expect("the actor's thread");
+    assert_eq!(allowed, last.id.to_string());
+    probe.stop();
+    f.system.shutdown();
+}
