@@ -21,6 +21,12 @@ HANDOFF_BUFFER = "arena Buffer (shared, no copy)"
 MEMORY_RSS = "RSS growth per idle actor"
 CORE_ASK = "Rust actor: blocking_ask"
 CORE_TELL = "Rust actor: blocking_tell"
+# subactor's figures taken from Python, through its package (harness.runners.subactor_py).
+PY_SPAWN = "from Python: rt.spawn() until the actor answers"
+PY_ASK = "from Python (main interpreter) -> actor: ref.ask()"
+PY_TELL = "from Python (main interpreter): ref.tell() of ints"
+PY_HANDOFF = "from Python: arena Buffer (rt.alloc().freeze()), no copy"
+PY_CPU = "from Python: rt.executor().map, start-up included"  # the runner's cpu_variant + ", start-up included"
 
 # The peers that run Python on several cores at once (threads share one GIL).
 PARALLEL_PEERS = (model.MP_FORK, model.MP_SPAWN, model.INTERPRETERS, model.INTERPRETER_POOL)

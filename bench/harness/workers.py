@@ -149,3 +149,33 @@ def identity(x: Any) -> Any:
 def length(data: Any) -> int:
     """A task that answers the length of its argument."""
     return len(data)
+
+
+# ---- subactor's Python package: actor classes ----------------------------------------
+
+
+class ActorEcho:
+    """Answers every message with itself."""
+
+    def receive(self, msg: Any) -> Any:
+        return msg
+
+
+class ActorCount:
+    """Counts messages; answers ``None`` with the count so far."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def receive(self, msg: Any) -> Any:
+        if msg is None:
+            return self.count
+        self.count += 1
+        return None
+
+
+class ActorLength:
+    """Answers the length of what it receives (touching none of its bytes)."""
+
+    def receive(self, data: Any) -> int:
+        return len(data)

@@ -16,9 +16,8 @@ from harness.runners.base import RUNNERS, Config, Runner, register
 __all__ = ["MODULES", "RUNNERS", "Config", "Runner", "load", "register"]
 
 # The modules of the registered runners, in the order of their systems in the report.
-# A "subactor via its Python package" runner is one more module here (see
-# harness.runners.base and ARCHITECTURE.md).
 MODULES = (
+    "harness.runners.subactor_py",
     "harness.runners.multiproc",
     "harness.runners.threads",
     "harness.runners.interp",
