@@ -90,18 +90,23 @@ impl Pool {
         })
     }
 
-    /// Takes a free slot of some worker, starting from a rotating position.
-    fn claim(&self) -> Option<usize> {
+    /// Takes a free slot of the least loaded worker (ties broken from a rotating
+    /// position), for a task with `backlog` tasks waiting (itself included).
+    ///
+    /// A worker gets a second, queued task only while more tasks wait than there are
+    /// workers: then it never waits between tasks. Near the end of a job, a task queued
+    /// behind a long one would keep a worker that frees up meanwhile idle, so then only
+    /// idle workers take tasks.
+    fn claim(&self, backlog: usize) -> Option<usize> {
         let n = self.slots.len();
+        let limit = if backlog > n { SLOTS } else { 1 };
         let start = self.turn.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            let index = (start + i) % n;
-            let inflight = &self.slots[index].inflight;
-            let mut held = inflight.load(Ordering::SeqCst);
-            while held < SLOTS {
-                match inflight.compare_exchange(held, held + 1, Ordering::SeqCst, Ordering::SeqCst) {
-                    Ok(_) => return Some(index),
-                    Err(now) => held = now,
+        for held in 0..limit {
+            for i in 0..n {
+                let index = (start + i) % n;
+                let inflight = &self.slots[index].inflight;
+                if inflight.compare_exchange(held, held + 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    return Some(index);
                 }
             }
         }
@@ -115,7 +120,7 @@ impl Pool {
     /// Queues a task, or hands it to a free worker at once if nothing waits before it.
     fn submit(self: &Arc<Self>, task: Task) {
         if self.queue.1.is_empty() {
-            if let Some(index) = self.claim() {
+            if let Some(index) = self.claim(1) {
                 self.hand(index, task);
                 return;
             }
@@ -130,7 +135,7 @@ impl Pool {
     /// that frees one (which looks at the queue after freeing it).
     fn pump(self: &Arc<Self>) {
         loop {
-            let Some(index) = self.claim() else { return };
+            let Some(index) = self.claim(self.queue.1.len()) else { return };
             match self.queue.1.try_recv() {
                 Ok(task) => self.hand(index, task),
                 Err(_) => {

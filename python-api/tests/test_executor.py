@@ -173,3 +173,17 @@ def test_an_abandoned_executor_finishes_its_tasks_then_stops_its_workers(rt: sub
     del ex
     gc.collect()
     assert all(w.wait(10) is not None for w in workers)
+
+
+def test_quick_tasks_do_not_queue_behind_a_long_one_while_a_worker_is_free(rt: subactor.Runtime) -> None:
+    # Tasks go to the least loaded worker, and a second task is queued on a busy worker
+    # only while more tasks wait than there are workers: so while one worker sleeps,
+    # every quick task goes to the other and all of them finish before the long one.
+    with rt.executor(workers=2) as ex:
+        assert ex.submit(square, 2).result(timeout=10) == 4  # both workers up
+        long = ex.submit(sleep, 8.0)
+        for batch in (1, 2, 3, 1, 3, 2):
+            quick = [ex.submit(square, i) for i in range(batch)]
+            assert [f.result(timeout=30) for f in quick] == [i * i for i in range(batch)]
+            assert not long.done(), "a quick task waited behind the long one"
+        assert long.result(timeout=30) == 8.0
