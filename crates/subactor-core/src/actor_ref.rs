@@ -171,17 +171,7 @@ impl<A: Actor> ActorRef<A> {
         then: impl FnOnce(Outcome<A::Reply, A::Error>) + Send + 'static,
     ) -> Result<(), SendError<A::Msg>> {
         let envelope = Envelope::Ask(msg.into(), ReplyTo::Callback(Callback::new(Box::new(then))));
-        self.cell.send_blocking(envelope, None).map_err(|(envelope, refusal)| {
-            // The message comes back to the caller, so its callback must not report it.
-            let msg = match envelope {
-                Envelope::Ask(msg, ReplyTo::Callback(mut callback)) => {
-                    callback.defuse();
-                    msg
-                }
-                other => other.into_msg().unwrap_or_else(|| unreachable!("an ask carries a message")),
-            };
-            self.send_error(Envelope::Tell(msg), refusal)
-        })
+        self.cell.send_blocking(envelope, None).map_err(|(envelope, refusal)| self.refused_callback(envelope, refusal))
     }
 
     /// As [`blocking_ask_then`](Self::blocking_ask_then), but waits for room for at most

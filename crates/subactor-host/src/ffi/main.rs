@@ -36,8 +36,8 @@ use pyo3_ffi as ffi;
 use subactor_arena::{Buffer, BufferMut};
 use subactor_core::{AnyRef, Value};
 
-use super::helpers::{Helpers, ModuleTypes, new_str};
-use super::module::{ModuleState, REF_SPEC, module_def};
+use super::helpers::Helpers;
+use super::module::{REF_SPEC, new_module};
 use super::object::Obj;
 use crate::{ConvertError, PythonException};
 
@@ -153,37 +153,20 @@ pub unsafe fn init() -> Result<(), PythonException> {
         return Ok(());
     }
     // SAFETY: the main interpreter is attached (contract); every object is owned by an
-    // `Obj`; the module's state is zeroed by CPython and filled here before any of its
-    // types exists.
+    // `Obj`; the specs are statics (copies without methods are leaked, made once).
     let objects = unsafe {
         let helpers = Rc::new(Helpers::load_bare()?);
-        let name = new_str("subactor").map_err(|e| helpers.describe(e).0)?;
-        let spec = helpers.call_attr(c"module_spec", &[name.as_ptr()])?;
-        let def = module_def();
-        let module = Obj::from_owned(ffi::PyModule_FromDefAndSpec(def, spec.as_ptr()))
-            .ok_or_else(|| helpers.current_exception())?;
-        if ffi::PyModule_ExecDef(module.as_ptr(), def) < 0 {
-            return Err(helpers.current_exception());
-        }
-        let new_type = |spec: *mut ffi::PyType_Spec| {
-            Obj::from_owned(ffi::PyType_FromModuleAndSpec(module.as_ptr(), spec, ptr::null_mut()))
-                .ok_or_else(|| helpers.current_exception())
-        };
-        let actor_ref = new_type(without_methods(REF_SPEC.as_ptr(), false))?;
-        let buffer = new_type(without_methods(super::buffers::BUFFER_SPEC.as_ptr(), true))?;
-        let buffer_mut = new_type(super::buffers::BUFFER_MUT_SPEC.as_ptr())?;
-        let state = ffi::PyModule_GetState(module.as_ptr()).cast::<ModuleState>();
-        if state.is_null() {
-            return Err(helpers.current_exception());
-        }
         // The link stays null: no actor is behind this module, and its own functions
         // (never reachable from Python: the module is not imported) raise ActorStopped.
-        (*state).helpers = Rc::into_raw(Rc::clone(&helpers));
-        let strong = |ty: &Obj| Obj::from_borrowed(ty.as_ptr()).map_or(ptr::null_mut(), Obj::into_ptr);
-        (*state).actor_ref_type = strong(&actor_ref);
-        (*state).buffer_type = strong(&buffer);
-        (*state).buffer_mut_type = strong(&buffer_mut);
-        helpers.set_types(Some(ModuleTypes { actor_ref, buffer, buffer_mut }));
+        let (module, types) = new_module(
+            &helpers,
+            [
+                without_methods(REF_SPEC.as_ptr(), false),
+                without_methods(super::buffers::BUFFER_SPEC.as_ptr(), true),
+                super::buffers::BUFFER_MUT_SPEC.as_ptr(),
+            ],
+        )?;
+        helpers.set_types(Some(types));
         MainObjects { _module: module, helpers }
     };
     // Another thread may have won while this one ran Python code (which can release the

@@ -269,17 +269,25 @@ pub(super) fn module_def() -> *mut ffi::PyModuleDef {
     MODULE_DEF.as_ptr()
 }
 
-/// Builds this interpreter's `subactor` module and makes it importable.
+/// Creates a `subactor` module object from our definition with its three types (from
+/// `specs`: `ActorRef`, `Buffer`, `BufferMut`), and fills its state but for the link
+/// (left null: the module's functions raise `ActorStopped` until one is set). The types
+/// are returned for the caller to hand to `helpers` once it has done with them.
 ///
 /// # Safety
 ///
-/// The interpreter that owns `helpers` is attached on this thread.
-pub(crate) unsafe fn install(helpers: &Rc<Helpers>, link: ActorLink) -> Result<(), crate::PythonException> {
+/// The interpreter that owns `helpers` is attached on this thread, and each spec is
+/// valid for the module's lifetime.
+pub(super) unsafe fn new_module(
+    helpers: &Rc<Helpers>,
+    specs: [*mut ffi::PyType_Spec; 3],
+) -> Result<(Obj, ModuleTypes), crate::PythonException> {
     // SAFETY: attached (contract). The module is created from our static definition;
-    // its state is zeroed by CPython and filled here before any code can use it.
+    // its state is zeroed by CPython and filled here before any of its types exists
+    // outside this function.
     unsafe {
-        let spec =
-            helpers.call_attr(c"module_spec", &[new_str("subactor").map_err(|e| helpers.describe(e).0)?.as_ptr()])?;
+        let name = new_str("subactor").map_err(|e| helpers.describe(e).0)?;
+        let spec = helpers.call_attr(c"module_spec", &[name.as_ptr()])?;
         let def = MODULE_DEF.as_ptr();
         let module = Obj::from_owned(ffi::PyModule_FromDefAndSpec(def, spec.as_ptr()))
             .ok_or_else(|| helpers.current_exception())?;
@@ -290,22 +298,48 @@ pub(crate) unsafe fn install(helpers: &Rc<Helpers>, link: ActorLink) -> Result<(
             Obj::from_owned(ffi::PyType_FromModuleAndSpec(module.as_ptr(), spec, ptr::null_mut()))
                 .ok_or_else(|| helpers.current_exception())
         };
-        let ref_type = new_type(REF_SPEC.as_ptr())?;
-        let buffer_type = new_type(super::buffers::BUFFER_SPEC.as_ptr())?;
-        let buffer_mut_type = new_type(super::buffers::BUFFER_MUT_SPEC.as_ptr())?;
+        let [ref_spec, buffer_spec, buffer_mut_spec] = specs;
+        let types = ModuleTypes {
+            actor_ref: new_type(ref_spec)?,
+            buffer: new_type(buffer_spec)?,
+            buffer_mut: new_type(buffer_mut_spec)?,
+        };
         let state = ffi::PyModule_GetState(module.as_ptr()).cast::<ModuleState>();
-        (*state).link = Box::into_raw(Box::new(link));
+        if state.is_null() {
+            return Err(helpers.current_exception());
+        }
         (*state).helpers = Rc::into_raw(Rc::clone(helpers));
         let strong = |ty: &Obj| Obj::from_borrowed(ty.as_ptr()).map_or(ptr::null_mut(), Obj::into_ptr);
-        (*state).actor_ref_type = strong(&ref_type);
-        (*state).buffer_type = strong(&buffer_type);
-        (*state).buffer_mut_type = strong(&buffer_mut_type);
-        for (name, ty) in [(c"ActorRef", &ref_type), (c"Buffer", &buffer_type), (c"BufferMut", &buffer_mut_type)] {
+        (*state).actor_ref_type = strong(&types.actor_ref);
+        (*state).buffer_type = strong(&types.buffer);
+        (*state).buffer_mut_type = strong(&types.buffer_mut);
+        Ok((module, types))
+    }
+}
+
+/// Builds this interpreter's `subactor` module and makes it importable.
+///
+/// # Safety
+///
+/// The interpreter that owns `helpers` is attached on this thread.
+pub(crate) unsafe fn install(helpers: &Rc<Helpers>, link: ActorLink) -> Result<(), crate::PythonException> {
+    // SAFETY: attached (contract); the state is ours, filled by `new_module` but for the
+    // link, set here before any code can use the module.
+    unsafe {
+        let (module, types) = new_module(
+            helpers,
+            [REF_SPEC.as_ptr(), super::buffers::BUFFER_SPEC.as_ptr(), super::buffers::BUFFER_MUT_SPEC.as_ptr()],
+        )?;
+        let state = ffi::PyModule_GetState(module.as_ptr()).cast::<ModuleState>();
+        (*state).link = Box::into_raw(Box::new(link));
+        for (name, ty) in
+            [(c"ActorRef", &types.actor_ref), (c"Buffer", &types.buffer), (c"BufferMut", &types.buffer_mut)]
+        {
             if ffi::PyModule_AddObjectRef(module.as_ptr(), name.as_ptr(), ty.as_ptr()) < 0 {
                 return Err(helpers.current_exception());
             }
         }
-        helpers.set_types(Some(ModuleTypes { actor_ref: ref_type, buffer: buffer_type, buffer_mut: buffer_mut_type }));
+        helpers.set_types(Some(types));
         for name in EXCEPTIONS {
             let class = helpers.attr(name)?;
             if ffi::PyModule_AddObjectRef(module.as_ptr(), name.as_ptr(), class.as_ptr()) < 0 {
