@@ -34,6 +34,8 @@ class MachineInfo:
     commit: str
     dirty: bool
     date: str
+    # The PYTHON* variables of the run that change what is measured (see PYTHON_ENV).
+    python_env: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,7 +53,14 @@ def describe(repo: Path) -> MachineInfo:
         commit=_output(["git", "rev-parse", "HEAD"], repo),
         dirty=bool(_output(["git", "status", "--porcelain", "--untracked-files=no"], repo)),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        python_env=", ".join(f"{name}={os.environ[name]}" for name in PYTHON_ENV if name in os.environ),
     )
+
+
+# Environment variables that change what the benchmarks measure (bench/run compiles the
+# workers' modules beforehand, so PYTHONDONTWRITEBYTECODE costs only what a user's
+# program would pay; PYTHONPATH is set by bench/run itself).
+PYTHON_ENV = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONHOME", "PYTHONMALLOC", "PYTHONDEVMODE")
 
 
 def cores() -> int:

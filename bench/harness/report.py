@@ -190,6 +190,7 @@ def _machine(data: RunData) -> list[str]:
         ["memory", f"{m.memory_gib:.1f} GiB"],
         ["Python of the peers", m.python],
         ["Python of subactor's benchmarks", str(data.rust_meta.get("python", "unknown"))],
+        ["Python environment", m.python_env or "no PYTHON* variable that changes the figures"],
         ["Rust", m.rustc],
         ["commit", f"`{m.commit}`" + (" (+ uncommitted changes)" if m.dirty else "")],
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import tempfile
@@ -140,6 +141,11 @@ class Rendering(unittest.TestCase):
         self.assertNotIn("was shared", report.render(made_up_run()))
         busy = Load(600.0, 1200.0, 1100.0, 600.0, 0.0, (2.0, 2.0, 2.0), (2.0, 2.0, 2.0))
         self.assertIn("was shared during this run", report.render(made_up_run(load=busy)))
+
+    def test_the_python_environment_is_reported(self) -> None:
+        self.assertIn("no PYTHON* variable that changes the figures", report.render(made_up_run()))
+        machine = dataclasses.replace(made_up_run().machine, python_env="PYTHONDONTWRITEBYTECODE=1")
+        self.assertIn("| Python environment | PYTHONDONTWRITEBYTECODE=1 |", report.render(made_up_run(machine=machine)))
 
     def test_an_empty_run_renders(self) -> None:
         text = report.render(made_up_run(measurements=[], probes=[], notes=[]))
