@@ -8,6 +8,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cell::Signal;
+use crate::dead_letters::DeadLetterReason;
 use crate::{Actor, ActorId, ActorRef, ActorState, AskError, Down, MonitorId, Outcome, SendError, StopReason, Value};
 
 /// A handler error of some actor, boxed: downcast it to the actor's own error type
@@ -42,6 +44,10 @@ trait ValueActor: Send + Sync {
     fn demonitor(&self, id: MonitorId) -> bool;
     /// Delivers `msg` as an urgent message, holding the actor only weakly.
     fn notifier(&self) -> Box<dyn Fn(Value) + Send + Sync>;
+    /// Whether the actor is being killed (or shut down with its system).
+    fn killed(&self) -> bool;
+    /// Records `msg`, meant for or coming from this actor, as a dead letter.
+    fn dead_letter(&self, msg: Value, reason: DeadLetterReason);
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -140,6 +146,14 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
             Some(cell) => cell.notify(msg),
             None => tracing::debug!(target: "subactor::dead_letters", "a Down for an actor that is gone"),
         })
+    }
+
+    fn killed(&self) -> bool {
+        self.cell.signal() == Signal::Kill
+    }
+
+    fn dead_letter(&self, msg: Value, reason: DeadLetterReason) {
+        self.cell.dead_letters.record(self.cell.id, self.cell.name.as_deref(), reason, &msg);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -264,6 +278,16 @@ impl AnyRef {
     /// As [`ActorRef::demonitor`].
     pub fn demonitor(&self, id: MonitorId) -> bool {
         self.0.demonitor(id)
+    }
+
+    /// Whether the actor is being killed (or shut down with its system).
+    pub(crate) fn killed(&self) -> bool {
+        self.0.killed()
+    }
+
+    /// Records `msg`, meant for or coming from this actor, as a dead letter.
+    pub(crate) fn dead_letter(&self, msg: Value, reason: DeadLetterReason) {
+        self.0.dead_letter(msg, reason);
     }
 
     /// The typed reference, if the actor is of type `A`.

@@ -6,7 +6,10 @@
 //! the item for the next stage: the reply callback runs on the worker's thread and puts
 //! it into the next stage's queue, waiting while that queue is full. Queues, mailboxes
 //! and the output are all bounded, so a slow stage slows everything upstream down to
-//! [`Pipeline::send`]: memory stays bounded however fast the source is.
+//! [`Pipeline::send`]: memory stays bounded however fast the source is. A worker that
+//! is killed (as at shutdown) while it waits for room stops waiting: the answer it held
+//! becomes a dead letter, so a pipeline whose output nobody reads never keeps its
+//! workers, or the system's shutdown, from ending.
 //!
 //! A worker whose handler fails (or that stops before handling an item) does not stop
 //! the pipeline: the item leaves it as a [`Failure`] naming the stage and the item's
@@ -51,8 +54,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use flume::{Receiver, Sender};
+use flume::{Receiver, SendTimeoutError, Sender};
+use tracing::warn;
 
+use crate::dead_letters::DeadLetterReason;
 use crate::{AnyRef, BoxError, Outcome, Value};
 
 /// How a stage picks the worker for an item.
@@ -134,6 +139,14 @@ pub enum Output {
 }
 
 impl Output {
+    /// The item's value, or the failure.
+    fn into_value(self) -> Result<Value, Failure> {
+        match self {
+            Output::Item { value, .. } => Ok(value),
+            Output::Failed(failure) => Err(failure),
+        }
+    }
+
     /// The item's sequence number.
     pub fn seq(&self) -> u64 {
         match self {
@@ -294,29 +307,32 @@ impl Stage {
             let failures = self.failures.clone();
             let stage = Arc::clone(&self.name);
             let slot = (self.routing == Routing::LeastLoaded).then(|| self.slots.0.clone());
+            let me = worker.actor.clone();
             let sent = worker.actor.blocking_ask_then(item, move |outcome| {
                 if let Some(slot) = slot {
                     let _ = slot.send(index);
                 }
-                let failed = |error: BoxError| Output::Failed(Failure { stage, seq, error });
-                match outcome {
+                let failed = |error: BoxError| Output::Failed(Failure { stage: Arc::clone(&stage), seq, error });
+                let refused = match outcome {
                     Outcome::Replied(value) => match downstream {
-                        Downstream::Stage(next) => {
-                            let _ = next.send((seq, value));
-                        }
-                        Downstream::Output(out) => {
-                            let _ = out.send(Output::Item { seq, value });
-                        }
+                        Downstream::Stage(next) => forward(&next, (seq, value), &me).err().map(|(_, value)| Ok(value)),
+                        Downstream::Output(out) => forward(&out, Output::Item { seq, value }, &me).err().map(Output::into_value),
                     },
-                    Outcome::Failed(error) => {
-                        let _ = failures.send(failed(error));
-                    }
-                    Outcome::Fault(fault) => {
-                        let _ = failures.send(failed(Box::new(fault)));
-                    }
+                    Outcome::Failed(error) => forward(&failures, failed(error), &me).err().map(Output::into_value),
+                    Outcome::Fault(fault) => forward(&failures, failed(Box::new(fault)), &me).err().map(Output::into_value),
                     Outcome::NotHandled => {
                         let why = NotHandled("the worker stopped before handling the item".into());
-                        let _ = failures.send(failed(Box::new(why)));
+                        forward(&failures, failed(Box::new(why)), &me).err().map(Output::into_value)
+                    }
+                };
+                match refused {
+                    None => {}
+                    Some(Ok(value)) => {
+                        warn!(%stage, seq, "pipeline: a worker killed while the next queue was full; its answer goes to dead letters");
+                        me.dead_letter(value, DeadLetterReason::Killed);
+                    }
+                    Some(Err(failure)) => {
+                        warn!(%stage, seq, %failure, "pipeline: a worker killed while the output was full; the failure is dropped");
                     }
                 }
             });
@@ -332,6 +348,22 @@ impl Stage {
         }
         let error = Box::new(NotHandled(format!("every worker of stage {:?} has stopped", self.name)));
         let _ = self.failures.send(Output::Failed(Failure { stage: Arc::clone(&self.name), seq, error }));
+    }
+}
+
+/// How often a worker waiting for room in a full queue checks whether it is killed.
+const FORWARD_POLL: Duration = Duration::from_millis(20);
+
+/// Puts a worker's answer into the next queue, waiting while it is full (backpressure);
+/// gives it back if the worker is killed meanwhile. A queue whose receiver is gone
+/// (the pipeline was dropped) takes nothing, and nobody wants the answer.
+fn forward<T>(queue: &Sender<T>, mut item: T, worker: &AnyRef) -> Result<(), T> {
+    loop {
+        match queue.send_timeout(item, FORWARD_POLL) {
+            Ok(()) | Err(SendTimeoutError::Disconnected(_)) => return Ok(()),
+            Err(SendTimeoutError::Timeout(back)) if worker.killed() => return Err(back),
+            Err(SendTimeoutError::Timeout(back)) => item = back,
+        }
     }
 }
 

@@ -609,6 +609,53 @@ fn any_refs_and_pipelines_send_with_timeouts() {
 }
 
 #[test]
+fn shutdown_ends_a_pipeline_whose_output_nobody_reads() {
+    let system = ActorSystem::builder().build();
+    let letters = system.dead_letters().subscribe();
+    // A gate nobody holds is always open: the workers echo at once.
+    let (_, gate) = flume::unbounded::<()>();
+    let workers: Vec<crate::AnyRef> = (0..2)
+        .map(|_| {
+            let gate = gate.clone();
+            system.spawn(Props::new(move || Ok::<_, NeverFails>(Gated(gate.clone()))).mailbox_capacity(1))
+        })
+        .map(|worker| worker.expect("spawn").into())
+        .collect();
+    let mut pipeline = crate::Pipeline::builder()
+        .stage("echo", workers, crate::Routing::RoundRobin)
+        .capacity(1)
+        .build()
+        .expect("pipeline");
+    // Fill it up: the output is full and a worker waits in its reply to forward it.
+    let mut sent = 0_i64;
+    while pipeline.send_timeout(sent, Duration::from_millis(200)).is_ok() {
+        sent += 1;
+        assert!(sent < 100, "the pipeline never filled");
+    }
+    let (done, ended) = flume::bounded(1);
+    let shutting = system.clone();
+    thread::spawn(move || {
+        shutting.shutdown();
+        let _ = done.send(());
+    });
+    assert!(ended.recv_timeout(Duration::from_secs(60)).is_ok(), "shutdown hung on the pipeline's full output");
+    // Nothing is lost: every item sent comes out, or is a dead letter (the reply that
+    // could not be forwarded, or a message still queued when its worker was killed).
+    let mut seen: Vec<i64> = pipeline
+        .finish()
+        .into_iter()
+        .filter_map(|out| match out {
+            crate::Output::Item { value, .. } => i64::try_from(value).ok(),
+            crate::Output::Failed(failure) => i64::try_from(failure.seq).ok(),
+        })
+        .collect();
+    seen.extend(letters.drain().filter_map(|letter| letter.message.and_then(|m| i64::try_from(m).ok())));
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (0..sent).collect::<Vec<_>>());
+}
+
+#[test]
 fn an_actor_is_pinned_to_a_core_its_spawner_may_not_use() {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     assert!(cores.len() >= 2, "this test needs two cores (CI has two)");
