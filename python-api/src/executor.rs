@@ -1,12 +1,15 @@
 //! The executor's pool: N worker actors (`subactor/_subactor_worker.py`) fed from one
 //! queue, with results going to `concurrent.futures.Future`s through the dispatcher.
 //!
-//! Each worker holds at most [`SLOTS`] tasks (one in hand, one queued in its mailbox);
-//! the rest wait in the pool's queue. When a worker finishes a task, its reply callback
-//! — on the worker's own thread, without any Python — hands the result to the
-//! dispatcher and pulls the next queued task into a free slot. So a busy pool never
-//! waits for the main interpreter between tasks, submitting never blocks, and tasks go
-//! to whichever worker is free (uneven tasks balance).
+//! Each worker holds one task at a time; the rest wait in the pool's queue. When a
+//! worker finishes a task, its reply callback — on the worker's own thread, without any
+//! Python — hands the result to the dispatcher and takes the next queued task into its
+//! mailbox. So a busy pool never waits for the main interpreter between tasks,
+//! submitting never blocks, and every task goes to a worker that is free: uneven tasks
+//! balance, and no task waits behind a long one while a worker is idle. (Queueing a
+//! second task on each worker in advance saved nothing measurable, since a worker
+//! fetches its next task itself, and made a job's end uneven: the last tasks queued
+//! behind long ones while the other worker idled.)
 //!
 //! A task is cancelled only while it waits in the queue; once handed to a worker it
 //! runs (as `ProcessPoolExecutor`'s tasks do once they reach its call queue).
@@ -22,10 +25,6 @@ use subactor_core::{AnyRef, BoxError, Outcome, SendError, Value};
 
 use crate::dispatch::{self, Event, Target};
 use crate::{conv, errors, hooks, wait};
-
-/// Tasks a worker holds at most: one in hand, one queued, so that it never waits for
-/// the next one.
-const SLOTS: usize = 2;
 
 /// A worker that refused a task (it has stopped) is never picked again.
 const DEAD: usize = usize::MAX / 2;
@@ -58,7 +57,7 @@ struct Task {
 
 struct Slot {
     actor: AnyRef,
-    /// Tasks held (or [`DEAD`]).
+    /// Tasks held: 0 or 1 (or [`DEAD`]).
     inflight: AtomicUsize,
 }
 
@@ -90,27 +89,13 @@ impl Pool {
         })
     }
 
-    /// Takes a free slot of the least loaded worker (ties broken from a rotating
-    /// position), for a task with `backlog` tasks waiting (itself included).
-    ///
-    /// A worker gets a second, queued task only while more tasks wait than there are
-    /// workers: then it never waits between tasks. Near the end of a job, a task queued
-    /// behind a long one would keep a worker that frees up meanwhile idle, so then only
-    /// idle workers take tasks.
-    fn claim(&self, backlog: usize) -> Option<usize> {
+    /// Takes an idle worker, looking from a rotating position.
+    fn claim(&self) -> Option<usize> {
         let n = self.slots.len();
-        let limit = if backlog > n { SLOTS } else { 1 };
         let start = self.turn.fetch_add(1, Ordering::Relaxed);
-        for held in 0..limit {
-            for i in 0..n {
-                let index = (start + i) % n;
-                let inflight = &self.slots[index].inflight;
-                if inflight.compare_exchange(held, held + 1, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                    return Some(index);
-                }
-            }
-        }
-        None
+        (0..n).map(|i| (start + i) % n).find(|&index| {
+            self.slots[index].inflight.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        })
     }
 
     fn release(&self, index: usize) {
@@ -120,7 +105,7 @@ impl Pool {
     /// Queues a task, or hands it to a free worker at once if nothing waits before it.
     fn submit(self: &Arc<Self>, task: Task) {
         if self.queue.1.is_empty() {
-            if let Some(index) = self.claim(1) {
+            if let Some(index) = self.claim() {
                 self.hand(index, task);
                 return;
             }
@@ -129,13 +114,13 @@ impl Pool {
         self.pump();
     }
 
-    /// Moves queued tasks into free slots. Runs after every submit and on the worker
-    /// thread after every task: a task queued while every slot was taken is picked up
-    /// either by the submitter (which looks for a slot after queueing) or by the worker
-    /// that frees one (which looks at the queue after freeing it).
+    /// Moves queued tasks to idle workers. Runs after every submit and on the worker
+    /// thread after every task: a task queued while every worker was busy is picked up
+    /// either by the submitter (which looks for an idle worker after queueing) or by the
+    /// worker that becomes idle (which looks at the queue after that).
     fn pump(self: &Arc<Self>) {
         loop {
-            let Some(index) = self.claim(self.queue.1.len()) else { return };
+            let Some(index) = self.claim() else { return };
             match self.queue.1.try_recv() {
                 Ok(task) => self.hand(index, task),
                 Err(_) => {
@@ -148,7 +133,7 @@ impl Pool {
         }
     }
 
-    /// Sends a task to the worker whose slot was claimed.
+    /// Sends a task to the worker claimed for it.
     fn hand(self: &Arc<Self>, index: usize, task: Task) {
         let Task { ticket, msg, state } = task;
         if !state.transition(PENDING, DISPATCHED) {
@@ -173,8 +158,7 @@ impl Pool {
             }
             Err(SendError::Stopped(_)) => {
                 let _ = dispatch::sender().send(Event::Reply { ticket, outcome: Outcome::NotHandled });
-                // Two threads may both have claimed a slot of this worker: the first to
-                // find it stopped counts it out.
+                // Counted out once: its slot stays taken (DEAD) for good.
                 let was = self.slots[index].inflight.swap(DEAD, Ordering::SeqCst);
                 if was < DEAD && self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
                     self.fail_queued();
