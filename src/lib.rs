@@ -47,13 +47,14 @@ use std::time::Duration;
 pub use subactor_arena::{Arena, ArenaConfig, ArenaError, ArenaStats, Buffer, BufferMut};
 pub use subactor_core::{
     Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, Backoff, BoxError, ChildInfo,
-    ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Down, Failure, FailurePolicy, Fault, Intensity, Interrupt,
-    InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, Pipeline, PipelineBuilder, PipelineError, Props,
-    RestartType, Routing, SendError, Spawn, SpawnError, SpawnOptions, StopReason, Strategy, Supervisor,
-    SupervisorError, SupervisorSpec, TimerId, Value, ValueError, codec,
+    ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Death, Down, Failure, FailurePolicy, Fault, HealthAlarm,
+    Intensity, Interrupt, InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, Pipeline, PipelineBuilder,
+    PipelineError, Placement, Props, RestartType, Routing, SendError, Spawn, SpawnError, SpawnOptions, StopReason,
+    Strategy, Supervisor, SupervisorError, SupervisorSpec, TimerId, UnknownPlacement, Value, ValueError, codec,
 };
 pub use subactor_host::{
-    ConvertError, HostError, MainModule, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError,
+    ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,
+    PythonHost, ReceiveError, StartError,
 };
 
 /// A reference to a Python actor.
@@ -80,6 +81,10 @@ pub struct RuntimeBuilder {
     main_module: Option<MainModule>,
     arena: Option<ArenaConfig>,
     system: subactor_core::SystemBuilder,
+    launcher: Option<Launcher>,
+    preload: Vec<String>,
+    spare_processes: Option<usize>,
+    spin: Option<Duration>,
 }
 
 impl RuntimeBuilder {
@@ -115,6 +120,33 @@ impl RuntimeBuilder {
     #[must_use]
     pub fn spin(mut self, spin: Duration) -> Self {
         self.system = self.system.spin(spin);
+        self.spin = Some(spin);
+        self
+    }
+
+    /// Modules imported once in the template process that process actors are forked
+    /// from (see [`Placement::Process`]), so that each of them starts with these loaded:
+    /// `preload(["numpy"])` makes a numpy actor's spawn cost a fork, not an import.
+    /// A module that fails to import makes process-actor spawns fail with its error.
+    #[must_use]
+    pub fn preload<S: Into<String>>(mut self, modules: impl IntoIterator<Item = S>) -> Self {
+        self.preload = modules.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How many process-actor children the template keeps forked and waiting (1 by
+    /// default: a spawn hands one over and another is forked in the background).
+    #[must_use]
+    pub fn spare_processes(mut self, spares: usize) -> Self {
+        self.spare_processes = Some(spares);
+        self
+    }
+
+    /// How the template of process actors is started: this program's own binary by
+    /// default ([`Launcher::SelfExe`]), which subactor takes over before `main`.
+    #[must_use]
+    pub fn launcher(mut self, launcher: Launcher) -> Self {
+        self.launcher = Some(launcher);
         self
     }
 
@@ -132,7 +164,19 @@ impl RuntimeBuilder {
     pub fn build(self) -> Result<Runtime, Error> {
         let python_path = self.python_path.unwrap_or_else(|| vec![PathBuf::from(".")]);
         let arena = Arena::with_config(self.arena.unwrap_or_default())?;
-        let host = Arc::new(PythonHost::start(python_path, arena.clone())?.with_main_module(self.main_module));
+        let mut host = PythonHost::start(python_path, arena.clone())?
+            .with_main_module(self.main_module)
+            .with_preload(self.preload);
+        if let Some(launcher) = self.launcher {
+            host = host.with_launcher(launcher);
+        }
+        if let Some(spares) = self.spare_processes {
+            host = host.with_spare_processes(spares);
+        }
+        if let Some(spin) = self.spin {
+            host = host.with_spin(spin);
+        }
+        let host = Arc::new(host);
         let system = self.system.extension(Arc::clone(&host)).build();
         tracing::info!(python = ?host.python_version(), "runtime started");
         Ok(Runtime { system, arena, host: Mutex::new(Some(host)) })

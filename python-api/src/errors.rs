@@ -81,6 +81,7 @@ pub(crate) fn fault(py: Python<'_>, fault: &Fault) -> PyErr {
         Fault::Panicked(_) => "panicked",
         Fault::Killed => "killed",
         Fault::TimeLimit(_) => "time_limit",
+        Fault::Died(_) => "died",
     };
     new(py, c"ActorFailed", (kind, fault.to_string()))
 }

@@ -7,6 +7,7 @@ mod common;
 mod lifecycle;
 mod messaging;
 mod pipeline;
+mod process;
 mod spawn;
 mod supervision;
 mod talking;

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{ActorId, ActorRef, ActorSystem, FailurePolicy, StopReason};
+use crate::{ActorId, ActorRef, ActorSystem, FailurePolicy, Fault, Placement, StopReason};
 
 /// An actor: state plus a handler, run on its own OS thread.
 ///
@@ -78,6 +78,43 @@ pub trait Actor: Sized + 'static {
     /// [`ActorContext::interrupt_requested`] to end early.
     fn interrupter(&self) -> Option<Arc<dyn Interrupt>> {
         None
+    }
+
+    /// Whether the actor can still handle messages. An actor whose handlers run
+    /// elsewhere (a process actor's child process) answers `Err` with the fault once
+    /// that place is gone: the incarnation then fails, as after a panic (it is never
+    /// resumed), and its supervisor or failure policy decides what follows.
+    ///
+    /// The core asks before it takes each message off the mailbox, when the actor is
+    /// woken by its [`HealthAlarm`], and after a handler returns an error (an error
+    /// from an unhealthy actor is reported to the asker as the fault). Keep it cheap.
+    fn health(&mut self) -> Result<(), Fault> {
+        Ok(())
+    }
+
+    /// Where this actor's handlers run, reported by its references once it has
+    /// started.
+    fn placement(&self) -> Placement {
+        Placement::Thread
+    }
+}
+
+/// Wakes an actor's thread so that it asks [`Actor::health`] even while it waits for
+/// mail: how a process actor's watcher reports a child that died between messages.
+/// Holds the actor weakly; ringing after the actor has gone does nothing.
+#[derive(Clone)]
+pub struct HealthAlarm(Arc<dyn Fn() + Send + Sync>);
+
+impl HealthAlarm {
+    /// Wakes the actor.
+    pub fn ring(&self) {
+        (self.0)();
+    }
+}
+
+impl fmt::Debug for HealthAlarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HealthAlarm")
     }
 }
 
@@ -300,6 +337,16 @@ impl<A: Actor> ActorContext<A> {
     /// handler ran past its time limit. A long Rust handler can poll this.
     pub fn interrupt_requested(&self) -> bool {
         self.myself.cell.interrupt_requested()
+    }
+
+    /// An alarm that wakes this actor's thread to look at its [`Actor::health`].
+    pub fn health_alarm(&self) -> HealthAlarm {
+        let cell = Arc::downgrade(&self.myself.cell);
+        HealthAlarm(Arc::new(move || {
+            if let Some(cell) = cell.upgrade() {
+                cell.wake();
+            }
+        }))
     }
 }
 

@@ -292,6 +292,11 @@ impl<A: Actor> ActorRef<A> {
         self.cell.remove_monitor(id)
     }
 
+    /// Where the actor's handlers run (known once it has started).
+    pub fn placement(&self) -> crate::Placement {
+        *crate::sync::lock(&self.cell.placement)
+    }
+
     /// How many times the actor has been restarted (by its supervisor or its policy).
     pub fn restarts(&self) -> u64 {
         self.cell.restarts.load(std::sync::atomic::Ordering::Relaxed)

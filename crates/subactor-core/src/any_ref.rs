@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use crate::cell::Signal;
 use crate::dead_letters::DeadLetterReason;
-use crate::{Actor, ActorId, ActorRef, ActorState, AskError, Down, MonitorId, Outcome, SendError, StopReason, Value};
+use crate::{
+    Actor, ActorId, ActorRef, ActorState, AskError, Down, MonitorId, Outcome, Placement, SendError, StopReason, Value,
+};
 
 /// A handler error of some actor, boxed: downcast it to the actor's own error type
 /// (for a Python actor, `subactor_host::ReceiveError`).
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
-type ValueCallback = Box<dyn FnOnce(Outcome<Value, BoxError>) + Send>;
+/// What an ask sent with a callback comes to, for [`RemoteActor::ask_then`].
+pub type ValueCallback = Box<dyn FnOnce(Outcome<Value, BoxError>) + Send>;
 
 /// What every actor of messages [`Value`] offers, whatever its type.
 trait ValueActor: Send + Sync {
     fn id(&self) -> ActorId;
     fn name(&self) -> Option<&str>;
+    fn placement(&self) -> Placement;
     fn state(&self) -> ActorState;
     fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
     fn blocking_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
@@ -41,6 +45,11 @@ trait ValueActor: Send + Sync {
     fn blocking_wait_timeout(&self, timeout: Duration) -> Option<StopReason>;
     fn restarts(&self) -> u64;
     fn on_stop(&self, f: Box<dyn FnOnce(&Down) + Send>) -> MonitorId;
+    /// Makes `watcher` receive a [`Value::Down`] when this actor stops for good.
+    fn monitor_by(&self, watcher: &AnyRef) -> MonitorId {
+        let notify = watcher.0.notifier();
+        self.on_stop(Box::new(move |down| notify(Value::Down(Box::new(down.clone())))))
+    }
     fn demonitor(&self, id: MonitorId) -> bool;
     /// Delivers `msg` as an urgent message, holding the actor only weakly.
     fn notifier(&self) -> Box<dyn Fn(Value) + Send + Sync>;
@@ -58,6 +67,10 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
 
     fn name(&self) -> Option<&str> {
         ActorRef::name(self)
+    }
+
+    fn placement(&self) -> Placement {
+        ActorRef::placement(self)
     }
 
     fn state(&self) -> ActorState {
@@ -189,9 +202,25 @@ impl AnyRef {
         self.0.name()
     }
 
+    /// Where the actor's handlers run.
+    pub fn placement(&self) -> Placement {
+        self.0.placement()
+    }
+
     /// Where the actor is in its life.
     pub fn state(&self) -> ActorState {
         self.0.state()
+    }
+
+    /// A reference to an actor that lives elsewhere (in the parent of a process actor's
+    /// child process, on another node), reached through `actor`.
+    pub fn remote(actor: Arc<dyn RemoteActor>) -> AnyRef {
+        AnyRef(Arc::new(Remote(actor)))
+    }
+
+    /// The remote actor behind this reference, if it is one (see [`AnyRef::remote`]).
+    pub fn as_remote(&self) -> Option<&Arc<dyn RemoteActor>> {
+        self.0.as_any().downcast_ref::<Remote>().map(|remote| &remote.0)
     }
 
     /// As [`ActorRef::try_tell`].
@@ -271,8 +300,13 @@ impl AnyRef {
     /// Makes `watcher` receive a [`Value::Down`] when this actor stops for good, as
     /// [`ActorRef::monitor_by`] does.
     pub fn monitor_by(&self, watcher: &AnyRef) -> MonitorId {
-        let notify = watcher.0.notifier();
-        self.0.on_stop(Box::new(move |down| notify(Value::Down(Box::new(down.clone())))))
+        self.0.monitor_by(watcher)
+    }
+
+    /// Delivers `msg` to the actor as an urgent message (ahead of its mailbox, never
+    /// refused for want of room), as a monitor's `Down` is delivered.
+    pub fn notify(&self, msg: Value) {
+        (self.0.notifier())(msg);
     }
 
     /// As [`ActorRef::demonitor`].
@@ -331,18 +365,184 @@ impl fmt::Debug for AnyRef {
     }
 }
 
-/// A live reference cannot leave the process: encoding one is an error.
+/// A live reference leaves its process only through a link, which encodes it as its
+/// [`Handles`](crate::codec::Handles) say; anywhere else, encoding one is an error.
 impl serde::Serialize for AnyRef {
-    fn serialize<S: serde::Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom(format!(
-            "{self:?} is a live actor reference and cannot be serialised out of its process"
-        )))
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match crate::codec::current_handles() {
+            Some(handles) => handles.encode_ref(self).map_err(serde::ser::Error::custom)?.serialize(serializer),
+            None => Err(serde::ser::Error::custom(format!(
+                "{self:?} is a live actor reference and cannot be serialised out of its process"
+            ))),
+        }
     }
 }
 
-/// Nothing encodes a reference, so no bytes decode into one.
+/// Only a link (see [`codec::decode_with`](crate::codec::decode_with)) decodes references.
 impl<'de> serde::Deserialize<'de> for AnyRef {
-    fn deserialize<D: serde::Deserializer<'de>>(_deserializer: D) -> Result<AnyRef, D::Error> {
-        Err(serde::de::Error::custom("actor references cannot be deserialised"))
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<AnyRef, D::Error> {
+        let Some(handles) = crate::codec::current_handles() else {
+            return Err(serde::de::Error::custom("actor references cannot be deserialised"));
+        };
+        let addr = crate::codec::RefAddr::deserialize(deserializer)?;
+        handles.decode_ref(addr).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An actor reached through a link to another process or node: what a reference to it
+/// does, implemented by the link (see [`AnyRef::remote`]). The semantics are those of
+/// the same methods on [`AnyRef`]; failures of the link itself are reported as the
+/// actor having stopped ([`SendError::Stopped`], [`AskError::Stopped`] or
+/// [`AskError::NoReply`]), never silently.
+pub trait RemoteActor: Send + Sync + 'static {
+    /// The actor's id.
+    fn id(&self) -> ActorId;
+    /// The actor's name, if it has one.
+    fn name(&self) -> Option<&str>;
+    /// Where the actor's handlers run.
+    fn placement(&self) -> Placement;
+    /// Where the actor is in its life.
+    fn state(&self) -> ActorState;
+    /// Sends without waiting for room.
+    fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>>;
+    /// Sends, waiting for room up to `timeout` (forever with `None`).
+    fn tell(&self, msg: Value, timeout: Option<Duration>) -> Result<(), SendError<Value>>;
+    /// Sends and waits for the reply, up to `timeout`.
+    fn ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>>;
+    /// Sends (waiting for room up to `timeout`, forever with `None`) and runs `then`
+    /// with the outcome, once.
+    fn ask_then(&self, msg: Value, timeout: Option<Duration>, then: ValueCallback) -> Result<(), SendError<Value>>;
+    /// How many messages wait in the actor's mailbox.
+    fn mailbox_len(&self) -> usize;
+    /// Stops the actor once its mailbox is empty.
+    fn stop(&self);
+    /// Kills the actor.
+    fn kill(&self);
+    /// Waits until the actor has stopped, up to `timeout` (forever with `None`).
+    fn wait(&self, timeout: Option<Duration>) -> Option<StopReason>;
+    /// How many times the actor has been restarted.
+    fn restarts(&self) -> u64;
+    /// Runs `f` once the actor has stopped for good.
+    fn monitor(&self, f: Box<dyn FnOnce(&Down) + Send>) -> MonitorId;
+    /// Makes `watcher` receive a [`Value::Down`] when the actor stops for good.
+    fn monitor_by(&self, watcher: &AnyRef) -> MonitorId;
+    /// Removes a monitor.
+    fn demonitor(&self, id: MonitorId) -> bool;
+    /// Delivers an urgent message (a `Down`) to the actor.
+    fn notify(&self, msg: Value);
+    /// The implementation, for downcasts.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A [`RemoteActor`] as [`AnyRef`] holds it.
+struct Remote(Arc<dyn RemoteActor>);
+
+impl ValueActor for Remote {
+    fn id(&self) -> ActorId {
+        self.0.id()
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.0.name()
+    }
+
+    fn placement(&self) -> Placement {
+        self.0.placement()
+    }
+
+    fn state(&self) -> ActorState {
+        self.0.state()
+    }
+
+    fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>> {
+        self.0.try_tell(msg)
+    }
+
+    fn blocking_tell(&self, msg: Value) -> Result<(), SendError<Value>> {
+        self.0.tell(msg, None)
+    }
+
+    fn blocking_tell_timeout(&self, msg: Value, timeout: Duration) -> Result<(), SendError<Value>> {
+        self.0.tell(msg, Some(timeout))
+    }
+
+    fn blocking_ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>> {
+        self.0.ask(msg, timeout)
+    }
+
+    fn blocking_ask_then(&self, msg: Value, then: ValueCallback) -> Result<(), SendError<Value>> {
+        self.0.ask_then(msg, None, then)
+    }
+
+    fn blocking_ask_then_timeout(
+        &self,
+        msg: Value,
+        timeout: Duration,
+        then: ValueCallback,
+    ) -> Result<(), SendError<Value>> {
+        self.0.ask_then(msg, Some(timeout), then)
+    }
+
+    fn mailbox_len(&self) -> usize {
+        self.0.mailbox_len()
+    }
+
+    fn stop(&self) {
+        self.0.stop();
+    }
+
+    fn kill(&self) {
+        self.0.kill();
+    }
+
+    fn blocking_wait(&self) -> StopReason {
+        loop {
+            if let Some(reason) = self.0.wait(None) {
+                return reason;
+            }
+        }
+    }
+
+    fn blocking_wait_timeout(&self, timeout: Duration) -> Option<StopReason> {
+        self.0.wait(Some(timeout))
+    }
+
+    fn restarts(&self) -> u64 {
+        self.0.restarts()
+    }
+
+    fn on_stop(&self, f: Box<dyn FnOnce(&Down) + Send>) -> MonitorId {
+        self.0.monitor(f)
+    }
+
+    fn monitor_by(&self, watcher: &AnyRef) -> MonitorId {
+        self.0.monitor_by(watcher)
+    }
+
+    fn demonitor(&self, id: MonitorId) -> bool {
+        self.0.demonitor(id)
+    }
+
+    fn notifier(&self) -> Box<dyn Fn(Value) + Send + Sync> {
+        let remote = Arc::clone(&self.0);
+        Box::new(move |msg| remote.notify(msg))
+    }
+
+    fn killed(&self) -> bool {
+        false
+    }
+
+    fn dead_letter(&self, msg: Value, reason: DeadLetterReason) {
+        tracing::warn!(
+            target: "subactor::dead_letters",
+            recipient = %self.0.id(),
+            ?reason,
+            message = %msg,
+            "a message for a remote actor was not delivered"
+        );
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }

@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::sync::lock;
 use crate::watchdog::{Interruptible, Watchdog};
-use crate::{Actor, ActorId, ActorState, Down, Fault, Interrupt, InterruptCause, MonitorId, StopReason};
+use crate::{Actor, ActorId, ActorState, Down, Fault, Interrupt, InterruptCause, MonitorId, Placement, StopReason};
 
 /// A message in a mailbox.
 pub(crate) enum Envelope<A: Actor> {
@@ -186,6 +186,8 @@ pub(crate) struct Cell<A: Actor> {
     pub(crate) time_limit: Option<Duration>,
     /// How many times the actor has been restarted.
     pub(crate) restarts: AtomicU64,
+    /// Where the running incarnation's handlers run (set when it starts).
+    pub(crate) placement: Mutex<Placement>,
 }
 
 /// `Cell::handler` between handlers.
@@ -267,6 +269,7 @@ impl<A: Actor> Cell<A> {
             spin: config.spin,
             time_limit: config.time_limit,
             restarts: AtomicU64::new(0),
+            placement: Mutex::new(Placement::default()),
         }
     }
 
@@ -328,7 +331,7 @@ impl<A: Actor> Cell<A> {
 
     /// Makes a waiting actor look at its signals and urgent messages. If the mailbox is
     /// full the actor is not waiting and looks before its next message anyway.
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let _ = self.tx.try_send(Envelope::Wake);
         self.room.notify_waiters();
     }

@@ -81,7 +81,9 @@ impl DeadLetters {
         self.subscribed.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn record<M: Any>(&self, recipient: ActorId, name: Option<&str>, reason: DeadLetterReason, msg: &M) {
+    /// Records a message that was not delivered to `recipient` (the core does this for
+    /// its own actors; links record what they could not deliver across).
+    pub fn record<M: Any>(&self, recipient: ActorId, name: Option<&str>, reason: DeadLetterReason, msg: &M) {
         self.record_typed(
             recipient,
             name,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// A failure of the actor while it handled a message, reported to whoever waits for
 /// that message's outcome.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Fault {
     /// The handler panicked (Rust actors).
     #[error("the handler panicked: {0}")]
@@ -17,6 +17,31 @@ pub enum Fault {
     /// The handler ran past the actor's time limit.
     #[error("the handler ran past its time limit of {0:?}")]
     TimeLimit(Duration),
+    /// The process that ran the handler died (a process actor's child: a crash in C
+    /// code, `os._exit`, the kernel's OOM killer, a signal from outside).
+    #[error("the actor's process died: {0}")]
+    Died(Death),
+}
+
+/// How a process that ran an actor's handlers ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum Death {
+    /// It was killed by a signal (`SIGSEGV`, `SIGKILL`, ...).
+    #[error("killed by signal {number} ({name}){}", if *.core_dumped { ", core dumped" } else { "" })]
+    Signal {
+        /// The signal's number.
+        number: i32,
+        /// The signal's name, such as `"SIGSEGV"`.
+        name: Arc<str>,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+    /// It exited by itself (`os._exit(3)`, `sys.exit` outside a handler).
+    #[error("exited with status {0}")]
+    Exited(i32),
+    /// The connection to it broke, and how it ended is not known.
+    #[error("lost: {0}")]
+    Lost(Arc<str>),
 }
 
 /// A tell was not delivered. The message comes back in the error: nothing is lost.

@@ -34,6 +34,7 @@ mod dead_letters;
 mod error;
 mod lifecycle;
 mod pipeline;
+mod placement;
 mod run;
 mod supervisor;
 mod sync;
@@ -42,11 +43,14 @@ mod timers;
 mod value;
 mod watchdog;
 
-pub use actor::{Actor, ActorContext, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions};
+pub use actor::{
+    Actor, ActorContext, HealthAlarm, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions,
+};
 pub use actor_ref::ActorRef;
-pub use any_ref::{AnyRef, BoxError};
+pub use any_ref::{AnyRef, BoxError, RemoteActor, ValueCallback};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
-pub use error::{AskError, Fault, SendError, SpawnError};
+pub use error::{AskError, Death, Fault, SendError, SpawnError};
+pub use placement::{Placement, UnknownPlacement};
 pub use lifecycle::{ActorId, ActorState, Down, FailurePolicy, MonitorId, StopReason};
 pub use pipeline::{
     DEFAULT_STAGE_CAPACITY, Failure, LEAST_LOADED_SLOTS, Output, Pipeline, PipelineBuilder, PipelineError, Routing,

@@ -51,13 +51,17 @@ enum FailureKind {
     Error,
     Panic,
     TimeLimit,
+    /// The place that ran the handlers is gone (a process actor's child died).
+    Died,
 }
 
 impl Failure {
     fn reason(&self) -> StopReason {
         match self.kind {
             FailureKind::Panic => StopReason::Panicked(self.message.as_str().into()),
-            FailureKind::Error | FailureKind::TimeLimit => StopReason::Failed(self.message.as_str().into()),
+            FailureKind::Error | FailureKind::TimeLimit | FailureKind::Died => {
+                StopReason::Failed(self.message.as_str().into())
+            }
         }
     }
 }
@@ -168,6 +172,7 @@ fn live<S: Spawn>(
             }
         };
         cell.set_interrupter(actor.interrupter());
+        *crate::sync::lock(&cell.placement) = actor.placement();
         // A stop or kill that came while the actor was starting leaves it Stopping.
         cell.transition(ActorState::Starting, ActorState::Running);
         match started.take() {
@@ -271,6 +276,9 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy) 
     loop {
         if cell.signal() == Signal::Kill {
             return Exit::Stopped(StopReason::Killed);
+        }
+        if let Err(fault) = actor.health() {
+            return Exit::Failed(Failure { kind: FailureKind::Died, message: fault.to_string() });
         }
         if let Some(msg) = cell.take_urgent() {
             if let Err(exit) = deliver(actor, ctx, Envelope::Tell(msg), policy) {
@@ -376,14 +384,23 @@ fn deliver<A: Actor>(
     let limit = cell.time_limit.unwrap_or_default();
     let (outcome, failure) = match handled {
         Handled::Ok(value) => (Ok(value), None),
-        Handled::Error(error) => {
-            let failure = (policy != FailurePolicy::Resume)
-                .then(|| Failure { kind: FailureKind::Error, message: error.to_string() });
-            if reply.is_none() {
-                warn!(%error, "handler failed on a tell");
+        Handled::Error(error) => match actor.health() {
+            // The handler failed because the place it ran in is gone: a fault, never
+            // resumed.
+            Err(fault) => {
+                debug!(%error, "the handler failed with its actor");
+                let failure = Failure { kind: FailureKind::Died, message: fault.to_string() };
+                (Err(Failed::Fault(fault)), Some(failure))
             }
-            (Err(Failed::Error(error)), failure)
-        }
+            Ok(()) => {
+                let failure = (policy != FailurePolicy::Resume)
+                    .then(|| Failure { kind: FailureKind::Error, message: error.to_string() });
+                if reply.is_none() {
+                    warn!(%error, "handler failed on a tell");
+                }
+                (Err(Failed::Error(error)), failure)
+            }
+        },
         Handled::Panic(message) => {
             let failure = Failure { kind: FailureKind::Panic, message: format!("panicked: {message}") };
             (Err(Failed::Fault(Fault::Panicked(message.into()))), Some(failure))
@@ -413,7 +430,7 @@ fn deliver<A: Actor>(
             let reason = match failed {
                 Failed::Fault(Fault::Panicked(_)) => Some(DeadLetterReason::Panicked),
                 Failed::Fault(Fault::Killed) => Some(DeadLetterReason::Killed),
-                Failed::Fault(Fault::TimeLimit(_)) => Some(DeadLetterReason::Failed),
+                Failed::Fault(Fault::TimeLimit(_) | Fault::Died(_)) => Some(DeadLetterReason::Failed),
                 Failed::Error(_) => failure.is_some().then_some(DeadLetterReason::Failed),
             };
             if let Some(reason) = reason {

@@ -237,6 +237,12 @@ impl ActorSystem {
         &self.inner.dead_letters
     }
 
+    /// The dead-letter sink, shared: for what records dead letters without holding the
+    /// system (a link's references to actors that are gone).
+    pub fn dead_letter_sink(&self) -> Arc<DeadLetters> {
+        Arc::clone(&self.inner.dead_letters)
+    }
+
     /// The extension of type `T` given to the builder, until shutdown.
     pub fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         let extensions = self.inner.extensions.read().unwrap_or_else(std::sync::PoisonError::into_inner);

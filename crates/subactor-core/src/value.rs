@@ -89,20 +89,30 @@ pub enum Value {
     Down(Box<Down>),
 }
 
-/// Serde for [`Value::Buffer`]: a live handle never becomes bytes implicitly.
+/// Serde for [`Value::Buffer`]: a live handle never becomes bytes implicitly; a link
+/// encodes it as its [`Handles`](crate::codec::Handles) say.
 mod live_buffer {
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use subactor_arena::Buffer;
 
-    pub(super) fn serialize<S: Serializer>(buffer: &Buffer, _serializer: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom(format!(
-            "an arena buffer ({} bytes) is a live handle and cannot be serialised out of its process",
-            buffer.len()
-        )))
+    use crate::codec::{BufferAddr, current_handles};
+
+    pub(super) fn serialize<S: Serializer>(buffer: &Buffer, serializer: S) -> Result<S::Ok, S::Error> {
+        match current_handles() {
+            Some(handles) => handles.encode_buffer(buffer).map_err(serde::ser::Error::custom)?.serialize(serializer),
+            None => Err(serde::ser::Error::custom(format!(
+                "an arena buffer ({} bytes) is a live handle and cannot be serialised out of its process",
+                buffer.len()
+            ))),
+        }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(_deserializer: D) -> Result<Buffer, D::Error> {
-        Err(serde::de::Error::custom("arena buffers cannot be deserialised"))
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Buffer, D::Error> {
+        let Some(handles) = current_handles() else {
+            return Err(serde::de::Error::custom("arena buffers cannot be deserialised"));
+        };
+        let addr = BufferAddr::deserialize(deserializer)?;
+        handles.decode_buffer(addr).map_err(serde::de::Error::custom)
     }
 }
 

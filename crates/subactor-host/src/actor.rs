@@ -4,12 +4,19 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use subactor_core::{Actor, ActorContext, FailurePolicy, Interrupt, Spawn, SpawnOptions, StopReason, Value};
+use subactor_core::{
+    Actor, ActorContext, FailurePolicy, Fault, Interrupt, Placement, Spawn, SpawnOptions, StopReason, Value,
+};
 use tracing::debug;
 
 use crate::ffi::interp::Interpreter;
 use crate::ffi::module::ActorLink;
+use crate::process::{ChildProcess, LocalEnv};
 use crate::{PythonHost, ReceiveError, StartError};
+
+/// How long a process actor's handler may take to end after a kill or a time limit
+/// was raised in it, before its process is killed.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
 
 /// The recipe of a Python actor: a module, a class in it, and constructor arguments.
 ///
@@ -31,6 +38,9 @@ pub struct PythonActor {
     args: Vec<Value>,
     options: SpawnOptions,
     keep_interpreter: bool,
+    placement: Placement,
+    memory_limit: Option<u64>,
+    kill_grace: Duration,
 }
 
 thread_local! {
@@ -49,7 +59,66 @@ impl PythonActor {
             args: Vec::new(),
             options: SpawnOptions::default(),
             keep_interpreter: false,
+            placement: Placement::Interpreter,
+            memory_limit: None,
+            kill_grace: DEFAULT_KILL_GRACE,
         }
+    }
+
+    /// Where the actor's handlers run: in an own-GIL subinterpreter on the actor's
+    /// thread ([`Placement::Interpreter`], the default), or in the main interpreter of
+    /// a child process ([`Placement::Process`]: every extension module works there —
+    /// numpy, pandas, anything built with PyO3 — and a crash ends only that process,
+    /// which is a failure of this actor alone).
+    ///
+    /// A process actor has the same semantics as any other (mailbox, supervision,
+    /// monitors, dead letters live in this process); each message is a round trip to
+    /// its child. A restart starts a new child; `keep_interpreter_on_restart` does not
+    /// apply. [`Placement::Thread`] is for Rust actors and is refused at spawn.
+    #[must_use]
+    pub fn placement(mut self, placement: Placement) -> PythonActor {
+        self.placement = placement;
+        self
+    }
+
+    /// Limits a process actor's memory to `bytes` (`RLIMIT_DATA` of its process: the
+    /// heap and private mappings, the interpreter's own included; shared memory such
+    /// as arena buffers does not count). An allocation past it fails in the handler
+    /// (`MemoryError`), a failure of this actor, not of the machine.
+    #[must_use]
+    pub fn memory_limit(mut self, bytes: u64) -> PythonActor {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// How long a process actor's handler may take to end after a kill or a time limit
+    /// was raised in it before its process is killed ([`DEFAULT_KILL_GRACE`]).
+    #[must_use]
+    pub fn kill_grace(mut self, grace: Duration) -> PythonActor {
+        self.kill_grace = grace;
+        self
+    }
+
+    /// Where the actor's handlers run.
+    pub fn requested_placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// The constructor's arguments.
+    pub fn arguments(&self) -> &[Value] {
+        &self.args
+    }
+
+    pub(crate) fn kill_grace_period(&self) -> Duration {
+        self.kill_grace
+    }
+
+    pub(crate) fn memory_limit_bytes(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    pub(crate) fn options_core(&self) -> Option<usize> {
+        self.options.core
     }
 
     /// The constructor's positional arguments: a tuple gives one argument per item
@@ -132,6 +201,17 @@ impl Spawn for PythonActor {
     }
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
+        match self.placement {
+            Placement::Interpreter => {}
+            Placement::Process => {
+                let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
+                let child = ChildProcess::start(&host, ctx, self)?;
+                return Ok(PyActor { interp: None, child: Some(child), keep: false, _host: host });
+            }
+            Placement::Thread => {
+                return Err(StartError::Process("a Python actor cannot have the thread placement".into()));
+            }
+        }
         if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
             debug!(interpreter = kept.interpreter_id(), "restarting in the kept interpreter");
             let interp = kept.interp();
@@ -142,13 +222,13 @@ impl Spawn for PythonActor {
         let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
         let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
         interp.install_module(ActorLink {
-            system: ctx.system().clone(),
+            env: Arc::new(LocalEnv { system: ctx.system().clone() }),
             myself: ctx.myself().clone().into(),
             arena: host.arena().clone(),
         })?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate(&self.module, &self.class, &self.args)?;
-        Ok(PyActor { interp: Some(interp), keep: self.keep_interpreter, _host: host })
+        Ok(PyActor { interp: Some(interp), child: None, keep: self.keep_interpreter, _host: host })
     }
 
     fn release(&mut self) {
@@ -161,23 +241,31 @@ impl Spawn for PythonActor {
     }
 }
 
-/// A running Python actor: an instance in its own subinterpreter.
+/// A running Python actor: an instance in its own subinterpreter, or in a child
+/// process (see [`PythonActor::placement`]).
 ///
 /// Its messages and replies are [`Value`]s. Messages handled back to back run under
 /// one attach of the interpreter's GIL, which is released whenever the mailbox is empty.
 pub struct PyActor {
     // Declared first: the interpreter ends before the host lease is given back. `None`
-    // only once handed to the next incarnation (see `Drop`).
+    // once handed to the next incarnation (see `Drop`), and for a process actor.
     interp: Option<Interpreter>,
+    /// A process actor's child.
+    child: Option<ChildProcess>,
     /// Whether a restart reuses the interpreter.
     keep: bool,
     _host: Arc<PythonHost>,
 }
 
 impl PyActor {
-    /// CPython's id of the actor's interpreter.
+    /// CPython's id of the actor's interpreter (-1 for a process actor).
     pub fn interpreter_id(&self) -> i64 {
         self.interp.as_ref().map_or(-1, Interpreter::id)
+    }
+
+    /// The process id of a process actor's child.
+    pub fn process_id(&self) -> Option<i32> {
+        self.child.as_ref().map(ChildProcess::pid)
     }
 
     fn interp(&mut self) -> &mut Interpreter {
@@ -195,7 +283,7 @@ impl Drop for PyActor {
         if let Some(mut interp) = self.interp.take() {
             interp.forget_instance();
             interp.detach();
-            let kept = PyActor { interp: Some(interp), keep: true, _host: Arc::clone(&self._host) };
+            let kept = PyActor { interp: Some(interp), child: None, keep: true, _host: Arc::clone(&self._host) };
             KEPT.with_borrow_mut(|slot| *slot = Some(kept));
         }
     }
@@ -203,7 +291,10 @@ impl Drop for PyActor {
 
 impl std::fmt::Debug for PyActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PyActor").field("interpreter", &self.interpreter_id()).finish_non_exhaustive()
+        f.debug_struct("PyActor")
+            .field("interpreter", &self.interpreter_id())
+            .field("process", &self.process_id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -213,11 +304,18 @@ impl Actor for PyActor {
     type Error = ReceiveError;
 
     fn handle(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<Value, ReceiveError> {
-        self.interp().receive(&msg, true)
+        match &mut self.child {
+            Some(child) => child.receive(msg, true),
+            None => self.interp().receive(&msg, true),
+        }
     }
 
     fn handle_tell(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<(), ReceiveError> {
-        self.interp().receive(&msg, false).map(drop).inspect_err(|error| {
+        let result = match &mut self.child {
+            Some(child) => child.receive(msg, false),
+            None => self.interp().receive(&msg, false),
+        };
+        result.map(drop).inspect_err(|error| {
             if let Some(exception) = error.exception() {
                 debug!(traceback = %exception.traceback, "receive() failed on a tell");
             }
@@ -225,11 +323,15 @@ impl Actor for PyActor {
     }
 
     fn before_wait(&mut self) {
-        self.interp().detach();
+        if let Some(interp) = &mut self.interp {
+            interp.detach();
+        }
     }
 
     fn after_wait(&mut self) {
-        self.interp().attach();
+        if let Some(interp) = &mut self.interp {
+            interp.attach();
+        }
     }
 
     fn stopped(&mut self, _ctx: &ActorContext<Self>, reason: &StopReason) {
@@ -237,6 +339,20 @@ impl Actor for PyActor {
     }
 
     fn interrupter(&self) -> Option<Arc<dyn Interrupt>> {
+        if let Some(child) = &self.child {
+            return Some(child.interrupter());
+        }
         self.interp.as_ref()?.interrupter().map(|i| i as Arc<dyn Interrupt>)
+    }
+
+    fn health(&mut self) -> Result<(), Fault> {
+        match &self.child {
+            Some(child) => child.health(),
+            None => Ok(()),
+        }
+    }
+
+    fn placement(&self) -> Placement {
+        if self.child.is_some() { Placement::Process } else { Placement::Interpreter }
     }
 }

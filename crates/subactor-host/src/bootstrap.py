@@ -133,7 +133,8 @@ class ActorFailed(ActorError):
     """The other actor failed while it handled the message: it panicked (a Rust actor),
     was killed, or its handler ran past its time limit.
 
-    ``kind`` is ``"panicked"``, ``"killed"`` or ``"time_limit"``.
+    ``kind`` is ``"panicked"``, ``"killed"``, ``"time_limit"`` or ``"died"`` (a
+    process actor's process died: the message says how).
     """
 
     def __init__(self, kind, message):
@@ -235,8 +236,9 @@ def install(name, module):
     sys.modules[name] = module
 
 
-def setup(paths, main_path=None, main_name=None):
-    """Puts the runtime's folders first on ``sys.path`` and installs the guard.
+def setup(paths, main_path=None, main_name=None, guard=True):
+    """Puts the runtime's folders first on ``sys.path`` and, in a subinterpreter
+    (``guard``), installs the import guard.
 
     ``main_path`` (a script) or ``main_name`` (a module run with ``python -m``) is the
     main program of the process that drives the runtime from Python: see
@@ -246,7 +248,8 @@ def setup(paths, main_path=None, main_name=None):
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
-    sys.meta_path.insert(0, _ImportGuard(_UNSAFE_ACCELERATORS.get(sys.version_info[:2], frozenset())))
+    if guard:
+        sys.meta_path.insert(0, _ImportGuard(_UNSAFE_ACCELERATORS.get(sys.version_info[:2], frozenset())))
     if main_path is not None or main_name is not None:
         sys.modules["__main__"] = _LazyMain(main_path, main_name)
 
@@ -491,3 +494,14 @@ def refusing_module(exc):
                 return exc.name or "an extension module"
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def flush_std():
+    """Flushes ``sys.stdout`` and ``sys.stderr`` (before a fork, so that buffered text
+    is not written twice)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass

@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// `Display` gives `Type: message`; the alternate form (`{:#}`) adds the formatted
 /// traceback.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PythonException {
     /// The exception's type, qualified by its module unless it is a built-in
     /// (`ValueError`, `mypkg.errors.Refused`).
@@ -34,7 +34,7 @@ impl fmt::Display for PythonException {
 impl std::error::Error for PythonException {}
 
 /// A value could not cross between Rust and Python.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ConvertError {
     /// The object contains itself.
     #[error("cannot send a {type_name} that contains itself (a reference cycle)")]
@@ -67,7 +67,7 @@ pub enum ConvertError {
 }
 
 /// A Python actor's `receive` failed. The actor keeps running.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ReceiveError {
     /// `receive` raised.
     #[error("receive() raised {0}")]
@@ -81,6 +81,9 @@ pub enum ReceiveError {
     /// The actor has no instance (its start failed); not normally reachable.
     #[error("the actor has no instance")]
     NotInstantiated,
+    /// The actor's process died while it handled the message (a process actor).
+    #[error("the actor's process died: {0}")]
+    ProcessDied(subactor_core::Death),
 }
 
 impl ReceiveError {
@@ -89,7 +92,7 @@ impl ReceiveError {
         match self {
             ReceiveError::Exception(e) => Some(e),
             ReceiveError::Message(c) | ReceiveError::Reply(c) => c.exception(),
-            ReceiveError::NotInstantiated => None,
+            ReceiveError::NotInstantiated | ReceiveError::ProcessDied(_) => None,
         }
     }
 }
@@ -107,7 +110,7 @@ impl ConvertError {
 }
 
 /// A Python actor could not start. The exception variants carry the Python traceback.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StartError {
     /// Python actors were spawned on a system without the Python host.
     #[error("Python actors need the Python host: spawn them through subactor::Runtime")]
@@ -129,8 +132,8 @@ pub enum StartError {
     /// An extension module refused to load in an own-GIL subinterpreter (numpy is one).
     #[error(
         "extension module {module:?} cannot be loaded in an own-GIL subinterpreter: it does not support \
-         per-interpreter GIL (PEP 684); keep it out of actor code, or import it in the main interpreter \
-         only ({exception})"
+         per-interpreter GIL (PEP 684); spawn the actor with placement process (it then runs in a child \
+         process, where every extension works), or keep the module out of actor code ({exception})"
     )]
     IncompatibleExtension {
         /// The module that refused.
@@ -165,6 +168,10 @@ pub enum StartError {
         /// The class name.
         class: String,
     },
+    /// The child process of a process actor could not be started, or died while the
+    /// actor started.
+    #[error("cannot start the actor's process: {0}")]
+    Process(String),
 }
 
 impl StartError {
@@ -177,7 +184,9 @@ impl StartError {
             | StartError::MissingClass { exception: e, .. }
             | StartError::Constructor { exception: e, .. } => Some(e),
             StartError::Arguments(c) => c.exception(),
-            StartError::NoHost | StartError::Interpreter(_) | StartError::NoReceive { .. } => None,
+            StartError::NoHost | StartError::Interpreter(_) | StartError::NoReceive { .. } | StartError::Process(_) => {
+                None
+            }
         }
     }
 }

@@ -15,14 +15,29 @@
 mod actor;
 mod error;
 mod ffi;
+mod process;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use subactor_arena::Arena;
+use subactor_wire::Exports;
 
-pub use actor::{PyActor, PythonActor};
+pub use actor::{DEFAULT_KILL_GRACE, PyActor, PythonActor};
 pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartError};
 pub use ffi::main as main_interpreter;
+pub use process::Launcher;
+
+use process::template::{Template, TemplateSettings};
+
+/// Runs this process as the template of a runtime's process actors, when the runtime
+/// started it with [`Launcher::Python`]: the Python package's entry point. Call it on
+/// the main thread of a Python process, holding the GIL; it never returns, except with
+/// an error when this process was not started as a template.
+pub fn run_template() -> Result<std::convert::Infallible, String> {
+    process::entry::run_in_python()
+}
 
 /// The main program of a Python process that drives a runtime (through the `subactor`
 /// Python package), for actors that need what it defines.
@@ -50,6 +65,20 @@ pub struct PythonHost {
     arena: Arena,
     main_module: Option<MainModule>,
     lease: Option<ffi::process::Lease>,
+    processes: ProcessSettings,
+    /// The template of process actors, started on first use.
+    template: Mutex<Option<Arc<Template>>>,
+    /// The actor references sent to process actors' children.
+    exports: Arc<Exports>,
+}
+
+/// How a host starts process actors.
+#[derive(Clone, Debug)]
+struct ProcessSettings {
+    launcher: Launcher,
+    preload: Vec<String>,
+    spares: usize,
+    spin: Duration,
 }
 
 impl PythonHost {
@@ -62,7 +91,90 @@ impl PythonHost {
             .into_iter()
             .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
             .collect();
-        Ok(PythonHost { python_path, arena, main_module: None, lease: Some(lease) })
+        let exports = Arc::new(Exports::new(arena.clone()));
+        let processes = ProcessSettings {
+            launcher: Launcher::SelfExe,
+            preload: Vec::new(),
+            spares: 1,
+            spin: subactor_core::DEFAULT_SPIN,
+        };
+        Ok(PythonHost {
+            python_path,
+            arena,
+            main_module: None,
+            lease: Some(lease),
+            processes,
+            template: Mutex::new(None),
+            exports,
+        })
+    }
+
+    /// Sets how the template process of process actors is started (this binary by
+    /// default; the Python package starts a Python interpreter).
+    #[must_use]
+    pub fn with_launcher(mut self, launcher: Launcher) -> PythonHost {
+        self.processes.launcher = launcher;
+        self
+    }
+
+    /// Modules the template process imports once, so that every process actor starts
+    /// with them loaded (`numpy`, say): a spawn then costs a fork, not an import.
+    #[must_use]
+    pub fn with_preload(mut self, modules: Vec<String>) -> PythonHost {
+        self.processes.preload = modules;
+        self
+    }
+
+    /// How many children the template keeps forked and waiting (1 by default; 0 forks
+    /// each child when it is needed).
+    #[must_use]
+    pub fn with_spare_processes(mut self, spares: usize) -> PythonHost {
+        self.processes.spares = spares;
+        self
+    }
+
+    /// How long a process actor's link spins for an answer before it sleeps.
+    #[must_use]
+    pub fn with_spin(mut self, spin: Duration) -> PythonHost {
+        self.processes.spin = spin;
+        self
+    }
+
+    /// The template of process actors, started now if it is not running.
+    pub(crate) fn template(&self) -> Result<Arc<Template>, String> {
+        let mut slot = self.template.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(template) = slot.as_ref().filter(|t| t.is_alive()) {
+            return Ok(Arc::clone(template));
+        }
+        if let Some(dead) = slot.take() {
+            dead.close();
+        }
+        let settings = TemplateSettings {
+            launcher: self.processes.launcher.clone(),
+            python_path: self.python_path.clone(),
+            preload: self.processes.preload.clone(),
+            main: self.main_module.as_ref().map(Into::into),
+            spares: self.processes.spares,
+        };
+        let template = Template::start(settings)?;
+        *slot = Some(Arc::clone(&template));
+        Ok(template)
+    }
+
+    /// Starts the template of process actors now rather than at the first process
+    /// actor's spawn (preloading takes its time once, here).
+    pub fn start_processes(&self) -> Result<(), StartError> {
+        self.template().map(drop).map_err(StartError::Process)
+    }
+
+    /// The actor references sent to process actors' children.
+    pub(crate) fn exports(&self) -> Arc<Exports> {
+        Arc::clone(&self.exports)
+    }
+
+    /// How long a process actor's link spins.
+    pub(crate) fn spin(&self) -> Duration {
+        self.processes.spin
     }
 
     /// Sets the main program that actors load when they need what it defines (see
@@ -99,9 +211,26 @@ impl PythonHost {
     ///
     /// Every actor of this host must have stopped: they hold the host until then.
     pub fn close(mut self) -> Result<(), HostError> {
+        self.stop_processes();
         match self.lease.take() {
             Some(lease) => lease.release(),
             None => Ok(()),
         }
+    }
+}
+
+impl PythonHost {
+    /// Stops the template process (and the spare children it keeps).
+    fn stop_processes(&self) {
+        let template = self.template.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(template) = template {
+            template.close();
+        }
+    }
+}
+
+impl Drop for PythonHost {
+    fn drop(&mut self) {
+        self.stop_processes();
     }
 }

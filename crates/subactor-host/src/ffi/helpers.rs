@@ -197,10 +197,17 @@ impl Helpers {
     /// stands the driving program's `main` module in for `__main__`, and keeps the
     /// module's functions.
     ///
+    /// `guard`: install the import guard (in a subinterpreter; a process actor's main
+    /// interpreter loads everything).
+    ///
     /// # Safety
     ///
-    /// A fresh subinterpreter is attached on this thread.
-    pub(crate) unsafe fn load(paths: &[String], main: Option<&crate::MainModule>) -> Result<Helpers, PythonException> {
+    /// A fresh interpreter is attached on this thread.
+    pub(crate) unsafe fn load(
+        paths: &[String],
+        main: Option<&crate::MainModule>,
+        guard: bool,
+    ) -> Result<Helpers, PythonException> {
         // SAFETY: attached (contract).
         let helpers = unsafe { Helpers::load_bare() }?;
         // SAFETY: attached (contract); every object is owned by an `Obj`.
@@ -220,7 +227,8 @@ impl Helpers {
                 Some(crate::MainModule::Module(name)) => (none()?, text(name)?),
                 None => (none()?, none()?),
             };
-            helpers.call_attr(c"setup", &[list.as_ptr(), main_path.as_ptr(), main_name.as_ptr()])?;
+            let guard = Obj::from_borrowed(if guard { ffi::Py_True() } else { ffi::Py_False() }).ok_or_else(failed)?;
+            helpers.call_attr(c"setup", &[list.as_ptr(), main_path.as_ptr(), main_name.as_ptr(), guard.as_ptr()])?;
         }
         Ok(helpers)
     }
@@ -266,6 +274,18 @@ impl Helpers {
                 module,
             };
             Ok(helpers)
+        }
+    }
+
+    /// Flushes `sys.stdout` and `sys.stderr` (before a fork).
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn flush_std(&self) {
+        // SAFETY: attached (contract).
+        if let Err(exception) = unsafe { self.call_attr(c"flush_std", &[]) } {
+            tracing::debug!(%exception, "flushing the standard streams failed");
         }
     }
 

@@ -36,8 +36,10 @@ pub(crate) struct Interpreter {
     /// This interpreter's thread state for the owning thread.
     tstate: NonNull<ffi::PyThreadState>,
     /// The main interpreter's thread state for the owning thread, needed to create the
-    /// interpreter and deleted after it ends.
-    main_tstate: NonNull<ffi::PyThreadState>,
+    /// interpreter and deleted after it ends; `None` for a process's main interpreter
+    /// adopted by a process actor's child ([`Interpreter::adopt_main`]), which is never
+    /// ended here.
+    main_tstate: Option<NonNull<ffi::PyThreadState>>,
     attached: bool,
     id: i64,
     helpers: Option<Rc<Helpers>>,
@@ -107,19 +109,50 @@ impl Interpreter {
         };
         // SAFETY: the new interpreter is attached; its state pointer is valid.
         let id = unsafe { ffi::PyInterpreterState_GetID(ffi::PyThreadState_GetInterpreter(tstate.as_ptr())) };
-        let mut interp =
-            Interpreter { tstate, main_tstate, attached: true, id, helpers: None, actor: None, interrupter: None };
+        let mut interp = Interpreter {
+            tstate,
+            main_tstate: Some(main_tstate),
+            attached: true,
+            id,
+            helpers: None,
+            actor: None,
+            interrupter: None,
+        };
         // SAFETY: a fresh subinterpreter is attached on this thread. On error, dropping
         // `interp` ends the interpreter.
-        let helpers = Rc::new(unsafe { Helpers::load(paths, main) }.map_err(StartError::Setup)?);
+        let helpers = Rc::new(unsafe { Helpers::load(paths, main, true) }.map_err(StartError::Setup)?);
+        interp.arm(helpers);
+        Ok(interp)
+    }
+
+    /// The process's main interpreter, attached on this thread (a process actor's
+    /// child, whose template loaded `helpers` in it), as an interpreter for one actor.
+    /// Dropping it releases the actor's objects but does not end the interpreter.
+    ///
+    /// # Safety
+    ///
+    /// The main interpreter is attached on this thread, which is the only one that
+    /// runs Python there from now on (other threads may attach only through the
+    /// interrupter); `helpers` were loaded in it.
+    pub(crate) unsafe fn adopt_main(helpers: Rc<Helpers>) -> Result<Interpreter, StartError> {
+        // SAFETY: attached (contract).
+        let tstate = unsafe { ffi::PyThreadState_Get() };
+        let tstate = NonNull::new(tstate).ok_or_else(|| StartError::Interpreter("no thread state attached".into()))?;
+        let mut interp =
+            Interpreter { tstate, main_tstate: None, attached: true, id: 0, helpers: None, actor: None, interrupter: None };
+        interp.arm(helpers);
+        Ok(interp)
+    }
+
+    /// Keeps `helpers` and makes the interrupter of the attached interpreter.
+    fn arm(&mut self, helpers: Rc<Helpers>) {
         let class = |obj: &super::object::Obj| NonNull::new(obj.as_ptr());
         if let (Some(killed), Some(time_limit)) = (class(&helpers.killed), class(&helpers.time_limit_exceeded)) {
             // SAFETY: attached on this thread; the classes live in the bootstrap module,
             // which lives as long as the interpreter; Drop disarms before ending it.
-            interp.interrupter = unsafe { Interrupter::for_current_thread(killed, time_limit) }.map(Arc::new);
+            self.interrupter = unsafe { Interrupter::for_current_thread(killed, time_limit) }.map(Arc::new);
         }
-        interp.helpers = Some(helpers);
-        Ok(interp)
+        self.helpers = Some(helpers);
     }
 
     /// CPython's id of this interpreter.
@@ -252,13 +285,17 @@ impl Drop for Interpreter {
                 helpers.teardown();
             }
         }
+        let Some(main_tstate) = self.main_tstate else {
+            // An adopted main interpreter stays, attached.
+            return;
+        };
         // SAFETY: our thread state is attached; after Py_EndInterpreter nothing is
         // attached, and the main-interpreter thread state we made in `create` (detached
         // since) is attached, cleared and deleted.
         unsafe {
             ffi::Py_EndInterpreter(self.tstate.as_ptr());
-            ffi::PyEval_RestoreThread(self.main_tstate.as_ptr());
-            ffi::PyThreadState_Clear(self.main_tstate.as_ptr());
+            ffi::PyEval_RestoreThread(main_tstate.as_ptr());
+            ffi::PyThreadState_Clear(main_tstate.as_ptr());
             ffi::PyThreadState_DeleteCurrent();
         }
     }

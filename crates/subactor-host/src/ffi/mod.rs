@@ -12,7 +12,10 @@
 //! - [`interrupt::Interrupter`]: how the core's watchdog thread raises an exception in
 //!   a running handler (a kill, a time limit);
 //! - [`main`]: the same objects and conversions in the main interpreter, for the Python
-//!   package (public as `subactor_host::main_interpreter`).
+//!   package (public as `subactor_host::main_interpreter`);
+//! - [`zygote`]: the template process of process actors (Python initialised once, a
+//!   fork per child), and [`child`]: the actor in such a child, in its main
+//!   interpreter.
 //!
 //! Invariants the code here relies on, and keeps:
 //! - an [`object::Obj`] (an owned `PyObject*`) is created, used and dropped only while
@@ -24,6 +27,7 @@
 //!   process, not per interpreter).
 
 pub(crate) mod buffers;
+pub(crate) mod child;
 pub(crate) mod convert;
 pub(crate) mod helpers;
 pub(crate) mod interp;
@@ -32,3 +36,4 @@ pub mod main;
 pub(crate) mod module;
 pub(crate) mod object;
 pub(crate) mod process;
+pub(crate) mod zygote;

@@ -26,20 +26,24 @@ use std::ffi::{CStr, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3_ffi as ffi;
 use subactor_arena::Arena;
-use subactor_core::{ActorSystem, AnyRef, AskError, Fault, MonitorId, SendError, TimerId, Value};
+use subactor_core::{AnyRef, AskError, Fault, MonitorId, Placement, SendError, Value};
+use subactor_wire::{ActorEnv, SpawnRequest};
 
 use super::convert::{from_python, to_python};
 use super::helpers::{Helpers, ModuleTypes, new_str};
 use super::object::{Obj, to_rust_string};
-use crate::{PyActor, PythonActor, ReceiveError};
+use crate::ReceiveError;
 
 /// What actor code reaches of its runtime.
 pub(crate) struct ActorLink {
-    pub(crate) system: ActorSystem,
+    /// The runtime's registry, spawning and timers: the actor system itself in an
+    /// interpreter actor, calls to the parent in a process actor's child.
+    pub(crate) env: Arc<dyn ActorEnv>,
     pub(crate) myself: AnyRef,
     pub(crate) arena: Arena,
 }
@@ -635,6 +639,7 @@ unsafe fn raise_ask(helpers: &Helpers, error: AskError<Value, subactor_core::Box
                     Fault::Panicked(_) => "panicked",
                     Fault::Killed => "killed",
                     Fault::TimeLimit(_) => "time_limit",
+                    Fault::Died(_) => "died",
                 };
                 helpers.raise_failed(kind, &fault.to_string())
             }
@@ -698,9 +703,9 @@ unsafe extern "C" fn lookup(module: *mut ffi::PyObject, name: *mut ffi::PyObject
                     .helpers()
                     .raise_builtin(ffi::PyExc_TypeError, "lookup() takes the actor's name (a str)"));
             };
-            let link = state.link()?;
-            match link.system.lookup::<PyActor>(&name) {
-                Some(actor) => Ok(new_ref(state.actor_ref_type, actor.into())),
+            let env = Arc::clone(&state.link()?.env);
+            match without_gil(move || env.lookup(&name)) {
+                Some(actor) => Ok(new_ref(state.actor_ref_type, actor)),
                 None => Ok(Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)),
             }
         }
@@ -736,7 +741,8 @@ unsafe extern "C" fn spawn(
             for i in 2..positional {
                 ctor_args.push(state.value(*args.add(i))?);
             }
-            let mut spec = PythonActor::new(target, class).args(Value::Tuple(ctor_args));
+            let mut request =
+                SpawnRequest { module: target, class, args: ctor_args, name: None, placement: Placement::Interpreter };
             let keywords = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
             for k in 0..keywords {
                 let key = to_rust_string(ffi::PyTuple_GET_ITEM(kwnames, k)).unwrap_or_default();
@@ -744,8 +750,24 @@ unsafe extern "C" fn spawn(
                 match key.as_str() {
                     "name" if value == ffi::Py_None() => {}
                     "name" => match to_rust_string(value) {
-                        Some(name) => spec = spec.name(name),
+                        Some(name) => request.name = Some(name),
                         None => return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "spawn(): name must be a str")),
+                    },
+                    "placement" => match to_rust_string(value).map(|p| p.parse::<Placement>()) {
+                        Some(Ok(placement @ (Placement::Interpreter | Placement::Process))) => {
+                            request.placement = placement;
+                        }
+                        Some(Ok(other)) => {
+                            let message = format!("spawn(): placement {other:?} is not one for a Python actor");
+                            return Err(helpers.raise_builtin(ffi::PyExc_ValueError, &message));
+                        }
+                        Some(Err(error)) => {
+                            return Err(helpers.raise_builtin(ffi::PyExc_ValueError, &format!("spawn(): {error}")));
+                        }
+                        None => {
+                            let message = "spawn(): placement must be a str (\"interpreter\" or \"process\")";
+                            return Err(helpers.raise_builtin(ffi::PyExc_TypeError, message));
+                        }
                     },
                     other => {
                         return Err(helpers.raise_builtin(
@@ -755,20 +777,10 @@ unsafe extern "C" fn spawn(
                     }
                 }
             }
-            let link = state.link()?;
-            let system = link.system.clone();
-            match without_gil(move || system.spawn(spec)) {
-                Ok(child) => Ok(new_ref(state.actor_ref_type, child.into())),
-                Err(error) => {
-                    let mut message = error.to_string();
-                    if let Some(exception) = error.start_error().and_then(crate::StartError::exception) {
-                        if !exception.traceback.is_empty() {
-                            message =
-                                format!("{message}\n\nTraceback in the child:\n{}", exception.traceback.trim_end());
-                        }
-                    }
-                    Err(helpers.raise(c"SpawnError", &message))
-                }
+            let env = Arc::clone(&state.link()?.env);
+            match without_gil(move || env.spawn(request)) {
+                Ok(child) => Ok(new_ref(state.actor_ref_type, child)),
+                Err(message) => Err(helpers.raise(c"SpawnError", &message)),
             }
         }
     })
@@ -790,9 +802,10 @@ unsafe extern "C" fn send_after(
             let delay = seconds(*args, helpers, "delay")?;
             let target = state.actor_ref(*args.add(1), "send_after(): ref")?;
             let msg = state.value(*args.add(2))?;
-            let link = state.link()?;
-            match link.system.send_after(delay, target.clone(), msg) {
-                Some(id) => Ok(ffi::PyLong_FromUnsignedLongLong(id.as_u64())),
+            let env = Arc::clone(&state.link()?.env);
+            let target = target.clone();
+            match without_gil(move || env.send_after(delay, target, msg)) {
+                Some(id) => Ok(ffi::PyLong_FromUnsignedLongLong(id)),
                 None => Err(helpers.raise(c"ActorStopped", "the runtime has shut down")),
             }
         }
@@ -804,8 +817,9 @@ unsafe extern "C" fn monitor(module: *mut ffi::PyObject, target: *mut ffi::PyObj
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
         unsafe {
             let state = state_of_module(module);
-            let target = state.actor_ref(target, "monitor(): ref")?;
-            let id = target.monitor_by(&state.link()?.myself);
+            let target = state.actor_ref(target, "monitor(): ref")?.clone();
+            let myself = state.link()?.myself.clone();
+            let id = without_gil(move || target.monitor_by(&myself));
             Ok(ffi::PyLong_FromUnsignedLongLong(id.as_u64()))
         }
     })
@@ -824,8 +838,9 @@ unsafe extern "C" fn demonitor(
                 let helpers = state.helpers();
                 return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "demonitor() takes (ref, monitor_id)"));
             }
-            let target = state.actor_ref(*args, "demonitor(): ref")?;
-            let removed = target.demonitor(MonitorId::from_u64(unsigned(*args.add(1))?));
+            let target = state.actor_ref(*args, "demonitor(): ref")?.clone();
+            let id = MonitorId::from_u64(unsigned(*args.add(1))?);
+            let removed = without_gil(move || target.demonitor(id));
             Ok(ffi::PyBool_FromLong(removed.into()))
         }
     })
@@ -836,7 +851,9 @@ unsafe extern "C" fn cancel_timer(module: *mut ffi::PyObject, id: *mut ffi::PyOb
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
         unsafe {
             let state = state_of_module(module);
-            let cancelled = state.link()?.system.cancel_timer(TimerId::from_u64(unsigned(id)?));
+            let id = unsigned(id)?;
+            let env = Arc::clone(&state.link()?.env);
+            let cancelled = without_gil(move || env.cancel_timer(id));
             Ok(ffi::PyBool_FromLong(cancelled.into()))
         }
     })
@@ -920,7 +937,16 @@ unsafe extern "C" fn ref_name(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut f
 
 unsafe extern "C" fn ref_restarts(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
     // SAFETY: `obj` is an ActorRef; attached.
-    unsafe { ffi::PyLong_FromUnsignedLongLong(ref_actor(obj).restarts()) }
+    unsafe {
+        let actor = ref_actor(obj);
+        let restarts = if actor.as_remote().is_some() {
+            let actor = actor.clone();
+            without_gil(move || actor.restarts())
+        } else {
+            actor.restarts()
+        };
+        ffi::PyLong_FromUnsignedLongLong(restarts)
+    }
 }
 
 unsafe extern "C" fn ref_tell(obj: *mut ffi::PyObject, msg: *mut ffi::PyObject) -> *mut ffi::PyObject {
@@ -942,7 +968,14 @@ unsafe extern "C" fn ref_try_tell(obj: *mut ffi::PyObject, msg: *mut ffi::PyObje
         unsafe {
             let state = state_of_ref(obj)?;
             let value = state.value(msg)?;
-            match ref_actor(obj).try_tell(value) {
+            let actor = ref_actor(obj);
+            let sent = if actor.as_remote().is_some() {
+                let actor = actor.clone();
+                without_gil(move || actor.try_tell(value))
+            } else {
+                actor.try_tell(value)
+            };
+            match sent {
                 Ok(()) => Ok(ffi::PyBool_FromLong(1)),
                 Err(SendError::Full(_)) => Ok(ffi::PyBool_FromLong(0)),
                 Err(e) => Err(send_error(state.helpers(), &e)),
@@ -1002,7 +1035,8 @@ unsafe extern "C" fn ref_ask(
 unsafe extern "C" fn ref_stop(obj: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: `obj` is an ActorRef; attached.
     unsafe {
-        ref_actor(obj).stop();
+        let actor = ref_actor(obj).clone();
+        without_gil(move || actor.stop());
         Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)
     }
 }
@@ -1010,7 +1044,8 @@ unsafe extern "C" fn ref_stop(obj: *mut ffi::PyObject, _: *mut ffi::PyObject) ->
 unsafe extern "C" fn ref_kill(obj: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: `obj` is an ActorRef; attached.
     unsafe {
-        ref_actor(obj).kill();
+        let actor = ref_actor(obj).clone();
+        without_gil(move || actor.kill());
         Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)
     }
 }

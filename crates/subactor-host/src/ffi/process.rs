@@ -188,6 +188,22 @@ fn start_embedded() -> Result<Embedded, HostError> {
     }
 }
 
+/// Initialises Python on the calling thread, which keeps the main GIL: a template
+/// process, taken over before `main`.
+///
+/// # Safety
+///
+/// Python is not initialised, and no other thread runs.
+pub(crate) unsafe fn initialize_attached() -> Result<(), HostError> {
+    let program = program_name().and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());
+    // SAFETY: forwarded contract; the state returned is this thread's, re-attached.
+    unsafe {
+        let main_state = initialize(program.as_deref())?;
+        ffi::PyEval_RestoreThread(main_state);
+    }
+    Ok(())
+}
+
 /// Initialises Python and releases the main GIL; returns the main thread state.
 ///
 /// # Safety

@@ -1,0 +1,175 @@
+//! A process actor's child: the actor's class in the main interpreter of a process
+//! forked from the template (see `crate::process`).
+//!
+//! The child's main thread is the actor's thread: it waits for the parent's messages
+//! on the data socket (with the GIL released) and calls `receive` for each, answering
+//! with the outcome. `import subactor` gives the same in-actor module as in an
+//! interpreter actor; its references reach the parent's actors through the
+//! [`Client`]. When the parent closes the link, the child finalises Python (running
+//! `atexit` callbacks) and exits.
+
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3_ffi as ffi;
+use subactor_arena::Arena;
+use subactor_wire::stream;
+use subactor_wire::{Imports, LinkError};
+use tracing::{debug, warn};
+
+use super::helpers::Helpers;
+use super::interp::Interpreter;
+use super::module::ActorLink;
+use crate::StartError;
+use crate::process::client::Client;
+use crate::process::proto::{self, FromChild, ToChild};
+use crate::process::sys;
+
+/// Runs the child on the calling thread (the forked template's only thread, holding
+/// the main interpreter's GIL); never returns.
+pub(crate) fn run(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> ! {
+    // SAFETY: the main interpreter is attached on this, the process's only thread.
+    let code = unsafe { serve(data, control, helpers) };
+    // SAFETY: attached; the actor's objects are gone. Runs atexit callbacks, flushes the
+    // standard streams.
+    unsafe { ffi::Py_FinalizeEx() };
+    sys::exit_now(code)
+}
+
+/// Releases the GIL around `f`.
+///
+/// # Safety
+///
+/// An interpreter is attached on this thread.
+unsafe fn without_gil<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: attached (contract); restored below on the same thread.
+    let tstate = unsafe { ffi::PyEval_SaveThread() };
+    let result = f();
+    // SAFETY: what PyEval_SaveThread released on this thread.
+    unsafe { ffi::PyEval_RestoreThread(tstate) };
+    result
+}
+
+/// Starts the actor and serves its messages; the process's exit status.
+///
+/// # Safety
+///
+/// The main interpreter is attached on this thread, the process's only thread.
+unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
+    let (Ok((data_w, data_r)), Ok((ctrl_w, ctrl_r))) =
+        (stream::split(data, Duration::ZERO), stream::split(control, Duration::ZERO))
+    else {
+        return 3;
+    };
+    let arena = Arena::new();
+    let client = Arc::new(Client::new(data_w, data_r, ctrl_w));
+    let imports = Arc::new(Imports::new(Arc::clone(&client) as _, arena.clone()));
+    client.set_handles(Arc::clone(&imports) as _);
+    let handles = client.handles();
+    // A spare waits here until it is handed over (or its template ends).
+    // SAFETY: attached (contract).
+    let frame = match unsafe { without_gil(|| client.recv_data(None)) } {
+        Ok(frame) => frame,
+        Err(LinkError::Closed) => return 0,
+        Err(error) => {
+            warn!(%error, "a child's link failed before its start");
+            return 3;
+        }
+    };
+    let spec = match proto::decode::<ToChild>(&frame, &handles) {
+        Ok(ToChild::Start(spec)) => spec,
+        Ok(other) => {
+            warn!(?other, "a child's first frame is not its start");
+            return 3;
+        }
+        Err(error) => {
+            warn!(%error, "a child's start frame is malformed");
+            return 3;
+        }
+    };
+    client.set_spin(Duration::from_micros(spec.spin_us));
+    let refuse = |error: StartError| {
+        let _ = client.send_data(&FromChild::Started(Err(error)));
+        1
+    };
+    if let Some(limit) = spec.memory_limit {
+        if let Err(error) = sys::limit_memory(limit) {
+            return refuse(StartError::Process(format!("cannot limit the child's memory to {limit} bytes: {error}")));
+        }
+    }
+    if let Some(core) = spec.core {
+        if let Err(error) = sys::pin_to_core(core) {
+            return refuse(StartError::Process(format!("cannot pin the child to core {core}: {error}")));
+        }
+    }
+    {
+        let client = Arc::clone(&client);
+        let spawned = std::thread::Builder::new()
+            .name("subactor-control".into())
+            .spawn(move || client.read_control(ctrl_r));
+        if let Err(error) = spawned {
+            return refuse(StartError::Process(format!("cannot start the child's control thread: {error}")));
+        }
+    }
+    // SAFETY: attached (contract); this thread is the only one that runs Python here.
+    let mut interp = match unsafe { Interpreter::adopt_main(helpers) } {
+        Ok(interp) => interp,
+        Err(error) => return refuse(error),
+    };
+    if let Some(interrupter) = interp.interrupter() {
+        client.set_interrupter(interrupter);
+    }
+    let link = ActorLink { env: Arc::clone(&client) as _, myself: imports.import(spec.myself), arena };
+    if let Err(error) = interp.install_module(link) {
+        return refuse(error);
+    }
+    client.serving(Some(0));
+    let started = interp.instantiate(&spec.module, &spec.class, &spec.args);
+    client.serving(None);
+    let failed = started.is_err();
+    if let Err(error) = client.send_data(&FromChild::Started(started)) {
+        warn!(%error, "cannot report the actor's start");
+        return 3;
+    }
+    if failed {
+        return 1;
+    }
+    loop {
+        interp.detach();
+        let frame = client.recv_data(None);
+        interp.attach();
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(LinkError::Closed) => break,
+            Err(error) => {
+                warn!(%error, "the link to the parent failed");
+                return 3;
+            }
+        };
+        match proto::decode::<ToChild>(&frame, &handles) {
+            Ok(ToChild::Msg { seq, msg, reply }) => {
+                client.serving(Some(seq));
+                let result = interp.receive(&msg, reply);
+                client.serving(None);
+                drop(msg);
+                if let Err(error) = client.send_data(&FromChild::Done { seq, result }) {
+                    debug!(%error, "cannot report a handler's outcome: the parent has gone");
+                    break;
+                }
+            }
+            Ok(ToChild::Answer { call, .. }) => debug!(call, "a late answer"),
+            Ok(other) => {
+                warn!(?other, "unexpected frame from the parent");
+                return 3;
+            }
+            Err(error) => {
+                warn!(%error, "malformed frame from the parent");
+                return 3;
+            }
+        }
+    }
+    drop(interp);
+    0
+}

@@ -1,0 +1,331 @@
+//! [`ChildProcess`]: the runtime's side of a process actor's child.
+//!
+//! The actor's thread owns the data socket: it sends each message and waits for the
+//! handler's outcome, serving the calls the handler makes meanwhile. A watcher thread,
+//! `subactor-child`, reads the control socket: it serves calls from the child's other
+//! threads and notices the child's end (the socket closes), which it reports by
+//! ringing the actor's [`HealthAlarm`]; the template reports how the child ended.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use subactor_core::codec::Handles;
+use subactor_core::{ActorContext, AnyRef, Death, Fault, HealthAlarm, Interrupt, InterruptCause, Value};
+use subactor_wire::stream::{self, FrameReader, FrameWriter};
+use subactor_wire::{Exports, LinkError, serve};
+use tracing::{debug, warn};
+
+use super::LocalEnv;
+use super::proto::{self, FromChild, StartSpec, ToChild};
+use super::template::{ChildExit, Template};
+use crate::{ConvertError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError};
+
+/// How long a stopped child may take to end by itself before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait for the template's report of how a child ended, once its
+/// sockets have closed.
+const DEATH_REPORT: Duration = Duration::from_secs(2);
+
+/// What the actor's thread, the watcher and the interrupter share.
+struct Shared {
+    pid: i32,
+    exit: Arc<ChildExit>,
+    /// The link has broken: the child has died (or is dying).
+    broken: AtomicBool,
+    /// The handler running in the child (its `seq`), or 0.
+    running: AtomicU64,
+    /// A kill came: no further message goes to this child.
+    killing: AtomicBool,
+    ctrl_w: FrameWriter,
+    template: Arc<Template>,
+    grace: Duration,
+    handles: Arc<dyn Handles>,
+}
+
+impl Shared {
+    /// How the child ended (waiting briefly for the template's report).
+    fn death(&self) -> Death {
+        self.exit.wait(DEATH_REPORT).unwrap_or_else(|| Death::Lost("its connection closed".into()))
+    }
+}
+
+/// A running child process of a process actor.
+pub(crate) struct ChildProcess {
+    data_w: FrameWriter,
+    data_r: FrameReader,
+    shared: Arc<Shared>,
+    env: Arc<LocalEnv>,
+    watcher: Option<JoinHandle<()>>,
+    seq: u64,
+}
+
+impl std::fmt::Debug for ChildProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildProcess").field("pid", &self.shared.pid).finish_non_exhaustive()
+    }
+}
+
+impl ChildProcess {
+    /// Starts the actor of `spec` in a child process handed over by the host's
+    /// template; serves the calls its constructor makes.
+    pub(crate) fn start(
+        host: &PythonHost,
+        ctx: &ActorContext<PyActor>,
+        spec: &PythonActor,
+    ) -> Result<ChildProcess, StartError> {
+        let template = host.template().map_err(StartError::Process)?;
+        let (spawned, exit) = template.spawn().map_err(StartError::Process)?;
+        let pid = spawned.pid;
+        let spin = host.spin();
+        let link = |e: LinkError| StartError::Process(format!("cannot use the child's sockets: {e}"));
+        let (data_w, data_r) = stream::split(spawned.data, spin).map_err(link)?;
+        let (ctrl_w, ctrl_r) = stream::split(spawned.control, Duration::ZERO).map_err(link)?;
+        let exports: Arc<Exports> = host.exports();
+        exports.set_dead_letters(ctx.system().dead_letter_sink());
+        let handles: Arc<dyn Handles> = exports.clone();
+        let shared = Arc::new(Shared {
+            pid,
+            exit,
+            broken: AtomicBool::new(false),
+            running: AtomicU64::new(0),
+            killing: AtomicBool::new(false),
+            ctrl_w,
+            template,
+            grace: spec.kill_grace_period(),
+            handles,
+        });
+        let env = Arc::new(LocalEnv { system: ctx.system().clone() });
+        let watcher = {
+            let (shared, env, alarm) = (Arc::clone(&shared), Arc::clone(&env), ctx.health_alarm());
+            thread::Builder::new()
+                .name(format!("subactor-child:{pid}"))
+                .spawn(move || watch(&shared, &env, ctrl_r, &alarm))
+                .map_err(|e| StartError::Process(format!("cannot start the child's watcher thread: {e}")))?
+        };
+        let mut child = ChildProcess { data_w, data_r, shared, env, watcher: Some(watcher), seq: 0 };
+        let myself: AnyRef = ctx.myself().clone().into();
+        let start = ToChild::Start(Box::new(StartSpec {
+            module: spec.module().to_owned(),
+            class: spec.class().to_owned(),
+            args: spec.arguments().to_vec(),
+            myself: exports.export(&myself),
+            memory_limit: spec.memory_limit_bytes(),
+            core: spec.options_core(),
+            spin_us: u64::try_from(spin.as_micros()).unwrap_or(u64::MAX),
+        }));
+        child.send(&start).map_err(|e| child.start_failed(&e))?;
+        loop {
+            let frame = child.data_r.recv(None).map_err(|e| child.start_failed(&e))?;
+            match proto::decode::<FromChild>(&frame, &child.shared.handles) {
+                Ok(FromChild::Started(Ok(()))) => break,
+                Ok(FromChild::Started(Err(error))) => return Err(error),
+                Ok(FromChild::Call { call, request }) => {
+                    let answer = serve(request, &*child.env);
+                    child.send(&ToChild::Answer { call, answer }).map_err(|e| child.start_failed(&e))?;
+                }
+                Ok(other) => return Err(child.start_failed(&LinkError::Malformed(format!("{other:?} at start")))),
+                Err(error) => return Err(child.start_failed(&error)),
+            }
+        }
+        debug!(pid, module = %spec.module(), class = %spec.class(), "process actor started");
+        Ok(child)
+    }
+
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> i32 {
+        self.shared.pid
+    }
+
+    fn send(&self, frame: &ToChild) -> Result<(), LinkError> {
+        proto::send(&self.data_w, frame, &self.shared.handles, &[])
+    }
+
+    fn start_failed(&self, error: &LinkError) -> StartError {
+        match error {
+            LinkError::Closed => {
+                self.shared.broken.store(true, Ordering::Release);
+                StartError::Process(format!("the child process died while the actor started: {}", self.shared.death()))
+            }
+            other => {
+                self.kill_now();
+                StartError::Process(format!("the link to the child process failed while the actor started: {other}"))
+            }
+        }
+    }
+
+    /// Marks the link broken and kills the child (a malformed frame: it cannot be
+    /// trusted to go on).
+    fn kill_now(&self) {
+        self.shared.broken.store(true, Ordering::Release);
+        self.shared.template.kill(self.shared.pid);
+    }
+
+    /// Calls the actor's `receive(msg)` in the child; serves its calls meanwhile.
+    pub(crate) fn receive(&mut self, msg: Value, reply: bool) -> Result<Value, ReceiveError> {
+        if self.shared.broken.load(Ordering::Acquire) {
+            return Err(ReceiveError::ProcessDied(self.shared.death()));
+        }
+        if self.shared.killing.load(Ordering::Acquire) {
+            // The actor is being killed: the message is reported, not handled.
+            return Err(ReceiveError::ProcessDied(Death::Lost("the actor is being killed".into())));
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        self.shared.running.store(seq, Ordering::Release);
+        let result = self.round_trip(seq, msg, reply);
+        self.shared.running.store(0, Ordering::Release);
+        result
+    }
+
+    fn round_trip(&mut self, seq: u64, msg: Value, reply: bool) -> Result<Value, ReceiveError> {
+        match self.send(&ToChild::Msg { seq, msg, reply }) {
+            Ok(()) => {}
+            Err(LinkError::Encode(error)) => {
+                let exception = PythonException { type_name: "ValueError".into(), message: error, traceback: String::new() };
+                return Err(ReceiveError::Message(ConvertError::Build(exception)));
+            }
+            Err(error) => return Err(self.lost(&error)),
+        }
+        loop {
+            let frame = match self.data_r.recv(None) {
+                Ok(frame) => frame,
+                Err(error) => return Err(self.lost(&error)),
+            };
+            match proto::decode::<FromChild>(&frame, &self.shared.handles) {
+                Ok(FromChild::Done { seq: done, result }) if done == seq => return result,
+                Ok(FromChild::Call { call, request }) => {
+                    let answer = serve(request, &*self.env);
+                    if let Err(error) = self.send(&ToChild::Answer { call, answer }) {
+                        return Err(self.lost(&error));
+                    }
+                }
+                Ok(other) => {
+                    return Err(self.lost(&LinkError::Malformed(format!("unexpected frame {other:?}"))));
+                }
+                Err(error) => return Err(self.lost(&error)),
+            }
+        }
+    }
+
+    /// The link failed while a handler ran: the child is dead, or is killed now (it
+    /// sent something malformed). The error is the death.
+    fn lost(&self, error: &LinkError) -> ReceiveError {
+        if !matches!(error, LinkError::Closed) {
+            warn!(%error, pid = self.shared.pid, "the link to a process actor's child failed: killing it");
+            self.shared.template.kill(self.shared.pid);
+        }
+        self.shared.broken.store(true, Ordering::Release);
+        ReceiveError::ProcessDied(self.shared.death())
+    }
+
+    /// `Err` with the fault once the child has died.
+    pub(crate) fn health(&self) -> Result<(), Fault> {
+        if self.shared.broken.load(Ordering::Acquire) || self.shared.exit.get().is_some() {
+            self.shared.broken.store(true, Ordering::Release);
+            return Err(Fault::Died(self.shared.death()));
+        }
+        Ok(())
+    }
+
+    /// How the watchdog breaks into the child's handlers.
+    pub(crate) fn interrupter(&self) -> Arc<dyn Interrupt> {
+        Arc::new(ChildInterrupter(Arc::clone(&self.shared)))
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        // The child's reads end: it finalises its interpreter and exits.
+        self.data_w.shutdown();
+        shared.ctrl_w.shutdown();
+        if shared.exit.wait(STOP_GRACE).is_none() {
+            warn!(pid = shared.pid, "a stopped child did not exit: killing it");
+            shared.template.kill(shared.pid);
+            if shared.exit.wait(DEATH_REPORT).is_none() && shared.template.is_alive() {
+                warn!(pid = shared.pid, "no report of a killed child's end");
+            }
+        }
+        shared.template.forget(shared.pid);
+        if let Some(watcher) = self.watcher.take() {
+            if watcher.join().is_err() {
+                warn!("a child's watcher thread panicked");
+            }
+        }
+    }
+}
+
+/// The watcher: serves the child's calls from its control socket until it closes,
+/// then wakes the actor to look at its health.
+fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &HealthAlarm) {
+    loop {
+        let frame = match reader.recv(None) {
+            Ok(frame) => frame,
+            Err(LinkError::Closed) => break,
+            Err(error) => {
+                warn!(%error, pid = shared.pid, "the control link to a child failed");
+                break;
+            }
+        };
+        match proto::decode::<FromChild>(&frame, &shared.handles) {
+            Ok(FromChild::Call { call, request }) => {
+                let answer = serve(request, env);
+                if let Err(error) = proto::send(&shared.ctrl_w, &ToChild::Answer { call, answer }, &shared.handles, &[])
+                {
+                    debug!(%error, "cannot answer a child's call");
+                    break;
+                }
+            }
+            Ok(other) => {
+                warn!(?other, pid = shared.pid, "unexpected frame on a child's control link: killing it");
+                shared.template.kill(shared.pid);
+                break;
+            }
+            Err(error) => {
+                warn!(%error, pid = shared.pid, "malformed frame on a child's control link: killing it");
+                shared.template.kill(shared.pid);
+                break;
+            }
+        }
+    }
+    shared.broken.store(true, Ordering::Release);
+    alarm.ring();
+}
+
+/// Kills and time limits for a process actor: the interrupt is raised in the child's
+/// handler; if the handler has not ended within the grace period, the child is killed
+/// with SIGKILL.
+struct ChildInterrupter(Arc<Shared>);
+
+impl Interrupt for ChildInterrupter {
+    fn interrupt(&self, cause: InterruptCause, confirm: &dyn Fn() -> bool) {
+        let shared = &self.0;
+        if !confirm() {
+            return;
+        }
+        let kill = cause == InterruptCause::Kill;
+        if kill {
+            shared.killing.store(true, Ordering::Release);
+        }
+        let seq = shared.running.load(Ordering::Acquire);
+        if seq == 0 {
+            // Between two round trips: a kill keeps the next message from being sent.
+            return;
+        }
+        let frame = ToChild::Interrupt { seq, kill };
+        if let Err(error) = proto::send(&shared.ctrl_w, &frame, &shared.handles, &[]) {
+            debug!(%error, "cannot send an interrupt to a child");
+        }
+        let deadline = Instant::now() + shared.grace;
+        while Instant::now() < deadline {
+            if shared.running.load(Ordering::Acquire) != seq || shared.broken.load(Ordering::Acquire) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        warn!(pid = shared.pid, ?cause, grace = ?shared.grace, "the handler did not end within its grace period: killing the child");
+        shared.template.kill(shared.pid);
+    }
+}

@@ -1,0 +1,256 @@
+//! The child's side of its link to the parent: every call on the parent's actors
+//! (the references a process actor holds are all [`ProxyRef`](subactor_wire::ProxyRef)s)
+//! goes through a [`Client`].
+//!
+//! Calls made by the actor's own thread while it runs the constructor or a handler go
+//! on the data socket, where the parent's actor thread is waiting for that handler and
+//! serves them itself, on the thread an interpreter actor's call would run on (so a
+//! tell to itself with a full mailbox is refused, not deadlocked). Calls from other
+//! threads, or outside a handler, go on the control socket, served by the parent's
+//! watcher thread; a reader thread here routes their answers and the parent's
+//! interrupts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use subactor_core::codec::Handles;
+use subactor_core::{AnyRef, BoxError, Interrupt, InterruptCause, Value};
+use subactor_wire::{ActorEnv, Answer, Call, CallFailed, Caller, Frame, FrameReader, FrameWriter, LinkError};
+use subactor_wire::{RemoteError, SpawnRequest};
+use tracing::{debug, warn};
+
+use super::proto::{self, FromChild, ToChild};
+
+/// A child's link to its parent.
+pub(crate) struct Client {
+    data_w: FrameWriter,
+    data_r: Mutex<FrameReader>,
+    ctrl_w: FrameWriter,
+    handles: OnceLock<Arc<dyn Handles>>,
+    pending: Mutex<HashMap<u64, flume::Sender<Answer>>>,
+    next_call: AtomicU64,
+    main_thread: ThreadId,
+    /// The handler running on the actor's thread (its `seq`), or 0.
+    running: AtomicU64,
+    /// The actor's thread is in the constructor or a handler: the parent listens on the
+    /// data socket.
+    serving: AtomicBool,
+    /// The control socket has closed.
+    closed: AtomicBool,
+    interrupter: OnceLock<Arc<dyn Interrupt>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client over the data socket's halves and the control socket's writer, made on
+    /// the actor's own thread.
+    pub(crate) fn new(data_w: FrameWriter, data_r: FrameReader, ctrl_w: FrameWriter) -> Client {
+        Client {
+            data_w,
+            data_r: Mutex::new(data_r),
+            ctrl_w,
+            handles: OnceLock::new(),
+            pending: Mutex::default(),
+            next_call: AtomicU64::new(1),
+            main_thread: thread::current().id(),
+            running: AtomicU64::new(0),
+            serving: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            interrupter: OnceLock::new(),
+        }
+    }
+
+    /// Sets the handles that encode and decode this link's frames.
+    pub(crate) fn set_handles(&self, handles: Arc<dyn Handles>) {
+        let _ = self.handles.set(handles);
+    }
+
+    /// The link's handles.
+    pub(crate) fn handles(&self) -> Arc<dyn Handles> {
+        Arc::clone(self.handles.get().unwrap_or_else(|| unreachable!("set before the link is used")))
+    }
+
+    /// Sets how the parent's interrupts break into the actor's handlers.
+    pub(crate) fn set_interrupter(&self, interrupter: Arc<dyn Interrupt>) {
+        let _ = self.interrupter.set(interrupter);
+    }
+
+    /// Changes how long the data socket's reader spins before it sleeps.
+    pub(crate) fn set_spin(&self, spin: Duration) {
+        lock(&self.data_r).set_spin(spin);
+    }
+
+    /// Marks the constructor or handler `seq` (0 for the constructor) as running on the
+    /// actor's thread, or (with `None`) as ended.
+    pub(crate) fn serving(&self, seq: Option<u64>) {
+        self.running.store(seq.unwrap_or(0), Ordering::Release);
+        self.serving.store(seq.is_some(), Ordering::Release);
+    }
+
+    /// The next frame on the data socket (the actor's thread only).
+    pub(crate) fn recv_data(&self, deadline: Option<Instant>) -> Result<Frame, LinkError> {
+        lock(&self.data_r).recv(deadline)
+    }
+
+    /// Sends a frame on the data socket.
+    pub(crate) fn send_data(&self, frame: &FromChild) -> Result<(), LinkError> {
+        proto::send(&self.data_w, frame, &self.handles(), &[])
+    }
+
+    /// Reads the control socket until it closes: routes answers and interrupts. Runs
+    /// on a thread of its own.
+    pub(crate) fn read_control(self: &Arc<Client>, mut reader: FrameReader) {
+        let handles = self.handles();
+        loop {
+            let frame = match reader.recv(None) {
+                Ok(frame) => frame,
+                Err(LinkError::Closed) => break,
+                Err(error) => {
+                    warn!(%error, "the control link to the parent failed");
+                    break;
+                }
+            };
+            match proto::decode::<ToChild>(&frame, &handles) {
+                Ok(ToChild::Answer { call, answer }) => {
+                    if let Some(tx) = lock(&self.pending).remove(&call) {
+                        let _ = tx.send(answer);
+                    }
+                }
+                Ok(ToChild::Interrupt { seq, kill }) => self.interrupt(seq, kill),
+                Ok(other) => warn!(?other, "unexpected frame on the control link"),
+                Err(error) => {
+                    warn!(%error, "malformed frame on the control link");
+                    break;
+                }
+            }
+        }
+        self.closed.store(true, Ordering::Release);
+        // Callers waiting for answers see their channel close.
+        lock(&self.pending).clear();
+    }
+
+    /// Interrupts handler `seq` if it still runs, on a thread of its own (taking the
+    /// interpreter waits for the handler's next switch interval).
+    fn interrupt(self: &Arc<Client>, seq: u64, kill: bool) {
+        let Some(interrupter) = self.interrupter.get().cloned() else { return };
+        let client = Arc::clone(self);
+        let cause = if kill { InterruptCause::Kill } else { InterruptCause::TimeLimit };
+        let spawned = thread::Builder::new().name("subactor-interrupt".into()).spawn(move || {
+            interrupter.interrupt(cause, &|| client.running.load(Ordering::Acquire) == seq);
+        });
+        if let Err(error) = spawned {
+            warn!(%error, "cannot start an interrupt thread");
+        }
+    }
+
+    fn call_on_data(&self, id: u64, request: Call, deadline: Option<Instant>) -> Result<Answer, CallFailed> {
+        let frame = FromChild::Call { call: id, request };
+        if let Err(error) = self.send_data(&frame) {
+            let FromChild::Call { request, .. } = frame else { unreachable!("built above") };
+            return Err(CallFailed { error, call: Some(request) });
+        }
+        let handles = self.handles();
+        loop {
+            let frame = self.recv_data(deadline).map_err(|error| CallFailed { error, call: None })?;
+            match proto::decode::<ToChild>(&frame, &handles) {
+                Ok(ToChild::Answer { call, answer }) if call == id => return Ok(answer),
+                // The answer to a call that timed out earlier.
+                Ok(ToChild::Answer { call, .. }) => debug!(call, "a late answer"),
+                Ok(other) => {
+                    let error = LinkError::Malformed(format!("expected the answer to a call, got {other:?}"));
+                    return Err(CallFailed { error, call: None });
+                }
+                Err(error) => return Err(CallFailed { error, call: None }),
+            }
+        }
+    }
+
+    fn call_on_control(&self, id: u64, request: Call, wait: Option<Duration>) -> Result<Answer, CallFailed> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(CallFailed { error: LinkError::Closed, call: Some(request) });
+        }
+        let (tx, rx) = flume::bounded(1);
+        lock(&self.pending).insert(id, tx);
+        let frame = FromChild::Call { call: id, request };
+        if let Err(error) = proto::send(&self.ctrl_w, &frame, &self.handles(), &[]) {
+            lock(&self.pending).remove(&id);
+            let FromChild::Call { request, .. } = frame else { unreachable!("built above") };
+            return Err(CallFailed { error, call: Some(request) });
+        }
+        let answer = match wait {
+            Some(wait) => rx.recv_timeout(wait).map_err(|e| match e {
+                flume::RecvTimeoutError::Timeout => LinkError::Timeout,
+                flume::RecvTimeoutError::Disconnected => LinkError::Closed,
+            }),
+            None => rx.recv().map_err(|_| LinkError::Closed),
+        };
+        if answer.is_err() {
+            lock(&self.pending).remove(&id);
+        }
+        answer.map_err(|error| CallFailed { error, call: None })
+    }
+}
+
+impl Caller for Client {
+    fn call(&self, call: Call, wait: Option<Duration>) -> Result<Answer, CallFailed> {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        if thread::current().id() == self.main_thread && self.serving.load(Ordering::Acquire) {
+            self.call_on_data(id, call, wait.map(|w| Instant::now() + w))
+        } else {
+            self.call_on_control(id, call, wait)
+        }
+    }
+
+    fn env(&self) -> &dyn ActorEnv {
+        self
+    }
+}
+
+impl ActorEnv for Client {
+    fn lookup(&self, name: &str) -> Option<AnyRef> {
+        match self.call(Call::Lookup(name.to_owned()), None) {
+            Ok(Answer::Actor(actor)) => actor,
+            _ => None,
+        }
+    }
+
+    fn spawn(&self, request: SpawnRequest) -> Result<AnyRef, String> {
+        match self.call(Call::Spawn(request), None) {
+            Ok(Answer::Actor(Some(actor))) => Ok(actor),
+            Ok(Answer::SpawnFailed(error)) => Err(error),
+            Ok(other) => Err(format!("unexpected answer to a spawn: {other:?}")),
+            Err(failed) => Err(format!("cannot reach the runtime: {}", failed.error)),
+        }
+    }
+
+    fn send_after(&self, delay: Duration, to: AnyRef, msg: Value) -> Option<u64> {
+        match self.call(Call::SendAfter { delay, to, msg }, None) {
+            Ok(Answer::Timer(id)) => id,
+            _ => None,
+        }
+    }
+
+    fn cancel_timer(&self, id: u64) -> bool {
+        matches!(self.call(Call::CancelTimer(id), None), Ok(Answer::Bool(true)))
+    }
+
+    fn describe(&self, error: &BoxError) -> RemoteError {
+        super::describe(error)
+    }
+
+    fn rebuild(&self, error: RemoteError) -> BoxError {
+        super::rebuild(error)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

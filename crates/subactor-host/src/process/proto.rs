@@ -1,0 +1,161 @@
+//! The frames between a runtime, its template process and the children of process
+//! actors. Encoded by [`subactor_core::codec`], framed by [`subactor_wire::stream`].
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use subactor_core::codec::{self, Handles, RefAddr};
+use subactor_core::Value;
+use subactor_wire::{Answer, Call, Frame, FrameWriter, LinkError};
+
+use crate::{MainModule, ReceiveError, StartError};
+
+/// What the runtime tells its template process first.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TemplateConfig {
+    /// Folders put first on `sys.path`.
+    pub(crate) python_path: Vec<String>,
+    /// Modules imported once in the template, so that every child starts with them.
+    pub(crate) preload: Vec<String>,
+    /// The driving program's main module, if Python drives the runtime.
+    pub(crate) main: Option<MainModuleSpec>,
+    /// How many children the template keeps forked and waiting.
+    pub(crate) spares: usize,
+}
+
+/// [`MainModule`] as it travels.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum MainModuleSpec {
+    Script(String),
+    Module(String),
+}
+
+impl From<&MainModule> for MainModuleSpec {
+    fn from(main: &MainModule) -> MainModuleSpec {
+        match main {
+            MainModule::Script(path) => MainModuleSpec::Script(path.to_string_lossy().into_owned()),
+            MainModule::Module(name) => MainModuleSpec::Module(name.clone()),
+        }
+    }
+}
+
+impl From<MainModuleSpec> for MainModule {
+    fn from(main: MainModuleSpec) -> MainModule {
+        match main {
+            MainModuleSpec::Script(path) => MainModule::Script(path.into()),
+            MainModuleSpec::Module(name) => MainModule::Module(name),
+        }
+    }
+}
+
+/// Runtime -> template.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToTemplate {
+    Config(TemplateConfig),
+    /// Hand a child over (a spare, or a fresh fork).
+    Spawn { token: u64 },
+    /// SIGKILL a child that has not been reaped yet.
+    Kill { pid: i32 },
+}
+
+/// Template -> runtime.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromTemplate {
+    /// The configuration is applied (the preloads imported), or why not.
+    Ready(Result<(), String>),
+    /// A child for `token`; the frame carries the runtime's ends of its data and
+    /// control sockets.
+    Spawned { token: u64, pid: i32 },
+    /// No child for `token`.
+    SpawnFailed { token: u64, error: String },
+    /// A child ended; `status` is the raw wait status.
+    Exited { pid: i32, status: i32 },
+}
+
+/// What a child needs to start its actor.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StartSpec {
+    pub(crate) module: String,
+    pub(crate) class: String,
+    pub(crate) args: Vec<Value>,
+    /// The actor itself, as the parent knows it (for `subactor.self_ref()`).
+    pub(crate) myself: RefAddr,
+    /// `RLIMIT_DATA` for the child, in bytes.
+    pub(crate) memory_limit: Option<u64>,
+    /// The CPU core to pin the child to.
+    pub(crate) core: Option<usize>,
+    /// How long the child's reader spins before it sleeps, in microseconds.
+    pub(crate) spin_us: u64,
+}
+
+/// Runtime -> child.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToChild {
+    /// Start the actor (data socket, first frame).
+    Start(Box<StartSpec>),
+    /// Handle a message: the `seq`-th handler call of this child (data socket).
+    Msg { seq: u64, msg: Value, reply: bool },
+    /// The answer to the child's call `call` (on the socket the call came on).
+    Answer { call: u64, answer: Answer },
+    /// Interrupt handler `seq` if it still runs (control socket); `kill` (else the
+    /// time limit).
+    Interrupt { seq: u64, kill: bool },
+}
+
+/// Child -> runtime.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromChild {
+    /// The actor started, or why not (data socket).
+    Started(Result<(), StartError>),
+    /// Handler `seq` ended (data socket).
+    Done { seq: u64, result: Result<Value, ReceiveError> },
+    /// A call on the parent's actors: on the data socket when the handler's own thread
+    /// makes it, else on the control socket.
+    Call { call: u64, request: Call },
+}
+
+/// Encodes `item` and sends it as one frame with `fds`.
+pub(crate) fn send<T: Serialize>(
+    writer: &FrameWriter,
+    item: &T,
+    handles: &Arc<dyn Handles>,
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), LinkError> {
+    let mut body = Vec::new();
+    codec::encode_into(item, &mut body, handles).map_err(|e| LinkError::Encode(e.to_string()))?;
+    writer.send(&body, fds)
+}
+
+/// Decodes a received frame.
+pub(crate) fn decode<T: DeserializeOwned>(frame: &Frame, handles: &Arc<dyn Handles>) -> Result<T, LinkError> {
+    codec::decode_with(frame.body(), handles).map_err(|e| LinkError::Malformed(e.to_string()))
+}
+
+/// Handles for frames that carry no live handle (the template's): any handle in them is
+/// an error.
+pub(crate) struct NoHandles;
+
+impl Handles for NoHandles {
+    fn encode_ref(&self, actor: &subactor_core::AnyRef) -> Result<RefAddr, String> {
+        Err(format!("{actor:?} cannot travel on this link"))
+    }
+
+    fn decode_ref(&self, _addr: RefAddr) -> Result<subactor_core::AnyRef, String> {
+        Err("no actor reference travels on this link".into())
+    }
+
+    fn encode_buffer(&self, _buffer: &subactor_arena::Buffer) -> Result<codec::BufferAddr, String> {
+        Err("no buffer travels on this link".into())
+    }
+
+    fn decode_buffer(&self, _addr: codec::BufferAddr) -> Result<subactor_arena::Buffer, String> {
+        Err("no buffer travels on this link".into())
+    }
+}
+
+/// [`NoHandles`], shared.
+pub(crate) fn no_handles() -> Arc<dyn Handles> {
+    Arc::new(NoHandles)
+}

@@ -1,0 +1,21 @@
+//! subactor's wire: how actors in different processes reach each other. No Python.
+//!
+//! - [`stream`]: frames over a Unix stream socket, with file descriptors alongside;
+//!   the reader never trusts the peer (limits, truncation, descriptor counts).
+//! - [`call`]: [`Call`]s — tell, ask, stop, kill, monitor, lookup, spawn, timers — made
+//!   by one side on the other side's actors, and [`serve`], which carries them out.
+//! - [`handles`]: how actor references and arena buffers inside values cross a link:
+//!   [`Exports`] on the side that owns the actors, [`Imports`] (references that are
+//!   [`ProxyRef`]s) on the other.
+//!
+//! Items are encoded by [`subactor_core::codec`], the one codec of the project.
+
+pub mod call;
+pub mod handles;
+pub mod proxy;
+pub mod stream;
+
+pub use call::{ActorEnv, Answer, AskFailure, Call, RemoteError, SpawnRequest, serve};
+pub use handles::{Exports, Imports};
+pub use proxy::{CallFailed, Caller, DeadRef, ProxyRef};
+pub use stream::{Frame, FrameReader, FrameWriter, LinkError};

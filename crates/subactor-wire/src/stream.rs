@@ -1,0 +1,337 @@
+//! Frames over a Unix stream socket, with file descriptors passed alongside.
+//!
+//! A frame is a header, `[length: u32 LE][fd count: u8]`, then `length` bytes of body
+//! (an item of [`codec`](subactor_core::codec)). The descriptors a frame carries travel
+//! as `SCM_RIGHTS` ancillary data of the `sendmsg` that sends the frame's first byte;
+//! the kernel delivers them with that byte, so the reader queues every descriptor it
+//! receives and hands the next `fd count` of them to the frame whose header it parses.
+//!
+//! Reading never trusts the peer: a length over the limit, a frame that claims more
+//! descriptors than arrived, or an end of stream inside a frame is a [`LinkError`],
+//! and memory grows with the bytes that actually arrive, not with a claimed length.
+//!
+//! A reader waits by spinning (re-trying a non-blocking `recvmsg`) for a short while
+//! before it sleeps in `poll`: a peer that answers within microseconds is seen without
+//! a scheduler wake-up each way.
+
+use std::collections::VecDeque;
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+    recvmsg, sendmsg,
+};
+
+/// The most descriptors one frame carries.
+pub const MAX_FDS: usize = 8;
+
+/// The longest body a frame may have (the length field's limit).
+pub const MAX_FRAME: usize = u32::MAX as usize;
+
+const HEADER: usize = 5;
+
+/// What went wrong on a link.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The peer closed the connection (or died).
+    #[error("the connection was closed by the other side")]
+    Closed,
+    /// Nothing arrived before the deadline.
+    #[error("nothing arrived within the timeout")]
+    Timeout,
+    /// A system call failed.
+    #[error("link I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent something that is not a valid frame.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// A frame could not be encoded.
+    #[error("cannot encode a frame: {0}")]
+    Encode(String),
+}
+
+impl From<Errno> for LinkError {
+    fn from(errno: Errno) -> LinkError {
+        match errno {
+            Errno::PIPE | Errno::CONNRESET => LinkError::Closed,
+            other => LinkError::Io(other.into()),
+        }
+    }
+}
+
+/// A received frame: its body and the descriptors it carried.
+#[derive(Debug)]
+pub struct Frame {
+    /// Holds the body at `offset..` (a large frame keeps the read buffer it arrived in).
+    data: Vec<u8>,
+    offset: usize,
+    /// The descriptors, in the order they were sent.
+    pub fds: Vec<OwnedFd>,
+}
+
+impl Frame {
+    /// The frame's body.
+    pub fn body(&self) -> &[u8] {
+        &self.data[self.offset..]
+    }
+}
+
+/// Makes the socket non-blocking: readers spin, then poll; writers poll when the
+/// socket's buffer is full.
+fn nonblocking(fd: &OwnedFd) -> Result<(), LinkError> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// Waits until `fd` is ready for `flags`, up to `deadline`.
+fn wait_ready(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Option<Instant>) -> Result<(), LinkError> {
+    loop {
+        let timeout = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(LinkError::Timeout);
+                }
+                Some(Timespec::try_from(left).unwrap_or(Timespec { tv_sec: i64::MAX, tv_nsec: 0 }))
+            }
+            None => None,
+        };
+        let mut fds = [PollFd::new(&fd, flags)];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+/// The sending half of a link: frames from several threads, one at a time.
+#[derive(Debug, Clone)]
+pub struct FrameWriter {
+    fd: Arc<OwnedFd>,
+    lock: Arc<Mutex<()>>,
+}
+
+impl FrameWriter {
+    /// Sends one frame whose body is `body`, with `fds`; waits while the socket's
+    /// buffer is full.
+    pub fn send(&self, body: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), LinkError> {
+        let len = u32::try_from(body.len())
+            .map_err(|_| LinkError::Encode(format!("a frame of {} bytes is over the limit", body.len())))?;
+        if fds.len() > MAX_FDS {
+            return Err(LinkError::Encode(format!("{} descriptors in one frame (at most {MAX_FDS})", fds.len())));
+        }
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4] = fds.len() as u8;
+        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total = HEADER + body.len();
+        let mut sent = 0;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        while sent < total {
+            let iov = if sent < HEADER {
+                [IoSlice::new(&header[sent..]), IoSlice::new(body)]
+            } else {
+                [IoSlice::new(&body[sent - HEADER..]), IoSlice::new(&[])]
+            };
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            if sent == 0 && !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+                return Err(LinkError::Encode("the descriptors do not fit the control buffer".into()));
+            }
+            match sendmsg(&*self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(n) => sent += n,
+                Err(Errno::AGAIN) => wait_ready(self.fd.as_fd(), PollFlags::OUT, None)?,
+                Err(Errno::INTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Shuts the socket down in both directions: the peer's reads end, and so do ours.
+    pub fn shutdown(&self) {
+        let _ = rustix::net::shutdown(&*self.fd, rustix::net::Shutdown::Both);
+    }
+}
+
+/// The receiving half of a link. One thread reads at a time (it takes `&mut self`).
+#[derive(Debug)]
+pub struct FrameReader {
+    fd: Arc<OwnedFd>,
+    buf: Vec<u8>,
+    /// Where the unread bytes of `buf` start.
+    start: usize,
+    fds: VecDeque<OwnedFd>,
+    spin: Duration,
+}
+
+/// Splits a connected Unix stream socket into its halves. `spin` is how long a reader
+/// spins before it sleeps (zero: never).
+pub fn split(fd: OwnedFd, spin: Duration) -> Result<(FrameWriter, FrameReader), LinkError> {
+    nonblocking(&fd)?;
+    let fd = Arc::new(fd);
+    let writer = FrameWriter { fd: Arc::clone(&fd), lock: Arc::default() };
+    let reader = FrameReader { fd, buf: Vec::new(), start: 0, fds: VecDeque::new(), spin };
+    Ok((writer, reader))
+}
+
+/// A connected pair of sockets, each end split (for tests and in-process links).
+pub fn pair(spin: Duration) -> Result<((FrameWriter, FrameReader), (FrameWriter, FrameReader)), LinkError> {
+    let (a, b) = socketpair()?;
+    Ok((split(a, spin)?, split(b, spin)?))
+}
+
+/// A connected pair of Unix stream sockets, close-on-exec.
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd), LinkError> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?)
+}
+
+impl FrameReader {
+    /// Changes how long the reader spins before it sleeps.
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// The socket, for polling it beside other descriptors.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The next frame, waiting up to `deadline` (forever with `None`).
+    pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Frame, LinkError> {
+        loop {
+            if let Some(frame) = self.parse()? {
+                return Ok(frame);
+            }
+            self.fill(deadline)?;
+        }
+    }
+
+    /// The next frame if one has arrived whole, without waiting.
+    pub fn try_recv(&mut self) -> Result<Option<Frame>, LinkError> {
+        loop {
+            if let Some(frame) = self.parse()? {
+                return Ok(Some(frame));
+            }
+            match self.read_once() {
+                Ok(()) => {}
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(Errno::INTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+
+    /// Takes a whole frame off the front of the buffer, if there is one.
+    fn parse(&mut self) -> Result<Option<Frame>, LinkError> {
+        let unread = &self.buf[self.start..];
+        if unread.len() < HEADER {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([unread[0], unread[1], unread[2], unread[3]]) as usize;
+        let nfds = usize::from(unread[4]);
+        if nfds > MAX_FDS {
+            return Err(LinkError::Malformed(format!("a frame claims {nfds} descriptors (at most {MAX_FDS})")));
+        }
+        if unread.len() < HEADER + len {
+            // Make room for the rest of a large frame, as it arrives.
+            if self.start > 0 && self.buf.len() - self.start < self.buf.capacity() / 2 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            return Ok(None);
+        }
+        if self.fds.len() < nfds {
+            return Err(LinkError::Malformed(format!(
+                "a frame claims {nfds} descriptors but {} arrived",
+                self.fds.len()
+            )));
+        }
+        let body_start = self.start + HEADER;
+        let fds = self.fds.drain(..nfds).collect();
+        if body_start + len == self.buf.len() && len >= 1 << 20 {
+            // A large frame that ends the buffer: hand the buffer over, no copy.
+            self.start = 0;
+            return Ok(Some(Frame { data: std::mem::take(&mut self.buf), offset: body_start, fds }));
+        }
+        let data = self.buf[body_start..body_start + len].to_vec();
+        self.start = body_start + len;
+        if self.start >= self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        Ok(Some(Frame { data, offset: 0, fds }))
+    }
+
+    /// Reads what has arrived, waiting for it up to `deadline`.
+    fn fill(&mut self, deadline: Option<Instant>) -> Result<(), LinkError> {
+        let spin_until = (!self.spin.is_zero()).then(|| Instant::now() + self.spin);
+        loop {
+            match self.read_once() {
+                Ok(()) => return Ok(()),
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
+                        return Err(LinkError::Timeout);
+                    }
+                    match spin_until {
+                        Some(until) if now < until => std::hint::spin_loop(),
+                        _ => wait_ready(self.fd.as_fd(), PollFlags::IN, deadline)?,
+                    }
+                }
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+
+    /// One `recvmsg`: appends the bytes to the buffer and queues the descriptors.
+    fn read_once(&mut self) -> Result<(), Errno> {
+        // Read in chunks of at least 64 KiB, and the rest of a large frame at once.
+        let wanted = match self.buf[self.start..].get(..4) {
+            Some(len) => (HEADER + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize)
+                .saturating_sub(self.buf.len() - self.start),
+            None => 0,
+        };
+        let chunk = wanted.clamp(64 << 10, 64 << 20);
+        let old = self.buf.len();
+        self.buf.resize(old + chunk, 0);
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let result = recvmsg(
+            &*self.fd,
+            &mut [IoSliceMut::new(&mut self.buf[old..])],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+        );
+        let read = match result {
+            Ok(msg) => msg.bytes,
+            Err(errno) => {
+                self.buf.truncate(old);
+                return Err(errno);
+            }
+        };
+        self.buf.truncate(old + read);
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = message {
+                self.fds.extend(fds);
+            }
+        }
+        if read == 0 {
+            return Err(Errno::PIPE);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
