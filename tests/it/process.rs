@@ -1,11 +1,16 @@
 //! Process actors: Python actors whose handlers run in the main interpreter of a child
 //! process. Real processes, real signals, real numpy.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::time::{Duration, Instant};
 
-use subactor::{AskError, Placement, PyRef, PythonActor, Runtime, Value};
+use subactor::{
+    AskError, ChildSpec, Death, FailurePolicy, Fault, Outcome, Placement, PyActor, PyRef, PythonActor, ReceiveError,
+    Runtime, SendError, StartError, StopReason, Strategy, SupervisorSpec, Value,
+};
 
-use crate::common::{TIMEOUT, runtime};
+use crate::common::{TIMEOUT, eventually, runtime, thread_count};
 
 fn process(class: &str) -> PythonActor {
     PythonActor::new("procs", class).placement(Placement::Process)
@@ -19,18 +24,348 @@ fn ask(actor: &PyRef, msg: impl Into<Value>) -> Value {
     actor.blocking_ask(msg, TIMEOUT).expect("an answer")
 }
 
+fn pid_of(actor: &PyRef) -> i32 {
+    i32::try_from(ask(actor, "pid").as_i64().expect("a pid")).expect("a pid fits")
+}
+
+/// Whether a process runs (exists and is not a zombie).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// Every process descended from this one.
+fn descendants() -> Vec<i32> {
+    let mut parents: HashMap<i32, Vec<i32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let mut fields = stat.rsplit(')').next().unwrap_or_default().split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if let (Some(ppid), Some(state)) = (ppid, state) {
+            if state != "Z" {
+                parents.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![i32::try_from(std::process::id()).expect("pid")];
+    while let Some(pid) = stack.pop() {
+        for child in parents.get(&pid).into_iter().flatten() {
+            found.push(*child);
+            stack.push(*child);
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(Iterator::count).unwrap_or(0)
+}
+
+fn sigkill(pid: i32) {
+    let status = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().expect("kill runs");
+    assert!(status.success(), "kill -9 {pid}");
+}
+
+fn died<E>(outcome: &Outcome<Value, E>) -> Option<&Death> {
+    match outcome {
+        Outcome::Fault(Fault::Died(death)) => Some(death),
+        _ => None,
+    }
+}
+
 #[test]
 fn a_process_actor_runs_in_the_main_interpreter_of_its_own_process() {
     let rt = runtime();
     let actor = spawn(&rt, "Where");
     assert_eq!(actor.placement(), Placement::Process);
-    let pid = ask(&actor, "pid").as_i64().expect("a pid");
-    assert_ne!(pid, i64::from(std::process::id()), "runs in another process");
-    assert_eq!(ask(&actor, "main"), Value::Bool(true));
-    assert_eq!(ask(&actor, "echo"), Value::from("echo"));
+    let pid = pid_of(&actor);
+    assert_ne!(pid, i32::try_from(std::process::id()).expect("pid"), "it runs in another process");
+    assert!(descendants().contains(&pid), "its process is a descendant of the runtime's");
+    assert_eq!(ask(&actor, "main"), Value::Bool(true), "on that process's main thread");
+    let Value::Actor(me) = ask(&actor, "self") else { panic!("self_ref() is a reference") };
+    assert_eq!(me.id(), actor.id(), "self_ref() names the actor itself");
+    assert_eq!(me.placement(), Placement::Process);
     actor.stop();
-    actor.blocking_wait_timeout(TIMEOUT).expect("stops");
+    assert_eq!(actor.blocking_wait_timeout(TIMEOUT), Some(StopReason::Normal));
+    eventually("the child exits once its actor stops", || !alive(pid));
     rt.shutdown().expect("shutdown");
-    let _ = Duration::ZERO;
-    let _ = AskError::<Value, ()>::Timeout;
+}
+
+#[test]
+fn numpy_imports_and_computes_in_a_process_actor() {
+    let rt = runtime();
+    let actor = spawn(&rt, "Where");
+    match actor.blocking_ask("numpy", TIMEOUT) {
+        Ok(sum) => assert_eq!(sum, Value::Float(999_000.0)),
+        Err(error) => panic!(
+            "numpy must import in a process actor (scripts/test puts its virtualenv's site-packages on \
+             PYTHONPATH): {error:?}"
+        ),
+    }
+    // The same class in an interpreter refuses numpy, naming it.
+    let interp = rt.spawn(PythonActor::new("procs", "Where")).expect("spawn");
+    let refused = interp.blocking_ask("numpy", TIMEOUT).expect_err("numpy is refused in an interpreter");
+    let exception = refused.handler_error().and_then(ReceiveError::exception).expect("an exception");
+    assert_eq!(exception.type_name, "ImportError");
+    assert!(exception.message.contains("numpy"), "{}", exception.message);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_start_error_in_the_child_is_a_spawn_error_with_its_traceback() {
+    let rt = runtime();
+    let error = rt.spawn(PythonActor::new("procs", "NoSuchClass").placement(Placement::Process)).expect_err("fails");
+    let Some(StartError::MissingClass { class, .. }) = error.start_error() else { panic!("{error:?}") };
+    assert_eq!(class, "NoSuchClass");
+    let error = rt.spawn(PythonActor::new("actors", "RaisingInit").placement(Placement::Process)).expect_err("fails");
+    let Some(StartError::Constructor { exception, .. }) = error.start_error() else { panic!("{error:?}") };
+    assert!(exception.traceback.contains("__init__"), "{}", exception.traceback);
+    assert!(descendants().len() <= 2, "the failed children are gone: {:?}", descendants());
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_crash_fails_only_that_actor_and_its_supervisor_restarts_it_with_the_queue_intact() {
+    let rt = runtime();
+    let sup = rt
+        .spawn(
+            SupervisorSpec::new(Strategy::OneForOne)
+                .intensity(10, Duration::from_secs(60))
+                .child(ChildSpec::new(process("Crasher")))
+                .child(ChildSpec::new(PythonActor::new("actors", "Echo"))),
+        )
+        .expect("supervisor");
+    let crasher = sup.child::<PyActor>(0).expect("crasher");
+    let echo = sup.child::<PyActor>(1).expect("echo");
+    let first = pid_of(&crasher);
+    let (tx, outcomes) = flume::unbounded();
+    let send = |msg: Value, tag: &'static str| {
+        let tx = tx.clone();
+        crasher.blocking_ask_then(msg, move |outcome| tx.send((tag, outcome)).expect("send")).expect("queued");
+    };
+    send(Value::from(("segfault_after", 0.3)), "crash");
+    // Queued behind the crash: served by the next incarnation.
+    for tag in ["a", "b", "c"] {
+        send(Value::from(tag), tag);
+    }
+    let mut seen = HashMap::new();
+    while seen.len() < 4 {
+        // The interpreter actor beside it answers all along.
+        assert_eq!(echo.blocking_ask("ping", TIMEOUT).expect("echo answers"), Value::from("ping"));
+        if let Ok((tag, outcome)) = outcomes.recv_timeout(Duration::from_millis(5)) {
+            seen.insert(tag, outcome);
+        }
+    }
+    let death = died(&seen["crash"]).unwrap_or_else(|| panic!("the asker gets the crash: {:?}", seen["crash"]));
+    assert!(matches!(death, Death::Signal { name, .. } if &**name == "SIGSEGV"), "{death:?}");
+    for (i, tag) in ["a", "b", "c"].into_iter().enumerate() {
+        let Outcome::Replied(reply) = &seen[tag] else { panic!("{tag}: {:?}", seen[tag]) };
+        assert_eq!(*reply, Value::from((tag, i64::try_from(i + 1).expect("small"))), "a fresh instance served it");
+    }
+    assert_eq!(crasher.restarts(), 1);
+    let second = pid_of(&crasher);
+    assert_ne!(first, second, "the restart runs in a new process");
+    assert!(!alive(first), "the crashed process is gone");
+    assert_eq!(echo.restarts(), 0, "one-for-one: the neighbour was not touched");
+    rt.shutdown().expect("shutdown");
+    eventually("no child is left after shutdown", || descendants().is_empty());
+}
+
+#[test]
+fn exits_and_outside_kills_are_faults_that_say_how_the_process_ended() {
+    let rt = runtime();
+    let restarting = rt.spawn(process("Crasher").on_failure(FailurePolicy::Restart)).expect("spawn");
+    let exited = restarting.blocking_ask("exit", TIMEOUT);
+    assert!(matches!(exited, Err(AskError::Fault(Fault::Died(Death::Exited(7))))), "{exited:?}");
+    let pid = pid_of(&restarting);
+    sigkill(pid);
+    eventually("an outside SIGKILL between messages restarts the actor", || restarting.restarts() == 2);
+    assert_ne!(pid_of(&restarting), pid);
+
+    // Unsupervised and resuming: a dead process is not resumed, the actor stops.
+    let resuming = spawn(&rt, "Crasher");
+    let (tx, downs) = flume::bounded(1);
+    resuming.monitor(move |down| tx.send(down.clone()).expect("send"));
+    sigkill(pid_of(&resuming));
+    let down = downs.recv_timeout(TIMEOUT).expect("the monitor hears");
+    let StopReason::Failed(why) = &down.reason else { panic!("{down:?}") };
+    assert!(why.contains("killed by signal 9 (SIGKILL)"), "{why}");
+    let sent = resuming.try_tell("late");
+    assert!(matches!(sent, Err(SendError::Stopped(_))), "{sent:?}");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn kill_interrupts_a_runaway_handler_and_sigkills_a_child_that_ignores_it() {
+    let rt = runtime();
+    for (what, grace) in [("spin", Duration::from_secs(30)), ("stuck", Duration::from_millis(300))] {
+        let actor = rt.spawn(process("Sleeper").kill_grace(grace)).expect("spawn");
+        let pid = pid_of(&actor);
+        let (tx, outcome) = flume::bounded(1);
+        actor.blocking_ask_then(what, move |o| tx.send(o).expect("send")).expect("ask");
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        actor.kill();
+        let outcome = outcome.recv_timeout(TIMEOUT).expect("the asker hears");
+        assert!(matches!(outcome, Outcome::Fault(Fault::Killed)), "{what}: {outcome:?}");
+        assert_eq!(actor.blocking_wait_timeout(TIMEOUT), Some(StopReason::Killed));
+        if what == "spin" {
+            assert!(started.elapsed() < Duration::from_secs(10), "interrupted, not SIGKILLed after 30 s");
+        }
+        eventually("the killed actor's child is gone", || !alive(pid));
+    }
+    rt.shutdown().expect("shutdown");
+    eventually("no child is left", || descendants().is_empty());
+}
+
+#[test]
+fn time_limits_interrupt_handlers_in_children() {
+    let rt = runtime();
+    let limited = rt.spawn(process("Crasher").time_limit(Duration::from_millis(200))).expect("spawn");
+    let sleeper = rt.spawn(process("Sleeper").time_limit(Duration::from_millis(200))).expect("spawn");
+    let spun = sleeper.blocking_ask("spin", TIMEOUT);
+    assert!(matches!(spun, Err(AskError::Fault(Fault::TimeLimit(_)))), "{spun:?}");
+    assert_eq!(ask(&sleeper, "after"), Value::from("after"), "resumed in the same process");
+    assert_eq!(sleeper.restarts(), 0);
+    drop(limited);
+
+    // A handler that ignores the interrupt: its process is killed after the grace
+    // period, and the supervisor restarts the actor in a new one.
+    let sup = rt
+        .spawn(SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::new(
+            process("Sleeper").time_limit(Duration::from_millis(200)).kill_grace(Duration::from_millis(200)),
+        )))
+        .expect("supervisor");
+    let stuck = sup.child::<PyActor>(0).expect("child");
+    let answer = stuck.blocking_ask("stuck", TIMEOUT);
+    assert!(matches!(answer, Err(AskError::Fault(Fault::TimeLimit(_)))), "{answer:?}");
+    eventually("restarted", || stuck.restarts() == 1);
+    assert_eq!(ask(&stuck, "again"), Value::from("again"));
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_memory_limit_makes_a_runaway_allocation_a_failure_of_that_actor() {
+    let rt = runtime();
+    let hog = rt.spawn(process("Hog").memory_limit(512 << 20)).expect("spawn");
+    assert_eq!(ask(&hog, 16), Value::from(16 << 20));
+    let failed = hog.blocking_ask(4096, TIMEOUT).expect_err("4 GiB is over the limit");
+    let exception = failed.handler_error().and_then(ReceiveError::exception).expect("an exception");
+    assert_eq!(exception.type_name, "MemoryError");
+    assert_eq!(ask(&hog, 16), Value::from(16 << 20), "the actor carries on");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn mailboxes_order_backpressure_names_and_dead_letters_are_the_same() {
+    let rt = runtime();
+    let recorder =
+        rt.spawn(PythonActor::new("actors", "Recorder").placement(Placement::Process).name("recorder")).expect("spawn");
+    for n in 0..200 {
+        recorder.blocking_tell(n).expect("tell");
+    }
+    let expected: Vec<Value> = (0..200).map(Value::from).collect();
+    assert_eq!(ask(&recorder, "get"), Value::List(expected), "one sender's messages arrive in order");
+    assert_eq!(rt.lookup::<PyActor>("recorder").map(|r| r.id()), Some(recorder.id()));
+
+    let slow = rt.spawn(process("Sleeper").mailbox_capacity(2)).expect("spawn");
+    let (tx, done) = flume::bounded(1);
+    slow.blocking_ask_then(0.5, move |o| tx.send(o).expect("send")).expect("ask");
+    eventually("the sleeper is busy", || slow.mailbox_len() == 0);
+    std::thread::sleep(Duration::from_millis(50));
+    slow.try_tell(1).expect("room");
+    slow.try_tell(2).expect("room");
+    assert!(matches!(slow.try_tell(3), Err(SendError::Full(_))), "a full mailbox hands the message back");
+    assert!(matches!(done.recv_timeout(TIMEOUT), Ok(Outcome::Replied(_))));
+
+    // Stop drains the queue; afterwards sends are refused and counted as dead letters.
+    for n in 0..5 {
+        slow.blocking_tell(format!("queued {n}")).expect("tell");
+    }
+    slow.stop();
+    assert_eq!(slow.blocking_wait_timeout(TIMEOUT), Some(StopReason::Normal));
+    let before = rt.dead_letters().count();
+    assert!(matches!(slow.try_tell(9), Err(SendError::Stopped(_))));
+    assert_eq!(rt.dead_letters().count(), before + 1);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn one_hundred_spawn_and_stop_cycles_leave_no_process_thread_or_descriptor_behind() {
+    let rt = runtime();
+    // The first spawn starts the template (a thread and a socket stay for the runtime).
+    let warm = spawn(&rt, "Where");
+    warm.stop();
+    warm.blocking_wait();
+    eventually("the warm-up child is gone", || descendants().len() <= 2);
+    let (threads, fds, processes) = (thread_count(), fd_count(), descendants());
+    let mut pids = Vec::new();
+    for _ in 0..100 {
+        let actor = spawn(&rt, "Where");
+        pids.push(pid_of(&actor));
+        actor.stop();
+        assert_eq!(actor.blocking_wait_timeout(TIMEOUT), Some(StopReason::Normal));
+    }
+    eventually("every child is gone", || pids.iter().all(|pid| !alive(*pid)));
+    eventually("threads back to what they were", || thread_count() <= threads);
+    assert_eq!(fd_count(), fds, "descriptors back to what they were");
+    assert_eq!(descendants().len(), processes.len(), "the template and its spare only: {processes:?}");
+    rt.shutdown().expect("shutdown");
+    eventually("no process is left after shutdown", || descendants().is_empty());
+}
+
+/// The environment variable that makes [`killed_parent_helper`] run.
+const HELPER: &str = "SUBACTOR_TEST_KILLED_PARENT";
+
+/// Not a test on its own: the parent process of
+/// [`a_parent_killed_with_sigkill_leaves_no_child_behind`], which runs this binary with
+/// [`HELPER`] set, reads the pids it prints, and kills it.
+#[test]
+#[ignore = "run by a_parent_killed_with_sigkill_leaves_no_child_behind"]
+fn killed_parent_helper() {
+    if std::env::var_os(HELPER).is_none() {
+        return;
+    }
+    let rt = runtime();
+    let actors: Vec<PyRef> = (0..3).map(|_| spawn(&rt, "Where")).collect();
+    for actor in &actors {
+        assert_eq!(ask(actor, "main"), Value::Bool(true));
+    }
+    // A child busy in a handler reads nothing: only its parent-death signal ends it.
+    let busy = spawn(&rt, "Sleeper");
+    busy.blocking_tell("spin").expect("tell");
+    let pids: Vec<String> = descendants().iter().map(ToString::to_string).collect();
+    println!("descendants: {}", pids.join(" "));
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn a_parent_killed_with_sigkill_leaves_no_child_behind() {
+    let mut helper = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .args(["--exact", "process::killed_parent_helper", "--ignored", "--nocapture", "--test-threads", "1"])
+        .env(HELPER, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the helper starts");
+    let stdout = helper.stdout.take().expect("stdout");
+    let pids: Vec<i32> = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("descendants: ").map(|(_, pids)| pids.to_owned()))
+        .expect("the helper reports its processes")
+        .split_whitespace()
+        .map(|p| p.parse().expect("a pid"))
+        .collect();
+    assert!(pids.len() >= 5, "a template and four children at least: {pids:?}");
+    assert!(pids.iter().all(|pid| alive(*pid)));
+    helper.kill().expect("SIGKILL the parent");
+    helper.wait().expect("reaped");
+    eventually("every process of the killed parent is gone", || pids.iter().all(|pid| !alive(*pid)));
+    let _ = thread_count;
 }

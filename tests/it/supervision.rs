@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use subactor::{
-    AnyRef, AskError, ChildSpec, DeadLetter, DeadLetterReason, Down, FailurePolicy, Fault, Outcome, PyActor, PyRef,
-    PythonActor, ReceiveError, Runtime, SendError, StopReason, Strategy, Supervisor, SupervisorSpec, Value,
+    AnyRef, AskError, ChildSpec, DeadLetter, DeadLetterReason, Down, FailurePolicy, Fault, Outcome, Placement, PyActor,
+    PyRef, PythonActor, ReceiveError, Runtime, SendError, StopReason, Strategy, Supervisor, SupervisorSpec, Value,
 };
 
 use crate::common::{TIMEOUT, eventually, rss_kib, runtime, thread_count};
@@ -304,16 +304,32 @@ fn faulty(dir: &Path, seed: u64, rate: f64) -> PythonActor {
 
 #[test]
 fn fault_injection_every_message_is_processed_exactly_once_or_reported() {
+    fault_injection(Placement::Interpreter, 0.0);
+}
+
+/// The same suite over process actors, whose processes also crash (a segfault) on a
+/// seeded random subset of the messages.
+#[test]
+fn fault_injection_over_process_actors_that_also_crash() {
+    fault_injection(Placement::Process, 0.0005);
+}
+
+fn fault_injection(placement: Placement, crash_rate: f64) {
     const MESSAGES: i64 = 100_000;
     let rt = runtime();
     let dir = temp_dir("faults");
     let letters = rt.dead_letters().subscribe();
+    let worker = || {
+        let spec =
+            PythonActor::new("supervised", "Faulty").args((dir.to_string_lossy().as_ref(), 7, 0.002, crash_rate));
+        ChildSpec::new(spec.placement(placement))
+    };
     let sup = supervise(
         &rt,
         SupervisorSpec::new(Strategy::OneForOne)
             .intensity(u32::MAX, Duration::from_secs(60))
-            .child(ChildSpec::new(faulty(&dir, 7, 0.002)))
-            .child(ChildSpec::new(faulty(&dir, 7, 0.002))),
+            .child(worker())
+            .child(worker()),
     );
     let workers: Vec<AnyRef> = (0..2).map(|i| child(&sup, i).into()).collect();
     let (tx, outcomes) = flume::unbounded();
@@ -336,6 +352,7 @@ fn fault_injection_every_message_is_processed_exactly_once_or_reported() {
 
     let mut ledger = Ledger { processed: Ledger::read_logs(&dir), reported: HashMap::new() };
     let mut replied = HashSet::new();
+    let mut crashes = 0;
     for _ in 0..MESSAGES / 2 {
         let (n, outcome) = outcomes.recv_timeout(TIMEOUT).expect("every ask has an outcome");
         match outcome {
@@ -345,6 +362,11 @@ fn fault_injection_every_message_is_processed_exactly_once_or_reported() {
             }
             Outcome::Failed(error) => {
                 assert_eq!(injected(&error), n, "the asker gets its own message's error");
+                ledger.reported.insert(n, DeadLetterReason::Failed);
+            }
+            Outcome::Fault(Fault::Died(death)) if crash_rate > 0.0 => {
+                assert!(death.to_string().contains("SIGSEGV"), "message {n}: {death}");
+                crashes += 1;
                 ledger.reported.insert(n, DeadLetterReason::Failed);
             }
             other => panic!("message {n}: unexpected outcome {other:?}"),
@@ -365,10 +387,13 @@ fn fault_injection_every_message_is_processed_exactly_once_or_reported() {
     }
     assert!(replied.iter().all(|n| ledger.processed.contains_key(n)), "a reply means it was processed");
     let failures = ledger.reported.len();
-    assert!((50..=500).contains(&failures), "about 0.2% of the messages fail, got {failures}");
+    assert!((50..=600).contains(&failures), "about 0.2% of the messages fail, got {failures}");
+    if crash_rate > 0.0 {
+        assert!(crashes > 5, "about 0.05% of the asks crash their process, got {crashes}");
+    }
     let restarts: u64 = workers.iter().map(AnyRef::restarts).sum();
     assert_eq!(restarts, failures as u64, "every failure restarted its worker once");
-    eprintln!("{MESSAGES} messages, {failures} injected failures and restarts, in {elapsed:?}");
+    eprintln!("{MESSAGES} messages, {failures} failures ({crashes} crashes of asks) and restarts, in {elapsed:?}");
     std::fs::remove_dir_all(&dir).expect("clean up");
     rt.shutdown().expect("shutdown");
 }

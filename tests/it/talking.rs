@@ -1,24 +1,53 @@
 //! Actors talking to each other from Python, through the in-actor module `subactor`.
+//!
+//! Every test runs twice: with the talking actors in interpreters, and in child
+//! processes (process actors), whose in-actor module reaches the runtime's actors
+//! through their link. The actors they talk to are interpreter actors either way.
 
 use std::time::{Duration, Instant};
 
-use subactor::{PyActor, PythonActor, Value};
+use subactor::{Placement, PyActor, PythonActor, Value};
 
 use crate::common::{TIMEOUT, eventually, runtime, spawn};
 
-fn talk(rt: &subactor::Runtime, class: &str) -> subactor::PyRef {
-    rt.spawn(PythonActor::new("talk", class)).expect("spawn")
+fn talk(rt: &subactor::Runtime, class: &str, placement: Placement) -> subactor::PyRef {
+    let actor = rt.spawn(PythonActor::new("talk", class).placement(placement)).expect("spawn");
+    assert_eq!(actor.placement(), placement);
+    actor
 }
+
+/// One test per placement for each function `name(placement)`.
+macro_rules! in_both_placements {
+    ($($name:ident),* $(,)?) => {
+        mod interpreter {
+            $(#[test] fn $name() { super::$name(subactor::Placement::Interpreter) })*
+        }
+        mod process {
+            $(#[test] fn $name() { super::$name(subactor::Placement::Process) })*
+        }
+    };
+}
+
+in_both_placements!(
+    references_are_values_that_arrive_usable,
+    an_actor_asking_itself_fails_at_once,
+    python_sees_remote_exceptions_timeouts_and_stopped_actors,
+    an_ask_cycle_ends_at_its_timeout,
+    blocking_asks_release_the_gil,
+    the_registry_works_from_python_and_rust,
+    children_spawned_from_python_are_shut_down_with_the_runtime,
+    send_after_delivers_later_and_can_be_cancelled,
+    the_type_stub_matches_the_in_actor_module,
+);
 
 fn request(pairs: &[(&str, Value)]) -> Value {
     Value::Dict(pairs.iter().map(|(k, v)| (Value::from(*k), v.clone())).collect())
 }
 
-#[test]
-fn references_are_values_that_arrive_usable() {
+fn references_are_values_that_arrive_usable(placement: Placement) {
     let rt = runtime();
-    let me = rt.spawn(PythonActor::new("talk", "Me").name("me")).expect("spawn");
-    let relay = talk(&rt, "Relay");
+    let me = rt.spawn(PythonActor::new("talk", "Me").name("me").placement(placement)).expect("spawn");
+    let relay = talk(&rt, "Relay", placement);
     let counter = spawn(&rt, "Counter");
 
     // Python -> Rust: self_ref() arrives as a live reference to the same actor.
@@ -41,10 +70,9 @@ fn references_are_values_that_arrive_usable() {
     rt.shutdown().expect("shutdown");
 }
 
-#[test]
-fn an_actor_asking_itself_fails_at_once() {
+fn an_actor_asking_itself_fails_at_once(placement: Placement) {
     let rt = runtime();
-    let me = talk(&rt, "Me");
+    let me = talk(&rt, "Me", placement);
     let answer = me.blocking_ask("ask_self", TIMEOUT).expect("ask");
     let Value::Tuple(parts) = answer else { panic!("expected a tuple, got {answer:?}") };
     assert_eq!(parts[0], Value::from("refused"));
@@ -56,10 +84,9 @@ fn an_actor_asking_itself_fails_at_once() {
     rt.shutdown().expect("shutdown");
 }
 
-#[test]
-fn python_sees_remote_exceptions_timeouts_and_stopped_actors() {
+fn python_sees_remote_exceptions_timeouts_and_stopped_actors(placement: Placement) {
     let rt = runtime();
-    let relay = talk(&rt, "Relay");
+    let relay = talk(&rt, "Relay", placement);
     let raiser = spawn(&rt, "Raiser");
     let sleeper = spawn(&rt, "Sleeper");
 
@@ -86,13 +113,12 @@ fn python_sees_remote_exceptions_timeouts_and_stopped_actors() {
     rt.shutdown().expect("shutdown");
 }
 
-#[test]
-fn an_ask_cycle_ends_at_its_timeout() {
+fn an_ask_cycle_ends_at_its_timeout(placement: Placement) {
     // A asks B; B asks A back while A is still waiting for B: B's ask can never be
     // answered, so it ends at its timeout, B answers A, and both keep serving.
     let rt = runtime();
-    let a = talk(&rt, "Relay");
-    let b = talk(&rt, "Relay");
+    let a = talk(&rt, "Relay", placement);
+    let b = talk(&rt, "Relay", placement);
     let inner = request(&[
         ("op", "ask_timeout".into()),
         ("to", a.clone().into()),
@@ -106,10 +132,9 @@ fn an_ask_cycle_ends_at_its_timeout() {
     rt.shutdown().expect("shutdown");
 }
 
-#[test]
-fn blocking_asks_release_the_gil() {
+fn blocking_asks_release_the_gil(placement: Placement) {
     let rt = runtime();
-    let asker = talk(&rt, "AskWhileThreadsRun");
+    let asker = talk(&rt, "AskWhileThreadsRun", placement);
     let sleeper = spawn(&rt, "Sleeper");
     let counted = asker.blocking_ask((sleeper, 0.5), TIMEOUT).expect("ask");
     let counted = i64::try_from(counted).expect("int");
@@ -117,11 +142,10 @@ fn blocking_asks_release_the_gil() {
     rt.shutdown().expect("shutdown");
 }
 
-#[test]
-fn the_registry_works_from_python_and_rust() {
+fn the_registry_works_from_python_and_rust(placement: Placement) {
     let rt = runtime();
-    let finder = talk(&rt, "Finder");
-    let parent = talk(&rt, "Parent");
+    let finder = talk(&rt, "Finder", placement);
+    let parent = talk(&rt, "Parent", placement);
     assert_eq!(finder.blocking_ask("nobody", TIMEOUT).expect("absent"), Value::None);
 
     let spawn_named = Value::from(("spawn", "actors", "Counter", (10,), "kid"));
@@ -151,10 +175,9 @@ fn the_registry_works_from_python_and_rust() {
     rt.shutdown().expect("shutdown");
 }
 
-#[test]
-fn children_spawned_from_python_are_shut_down_with_the_runtime() {
+fn children_spawned_from_python_are_shut_down_with_the_runtime(placement: Placement) {
     let rt = runtime();
-    let parent = talk(&rt, "Parent");
+    let parent = talk(&rt, "Parent", placement);
     for i in 0..3 {
         parent.blocking_ask(("spawn", "actors", "Counter", (i * 10,), Value::None), TIMEOUT).expect("spawn");
     }
@@ -165,10 +188,9 @@ fn children_spawned_from_python_are_shut_down_with_the_runtime() {
     assert_eq!(rt.system().actor_count(), 0);
 }
 
-#[test]
-fn send_after_delivers_later_and_can_be_cancelled() {
+fn send_after_delivers_later_and_can_be_cancelled(placement: Placement) {
     let rt = runtime();
-    let timer = talk(&rt, "Timer");
+    let timer = talk(&rt, "Timer", placement);
     let recorder = spawn(&rt, "Recorder");
     let started = Instant::now();
     timer.blocking_ask(("after", 0.2, recorder.clone(), "late"), TIMEOUT).expect("schedule");
@@ -190,8 +212,7 @@ fn send_after_delivers_later_and_can_be_cancelled() {
     assert_eq!(rt.dead_letters().count(), before + 1);
 }
 
-#[test]
-fn the_type_stub_matches_the_in_actor_module() {
+fn the_type_stub_matches_the_in_actor_module(placement: Placement) {
     let stub = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crates/subactor-host/subactor.pyi"))
         .expect("stub");
     let mut declared: Vec<String> = stub
@@ -202,7 +223,7 @@ fn the_type_stub_matches_the_in_actor_module() {
     declared.sort();
     let rt = runtime();
     let names: Vec<String> =
-        talk(&rt, "Introspect").blocking_ask((), TIMEOUT).expect("names").try_into().expect("strs");
+        talk(&rt, "Introspect", placement).blocking_ask((), TIMEOUT).expect("names").try_into().expect("strs");
     assert_eq!(names, declared, "subactor.pyi and the module disagree");
     rt.shutdown().expect("shutdown");
 }

@@ -40,6 +40,9 @@ class Crasher:
         self.handled += 1
         if msg == "segfault":
             ctypes.string_at(0)
+        if isinstance(msg, tuple) and msg[0] == "segfault_after":
+            time.sleep(msg[1])
+            ctypes.string_at(0)
         if msg == "exit":
             os._exit(7)
         if msg == "raise":
@@ -51,6 +54,8 @@ class Crasher:
 
 class Sleeper:
     def receive(self, msg):
+        if msg == "pid":
+            return os.getpid()
         if msg == "spin":
             while True:
                 pass

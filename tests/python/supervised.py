@@ -51,9 +51,11 @@ class Faulty:
     test can check every message was processed exactly once or reported as failed.
     """
 
-    def __init__(self, log_dir, seed, rate):
+    def __init__(self, log_dir, seed, rate, crash_rate=0.0):
         self.seed = seed
         self.rate = rate
+        # Only for process actors: crashing ends the process the actor runs in.
+        self.crash_rate = crash_rate
         path = os.path.join(log_dir, f"{uuid.uuid4().hex}.log")
         self.log = open(path, "a", encoding="ascii")
 
@@ -61,8 +63,13 @@ class Faulty:
         if n == "flush":
             self.log.flush()
             return "flushed"
-        if random.Random(self.seed * 1_000_003 + n).random() < self.rate:
+        draw = random.Random(self.seed * 1_000_003 + n).random()
+        if draw < self.rate:
             raise ValueError(f"injected failure {n}")
+        if draw > 1.0 - self.crash_rate:
+            import ctypes
+
+            ctypes.string_at(0)
         self.log.write(f"{n}\n")
         self.log.flush()
         return n

@@ -43,18 +43,16 @@ mod timers;
 mod value;
 mod watchdog;
 
-pub use actor::{
-    Actor, ActorContext, HealthAlarm, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions,
-};
+pub use actor::{Actor, ActorContext, HealthAlarm, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions};
 pub use actor_ref::ActorRef;
 pub use any_ref::{AnyRef, BoxError, RemoteActor, ValueCallback};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 pub use error::{AskError, Death, Fault, SendError, SpawnError};
-pub use placement::{Placement, UnknownPlacement};
 pub use lifecycle::{ActorId, ActorState, Down, FailurePolicy, MonitorId, StopReason};
 pub use pipeline::{
     DEFAULT_STAGE_CAPACITY, Failure, LEAST_LOADED_SLOTS, Output, Pipeline, PipelineBuilder, PipelineError, Routing,
 };
+pub use placement::{Placement, UnknownPlacement};
 pub use supervisor::{
     Backoff, ChildInfo, ChildSpec, Intensity, RestartType, Strategy, Supervisor, SupervisorError, SupervisorMsg,
     SupervisorSpec,

@@ -106,9 +106,8 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     }
     {
         let client = Arc::clone(&client);
-        let spawned = std::thread::Builder::new()
-            .name("subactor-control".into())
-            .spawn(move || client.read_control(ctrl_r));
+        let spawned =
+            std::thread::Builder::new().name("subactor-control".into()).spawn(move || client.read_control(ctrl_r));
         if let Err(error) = spawned {
             return refuse(StartError::Process(format!("cannot start the child's control thread: {error}")));
         }

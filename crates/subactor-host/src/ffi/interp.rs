@@ -138,8 +138,15 @@ impl Interpreter {
         // SAFETY: attached (contract).
         let tstate = unsafe { ffi::PyThreadState_Get() };
         let tstate = NonNull::new(tstate).ok_or_else(|| StartError::Interpreter("no thread state attached".into()))?;
-        let mut interp =
-            Interpreter { tstate, main_tstate: None, attached: true, id: 0, helpers: None, actor: None, interrupter: None };
+        let mut interp = Interpreter {
+            tstate,
+            main_tstate: None,
+            attached: true,
+            id: 0,
+            helpers: None,
+            actor: None,
+            interrupter: None,
+        };
         interp.arm(helpers);
         Ok(interp)
     }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use pyo3_ffi as ffi;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions, pidfd_open, pidfd_send_signal, waitpid};
-use subactor_wire::stream::{self, FrameReader, FrameWriter};
 use subactor_wire::LinkError;
+use subactor_wire::stream::{self, FrameReader, FrameWriter};
 use tracing::{debug, warn};
 
 use super::helpers::Helpers;

@@ -183,7 +183,8 @@ impl ChildProcess {
         match self.send(&ToChild::Msg { seq, msg, reply }) {
             Ok(()) => {}
             Err(LinkError::Encode(error)) => {
-                let exception = PythonException { type_name: "ValueError".into(), message: error, traceback: String::new() };
+                let exception =
+                    PythonException { type_name: "ValueError".into(), message: error, traceback: String::new() };
                 return Err(ReceiveError::Message(ConvertError::Build(exception)));
             }
             Err(error) => return Err(self.lost(&error)),

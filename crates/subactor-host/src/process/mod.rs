@@ -75,8 +75,9 @@ impl ActorEnv for LocalEnv {
     }
 
     fn spawn(&self, request: SpawnRequest) -> Result<AnyRef, String> {
-        let mut spec =
-            PythonActor::new(request.module, request.class).args(Value::Tuple(request.args)).placement(request.placement);
+        let mut spec = PythonActor::new(request.module, request.class)
+            .args(Value::Tuple(request.args))
+            .placement(request.placement);
         if let Some(name) = request.name {
             spec = spec.name(name);
         }

@@ -4,10 +4,10 @@
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
-use subactor_core::codec::{self, Handles, RefAddr};
+use serde::{Deserialize, Serialize};
 use subactor_core::Value;
+use subactor_core::codec::{self, Handles, RefAddr};
 use subactor_wire::{Answer, Call, Frame, FrameWriter, LinkError};
 
 use crate::{MainModule, ReceiveError, StartError};
@@ -55,9 +55,13 @@ impl From<MainModuleSpec> for MainModule {
 pub(crate) enum ToTemplate {
     Config(TemplateConfig),
     /// Hand a child over (a spare, or a fresh fork).
-    Spawn { token: u64 },
+    Spawn {
+        token: u64,
+    },
     /// SIGKILL a child that has not been reaped yet.
-    Kill { pid: i32 },
+    Kill {
+        pid: i32,
+    },
 }
 
 /// Template -> runtime.
