@@ -60,6 +60,40 @@ pub trait Actor: Sized + 'static {
         self.handle(ctx, msg).map(drop)
     }
 
+    /// How many consecutive tells the core may hand to [`Actor::handle_tells`] at once
+    /// (taken from the mailbox as they are already there: batching never waits for
+    /// more). 1, the default, hands every tell to [`Actor::handle_tell`] on its own.
+    /// Actors with a time limit are always served one message at a time.
+    fn tell_batch(&self) -> usize {
+        1
+    }
+
+    /// Handles consecutive tells in order, for an actor whose handlers run elsewhere
+    /// (a process actor sends them in one round trip). Returns one result per message
+    /// handled, in order; messages it did not reach go in [`TellBatch::unhandled`] and
+    /// are served next, by this incarnation or the next one. With `stop_at_failure`
+    /// (the failure policy is not resume) it stops after the first failed message.
+    ///
+    /// The default calls [`Actor::handle_tell`] for each message.
+    fn handle_tells(
+        &mut self,
+        ctx: &ActorContext<Self>,
+        msgs: Vec<Self::Msg>,
+        stop_at_failure: bool,
+    ) -> TellBatch<Self::Msg, Self::Error> {
+        let mut results = Vec::with_capacity(msgs.len());
+        let mut msgs = msgs.into_iter();
+        for msg in msgs.by_ref() {
+            let result = self.handle_tell(ctx, msg);
+            let failed = result.is_err();
+            results.push(result);
+            if failed && stop_at_failure {
+                break;
+            }
+        }
+        TellBatch { results, unhandled: msgs.collect() }
+    }
+
     /// Called when the mailbox is empty, just before the thread waits for the next
     /// message. A Python actor releases its GIL here; everything it handled since the
     /// last wait ran under one attach.
@@ -97,6 +131,15 @@ pub trait Actor: Sized + 'static {
     fn placement(&self) -> Placement {
         Placement::Thread
     }
+}
+
+/// What [`Actor::handle_tells`] did with a batch of tells.
+#[derive(Debug)]
+pub struct TellBatch<M, E> {
+    /// The outcome of each message handled, in order.
+    pub results: Vec<Result<(), E>>,
+    /// The messages not reached, in order.
+    pub unhandled: Vec<M>,
 }
 
 /// Wakes an actor's thread so that it asks [`Actor::health`] even while it waits for

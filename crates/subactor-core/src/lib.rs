@@ -28,7 +28,7 @@ mod actor;
 mod actor_ref;
 mod any_ref;
 mod cell;
-pub use cell::Outcome;
+pub use cell::{BusyElsewhere, Outcome, spin_for};
 pub mod codec;
 mod dead_letters;
 mod error;
@@ -43,7 +43,9 @@ mod timers;
 mod value;
 mod watchdog;
 
-pub use actor::{Actor, ActorContext, HealthAlarm, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions};
+pub use actor::{
+    Actor, ActorContext, HealthAlarm, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions, TellBatch,
+};
 pub use actor_ref::ActorRef;
 pub use any_ref::{AnyRef, BoxError, RemoteActor, ValueCallback};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};

@@ -21,6 +21,7 @@
 //! to the dead letters, and waiting askers get `NoReply`.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,8 +35,12 @@ use crate::dead_letters::DeadLetterReason;
 use crate::supervisor::{Decision, ParentLink};
 use crate::{
     Actor, ActorContext, ActorRef, ActorState, ActorSystem, FailurePolicy, Fault, InterruptCause, Spawn, SpawnError,
-    StopReason, Value,
+    StopReason, TellBatch, Value,
 };
+
+/// Envelopes taken off the mailbox and not handled yet (the rest of a batch of tells
+/// after a failure): served before the mailbox, by the next incarnation if need be.
+type Pending<A> = VecDeque<Envelope<A>>;
 
 pub(crate) type Started<E> = flume::Sender<Result<(), SpawnError<E>>>;
 
@@ -97,7 +102,9 @@ pub(crate) fn run<S: Spawn>(
     cell.bind_thread();
     let ctx = ActorContext { myself: ActorRef::new(Arc::clone(&cell)), system };
     let mut started = Some(started);
-    let end = catch_unwind(AssertUnwindSafe(|| live(&mut spec, &ctx, &mut started, parent.as_ref()))).unwrap_or_else(
+    let mut pending = Pending::new();
+    let end = catch_unwind(AssertUnwindSafe(|| live(&mut spec, &ctx, &mut started, parent.as_ref(), &mut pending)))
+        .unwrap_or_else(
         |panic| {
             let message = format!("the actor's thread died: {}", panic_message(&*panic));
             error!(%message, "actor thread panicked outside its handlers");
@@ -114,11 +121,15 @@ pub(crate) fn run<S: Spawn>(
     cell.set_interrupter(None);
     cell.set_state(ActorState::Stopping);
     cell.close();
-    cell.drain_to_dead_letters(match (&reason, &spawn_error) {
+    let dead = match (&reason, &spawn_error) {
         (_, Some(_)) => DeadLetterReason::NotRunning,
         (StopReason::Panicked(_), _) => DeadLetterReason::Panicked,
         _ => DeadLetterReason::Killed,
-    });
+    };
+    for envelope in pending.drain(..) {
+        cell.dead_letter(envelope, dead);
+    }
+    cell.drain_to_dead_letters(dead);
     debug!(%reason, "actor stopped");
     ctx.system.forget(cell.id, cell.name.as_deref());
     cell.finish(reason);
@@ -133,6 +144,7 @@ fn live<S: Spawn>(
     ctx: &ActorContext<S::Actor>,
     started: &mut Option<Started<S::Error>>,
     parent: Option<&ParentLink>,
+    pending: &mut Pending<S::Actor>,
 ) -> End<S::Error> {
     let cell = &ctx.myself.cell;
     if let Some(core) = spec.options().core {
@@ -182,7 +194,7 @@ fn live<S: Spawn>(
             }
             None => debug!("actor restarted"),
         }
-        let exit = serve(&mut actor, ctx, policy);
+        let exit = serve(&mut actor, ctx, policy, pending);
         let reason = match &exit {
             Exit::Stopped(reason) => reason.clone(),
             Exit::Failed(failure) => failure.reason(),
@@ -270,9 +282,10 @@ fn restart_after<A: Actor>(cell: &Cell<A>, parent: &ParentLink, failure: &str) -
 }
 
 /// Handles messages until the actor is stopped, killed, fails, or is asked to restart.
-fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy) -> Exit {
+fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, pending: &mut Pending<A>) -> Exit {
     let cell = &*ctx.myself.cell;
     let busy = Busy::enter();
+    let batch = if cell.time_limit.is_some() { 1 } else { actor.tell_batch().max(1) };
     loop {
         if cell.signal() == Signal::Kill {
             return Exit::Stopped(StopReason::Killed);
@@ -286,7 +299,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy) 
             }
             continue;
         }
-        let envelope = match cell.rx.try_recv() {
+        let envelope = match pending.pop_front().map_or_else(|| cell.rx.try_recv(), Ok) {
             Ok(envelope) => envelope,
             Err(_) => match cell.signal() {
                 Signal::Kill => return Exit::Stopped(StopReason::Killed),
@@ -322,12 +335,101 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy) 
         }
         // A message taken off the mailbox cannot be put back, so a requested restart
         // happens after it is handled.
-        if let Err(exit) = deliver(actor, ctx, envelope, policy) {
+        let delivered = match envelope {
+            Envelope::Tell(msg) if batch > 1 => {
+                let mut msgs = vec![msg];
+                while msgs.len() < batch {
+                    match pending.pop_front().map_or_else(|| cell.rx.try_recv(), Ok) {
+                        Ok(Envelope::Tell(msg)) => {
+                            cell.made_room();
+                            msgs.push(msg);
+                        }
+                        Ok(other) => {
+                            pending.push_front(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                deliver_tells(actor, ctx, msgs, policy, pending)
+            }
+            envelope => deliver(actor, ctx, envelope, policy),
+        };
+        if let Err(exit) = delivered {
             return exit;
         }
         if cell.signal() == Signal::Restart && cell.take_restart() {
             return Exit::Restart;
         }
+    }
+}
+
+/// Handles a batch of consecutive tells (see [`Actor::handle_tells`]) with each
+/// message's failure reported as [`deliver`] reports a tell's; what the batch did not
+/// reach goes back to `pending`. `Err` ends this incarnation.
+fn deliver_tells<A: Actor>(
+    actor: &mut A,
+    ctx: &ActorContext<A>,
+    msgs: Vec<A::Msg>,
+    policy: FailurePolicy,
+    pending: &mut Pending<A>,
+) -> Result<(), Exit> {
+    let cell = &*ctx.myself.cell;
+    let span = trace_span!("tells", count = msgs.len());
+    let _entered = span.enter();
+    // Failed tells are reported with their message to dead-letter subscribers.
+    let copies: Vec<Option<Value>> = if policy != FailurePolicy::Resume && cell.dead_letters.wants_messages() {
+        msgs.iter().map(|msg| (msg as &dyn Any).downcast_ref::<Value>().cloned()).collect()
+    } else {
+        Vec::new()
+    };
+    let count = msgs.len();
+    cell.begin_handler();
+    let result = catch_unwind(AssertUnwindSafe(|| actor.handle_tells(ctx, msgs, policy != FailurePolicy::Resume)));
+    let interrupted = cell.end_handler();
+    let type_name = std::any::type_name::<A::Msg>();
+    let dead_letter = |i: usize, reason: DeadLetterReason| {
+        cell.dead_letters.record_typed(cell.id, cell.name.as_deref(), reason, type_name, copies.get(i).and_then(Option::as_ref));
+    };
+    let TellBatch { results, unhandled } = match result {
+        Ok(batch) => batch,
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            for i in 0..count {
+                dead_letter(i, DeadLetterReason::Panicked);
+            }
+            return Err(Exit::Failed(Failure { kind: FailureKind::Panic, message: format!("panicked: {message}") }));
+        }
+    };
+    let handled = results.len();
+    let mut failure = None;
+    for (i, result) in results.into_iter().enumerate() {
+        let Err(error) = result else { continue };
+        if interrupted == Some(InterruptCause::Kill) && i + 1 == handled {
+            debug!(%error, "the handler was interrupted by a kill");
+            dead_letter(i, DeadLetterReason::Killed);
+            continue;
+        }
+        if let Err(fault) = actor.health() {
+            debug!(%error, "the handler failed with its actor");
+            dead_letter(i, DeadLetterReason::Failed);
+            failure = Some(Failure { kind: FailureKind::Died, message: fault.to_string() });
+            break;
+        }
+        warn!(%error, "handler failed on a tell");
+        if policy != FailurePolicy::Resume {
+            dead_letter(i, DeadLetterReason::Failed);
+            failure = Some(Failure { kind: FailureKind::Error, message: error.to_string() });
+            break;
+        }
+    }
+    for msg in unhandled.into_iter().rev() {
+        pending.push_front(Envelope::Tell(msg));
+    }
+    match failure {
+        Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
+        Some(failure) => Err(Exit::Failed(failure)),
+        None => Ok(()),
     }
 }
 

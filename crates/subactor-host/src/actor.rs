@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use subactor_core::{
-    Actor, ActorContext, FailurePolicy, Fault, Interrupt, Placement, Spawn, SpawnOptions, StopReason, Value,
+    Actor, ActorContext, FailurePolicy, Fault, Interrupt, Placement, Spawn, SpawnOptions, StopReason, TellBatch, Value,
 };
 use tracing::debug;
 
@@ -320,6 +320,41 @@ impl Actor for PyActor {
                 debug!(traceback = %exception.traceback, "receive() failed on a tell");
             }
         })
+    }
+
+    fn tell_batch(&self) -> usize {
+        // A process actor's tells go to its child in batches of up to this many, one
+        // round trip each.
+        if self.child.is_some() { 256 } else { 1 }
+    }
+
+    fn handle_tells(
+        &mut self,
+        ctx: &ActorContext<Self>,
+        msgs: Vec<Value>,
+        stop_at_failure: bool,
+    ) -> TellBatch<Value, ReceiveError> {
+        let Some(child) = &mut self.child else {
+            // Interpreter actors take tells one at a time (tell_batch is 1).
+            let mut results = Vec::with_capacity(msgs.len());
+            let mut msgs = msgs.into_iter();
+            for msg in msgs.by_ref() {
+                let result = self.handle_tell(ctx, msg);
+                let failed = result.is_err();
+                results.push(result);
+                if failed && stop_at_failure {
+                    break;
+                }
+            }
+            return TellBatch { results, unhandled: msgs.collect() };
+        };
+        let batch = child.receive_tells(msgs, stop_at_failure);
+        for error in batch.results.iter().filter_map(|r| r.as_ref().err()) {
+            if let Some(exception) = error.exception() {
+                debug!(traceback = %exception.traceback, "receive() failed on a tell");
+            }
+        }
+        batch
     }
 
     fn before_wait(&mut self) {

@@ -166,9 +166,11 @@ impl FrameWriter {
 #[derive(Debug)]
 pub struct FrameReader {
     fd: Arc<OwnedFd>,
+    /// Bytes read and not yet taken are `buf[start..end]`; `buf[end..]` is room,
+    /// initialised once when the buffer grows.
     buf: Vec<u8>,
-    /// Where the unread bytes of `buf` start.
     start: usize,
+    end: usize,
     fds: VecDeque<OwnedFd>,
     spin: Duration,
 }
@@ -179,7 +181,7 @@ pub fn split(fd: OwnedFd, spin: Duration) -> Result<(FrameWriter, FrameReader), 
     nonblocking(&fd)?;
     let fd = Arc::new(fd);
     let writer = FrameWriter { fd: Arc::clone(&fd), lock: Arc::default() };
-    let reader = FrameReader { fd, buf: Vec::new(), start: 0, fds: VecDeque::new(), spin };
+    let reader = FrameReader { fd, buf: Vec::new(), start: 0, end: 0, fds: VecDeque::new(), spin };
     Ok((writer, reader))
 }
 
@@ -206,13 +208,20 @@ impl FrameReader {
         self.fd.as_fd()
     }
 
-    /// The next frame, waiting up to `deadline` (forever with `None`).
+    /// The next frame, waiting up to `deadline` (forever with `None`), spinning first
+    /// for the reader's spin time.
     pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Frame, LinkError> {
+        self.recv_spinning(deadline, self.spin)
+    }
+
+    /// The next frame, waiting up to `deadline`, spinning first for `spin` (see
+    /// [`subactor_core::spin_for`]).
+    pub fn recv_spinning(&mut self, deadline: Option<Instant>, spin: Duration) -> Result<Frame, LinkError> {
         loop {
             if let Some(frame) = self.parse()? {
                 return Ok(frame);
             }
-            self.fill(deadline)?;
+            self.fill(deadline, spin)?;
         }
     }
 
@@ -233,7 +242,7 @@ impl FrameReader {
 
     /// Takes a whole frame off the front of the buffer, if there is one.
     fn parse(&mut self) -> Result<Option<Frame>, LinkError> {
-        let unread = &self.buf[self.start..];
+        let unread = &self.buf[self.start..self.end];
         if unread.len() < HEADER {
             return Ok(None);
         }
@@ -243,11 +252,6 @@ impl FrameReader {
             return Err(LinkError::Malformed(format!("a frame claims {nfds} descriptors (at most {MAX_FDS})")));
         }
         if unread.len() < HEADER + len {
-            // Make room for the rest of a large frame, as it arrives.
-            if self.start > 0 && self.buf.len() - self.start < self.buf.capacity() / 2 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
             return Ok(None);
         }
         if self.fds.len() < nfds {
@@ -257,76 +261,90 @@ impl FrameReader {
             )));
         }
         let body_start = self.start + HEADER;
+        let body_end = body_start + len;
         let fds = self.fds.drain(..nfds).collect();
-        if body_start + len == self.buf.len() && len >= 1 << 20 {
-            // A large frame that ends the buffer: hand the buffer over, no copy.
-            self.start = 0;
-            return Ok(Some(Frame { data: std::mem::take(&mut self.buf), offset: body_start, fds }));
+        if body_end == self.end && len >= 1 << 20 {
+            // A large frame that ends what was read: hand the buffer over, no copy.
+            let mut data = std::mem::take(&mut self.buf);
+            data.truncate(body_end);
+            (self.start, self.end) = (0, 0);
+            return Ok(Some(Frame { data, offset: body_start, fds }));
         }
-        let data = self.buf[body_start..body_start + len].to_vec();
-        self.start = body_start + len;
-        if self.start >= self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
+        let data = self.buf[body_start..body_end].to_vec();
+        self.start = body_end;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
         }
         Ok(Some(Frame { data, offset: 0, fds }))
     }
 
-    /// Reads what has arrived, waiting for it up to `deadline`.
-    fn fill(&mut self, deadline: Option<Instant>) -> Result<(), LinkError> {
-        let spin_until = (!self.spin.is_zero()).then(|| Instant::now() + self.spin);
+    /// Reads what has arrived, waiting for it up to `deadline`: spinning for up to
+    /// `spin` while a core is spare, then sleeping in `poll`.
+    fn fill(&mut self, deadline: Option<Instant>, spin: Duration) -> Result<(), LinkError> {
+        let spun = subactor_core::spin_for(spin, || match self.read_once() {
+            Ok(()) => Some(Ok(())),
+            Err(Errno::AGAIN | Errno::INTR) => None,
+            Err(errno) => Some(Err(errno)),
+        });
+        if let Some(read) = spun {
+            return read.map_err(LinkError::from);
+        }
         loop {
             match self.read_once() {
                 Ok(()) => return Ok(()),
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {
-                    let now = Instant::now();
-                    if deadline.is_some_and(|d| now >= d) {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(LinkError::Timeout);
                     }
-                    match spin_until {
-                        Some(until) if now < until => std::hint::spin_loop(),
-                        _ => wait_ready(self.fd.as_fd(), PollFlags::IN, deadline)?,
-                    }
+                    wait_ready(self.fd.as_fd(), PollFlags::IN, deadline)?;
                 }
                 Err(errno) => return Err(errno.into()),
             }
         }
     }
 
+    /// Makes room after `end` for at least the rest of the frame being read (and at
+    /// least 64 KiB), moving the unread bytes to the front or growing the buffer.
+    fn make_room(&mut self) {
+        let unread = self.end - self.start;
+        let frame = match self.buf[self.start..self.end].get(..4) {
+            Some(len) => HEADER + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
+            None => HEADER,
+        };
+        // Memory grows with what arrives (at most 64 MiB ahead of it), not with what a
+        // header claims.
+        let wanted = frame.max(unread + (64 << 10)).min(unread + (64 << 20));
+        if self.buf.len() - self.start >= wanted && self.end < self.buf.len() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, unread);
+        }
+        if self.buf.len() < wanted {
+            self.buf.resize(wanted, 0);
+        }
+    }
+
     /// One `recvmsg`: appends the bytes to the buffer and queues the descriptors.
     fn read_once(&mut self) -> Result<(), Errno> {
-        // Read in chunks of at least 64 KiB, and the rest of a large frame at once.
-        let wanted = match self.buf[self.start..].get(..4) {
-            Some(len) => (HEADER + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize)
-                .saturating_sub(self.buf.len() - self.start),
-            None => 0,
-        };
-        let chunk = wanted.clamp(64 << 10, 64 << 20);
-        let old = self.buf.len();
-        self.buf.resize(old + chunk, 0);
+        self.make_room();
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
-        let result = recvmsg(
+        let msg = recvmsg(
             &*self.fd,
-            &mut [IoSliceMut::new(&mut self.buf[old..])],
+            &mut [IoSliceMut::new(&mut self.buf[self.end..])],
             &mut control,
             RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-        );
-        let read = match result {
-            Ok(msg) => msg.bytes,
-            Err(errno) => {
-                self.buf.truncate(old);
-                return Err(errno);
-            }
-        };
-        self.buf.truncate(old + read);
+        )?;
+        self.end += msg.bytes;
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(fds) = message {
                 self.fds.extend(fds);
             }
         }
-        if read == 0 {
+        if msg.bytes == 0 {
             return Err(Errno::PIPE);
         }
         Ok(())

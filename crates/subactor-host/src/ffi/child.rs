@@ -78,7 +78,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
             return 3;
         }
     };
-    let spec = match proto::decode::<ToChild>(&frame, &handles) {
+    let spec = match proto::decode::<ToChild<'static>>(&frame, &handles) {
         Ok(ToChild::Start(spec)) => spec,
         Ok(other) => {
             warn!(?other, "a child's first frame is not its start");
@@ -147,7 +147,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
                 return 3;
             }
         };
-        match proto::decode::<ToChild>(&frame, &handles) {
+        match proto::decode::<ToChild<'static>>(&frame, &handles) {
             Ok(ToChild::Msg { seq, msg, reply }) => {
                 client.serving(Some(seq));
                 let result = interp.receive(&msg, reply);
@@ -155,6 +155,24 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
                 drop(msg);
                 if let Err(error) = client.send_data(&FromChild::Done { seq, result }) {
                     debug!(%error, "cannot report a handler's outcome: the parent has gone");
+                    break;
+                }
+            }
+            Ok(ToChild::Tells { seq, msgs, stop_at_failure }) => {
+                client.serving(Some(seq));
+                let mut results = Vec::with_capacity(msgs.len());
+                for msg in msgs.iter() {
+                    let result = interp.receive(msg, false).map(drop);
+                    let failed = result.is_err();
+                    results.push(result);
+                    if failed && (stop_at_failure || client.kill_requested()) {
+                        break;
+                    }
+                }
+                client.serving(None);
+                drop(msgs);
+                if let Err(error) = client.send_data(&FromChild::Told { seq, results }) {
+                    debug!(%error, "cannot report the tells' outcomes: the parent has gone");
                     break;
                 }
             }

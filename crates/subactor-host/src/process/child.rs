@@ -12,7 +12,11 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use subactor_core::codec::Handles;
-use subactor_core::{ActorContext, AnyRef, Death, Fault, HealthAlarm, Interrupt, InterruptCause, Value};
+use std::borrow::Cow;
+
+use subactor_core::{
+    ActorContext, AnyRef, BusyElsewhere, Death, Fault, HealthAlarm, Interrupt, InterruptCause, TellBatch, Value,
+};
 use subactor_wire::stream::{self, FrameReader, FrameWriter};
 use subactor_wire::{Exports, LinkError, serve};
 use tracing::{debug, warn};
@@ -49,6 +53,12 @@ impl Shared {
     fn death(&self) -> Death {
         self.exit.wait(DEATH_REPORT).unwrap_or_else(|| Death::Lost("its connection closed".into()))
     }
+}
+
+/// What a round trip came back with.
+enum Outcome {
+    One(Result<Value, ReceiveError>),
+    Many(Vec<Result<(), ReceiveError>>),
 }
 
 /// A running child process of a process actor.
@@ -138,7 +148,7 @@ impl ChildProcess {
         self.shared.pid
     }
 
-    fn send(&self, frame: &ToChild) -> Result<(), LinkError> {
+    fn send(&self, frame: &ToChild<'_>) -> Result<(), LinkError> {
         proto::send(&self.data_w, frame, &self.shared.handles, &[])
     }
 
@@ -162,25 +172,65 @@ impl ChildProcess {
         self.shared.template.kill(self.shared.pid);
     }
 
-    /// Calls the actor's `receive(msg)` in the child; serves its calls meanwhile.
-    pub(crate) fn receive(&mut self, msg: Value, reply: bool) -> Result<Value, ReceiveError> {
+    /// Why no message may go to the child now, if one may not.
+    fn refusal(&self) -> Option<ReceiveError> {
         if self.shared.broken.load(Ordering::Acquire) {
-            return Err(ReceiveError::ProcessDied(self.shared.death()));
+            return Some(ReceiveError::ProcessDied(self.shared.death()));
         }
-        if self.shared.killing.load(Ordering::Acquire) {
-            // The actor is being killed: the message is reported, not handled.
-            return Err(ReceiveError::ProcessDied(Death::Lost("the actor is being killed".into())));
-        }
-        self.seq += 1;
-        let seq = self.seq;
-        self.shared.running.store(seq, Ordering::Release);
-        let result = self.round_trip(seq, msg, reply);
-        self.shared.running.store(0, Ordering::Release);
-        result
+        // The actor is being killed: the message is reported, not handled.
+        self.shared
+            .killing
+            .load(Ordering::Acquire)
+            .then(|| ReceiveError::ProcessDied(Death::Lost("the actor is being killed".into())))
     }
 
-    fn round_trip(&mut self, seq: u64, msg: Value, reply: bool) -> Result<Value, ReceiveError> {
-        match self.send(&ToChild::Msg { seq, msg, reply }) {
+    /// Calls the actor's `receive(msg)` in the child; serves its calls meanwhile.
+    pub(crate) fn receive(&mut self, msg: Value, reply: bool) -> Result<Value, ReceiveError> {
+        if let Some(error) = self.refusal() {
+            return Err(error);
+        }
+        let seq = self.begin();
+        let result = self.round_trip(seq, &ToChild::Msg { seq, msg, reply });
+        self.shared.running.store(0, Ordering::Release);
+        match result {
+            Ok(Outcome::One(result)) => result,
+            Ok(Outcome::Many(_)) => Err(self.lost(&LinkError::Malformed("tells answered for a message".into()))),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Calls `receive` in the child for each of `msgs`, in order, in one round trip.
+    pub(crate) fn receive_tells(&mut self, msgs: Vec<Value>, stop_at_failure: bool) -> TellBatch<Value, ReceiveError> {
+        if let Some(error) = self.refusal() {
+            let mut msgs = msgs;
+            let unhandled = msgs.split_off(msgs.len().min(1));
+            return TellBatch { results: vec![Err(error)], unhandled };
+        }
+        let seq = self.begin();
+        let frame = ToChild::Tells { seq, msgs: Cow::Borrowed(&msgs), stop_at_failure };
+        let result = self.round_trip(seq, &frame);
+        self.shared.running.store(0, Ordering::Release);
+        let mut msgs = msgs;
+        let results = match result {
+            Ok(Outcome::Many(results)) if results.len() <= msgs.len() => results,
+            Ok(_) => vec![Err(self.lost(&LinkError::Malformed("a message answered for tells".into())))],
+            // The child died in the batch: the message it was on is the one reported.
+            Err(error) => vec![Err(error)],
+        };
+        let unhandled = msgs.split_off(results.len().min(msgs.len()));
+        TellBatch { results, unhandled }
+    }
+
+    fn begin(&mut self) -> u64 {
+        self.seq += 1;
+        self.shared.running.store(self.seq, Ordering::Release);
+        self.seq
+    }
+
+    fn round_trip(&mut self, seq: u64, frame: &ToChild<'_>) -> Result<Outcome, ReceiveError> {
+        // The child works on a core meanwhile.
+        let _child_busy = BusyElsewhere::enter();
+        match self.send(frame) {
             Ok(()) => {}
             Err(LinkError::Encode(error)) => {
                 let exception =
@@ -195,7 +245,8 @@ impl ChildProcess {
                 Err(error) => return Err(self.lost(&error)),
             };
             match proto::decode::<FromChild>(&frame, &self.shared.handles) {
-                Ok(FromChild::Done { seq: done, result }) if done == seq => return result,
+                Ok(FromChild::Done { seq: done, result }) if done == seq => return Ok(Outcome::One(result)),
+                Ok(FromChild::Told { seq: done, results }) if done == seq => return Ok(Outcome::Many(results)),
                 Ok(FromChild::Call { call, request }) => {
                     let answer = serve(request, &*self.env);
                     if let Err(error) = self.send(&ToChild::Answer { call, answer }) {

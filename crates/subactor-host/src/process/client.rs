@@ -40,6 +40,10 @@ pub(crate) struct Client {
     serving: AtomicBool,
     /// The control socket has closed.
     closed: AtomicBool,
+    /// A kill came for the handler running now: a batch of tells stops after it.
+    kill_requested: AtomicBool,
+    /// How long to spin for a call's answer, in microseconds.
+    spin_us: AtomicU64,
     interrupter: OnceLock<Arc<dyn Interrupt>>,
 }
 
@@ -64,6 +68,8 @@ impl Client {
             running: AtomicU64::new(0),
             serving: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            kill_requested: AtomicBool::new(false),
+            spin_us: AtomicU64::new(0),
             interrupter: OnceLock::new(),
         }
     }
@@ -83,16 +89,24 @@ impl Client {
         let _ = self.interrupter.set(interrupter);
     }
 
-    /// Changes how long the data socket's reader spins before it sleeps.
+    /// Sets how long the actor's thread spins for the answer to a call before it
+    /// sleeps (it never spins waiting for the next message: the parent's threads need
+    /// the cores more).
     pub(crate) fn set_spin(&self, spin: Duration) {
-        lock(&self.data_r).set_spin(spin);
+        self.spin_us.store(u64::try_from(spin.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Marks the constructor or handler `seq` (0 for the constructor) as running on the
     /// actor's thread, or (with `None`) as ended.
     pub(crate) fn serving(&self, seq: Option<u64>) {
+        self.kill_requested.store(false, Ordering::Release);
         self.running.store(seq.unwrap_or(0), Ordering::Release);
         self.serving.store(seq.is_some(), Ordering::Release);
+    }
+
+    /// Whether a kill came for the handler running now.
+    pub(crate) fn kill_requested(&self) -> bool {
+        self.kill_requested.load(Ordering::Acquire)
     }
 
     /// The next frame on the data socket (the actor's thread only).
@@ -118,7 +132,7 @@ impl Client {
                     break;
                 }
             };
-            match proto::decode::<ToChild>(&frame, &handles) {
+            match proto::decode::<ToChild<'static>>(&frame, &handles) {
                 Ok(ToChild::Answer { call, answer }) => {
                     if let Some(tx) = lock(&self.pending).remove(&call) {
                         let _ = tx.send(answer);
@@ -140,6 +154,9 @@ impl Client {
     /// Interrupts handler `seq` if it still runs, on a thread of its own (taking the
     /// interpreter waits for the handler's next switch interval).
     fn interrupt(self: &Arc<Client>, seq: u64, kill: bool) {
+        if kill && self.running.load(Ordering::Acquire) == seq {
+            self.kill_requested.store(true, Ordering::Release);
+        }
         let Some(interrupter) = self.interrupter.get().cloned() else { return };
         let client = Arc::clone(self);
         let cause = if kill { InterruptCause::Kill } else { InterruptCause::TimeLimit };
@@ -158,9 +175,11 @@ impl Client {
             return Err(CallFailed { error, call: Some(request) });
         }
         let handles = self.handles();
+        let spin = Duration::from_micros(self.spin_us.load(Ordering::Relaxed));
         loop {
-            let frame = self.recv_data(deadline).map_err(|error| CallFailed { error, call: None })?;
-            match proto::decode::<ToChild>(&frame, &handles) {
+            let frame =
+                lock(&self.data_r).recv_spinning(deadline, spin).map_err(|error| CallFailed { error, call: None })?;
+            match proto::decode::<ToChild<'static>>(&frame, &handles) {
                 Ok(ToChild::Answer { call, answer }) if call == id => return Ok(answer),
                 // The answer to a call that timed out earlier.
                 Ok(ToChild::Answer { call, .. }) => debug!(call, "a late answer"),

@@ -1,6 +1,7 @@
 //! The frames between a runtime, its template process and the children of process
 //! actors. Encoded by [`subactor_core::codec`], framed by [`subactor_wire::stream`].
 
+use std::borrow::Cow;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
@@ -96,11 +97,14 @@ pub(crate) struct StartSpec {
 
 /// Runtime -> child.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToChild {
+pub(crate) enum ToChild<'a> {
     /// Start the actor (data socket, first frame).
     Start(Box<StartSpec>),
     /// Handle a message: the `seq`-th handler call of this child (data socket).
     Msg { seq: u64, msg: Value, reply: bool },
+    /// Handle these tells in order, as handler call `seq`; with `stop_at_failure`, stop
+    /// after the first that fails (data socket).
+    Tells { seq: u64, msgs: Cow<'a, [Value]>, stop_at_failure: bool },
     /// The answer to the child's call `call` (on the socket the call came on).
     Answer { call: u64, answer: Answer },
     /// Interrupt handler `seq` if it still runs (control socket); `kill` (else the
@@ -115,6 +119,8 @@ pub(crate) enum FromChild {
     Started(Result<(), StartError>),
     /// Handler `seq` ended (data socket).
     Done { seq: u64, result: Result<Value, ReceiveError> },
+    /// Tells `seq` ended: the outcome of each message handled, in order (data socket).
+    Told { seq: u64, results: Vec<Result<(), ReceiveError>> },
     /// A call on the parent's actors: on the data socket when the handler's own thread
     /// makes it, else on the control socket.
     Call { call: u64, request: Call },
