@@ -118,9 +118,40 @@ pub fn decode(bytes: &[u8]) -> Result<Value, CodecError> {
     decode_slice(bytes)
 }
 
+/// Decodes one item that must fill `bytes`.
+///
+/// Hostile input can claim a string or byte string longer than the input itself, and
+/// bincode allocates what is claimed before it reads. A limit on what may be claimed
+/// (bincode counts every primitive at its in-memory size, at most 16 bytes per
+/// encoded byte) turns such a claim into an error: the limit is the smallest of a few
+/// fixed sizes (bincode takes it as a type parameter) that any valid encoding of this
+/// many bytes stays under.
 fn decode_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG)?;
-    match bytes.len() - used {
+    let most = bytes.len().saturating_mul(16);
+    macro_rules! within {
+        ($($limit:literal),*) => {
+            $(if most <= $limit {
+                return finish(bincode::serde::decode_from_slice(bytes, CONFIG.with_limit::<$limit>()), bytes.len());
+            })*
+        };
+    }
+    within!(
+        1_048_576,
+        4_194_304,
+        16_777_216,
+        67_108_864,
+        268_435_456,
+        1_073_741_824,
+        4_294_967_296,
+        17_179_869_184,
+        68_719_476_736
+    );
+    finish(bincode::serde::decode_from_slice(bytes, CONFIG.with_limit::<274_877_906_944>()), bytes.len())
+}
+
+fn finish<T>(decoded: Result<(T, usize), bincode::error::DecodeError>, len: usize) -> Result<T, CodecError> {
+    let (value, used) = decoded?;
+    match len - used {
         0 => Ok(value),
         extra => Err(CodecError::TrailingBytes { extra }),
     }

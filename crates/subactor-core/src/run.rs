@@ -104,13 +104,11 @@ pub(crate) fn run<S: Spawn>(
     let mut started = Some(started);
     let mut pending = Pending::new();
     let end = catch_unwind(AssertUnwindSafe(|| live(&mut spec, &ctx, &mut started, parent.as_ref(), &mut pending)))
-        .unwrap_or_else(
-        |panic| {
+        .unwrap_or_else(|panic| {
             let message = format!("the actor's thread died: {}", panic_message(&*panic));
             error!(%message, "actor thread panicked outside its handlers");
             End::Stopped(StopReason::Panicked(message.into()))
-        },
-    );
+        });
     if catch_unwind(AssertUnwindSafe(|| spec.release())).is_err() {
         warn!("the recipe's release hook panicked");
     }
@@ -389,7 +387,13 @@ fn deliver_tells<A: Actor>(
     let interrupted = cell.end_handler();
     let type_name = std::any::type_name::<A::Msg>();
     let dead_letter = |i: usize, reason: DeadLetterReason| {
-        cell.dead_letters.record_typed(cell.id, cell.name.as_deref(), reason, type_name, copies.get(i).and_then(Option::as_ref));
+        cell.dead_letters.record_typed(
+            cell.id,
+            cell.name.as_deref(),
+            reason,
+            type_name,
+            copies.get(i).and_then(Option::as_ref),
+        );
     };
     let TellBatch { results, unhandled } = match result {
         Ok(batch) => batch,

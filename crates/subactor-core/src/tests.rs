@@ -684,3 +684,177 @@ fn an_actor_is_pinned_to_a_core_its_spawner_may_not_use() {
     probe.stop();
     f.system.shutdown();
 }
+
+// ---- batches of tells ------------------------------------------------------------------
+
+/// Takes tells in batches of up to 8: records (incarnation, message) and the size of
+/// each batch; fails on negative numbers; waits at the gate on "block".
+struct Batcher {
+    incarnation: u64,
+    log: Arc<Mutex<Vec<(u64, i64)>>>,
+    batches: Arc<Mutex<Vec<usize>>>,
+    gate: flume::Receiver<()>,
+}
+
+impl Actor for Batcher {
+    type Msg = crate::Value;
+    type Reply = crate::Value;
+    type Error = ProbeError;
+
+    fn handle(&mut self, _ctx: &ActorContext<Self>, msg: crate::Value) -> Result<crate::Value, ProbeError> {
+        if msg.as_str() == Some("block") {
+            let _ = self.gate.recv();
+            return Ok(crate::Value::None);
+        }
+        let n = msg.as_i64().unwrap_or_default();
+        if n < 0 {
+            return Err(ProbeError);
+        }
+        self.log.lock().expect("lock").push((self.incarnation, n));
+        Ok(msg)
+    }
+
+    fn tell_batch(&self) -> usize {
+        8
+    }
+
+    fn handle_tells(
+        &mut self,
+        ctx: &ActorContext<Self>,
+        msgs: Vec<crate::Value>,
+        stop_at_failure: bool,
+    ) -> crate::TellBatch<crate::Value, ProbeError> {
+        self.batches.lock().expect("lock").push(msgs.len());
+        let mut results = Vec::new();
+        let mut msgs = msgs.into_iter();
+        for msg in msgs.by_ref() {
+            let result = self.handle(ctx, msg).map(drop);
+            let failed = result.is_err();
+            results.push(result);
+            if failed && stop_at_failure {
+                break;
+            }
+        }
+        crate::TellBatch { results, unhandled: msgs.collect() }
+    }
+}
+
+type Log = Arc<Mutex<Vec<(u64, i64)>>>;
+
+struct Batching {
+    system: ActorSystem,
+    log: Arc<Mutex<Vec<(u64, i64)>>>,
+    batches: Arc<Mutex<Vec<usize>>>,
+    gate: flume::Sender<()>,
+    actor: crate::ActorRef<Batcher>,
+}
+
+fn batching(policy: crate::FailurePolicy) -> Batching {
+    let system = ActorSystem::builder().build();
+    let (log, batches): (Log, Arc<Mutex<Vec<usize>>>) = Default::default();
+    let (gate, gate_rx) = flume::unbounded();
+    let incarnations = Arc::new(AtomicU64::new(0));
+    let (l, b) = (Arc::clone(&log), Arc::clone(&batches));
+    let props = Props::new(move || {
+        let incarnation = incarnations.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok::<_, NeverFails>(Batcher {
+            incarnation,
+            log: Arc::clone(&l),
+            batches: Arc::clone(&b),
+            gate: gate_rx.clone(),
+        })
+    })
+    .on_failure(policy);
+    let actor = system.spawn(props).expect("spawn");
+    Batching { system, log, batches, gate, actor }
+}
+
+impl Batching {
+    /// Queues `msgs` behind a blocked handler, then lets them through, and waits until
+    /// the actor has answered an ask sent after them.
+    fn run(&self, msgs: impl IntoIterator<Item = i64>) {
+        let (tx, done) = flume::bounded(1);
+        self.actor.blocking_ask_then("block", move |_| tx.send(()).expect("the test waits")).expect("ask");
+        for n in msgs {
+            self.actor.blocking_tell(n).expect("tell");
+        }
+        self.gate.send(()).expect("open the gate");
+        done.recv_timeout(10 * SECOND).expect("the gate opened");
+        let marker = self.actor.blocking_ask(1000, 10 * SECOND);
+        assert!(marker.is_ok(), "the actor answers after the batch: {marker:?}");
+    }
+
+    fn log(&self) -> Vec<(u64, i64)> {
+        self.log.lock().expect("lock").clone()
+    }
+}
+
+#[test]
+fn queued_tells_are_handled_in_batches_in_order() {
+    let b = batching(crate::FailurePolicy::Resume);
+    b.run(1..=20);
+    let expected: Vec<(u64, i64)> = (1..=20).chain([1000]).map(|n| (1, n)).collect();
+    assert_eq!(b.log(), expected);
+    let batches = b.batches.lock().expect("lock").clone();
+    assert!(batches.iter().all(|n| (1..=8).contains(n)), "{batches:?}");
+    assert!(batches.iter().any(|n| *n > 1), "queued tells are batched: {batches:?}");
+    assert_eq!(batches.iter().sum::<usize>(), 20, "every tell went through a batch once");
+    b.system.shutdown();
+}
+
+#[test]
+fn after_a_failed_tell_the_rest_of_its_batch_goes_to_the_next_incarnation() {
+    let b = batching(crate::FailurePolicy::Restart);
+    let letters = b.system.dead_letters().subscribe();
+    b.run([1, 2, -3, 4, 5]);
+    assert_eq!(b.log(), vec![(1, 1), (1, 2), (2, 4), (2, 5), (2, 1000)]);
+    assert_eq!(b.actor.restarts(), 1);
+    let letter = letters.try_recv().expect("the failed tell is a dead letter");
+    assert_eq!(letter.reason, crate::DeadLetterReason::Failed);
+    assert_eq!(letter.message, Some(crate::Value::from(-3)));
+    assert!(letters.try_recv().is_err(), "nothing else is lost");
+    b.system.shutdown();
+}
+
+#[test]
+fn resuming_after_a_failed_tell_finishes_the_batch() {
+    let b = batching(crate::FailurePolicy::Resume);
+    let letters = b.system.dead_letters().subscribe();
+    b.run([1, -2, 3]);
+    assert_eq!(b.log(), vec![(1, 1), (1, 3), (1, 1000)]);
+    assert_eq!(b.actor.restarts(), 0);
+    assert!(letters.try_recv().is_err(), "a resumed failure is not a dead letter");
+    b.system.shutdown();
+}
+
+#[test]
+fn a_time_limit_turns_batching_off() {
+    let system = ActorSystem::builder().build();
+    let (log, batches): (Log, Arc<Mutex<Vec<usize>>>) = Default::default();
+    let (gate, gate_rx) = flume::unbounded::<()>();
+    let (l, bs) = (Arc::clone(&log), Arc::clone(&batches));
+    let actor = system
+        .spawn(
+            Props::new(move || {
+                Ok::<_, NeverFails>(Batcher {
+                    incarnation: 1,
+                    log: Arc::clone(&l),
+                    batches: Arc::clone(&bs),
+                    gate: gate_rx.clone(),
+                })
+            })
+            .time_limit(10 * SECOND),
+        )
+        .expect("spawn");
+    let (tx, done) = flume::bounded(1);
+    actor.blocking_ask_then("block", move |_| tx.send(()).expect("the test waits")).expect("ask");
+    for n in 0..10 {
+        actor.blocking_tell(n).expect("tell");
+    }
+    gate.send(()).expect("open");
+    done.recv_timeout(10 * SECOND).expect("opened");
+    actor.blocking_ask(1000, 10 * SECOND).expect("marker");
+    assert!(batches.lock().expect("lock").is_empty(), "one message at a time under a time limit");
+    assert_eq!(log.lock().expect("lock").len(), 11);
+    system.shutdown();
+}

@@ -294,3 +294,6 @@ pub fn state_of(n: u8) -> ActorState {
 pub fn down(actor: &AnyRef, reason: StopReason) -> Down {
     Down { id: actor.id(), name: actor.name().map(Into::into), reason }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,7 @@ pub struct CallFailed {
     /// What went wrong on the link.
     pub error: LinkError,
     /// The call, when it was never sent (so its message can be handed back).
-    pub call: Option<Call>,
+    pub call: Option<Box<Call>>,
 }
 
 /// Makes calls to the other side of a link: implemented by the link.
@@ -77,7 +77,7 @@ impl ProxyRef {
 /// The message of a call that failed on the link, if it is still there.
 fn message_of(failed: CallFailed) -> Value {
     debug!(error = %failed.error, "a call across the link failed");
-    match failed.call {
+    match failed.call.map(|call| *call) {
         Some(Call::TryTell { msg, .. } | Call::Tell { msg, .. } | Call::Ask { msg, .. }) => msg,
         _ => Value::None,
     }

@@ -76,6 +76,12 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A frame of `body`, carrying no descriptor (as if received: for tests and
+    /// decoders' fuzzing).
+    pub fn from_body(body: Vec<u8>) -> Frame {
+        Frame { data: body, offset: 0, fds: Vec::new() }
+    }
+
     /// The frame's body.
     pub fn body(&self) -> &[u8] {
         &self.data[self.offset..]
@@ -185,8 +191,11 @@ pub fn split(fd: OwnedFd, spin: Duration) -> Result<(FrameWriter, FrameReader), 
     Ok((writer, reader))
 }
 
+/// The two halves of one end of a link.
+pub type Halves = (FrameWriter, FrameReader);
+
 /// A connected pair of sockets, each end split (for tests and in-process links).
-pub fn pair(spin: Duration) -> Result<((FrameWriter, FrameReader), (FrameWriter, FrameReader)), LinkError> {
+pub fn pair(spin: Duration) -> Result<(Halves, Halves), LinkError> {
     let (a, b) = socketpair()?;
     Ok((split(a, spin)?, split(b, spin)?))
 }

@@ -107,3 +107,16 @@ fn display_reads_like_python() {
     assert_eq!(Value::from((1,)).to_string(), "(1,)");
     assert_eq!(Value::Set(vec![]).to_string(), "set()");
 }
+
+#[test]
+fn a_length_claimed_beyond_the_input_is_an_error_not_an_allocation() {
+    // Bytes (variant 6) and a str (variant 5) claiming about 4.5e18 bytes, and a
+    // claim just past the input.
+    for bytes in [
+        &[6u8, 0xfd, 0x40, 0xce, 0x97, 0xf5, 0xa4, 0xa6, 0x4a, 0x3e][..],
+        &[5u8, 0xfd, 0x40, 0xce, 0x97, 0xf5, 0xa4, 0xa6, 0x4a, 0x3e][..],
+        &[6u8, 0xfb, 0xff, 0xff, 1, 2, 3][..],
+    ] {
+        assert!(crate::codec::decode(bytes).is_err(), "{bytes:?}");
+    }
+}

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use subactor_core::codec::Handles;
 use std::borrow::Cow;
+use subactor_core::codec::Handles;
 
 use subactor_core::{
     ActorContext, AnyRef, BusyElsewhere, Death, Fault, HealthAlarm, Interrupt, InterruptCause, TellBatch, Value,

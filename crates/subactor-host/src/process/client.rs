@@ -172,7 +172,7 @@ impl Client {
         let frame = FromChild::Call { call: id, request };
         if let Err(error) = self.send_data(&frame) {
             let FromChild::Call { request, .. } = frame else { unreachable!("built above") };
-            return Err(CallFailed { error, call: Some(request) });
+            return Err(CallFailed { error, call: Some(Box::new(request)) });
         }
         let handles = self.handles();
         let spin = Duration::from_micros(self.spin_us.load(Ordering::Relaxed));
@@ -194,7 +194,7 @@ impl Client {
 
     fn call_on_control(&self, id: u64, request: Call, wait: Option<Duration>) -> Result<Answer, CallFailed> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(CallFailed { error: LinkError::Closed, call: Some(request) });
+            return Err(CallFailed { error: LinkError::Closed, call: Some(Box::new(request)) });
         }
         let (tx, rx) = flume::bounded(1);
         lock(&self.pending).insert(id, tx);
@@ -202,7 +202,7 @@ impl Client {
         if let Err(error) = proto::send(&self.ctrl_w, &frame, &self.handles(), &[]) {
             lock(&self.pending).remove(&id);
             let FromChild::Call { request, .. } = frame else { unreachable!("built above") };
-            return Err(CallFailed { error, call: Some(request) });
+            return Err(CallFailed { error, call: Some(Box::new(request)) });
         }
         let answer = match wait {
             Some(wait) => rx.recv_timeout(wait).map_err(|e| match e {

@@ -169,3 +169,41 @@ impl Handles for NoHandles {
 pub(crate) fn no_handles() -> Arc<dyn Handles> {
     Arc::new(NoHandles)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use subactor_arena::Arena;
+    use subactor_wire::Exports;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// Whatever bytes arrive as a frame's body, decoding answers a frame or an error.
+        #[test]
+        fn arbitrary_bytes_decode_to_a_frame_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let handles: Arc<dyn Handles> = Arc::new(Exports::new(Arena::new()));
+            let frame = Frame::from_body(bytes);
+            let _ = decode::<ToChild<'static>>(&frame, &handles);
+            let _ = decode::<FromChild>(&frame, &handles);
+            let _ = decode::<ToTemplate>(&frame, &handles);
+            let _ = decode::<FromTemplate>(&frame, &handles);
+        }
+    }
+
+    /// Found by the test above: a batch of tells claiming 4.5e18 values aborted the
+    /// process (bincode allocated what the length claimed).
+    #[test]
+    fn a_claimed_length_beyond_the_input_is_an_error() {
+        let handles: Arc<dyn Handles> = Arc::new(Exports::new(Arena::new()));
+        let bytes = [
+            0x02, 0x1e, 0xfd, 0x40, 0xce, 0x97, 0xf5, 0xa4, 0xa6, 0x4a, 0x3e, 0x5b, 0xca, 0xba, 0x89, 0x5d, 0x8b, 0x8e,
+            0x02, 0xf6, 0x5c, 0xf3, 0x6d, 0x9b, 0x55, 0x94, 0xba, 0x8a, 0x38, 0xea, 0x46, 0xe0, 0xb4, 0x98, 0x32, 0x0a,
+            0x0d, 0x71, 0xe5, 0x6e, 0xfc, 0x9d, 0xfb, 0x50, 0xc2,
+        ];
+        let frame = Frame::from_body(bytes.to_vec());
+        assert!(decode::<ToChild<'static>>(&frame, &handles).is_err());
+    }
+}
