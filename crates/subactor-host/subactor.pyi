@@ -28,6 +28,11 @@ class ActorRef:
     def restarts(self) -> int:
         """How many times the actor has been restarted (same reference, new instance)."""
 
+    @property
+    def placement(self) -> str:
+        """Where the actor's handlers run: ``"interpreter"`` (a subinterpreter with its
+        own GIL) or ``"process"`` (the main interpreter of a child process)."""
+
     def tell(self, msg: Any) -> None:
         """Sends `msg`, waiting (with this interpreter's GIL released) while the mailbox is
         full. Raises `ActorStopped`, or `MailboxFull` when an actor tells itself with a
@@ -101,9 +106,13 @@ def self_ref() -> ActorRef:
 def lookup(name: str) -> ActorRef | None:
     """The running Python actor with this name, or None."""
 
-def spawn(module_or_path: str, class_name: str, *args: Any, name: str | None = None) -> ActorRef:
-    """Starts a Python actor in its own interpreter and returns once its constructor has
-    returned. Raises `SpawnError` (with the child's traceback)."""
+def spawn(
+    module_or_path: str, class_name: str, *args: Any, name: str | None = None, placement: str = "interpreter"
+) -> ActorRef:
+    """Starts a Python actor and returns once its constructor has returned: in its own
+    interpreter, or with `placement="process"` in the main interpreter of a child
+    process (where every extension module works). Raises `SpawnError` (with the child's
+    traceback)."""
 
 def send_after(delay: float, ref: ActorRef, msg: Any) -> int:
     """Tells `msg` to `ref` after `delay` seconds; returns a timer id for `cancel_timer`."""
@@ -159,7 +168,7 @@ class ActorFailed(ActorError):
     """The other actor failed while it handled the message."""
 
     kind: str
-    """"panicked", "killed" or "time_limit"."""
+    """"panicked", "killed", "time_limit" or "died" (its process died)."""
 
 class Interrupted(BaseException):
     """Raised inside a handler that is being interrupted; let it propagate."""

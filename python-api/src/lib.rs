@@ -66,6 +66,16 @@ fn _register_hooks(
 }
 
 /// Stops the dispatcher thread (at interpreter exit, after every runtime has closed).
+/// The entry point of the template process of process actors: `python -c` runs it in
+/// a fresh interpreter started by a runtime. Never returns.
+#[pyfunction]
+fn _run_template() -> PyResult<()> {
+    match subactor_host::run_template() {
+        Ok(never) => match never {},
+        Err(error) => Err(pyo3::exceptions::PyRuntimeError::new_err(error)),
+    }
+}
+
 #[pyfunction]
 fn _stop_dispatcher(py: Python<'_>) -> PyResult<()> {
     dispatch::stop(py)
@@ -127,5 +137,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refs::ref_demonitor, m)?)?;
     m.add_function(wrap_pyfunction!(_register_hooks, m)?)?;
     m.add_function(wrap_pyfunction!(_stop_dispatcher, m)?)?;
+    m.add_function(wrap_pyfunction!(_run_template, m)?)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use subactor::{ArenaConfig, MainModule, PyActor, PythonActor, Runtime};
+use subactor::{ArenaConfig, Launcher, MainModule, Placement, PyActor, PythonActor, Runtime};
 use subactor_core::{FailurePolicy, SpawnError, TimerId};
 use subactor_host::{StartError, main_interpreter as main};
 
@@ -36,6 +36,8 @@ pub(crate) struct ActorOptions {
     pub(crate) core: Option<usize>,
     pub(crate) on_failure: Option<String>,
     pub(crate) time_limit: Option<f64>,
+    pub(crate) placement: Option<String>,
+    pub(crate) memory_limit: Option<u64>,
 }
 
 impl ActorOptions {
@@ -58,7 +60,29 @@ impl ActorOptions {
         if let Some(limit) = self.time_limit {
             spec = spec.time_limit(wait::seconds(limit, "time_limit")?);
         }
+        if let Some(placement) = self.placement {
+            spec = spec.placement(placement_of(&placement)?);
+        }
+        if let Some(limit) = self.memory_limit {
+            if spec.requested_placement() != Placement::Process {
+                return Err(PyValueError::new_err(
+                    "memory_limit applies to process actors only (placement=\"process\")",
+                ));
+            }
+            if limit == 0 {
+                return Err(PyValueError::new_err("memory_limit must be a positive number of bytes"));
+            }
+            spec = spec.memory_limit(limit);
+        }
         Ok(spec)
+    }
+}
+
+/// Reads a placement's name: where a Python actor's handlers run.
+pub(crate) fn placement_of(name: &str) -> PyResult<Placement> {
+    match name.parse::<Placement>() {
+        Ok(placement @ (Placement::Interpreter | Placement::Process)) => Ok(placement),
+        _ => Err(PyValueError::new_err(format!("placement must be 'interpreter' or 'process', got {name:?}"))),
     }
 }
 
@@ -113,6 +137,9 @@ pub(crate) fn spawn_actor(
     .map_err(|error| errors::spawn(py, &error))
 }
 
+/// What the template process of process actors runs (`python -c`).
+const TEMPLATE_CODE: &str = "from subactor import _native; _native._run_template()";
+
 /// The native side of `subactor.Runtime`.
 #[pyclass(module = "subactor._native", frozen)]
 pub(crate) struct RuntimeCore {
@@ -141,7 +168,8 @@ impl RuntimeCore {
     /// Starts a runtime whose actors find modules on `python_path` first and load the
     /// main program (`main_path` or `main_name`) when they need what it defines.
     #[new]
-    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None))]
+    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         python_path: Vec<String>,
         main_path: Option<String>,
@@ -149,8 +177,16 @@ impl RuntimeCore {
         mailbox_capacity: Option<usize>,
         spin: Option<f64>,
         arena_max_bytes: Option<usize>,
+        preload: Vec<String>,
+        executable: Option<String>,
     ) -> PyResult<RuntimeCore> {
-        let mut builder = Runtime::builder().python_path(python_path);
+        let mut builder = Runtime::builder().python_path(python_path).preload(preload);
+        // Process actors are forked from a template process: this Python interpreter,
+        // running the package's entry point (the program's own binary is Python here).
+        if let Some(executable) = executable {
+            builder = builder
+                .launcher(Launcher::Python { executable: PathBuf::from(executable), code: TEMPLATE_CODE.to_owned() });
+        }
         if let Some(path) = main_path {
             builder = builder.main_module(MainModule::Script(PathBuf::from(path)));
         } else if let Some(name) = main_name {
@@ -181,7 +217,7 @@ impl RuntimeCore {
     }
 
     /// Spawns `module.class_name(*args)` and returns its `ActorRef` once it runs.
-    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None))]
+    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None, placement=None, memory_limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn spawn<'py>(
         &self,
@@ -194,8 +230,10 @@ impl RuntimeCore {
         core: Option<usize>,
         on_failure: Option<String>,
         time_limit: Option<f64>,
+        placement: Option<String>,
+        memory_limit: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = ActorOptions { name, mailbox, core, on_failure, time_limit };
+        let options = ActorOptions { name, mailbox, core, on_failure, time_limit, placement, memory_limit };
         let spec = options.spec(module, class_name, args)?;
         let rt = self.spawn_runtime(py)?;
         let actor = spawn_actor(py, rt, spec)?;

@@ -43,7 +43,8 @@ fn restart_type(name: &str) -> PyResult<RestartType> {
 /// `("supervisor", strategy, max_restarts, within, backoff, name, children)`.
 type SupervisorTuple<'py> = (String, String, u32, f64, Option<(f64, f64)>, Option<String>, Bound<'py, PyList>);
 
-/// `("actor", module, class, args, name, mailbox, core, on_failure, time_limit)`.
+/// `("actor", module, class, args, name, mailbox, core, on_failure, time_limit,
+/// placement, memory_limit)`.
 type ActorTuple<'py> = (
     String,
     String,
@@ -54,6 +55,8 @@ type ActorTuple<'py> = (
     Option<usize>,
     Option<String>,
     Option<f64>,
+    Option<String>,
+    Option<u64>,
 );
 
 /// A supervisor spec from its tuple.
@@ -82,9 +85,10 @@ fn child_spec(obj: &Bound<'_, PyAny>) -> PyResult<ChildSpec> {
     let child = match kind.as_str() {
         "supervisor" => ChildSpec::new(supervisor_spec(what.as_any())?),
         "actor" => {
-            let (_, module, class, args, name, mailbox, core, on_failure, time_limit): ActorTuple<'_> =
-                what.extract()?;
-            let options = ActorOptions { name, mailbox, core, on_failure, time_limit };
+            let (_, module, class, args, name, mailbox, core, on_failure, time_limit, placement, memory_limit): ActorTuple<
+                '_,
+            > = what.extract()?;
+            let options = ActorOptions { name, mailbox, core, on_failure, time_limit, placement, memory_limit };
             ChildSpec::new(options.spec(module, class, &args)?)
         }
         other => return Err(PyTypeError::new_err(format!("unknown child kind {other:?}"))),

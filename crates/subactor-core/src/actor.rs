@@ -205,6 +205,12 @@ pub trait Spawn: Send + 'static {
     /// incarnation is dropped: releases whatever the recipe kept across restarts.
     fn release(&mut self) {}
 
+    /// Where the actor's handlers will run, as references report it while the actor
+    /// starts (once it runs, [`Actor::placement`] says).
+    fn placement(&self) -> Placement {
+        Placement::Thread
+    }
+
     /// The failure policy when the options set none: restart under a supervisor,
     /// resume without one.
     fn default_failure_policy(&self, supervised: bool) -> FailurePolicy {

@@ -151,6 +151,7 @@ fn live<S: Spawn>(
         }
     }
     let policy = spec.options().on_failure.unwrap_or_else(|| spec.default_failure_policy(parent.is_some()));
+    *crate::sync::lock(&cell.placement) = spec.placement();
     loop {
         let mut actor = match catch_unwind(AssertUnwindSafe(|| spec.start(ctx))) {
             Ok(Ok(actor)) => actor,

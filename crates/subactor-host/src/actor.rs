@@ -231,6 +231,10 @@ impl Spawn for PythonActor {
         Ok(PyActor { interp: Some(interp), child: None, keep: self.keep_interpreter, _host: host })
     }
 
+    fn placement(&self) -> Placement {
+        self.placement
+    }
+
     fn release(&mut self) {
         // The last incarnation kept its interpreter for a restart that will not come:
         // end it now.

@@ -252,6 +252,10 @@ def setup(paths, main_path=None, main_name=None, guard=True):
         sys.meta_path.insert(0, _ImportGuard(_UNSAFE_ACCELERATORS.get(sys.version_info[:2], frozenset())))
     if main_path is not None or main_name is not None:
         sys.modules["__main__"] = _LazyMain(main_path, main_name)
+        # A process actor's template is a Python process of its own, whose package
+        # import aliased its own main (``python -c``) as ``__mp_main__``: not the
+        # program's, which is loaded under that name on first use.
+        sys.modules.pop(_MAIN_NAME, None)
 
 
 # ---- the main program's module ------------------------------------------------------

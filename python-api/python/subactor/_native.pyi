@@ -33,6 +33,11 @@ class ActorRef:
         """How many times the actor has been restarted (same reference, new instance)."""
 
     @property
+    def placement(self) -> str:
+        """Where the actor's handlers run: ``"interpreter"`` (a subinterpreter with its
+        own GIL) or ``"process"`` (the main interpreter of a child process)."""
+
+    @property
     def state(self) -> str:
         """``"starting"``, ``"running"``, ``"stopping"`` or ``"stopped"``."""
 
@@ -172,7 +177,7 @@ class ActorFailed(ActorError):
     limit."""
 
     kind: str
-    """``"killed"``, ``"panicked"`` or ``"time_limit"``."""
+    """``"killed"``, ``"panicked"``, ``"time_limit"`` or ``"died"`` (a process actor's process died)."""
     def __init__(self, kind: str, message: str) -> None: ...
 
 class Interrupted(BaseException):
@@ -198,6 +203,8 @@ class RuntimeCore:
         mailbox_capacity: int | None = None,
         spin: float | None = None,
         arena_max_bytes: int | None = None,
+        preload: list[str] = ...,
+        executable: str | None = None,
     ) -> None: ...
     def spawn(
         self,
@@ -209,6 +216,8 @@ class RuntimeCore:
         core: int | None = None,
         on_failure: str | None = None,
         time_limit: float | None = None,
+        placement: str | None = None,
+        memory_limit: int | None = None,
     ) -> ActorRef: ...
     def executor(self, workers: int, worker_path: str, pin: bool = False) -> ExecutorCore: ...
     def supervise(self, spec: tuple[Any, ...]) -> Supervisor: ...
@@ -357,3 +366,5 @@ def ref_monitor(actor: ActorRef, callback: Callable[[Down], object]) -> int: ...
 def ref_demonitor(handle: int) -> bool: ...
 def _register_hooks(incompatible_extension: Any, broken_executor: Any, resolve_async: Any) -> None: ...
 def _stop_dispatcher() -> None: ...
+def _run_template() -> None:
+    """The entry point of the template process of process actors (never returns)."""

@@ -99,7 +99,9 @@ class Runtime:
     ``sys.path`` follows, so what the main program imports, actors import too).
     ``mailbox_capacity``: of actors that set none (1024). ``spin``: seconds an idle
     actor spins before sleeping (50 µs; 0 disables). ``arena_max_bytes``: the limit of
-    the shared-memory arena of ``alloc``/``buffer`` (1 GiB).
+    the shared-memory arena of ``alloc``/``buffer`` (1 GiB). ``preload``: modules the
+    template process of process actors imports once, so that every process actor
+    starts with them loaded (``preload=["numpy"]``).
 
     Runtimes still open when the interpreter exits are closed then.
     """
@@ -111,11 +113,17 @@ class Runtime:
         mailbox_capacity: int | None = None,
         spin: float | None = None,
         arena_max_bytes: int | None = None,
+        preload: Iterable[str] = (),
     ) -> None:
         paths = [os.fspath(p) for p in python_path]
         paths += [p for p in sys.path if isinstance(p, str) and p not in paths]
         main_path, main_name = _main_program()
-        self._core = _native.RuntimeCore(paths, main_path, main_name, mailbox_capacity, spin, arena_max_bytes)
+        preloaded = [preload] if isinstance(preload, str) else list(preload)
+        if not all(isinstance(name, str) for name in preloaded):
+            raise TypeError("preload must be an iterable of module names (str)")
+        self._core = _native.RuntimeCore(
+            paths, main_path, main_name, mailbox_capacity, spin, arena_max_bytes, preloaded, sys.executable
+        )
         with _live_lock:
             _live.add(self)
 
@@ -158,6 +166,8 @@ class Runtime:
         core: int | None = None,
         on_failure: str | None = None,
         time_limit: float | None = None,
+        placement: str | None = None,
+        memory_limit: int | None = None,
     ) -> ActorRef: ...
 
     @overload
@@ -173,6 +183,8 @@ class Runtime:
         core: int | None = None,
         on_failure: str | None = None,
         time_limit: float | None = None,
+        placement: str | None = None,
+        memory_limit: int | None = None,
     ) -> ActorRef | Supervisor:
         """Starts an actor and returns its reference once its constructor has returned.
 
@@ -187,6 +199,13 @@ class Runtime:
         ``"resume"`` (keep the instance; the default), ``"restart"`` (a fresh instance in
         a fresh interpreter, same reference and mailbox) or ``"stop"``.
         ``time_limit``: seconds one ``receive`` may run before it is interrupted.
+        ``placement``: where the actor runs: ``"interpreter"`` (the default: a
+        subinterpreter with its own GIL, in this process) or ``"process"`` (the main
+        interpreter of a child process, forked from a template: numpy, pandas and every
+        other extension work there, and a crash ends only that process, which is a
+        failure of this actor, raised to its asker as ``ActorFailed`` with kind
+        ``"died"``). ``memory_limit``: bytes a process actor's process may allocate
+        (an allocation past it raises ``MemoryError`` in the handler).
 
         A ``SupervisorSpec`` starts a supervisor and returns a ``Supervisor``.
 
@@ -197,11 +216,13 @@ class Runtime:
         from ._supervision import SupervisorSpec
 
         if isinstance(actor, SupervisorSpec):
-            if args or name or mailbox or core is not None or on_failure or time_limit:
+            if args or name or mailbox or core is not None or on_failure or time_limit or placement or memory_limit:
                 raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
             return self._core.supervise(actor._flatten())
         module, qualname = actor_target(actor)
-        return self._core.spawn(module, qualname, args, name, mailbox, core, on_failure, time_limit)
+        return self._core.spawn(
+            module, qualname, args, name, mailbox, core, on_failure, time_limit, placement, memory_limit
+        )
 
     def lookup(self, name: str) -> ActorRef | None:
         """The running Python actor with this name, or ``None``."""

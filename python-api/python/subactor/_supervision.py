@@ -67,10 +67,14 @@ class ChildSpec:
         core: int | None = None,
         on_failure: OnFailure | str | None = None,
         time_limit: float | None = None,
+        placement: str | None = None,
+        memory_limit: int | None = None,
         restart: Restart | str = Restart.PERMANENT,
         shutdown: float = 5.0,
     ) -> None:
         self.actor = actor
+        self.placement = placement
+        self.memory_limit = memory_limit
         self.args = args
         self.name = name
         self.mailbox = mailbox
@@ -79,7 +83,9 @@ class ChildSpec:
         self.time_limit = time_limit
         self.restart = Restart(restart)
         self.shutdown = shutdown
-        if isinstance(actor, SupervisorSpec) and (args or name or mailbox or core is not None or on_failure):
+        if isinstance(actor, SupervisorSpec) and (
+            args or name or mailbox or core is not None or on_failure or placement or memory_limit
+        ):
             raise TypeError("a nested SupervisorSpec takes its options on the spec")
 
     def _flatten(self) -> tuple[Any, ...]:
@@ -97,6 +103,8 @@ class ChildSpec:
                 self.core,
                 None if self.on_failure is None else str(self.on_failure),
                 self.time_limit,
+                self.placement,
+                self.memory_limit,
             )
         return (what, str(self.restart), float(self.shutdown))
 

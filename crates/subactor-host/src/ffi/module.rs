@@ -202,7 +202,7 @@ static REF_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
     ffi::PyMethodDef::zeroed(),
 ]);
 
-static REF_GETSET: CStatic<[ffi::PyGetSetDef; 4]> = CStatic::new([
+static REF_GETSET: CStatic<[ffi::PyGetSetDef; 5]> = CStatic::new([
     ffi::PyGetSetDef {
         name: c"id".as_ptr(),
         get: Some(ref_id),
@@ -222,6 +222,13 @@ static REF_GETSET: CStatic<[ffi::PyGetSetDef; 4]> = CStatic::new([
         get: Some(ref_restarts),
         set: None,
         doc: c"How many times the actor has been restarted.".as_ptr(),
+        closure: ptr::null_mut(),
+    },
+    ffi::PyGetSetDef {
+        name: c"placement".as_ptr(),
+        get: Some(ref_placement),
+        set: None,
+        doc: c"Where the actor's handlers run: \"interpreter\" or \"process\".".as_ptr(),
         closure: ptr::null_mut(),
     },
     ffi::PyGetSetDef { name: ptr::null(), get: None, set: None, doc: ptr::null(), closure: ptr::null_mut() },
@@ -931,6 +938,18 @@ unsafe extern "C" fn ref_name(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut f
                 }),
                 None => Ok(Obj::from_borrowed(ffi::Py_None()).map_or(ptr::null_mut(), Obj::into_ptr)),
             }
+        }
+    })
+}
+
+unsafe extern "C" fn ref_placement(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: `obj` is an ActorRef; attached.
+        unsafe {
+            new_str(ref_actor(obj).placement().as_str()).map(Obj::into_ptr).map_err(|exc| {
+                ffi::PyErr_SetRaisedException(exc.into_ptr());
+                Raised
+            })
         }
     })
 }
