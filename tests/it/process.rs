@@ -369,3 +369,114 @@ fn a_parent_killed_with_sigkill_leaves_no_child_behind() {
     eventually("every process of the killed parent is gone", || pids.iter().all(|pid| !alive(*pid)));
     let _ = thread_count;
 }
+
+// ---- buffers across processes, without copies ------------------------------------------
+
+/// (inode, offset) of a buffer's bytes in its segment's memfd, in this process.
+fn memfd_position(buffer: &subactor::Buffer) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let fd = buffer.segment().fd().expect("a memfd segment").try_clone_to_owned().expect("dup");
+    let inode = std::fs::File::from(fd).metadata().expect("fstat").ino();
+    (inode, buffer.segment_offset() as u64)
+}
+
+fn big_runtime() -> Runtime {
+    Runtime::builder()
+        .python_path([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")])
+        .arena(subactor::ArenaConfig::new().with_max_bytes(3 << 30))
+        .build()
+        .expect("the runtime starts")
+}
+
+#[test]
+fn a_gigabyte_buffer_goes_to_a_process_actor_and_back_without_a_copy() {
+    let rt = big_runtime();
+    let actor = spawn(&rt, "Shared");
+    let mut draft = rt.arena().alloc(1 << 30).expect("1 GiB");
+    draft[..4].copy_from_slice(&[1, 2, 3, 4]);
+    let buffer = draft.freeze();
+    let (inode, offset) = memfd_position(&buffer);
+    let rss_before = crate::common::rss_kib();
+
+    // The child's view is a read-only mapping of the same memfd, at the same offset.
+    let Value::Tuple(seen) = ask(&actor, ("where", Value::Buffer(buffer.clone()))) else { panic!("a tuple") };
+    let [child_inode, child_offset, perms, head, len, writeable] = <[Value; 6]>::try_from(seen).expect("6 items");
+    let (child_inode, child_offset) = (child_inode.as_i64().expect("int"), child_offset.as_i64().expect("int"));
+    let perms = perms.as_str().expect("str").to_owned();
+    let (head, len) = (head, len.as_i64().expect("int"));
+    let Value::Bool(writeable) = writeable else { panic!("a bool") };
+    assert_eq!((child_inode as u64, child_offset as u64), (inode, offset), "the same pages");
+    assert!(perms.starts_with("r-"), "mapped read-only: {perms}");
+    assert_eq!(head, Value::bytes(vec![1, 2, 3, 4]));
+    assert_eq!(len, 1 << 30);
+    assert!(!writeable, "numpy sees a read-only array");
+
+    // Sent back, it is still the same pages.
+    let Value::Buffer(back) = ask(&actor, ("echo", Value::Buffer(buffer.clone()))) else { panic!("a buffer") };
+    assert_eq!(back.len(), 1 << 30);
+    assert_eq!(&back[..4], &[1, 2, 3, 4]);
+    assert_eq!(memfd_position(&back), (inode, offset));
+    let grown = crate::common::rss_kib().saturating_sub(rss_before);
+    assert!(grown < 64 << 10, "this process's memory grew by {grown} KiB, not by the payload");
+    drop((buffer, back));
+    eventually("the buffer's memory returns once every process is done", || rt.arena().stats().buffers_live == 0);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_child_killed_while_holding_views_gives_the_memory_back() {
+    let rt = runtime();
+    let actor = rt.spawn(process("Shared").on_failure(FailurePolicy::Restart)).expect("spawn");
+    for n in 0..3 {
+        let buffer = rt.arena().copy_from(&[n; 100_000]).expect("buffer");
+        assert_eq!(ask(&actor, ("hold", Value::Buffer(buffer))), Value::from(i64::from(n) + 1));
+    }
+    assert_eq!(rt.arena().stats().buffers_live, 3, "the child holds all three");
+    let pid = {
+        let v = actor.blocking_ask(("pid",), TIMEOUT).expect("pid");
+        i32::try_from(v.as_i64().expect("int")).expect("pid")
+    };
+    sigkill(pid);
+    eventually("the arena is back at zero", || {
+        let stats = rt.arena().stats();
+        stats.buffers_live == 0 && stats.bytes_live == 0
+    });
+    eventually("the actor was restarted", || actor.restarts() == 1);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_process_actor_allocates_fills_and_freezes_a_buffer_that_outlives_it() {
+    let rt = runtime();
+    let actor = spawn(&rt, "Shared");
+    let Value::Buffer(made) = ask(&actor, ("alloc", 1 << 20, Value::bytes(b"abcd".to_vec()))) else {
+        panic!("a buffer")
+    };
+    assert_eq!(made.len(), 1 << 20);
+    assert_eq!(&made[..4], b"abcd");
+    assert_eq!(rt.arena().stats().buffers_live, 0, "the child's memory, not this arena's");
+    // Passed on to another process actor without a copy, it reads the same bytes.
+    let other = spawn(&rt, "Shared");
+    let seen = ask(&other, ("where", Value::Buffer(made.clone())));
+    let Value::Tuple(parts) = seen else { panic!("a tuple") };
+    assert_eq!(parts[3], Value::bytes(b"abcd".to_vec()));
+    // The child that made it goes; its memory stays while a handle exists.
+    let pid = i32::try_from(ask(&actor, ("pid",)).as_i64().expect("int")).expect("pid");
+    actor.kill();
+    actor.blocking_wait_timeout(TIMEOUT).expect("stops");
+    eventually("the child is gone", || !alive(pid));
+    assert_eq!(&made[..4], b"abcd");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn an_unfrozen_buffer_cannot_be_sent_from_a_process_actor() {
+    let rt = runtime();
+    let actor = spawn(&rt, "Shared");
+    let echo = rt.spawn(PythonActor::new("actors", "Echo")).expect("echo");
+    let answer = ask(&actor, ("unfrozen", Value::Actor(echo.into())));
+    let (kind, message): (String, String) = answer.try_into().expect("an error description");
+    assert_eq!(kind, "TypeError", "{message}");
+    assert!(message.contains("freeze()"), "{message}");
+    rt.shutdown().expect("shutdown");
+}

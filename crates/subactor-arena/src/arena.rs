@@ -226,11 +226,12 @@ impl SharedSegments {
     }
 }
 
-/// A segment together with the accounting that must follow its unmapping.
+/// A segment together with the accounting that must follow its unmapping (none for a
+/// foreign segment, which belongs to another process's arena).
 pub(crate) struct MappedSegment {
     // Field order matters: the segment is unmapped before `_release` updates the counters.
     segment: Segment,
-    _release: Release,
+    _release: Option<Release>,
 }
 
 impl MappedSegment {
@@ -298,7 +299,14 @@ impl Inner {
             }
             other => other?,
         };
-        Ok(Allocation { arena: Arc::clone(this), segment: mapped, offset: 0, len, reserved: size, shared: false })
+        Ok(Allocation {
+            owner: Owner::Arena(Arc::clone(this)),
+            segment: mapped,
+            offset: 0,
+            len,
+            reserved: size,
+            shared: false,
+        })
     }
 
     fn allocate_shared(this: &Arc<Self>, len: usize, reserved: usize) -> Result<(Allocation, usize), ArenaError> {
@@ -328,7 +336,8 @@ impl Inner {
             }
         };
         drop(shared);
-        let allocation = Allocation { arena: Arc::clone(this), segment: mapped, offset, len, reserved, shared: true };
+        let allocation =
+            Allocation { owner: Owner::Arena(Arc::clone(this)), segment: mapped, offset, len, reserved, shared: true };
         Ok((allocation, dirty))
     }
 
@@ -348,7 +357,7 @@ impl Inner {
                 tracing::debug!(segment = id, size, dedicated, "arena segment mapped");
                 Ok(Arc::new(MappedSegment {
                     segment,
-                    _release: Release { counters: Arc::clone(&self.counters), id, size, dedicated },
+                    _release: Some(Release { counters: Arc::clone(&self.counters), id, size, dedicated }),
                 }))
             }
             Err(source) => {
@@ -393,10 +402,18 @@ impl Inner {
     }
 }
 
+/// Who gets an allocation's room back when it is dropped.
+enum Owner {
+    /// This process's arena.
+    Arena(Arc<Inner>),
+    /// Another process's arena: the hook tells it (once) that this process is done.
+    Foreign(Mutex<Option<Box<dyn FnOnce() + Send>>>),
+}
+
 /// One reservation in one segment, owned by exactly one [`BufferMut`] or shared by the
 /// [`Buffer`]s frozen from it. Dropping it gives the room back.
 pub(crate) struct Allocation {
-    arena: Arc<Inner>,
+    owner: Owner,
     /// Keeps the memory mapped for as long as the allocation exists, whatever the arena does.
     segment: Arc<MappedSegment>,
     offset: usize,
@@ -425,6 +442,77 @@ impl Allocation {
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        self.arena.release(self);
+        match &self.owner {
+            Owner::Arena(arena) => arena.release(self),
+            Owner::Foreign(hook) => {
+                let hook = hook.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(hook) = hook {
+                    hook();
+                }
+            }
+        }
+    }
+}
+
+/// A segment of another process's arena, mapped here from its memfd: the buffers that
+/// process lends this one are views of it.
+///
+/// Its memory stays mapped while this handle or any buffer over it exists. Which ranges
+/// hold live buffers is the other process's business: it lends a buffer, keeps it until
+/// told the borrower is done (the `on_release` hook of [`ForeignSegment::buffer`]), and
+/// never writes a frozen buffer. Its buffers count in no local arena's statistics.
+#[derive(Clone)]
+pub struct ForeignSegment {
+    mapped: Arc<MappedSegment>,
+}
+
+impl ForeignSegment {
+    /// Maps the memfd `fd` of another process's arena segment, read-only.
+    ///
+    /// Fails with [`ArenaError::Map`] when the descriptor is not a memfd sealed against
+    /// shrinking (whose size could change under a reader), or cannot be mapped.
+    #[cfg(unix)]
+    pub fn map(fd: std::os::fd::OwnedFd) -> Result<ForeignSegment, ArenaError> {
+        let id = NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed);
+        let segment = Segment::import(id, fd, false).map_err(|source| ArenaError::Map { size: 0, source })?;
+        tracing::debug!(segment = id, size = segment.size(), "foreign segment mapped");
+        Ok(ForeignSegment { mapped: Arc::new(MappedSegment { segment, _release: None }) })
+    }
+
+    /// The segment.
+    pub fn segment(&self) -> &Segment {
+        &self.mapped.segment
+    }
+
+    /// A buffer over `len` bytes at `offset` of the segment, lent by its owner;
+    /// `on_release` runs once, when the last handle to it (clones and slices included)
+    /// is dropped.
+    ///
+    /// Fails with [`ArenaError::OutOfBounds`] when the range does not lie in the segment.
+    pub fn buffer(
+        &self,
+        offset: usize,
+        len: usize,
+        on_release: impl FnOnce() + Send + 'static,
+    ) -> Result<Buffer, ArenaError> {
+        let size = self.segment().size();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(ArenaError::OutOfBounds { offset, len, size });
+        }
+        let allocation = Allocation {
+            owner: Owner::Foreign(Mutex::new(Some(Box::new(on_release)))),
+            segment: Arc::clone(&self.mapped),
+            offset,
+            len,
+            reserved: len,
+            shared: false,
+        };
+        Ok(BufferMut::from_foreign(allocation).freeze())
+    }
+}
+
+impl fmt::Debug for ForeignSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForeignSegment").field("segment", self.segment()).finish()
     }
 }

@@ -51,6 +51,12 @@ pub struct BufferMut {
 }
 
 impl BufferMut {
+    /// Wraps an allocation lent by another process, only to freeze it at once: the bytes
+    /// are the lender's, never written here (the segment is mapped read-only).
+    pub(crate) fn from_foreign(allocation: Allocation) -> Self {
+        Self { allocation }
+    }
+
     /// Wraps a fresh allocation, zeroing the `dirty` leading bytes that may hold stale data.
     pub(crate) fn new(allocation: Allocation, dirty: usize) -> Self {
         let mut buffer = Self { allocation };

@@ -32,6 +32,17 @@ pub enum ArenaError {
         live: usize,
     },
 
+    /// A range does not lie within its segment (a foreign buffer's address).
+    #[error("a buffer of {len} bytes at offset {offset} does not fit a {size}-byte segment")]
+    OutOfBounds {
+        /// The range's first byte.
+        offset: usize,
+        /// Its length.
+        len: usize,
+        /// The segment's size.
+        size: usize,
+    },
+
     /// The operating system refused to create or map a segment.
     #[error("could not map a {size}-byte arena segment")]
     Map {

@@ -123,7 +123,7 @@ mod error;
 mod freelist;
 mod segment;
 
-pub use arena::{Arena, ArenaStats, BUFFER_ALIGN};
+pub use arena::{Arena, ArenaStats, BUFFER_ALIGN, ForeignSegment};
 pub use buffer::{Buffer, BufferMut};
 pub use config::ArenaConfig;
 pub use error::ArenaError;

@@ -54,6 +54,15 @@ impl Segment {
         Ok(Self { id, mapping })
     }
 
+    /// Maps a segment of another process's arena from its memfd (received over a Unix
+    /// socket): read-only unless `writable`. Its size is the memfd's, which must be sealed
+    /// against shrinking.
+    #[cfg(unix)]
+    pub(crate) fn import(id: u64, fd: std::os::fd::OwnedFd, writable: bool) -> io::Result<Self> {
+        let mapping = imp::Mapping::import(fd, writable)?;
+        Ok(Self { id, mapping })
+    }
+
     /// A process-wide unique number naming this segment (in log events, for instance).
     pub fn id(&self) -> u64 {
         self.id

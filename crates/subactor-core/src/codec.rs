@@ -42,6 +42,21 @@ pub struct RefAddr {
 pub enum BufferAddr {
     /// Its bytes, copied.
     Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Lent without a copy: `len` bytes at `offset` of the sender's shared-memory segment
+    /// `segment`, whose memfd is descriptor `fd` of the frame the first time that segment
+    /// crosses; the receiver tells the sender when it is done with lend `lend`.
+    Lent {
+        /// The sender's number for this lend.
+        lend: u64,
+        /// The sender's id of the segment.
+        segment: u64,
+        /// The index of the segment's memfd among the frame's descriptors, when sent.
+        fd: Option<u8>,
+        /// The buffer's first byte in the segment.
+        offset: u64,
+        /// Its length.
+        len: u64,
+    },
 }
 
 /// What a link does with the live handles inside the values it carries.

@@ -91,7 +91,7 @@ impl PythonHost {
             .into_iter()
             .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
             .collect();
-        let exports = Arc::new(Exports::new(arena.clone()));
+        let exports = Arc::new(Exports::new());
         let processes = ProcessSettings {
             launcher: Launcher::SelfExe,
             preload: Vec::new(),

@@ -42,6 +42,12 @@ impl Mapping {
         Ok(Self { base, layout })
     }
 
+    /// Other processes' segments cannot be mapped without a shared-memory backend.
+    #[cfg(unix)]
+    pub(super) fn import(_fd: std::os::fd::OwnedFd, _writable: bool) -> io::Result<Self> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this platform has no shared-memory segments"))
+    }
+
     pub(super) fn base(&self) -> NonNull<u8> {
         self.base
     }

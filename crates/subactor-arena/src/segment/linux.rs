@@ -52,6 +52,28 @@ impl Mapping {
         Ok(Self { base, size, fd })
     }
 
+    /// Maps a memfd received from another process: the whole of it, shared, read-only
+    /// unless `writable`. The memfd must be sealed against shrinking (as the arena's are),
+    /// so that no access within its size can fault.
+    pub(super) fn import(fd: OwnedFd, writable: bool) -> io::Result<Self> {
+        let seals = rustix::fs::fcntl_get_seals(&fd)?;
+        if !seals.contains(SealFlags::SHRINK) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the memfd is not sealed against shrinking"));
+        }
+        let size = usize::try_from(rustix::fs::fstat(&fd)?.st_size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the memfd has a negative size"))?;
+        if size == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the memfd is empty"));
+        }
+        let prot = if writable { ProtFlags::READ | ProtFlags::WRITE } else { ProtFlags::READ };
+        // SAFETY: a null hint lets the kernel choose fresh address space, so no existing memory
+        // is replaced; `fd` is a memfd of exactly `size` bytes, sealed against shrinking, so
+        // the whole mapping stays backed and reading it cannot fault.
+        let addr = unsafe { rustix::mm::mmap(ptr::null_mut(), size, prot, MapFlags::SHARED, &fd, 0) }?;
+        let base = NonNull::new(addr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned a null address"))?;
+        Ok(Self { base, size, fd })
+    }
+
     pub(super) fn base(&self) -> NonNull<u8> {
         self.base
     }

@@ -102,3 +102,51 @@ fn a_second_mapping_of_the_memfd_sees_the_same_bytes() {
         assert_eq!(&read[..], &frozen[..]);
     }
 }
+
+// ---- foreign segments: another process's arena, mapped here ------------------------------
+
+mod foreign {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use subactor_arena::{Arena, ArenaError, ForeignSegment};
+
+    #[test]
+    fn a_foreign_buffer_shows_the_owners_bytes_and_reports_its_release_once() {
+        let arena = Arena::new();
+        let mut owned = arena.alloc(4096).expect("alloc");
+        owned.as_mut_slice()[..5].copy_from_slice(b"hello");
+        let owned = owned.freeze();
+        let fd = owned.segment().fd().expect("a memfd").try_clone_to_owned().expect("dup");
+        let segment = ForeignSegment::map(fd).expect("maps");
+        assert_ne!(segment.segment().as_ptr(), owned.segment().as_ptr(), "a second mapping");
+        let released = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&released);
+        let lent = segment
+            .buffer(owned.segment_offset(), owned.len(), move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("in bounds");
+        assert_eq!(&lent[..5], b"hello");
+        let slice = lent.slice(1..3);
+        drop(lent);
+        assert_eq!(released.load(Ordering::SeqCst), 0, "a slice still holds it");
+        assert_eq!(&slice[..], b"el");
+        drop(slice);
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once, by the last handle");
+        assert_eq!(arena.stats().buffers_live, 1, "foreign handles do not count in the owner's arena");
+    }
+
+    #[test]
+    fn out_of_bounds_ranges_and_unsealed_descriptors_are_refused() {
+        let arena = Arena::new();
+        let owned = arena.copy_from(b"x").expect("alloc");
+        let fd = owned.segment().fd().expect("a memfd").try_clone_to_owned().expect("dup");
+        let segment = ForeignSegment::map(fd).expect("maps");
+        let size = segment.segment().size();
+        assert!(matches!(segment.buffer(size - 1, 2, || {}), Err(ArenaError::OutOfBounds { .. })));
+        assert!(matches!(segment.buffer(usize::MAX, 2, || {}), Err(ArenaError::OutOfBounds { .. })));
+        let file = std::fs::File::open("/proc/self/status").expect("a file");
+        assert!(matches!(ForeignSegment::map(file.into()), Err(ArenaError::Map { .. })));
+    }
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 use pyo3_ffi as ffi;
 use subactor_arena::Arena;
 use subactor_wire::stream;
-use subactor_wire::{Imports, LinkError};
+use subactor_wire::{LinkError, LinkHandles};
 use tracing::{debug, warn};
 
 use super::helpers::Helpers;
@@ -65,12 +65,12 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     };
     let arena = Arena::new();
     let client = Arc::new(Client::new(data_w, data_r, ctrl_w));
-    let imports = Arc::new(Imports::new(Arc::clone(&client) as _, arena.clone()));
-    client.set_handles(Arc::clone(&imports) as _);
+    let link = Arc::new(LinkHandles::borrower(Arc::clone(&client) as _, arena.clone()));
+    client.set_link(Arc::clone(&link));
     let handles = client.handles();
     // A spare waits here until it is handed over (or its template ends).
     // SAFETY: attached (contract).
-    let frame = match unsafe { without_gil(|| client.recv_data(None)) } {
+    let mut frame = match unsafe { without_gil(|| client.recv_data(None)) } {
         Ok(frame) => frame,
         Err(LinkError::Closed) => return 0,
         Err(error) => {
@@ -78,7 +78,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
             return 3;
         }
     };
-    let spec = match proto::decode::<ToChild<'static>>(&frame, &handles) {
+    let spec = match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
         Ok(ToChild::Start(spec)) => spec,
         Ok(other) => {
             warn!(?other, "a child's first frame is not its start");
@@ -120,7 +120,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     if let Some(interrupter) = interp.interrupter() {
         client.set_interrupter(interrupter);
     }
-    let link = ActorLink { env: Arc::clone(&client) as _, myself: imports.import(spec.myself), arena };
+    let link = ActorLink { env: Arc::clone(&client) as _, myself: link.import(spec.myself), arena };
     if let Err(error) = interp.install_module(link) {
         return refuse(error);
     }
@@ -139,7 +139,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
         interp.detach();
         let frame = client.recv_data(None);
         interp.attach();
-        let frame = match frame {
+        let mut frame = match frame {
             Ok(frame) => frame,
             Err(LinkError::Closed) => break,
             Err(error) => {
@@ -147,7 +147,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
                 return 3;
             }
         };
-        match proto::decode::<ToChild<'static>>(&frame, &handles) {
+        match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
             Ok(ToChild::Msg { seq, msg, reply }) => {
                 client.serving(Some(seq));
                 let result = interp.receive(&msg, reply);

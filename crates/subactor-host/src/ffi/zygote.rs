@@ -14,6 +14,7 @@ use std::time::Duration;
 use pyo3_ffi as ffi;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions, pidfd_open, pidfd_send_signal, waitpid};
+use subactor_wire::Channel;
 use subactor_wire::LinkError;
 use subactor_wire::stream::{self, FrameReader, FrameWriter};
 use tracing::{debug, warn};
@@ -85,11 +86,13 @@ unsafe fn serve(socket: OwnedFd) -> Result<(), String> {
     let (writer, mut reader) = stream::split(socket, Duration::ZERO).map_err(|e| e.to_string())?;
     let handles = no_handles();
     // SAFETY: attached (contract).
-    let frame = unsafe { without_gil(|| reader.recv(None)) }.map_err(|e| format!("no configuration: {e}"))?;
-    let Ok(ToTemplate::Config(config)) = proto::decode::<ToTemplate>(&frame, &handles) else {
+    let mut frame = unsafe { without_gil(|| reader.recv(None)) }.map_err(|e| format!("no configuration: {e}"))?;
+    let Ok(ToTemplate::Config(config)) = proto::decode::<ToTemplate>(&mut frame, &handles) else {
         return Err("the first frame is not the configuration".into());
     };
-    let ready = |result: Result<(), String>| proto::send(&writer, &FromTemplate::Ready(result), &handles, &[]);
+    let ready = |result: Result<(), String>| {
+        proto::send(&writer, Channel::Control, &FromTemplate::Ready(result), &handles, &[])
+    };
     let main = config.main.map(MainModule::from);
     // SAFETY: attached (contract): the main interpreter.
     let helpers = match unsafe { Helpers::load(&config.python_path, main.as_ref(), false) } {
@@ -168,7 +171,7 @@ impl Template {
             loop {
                 let Some((_, reader)) = &mut self.link else { return Ok(false) };
                 match reader.try_recv() {
-                    Ok(Some(frame)) => match proto::decode::<ToTemplate>(&frame, &no_handles()) {
+                    Ok(Some(mut frame)) => match proto::decode::<ToTemplate>(&mut frame, &no_handles()) {
                         // SAFETY: attached (contract).
                         Ok(ToTemplate::Spawn { token }) => unsafe { self.hand_over(token) },
                         Ok(ToTemplate::Kill { pid }) => self.kill(pid),
@@ -204,17 +207,26 @@ impl Template {
                 match sockets {
                     Some((data, control)) => proto::send(
                         self.writer(),
+                        Channel::Control,
                         &FromTemplate::Spawned { token, pid },
                         &handles,
                         &[data.as_fd(), control.as_fd()],
                     ),
                     None => {
                         let error = "a spare child lost its sockets".to_owned();
-                        proto::send(self.writer(), &FromTemplate::SpawnFailed { token, error }, &handles, &[])
+                        proto::send(
+                            self.writer(),
+                            Channel::Control,
+                            &FromTemplate::SpawnFailed { token, error },
+                            &handles,
+                            &[],
+                        )
                     }
                 }
             }
-            Err(error) => proto::send(self.writer(), &FromTemplate::SpawnFailed { token, error }, &handles, &[]),
+            Err(error) => {
+                proto::send(self.writer(), Channel::Control, &FromTemplate::SpawnFailed { token, error }, &handles, &[])
+            }
         };
         if let Err(error) = sent {
             warn!(%error, "cannot hand a child over to the runtime");
@@ -310,7 +322,7 @@ impl Template {
             return;
         }
         let report = FromTemplate::Exited { pid, status };
-        if let Err(error) = proto::send(self.writer(), &report, &no_handles(), &[]) {
+        if let Err(error) = proto::send(self.writer(), Channel::Control, &report, &no_handles(), &[]) {
             debug!(%error, "cannot report a child's end");
         }
     }

@@ -18,7 +18,7 @@ use subactor_core::{
     ActorContext, AnyRef, BusyElsewhere, Death, Fault, HealthAlarm, Interrupt, InterruptCause, TellBatch, Value,
 };
 use subactor_wire::stream::{self, FrameReader, FrameWriter};
-use subactor_wire::{Exports, LinkError, serve};
+use subactor_wire::{Channel, LinkError, LinkHandles, serve};
 use tracing::{debug, warn};
 
 use super::LocalEnv;
@@ -45,6 +45,8 @@ struct Shared {
     ctrl_w: FrameWriter,
     template: Arc<Template>,
     grace: Duration,
+    /// The link's handles: references and lent buffers.
+    link: Arc<LinkHandles>,
     handles: Arc<dyn Handles>,
 }
 
@@ -92,9 +94,17 @@ impl ChildProcess {
         let link = |e: LinkError| StartError::Process(format!("cannot use the child's sockets: {e}"));
         let (data_w, data_r) = stream::split(spawned.data, spin).map_err(link)?;
         let (ctrl_w, ctrl_r) = stream::split(spawned.control, Duration::ZERO).map_err(link)?;
-        let exports: Arc<Exports> = host.exports();
+        let exports = host.exports();
         exports.set_dead_letters(ctx.system().dead_letter_sink());
-        let handles: Arc<dyn Handles> = exports.clone();
+        let link = Arc::new(LinkHandles::owner(Arc::clone(&exports), host.arena().clone()));
+        {
+            // The runtime is done with a buffer the child lent: tell it.
+            let ctrl_w = ctrl_w.clone();
+            link.set_release(move |lend| {
+                let _ = proto::send(&ctrl_w, Channel::Control, &ToChild::Release { lend }, &proto::no_handles(), &[]);
+            });
+        }
+        let handles: Arc<dyn Handles> = link.clone();
         let shared = Arc::new(Shared {
             pid,
             exit,
@@ -104,6 +114,7 @@ impl ChildProcess {
             ctrl_w,
             template,
             grace: spec.kill_grace_period(),
+            link,
             handles,
         });
         let env = Arc::new(LocalEnv { system: ctx.system().clone() });
@@ -127,8 +138,8 @@ impl ChildProcess {
         }));
         child.send(&start).map_err(|e| child.start_failed(&e))?;
         loop {
-            let frame = child.data_r.recv(None).map_err(|e| child.start_failed(&e))?;
-            match proto::decode::<FromChild>(&frame, &child.shared.handles) {
+            let mut frame = child.data_r.recv(None).map_err(|e| child.start_failed(&e))?;
+            match proto::decode::<FromChild>(&mut frame, &child.shared.handles) {
                 Ok(FromChild::Started(Ok(()))) => break,
                 Ok(FromChild::Started(Err(error))) => return Err(error),
                 Ok(FromChild::Call { call, request }) => {
@@ -149,7 +160,7 @@ impl ChildProcess {
     }
 
     fn send(&self, frame: &ToChild<'_>) -> Result<(), LinkError> {
-        proto::send(&self.data_w, frame, &self.shared.handles, &[])
+        proto::send(&self.data_w, Channel::Data, frame, &self.shared.handles, &[])
     }
 
     fn start_failed(&self, error: &LinkError) -> StartError {
@@ -240,11 +251,11 @@ impl ChildProcess {
             Err(error) => return Err(self.lost(&error)),
         }
         loop {
-            let frame = match self.data_r.recv(None) {
+            let mut frame = match self.data_r.recv(None) {
                 Ok(frame) => frame,
                 Err(error) => return Err(self.lost(&error)),
             };
-            match proto::decode::<FromChild>(&frame, &self.shared.handles) {
+            match proto::decode::<FromChild>(&mut frame, &self.shared.handles) {
                 Ok(FromChild::Done { seq: done, result }) if done == seq => return Ok(Outcome::One(result)),
                 Ok(FromChild::Told { seq: done, results }) if done == seq => return Ok(Outcome::Many(results)),
                 Ok(FromChild::Call { call, request }) => {
@@ -306,6 +317,8 @@ impl Drop for ChildProcess {
                 warn!("a child's watcher thread panicked");
             }
         }
+        // What the child still borrowed goes back to the arena.
+        shared.link.close();
     }
 }
 
@@ -313,7 +326,7 @@ impl Drop for ChildProcess {
 /// then wakes the actor to look at its health.
 fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &HealthAlarm) {
     loop {
-        let frame = match reader.recv(None) {
+        let mut frame = match reader.recv(None) {
             Ok(frame) => frame,
             Err(LinkError::Closed) => break,
             Err(error) => {
@@ -321,11 +334,17 @@ fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &Healt
                 break;
             }
         };
-        match proto::decode::<FromChild>(&frame, &shared.handles) {
+        match proto::decode::<FromChild>(&mut frame, &shared.handles) {
+            Ok(FromChild::Release { lend }) => shared.link.released(lend),
             Ok(FromChild::Call { call, request }) => {
                 let answer = serve(request, env);
-                if let Err(error) = proto::send(&shared.ctrl_w, &ToChild::Answer { call, answer }, &shared.handles, &[])
-                {
+                if let Err(error) = proto::send(
+                    &shared.ctrl_w,
+                    Channel::Control,
+                    &ToChild::Answer { call, answer },
+                    &shared.handles,
+                    &[],
+                ) {
                     debug!(%error, "cannot answer a child's call");
                     break;
                 }
@@ -367,7 +386,7 @@ impl Interrupt for ChildInterrupter {
             return;
         }
         let frame = ToChild::Interrupt { seq, kill };
-        if let Err(error) = proto::send(&shared.ctrl_w, &frame, &shared.handles, &[]) {
+        if let Err(error) = proto::send(&shared.ctrl_w, Channel::Control, &frame, &shared.handles, &[]) {
             debug!(%error, "cannot send an interrupt to a child");
         }
         let deadline = Instant::now() + shared.grace;

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use subactor_core::codec::Handles;
 use subactor_core::{AnyRef, BoxError, Interrupt, InterruptCause, Value};
-use subactor_wire::{ActorEnv, Answer, Call, CallFailed, Caller, Frame, FrameReader, FrameWriter, LinkError};
+use subactor_wire::{
+    ActorEnv, Answer, Call, CallFailed, Caller, Channel, Frame, FrameReader, FrameWriter, LinkError, LinkHandles,
+};
 use subactor_wire::{RemoteError, SpawnRequest};
 use tracing::{debug, warn};
 
@@ -30,6 +32,7 @@ pub(crate) struct Client {
     data_r: Mutex<FrameReader>,
     ctrl_w: FrameWriter,
     handles: OnceLock<Arc<dyn Handles>>,
+    link: OnceLock<Arc<LinkHandles>>,
     pending: Mutex<HashMap<u64, flume::Sender<Answer>>>,
     next_call: AtomicU64,
     main_thread: ThreadId,
@@ -62,6 +65,7 @@ impl Client {
             data_r: Mutex::new(data_r),
             ctrl_w,
             handles: OnceLock::new(),
+            link: OnceLock::new(),
             pending: Mutex::default(),
             next_call: AtomicU64::new(1),
             main_thread: thread::current().id(),
@@ -74,9 +78,15 @@ impl Client {
         }
     }
 
-    /// Sets the handles that encode and decode this link's frames.
-    pub(crate) fn set_handles(&self, handles: Arc<dyn Handles>) {
-        let _ = self.handles.set(handles);
+    /// Sets the handles that encode and decode this link's frames; the child tells the
+    /// runtime through the control socket when it is done with a buffer it was lent.
+    pub(crate) fn set_link(&self, link: Arc<LinkHandles>) {
+        let ctrl_w = self.ctrl_w.clone();
+        link.set_release(move |lend| {
+            let _ = proto::send(&ctrl_w, Channel::Control, &FromChild::Release { lend }, &proto::no_handles(), &[]);
+        });
+        let _ = self.handles.set(Arc::clone(&link) as Arc<dyn Handles>);
+        let _ = self.link.set(link);
     }
 
     /// The link's handles.
@@ -116,7 +126,7 @@ impl Client {
 
     /// Sends a frame on the data socket.
     pub(crate) fn send_data(&self, frame: &FromChild) -> Result<(), LinkError> {
-        proto::send(&self.data_w, frame, &self.handles(), &[])
+        proto::send(&self.data_w, Channel::Data, frame, &self.handles(), &[])
     }
 
     /// Reads the control socket until it closes: routes answers and interrupts. Runs
@@ -124,7 +134,7 @@ impl Client {
     pub(crate) fn read_control(self: &Arc<Client>, mut reader: FrameReader) {
         let handles = self.handles();
         loop {
-            let frame = match reader.recv(None) {
+            let mut frame = match reader.recv(None) {
                 Ok(frame) => frame,
                 Err(LinkError::Closed) => break,
                 Err(error) => {
@@ -132,13 +142,18 @@ impl Client {
                     break;
                 }
             };
-            match proto::decode::<ToChild<'static>>(&frame, &handles) {
+            match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
                 Ok(ToChild::Answer { call, answer }) => {
                     if let Some(tx) = lock(&self.pending).remove(&call) {
                         let _ = tx.send(answer);
                     }
                 }
                 Ok(ToChild::Interrupt { seq, kill }) => self.interrupt(seq, kill),
+                Ok(ToChild::Release { lend }) => {
+                    if let Some(link) = self.link.get() {
+                        link.released(lend);
+                    }
+                }
                 Ok(other) => warn!(?other, "unexpected frame on the control link"),
                 Err(error) => {
                     warn!(%error, "malformed frame on the control link");
@@ -177,9 +192,9 @@ impl Client {
         let handles = self.handles();
         let spin = Duration::from_micros(self.spin_us.load(Ordering::Relaxed));
         loop {
-            let frame =
+            let mut frame =
                 lock(&self.data_r).recv_spinning(deadline, spin).map_err(|error| CallFailed { error, call: None })?;
-            match proto::decode::<ToChild<'static>>(&frame, &handles) {
+            match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
                 Ok(ToChild::Answer { call, answer }) if call == id => return Ok(answer),
                 // The answer to a call that timed out earlier.
                 Ok(ToChild::Answer { call, .. }) => debug!(call, "a late answer"),
@@ -199,7 +214,7 @@ impl Client {
         let (tx, rx) = flume::bounded(1);
         lock(&self.pending).insert(id, tx);
         let frame = FromChild::Call { call: id, request };
-        if let Err(error) = proto::send(&self.ctrl_w, &frame, &self.handles(), &[]) {
+        if let Err(error) = proto::send(&self.ctrl_w, Channel::Control, &frame, &self.handles(), &[]) {
             lock(&self.pending).remove(&id);
             let FromChild::Call { request, .. } = frame else { unreachable!("built above") };
             return Err(CallFailed { error, call: Some(Box::new(request)) });

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use subactor_core::Value;
 use subactor_core::codec::{self, Handles, RefAddr};
-use subactor_wire::{Answer, Call, Frame, FrameWriter, LinkError};
+use subactor_wire::{Answer, Call, Channel, Frame, FrameWriter, LinkError};
 
 use crate::{MainModule, ReceiveError, StartError};
 
@@ -110,6 +110,8 @@ pub(crate) enum ToChild<'a> {
     /// Interrupt handler `seq` if it still runs (control socket); `kill` (else the
     /// time limit).
     Interrupt { seq: u64, kill: bool },
+    /// The runtime is done with the buffer the child lent as `lend` (control socket).
+    Release { lend: u64 },
 }
 
 /// Child -> runtime.
@@ -124,23 +126,25 @@ pub(crate) enum FromChild {
     /// A call on the parent's actors: on the data socket when the handler's own thread
     /// makes it, else on the control socket.
     Call { call: u64, request: Call },
+    /// The child is done with the buffer the runtime lent as `lend` (control socket).
+    Release { lend: u64 },
 }
 
-/// Encodes `item` and sends it as one frame with `fds`.
+/// Encodes `item` and sends it on `channel` as one frame, with the segments its buffers
+/// need and `extra` descriptors.
 pub(crate) fn send<T: Serialize>(
     writer: &FrameWriter,
+    channel: Channel,
     item: &T,
     handles: &Arc<dyn Handles>,
-    fds: &[BorrowedFd<'_>],
+    extra: &[BorrowedFd<'_>],
 ) -> Result<(), LinkError> {
-    let mut body = Vec::new();
-    codec::encode_into(item, &mut body, handles).map_err(|e| LinkError::Encode(e.to_string()))?;
-    writer.send(&body, fds)
+    subactor_wire::handles::send(writer, channel, item, handles, extra)
 }
 
-/// Decodes a received frame.
-pub(crate) fn decode<T: DeserializeOwned>(frame: &Frame, handles: &Arc<dyn Handles>) -> Result<T, LinkError> {
-    codec::decode_with(frame.body(), handles).map_err(|e| LinkError::Malformed(e.to_string()))
+/// Decodes a received frame (its buffers take the descriptors they need).
+pub(crate) fn decode<T: DeserializeOwned>(frame: &mut Frame, handles: &Arc<dyn Handles>) -> Result<T, LinkError> {
+    subactor_wire::handles::decode(frame, handles)
 }
 
 /// Handles for frames that carry no live handle (the template's): any handle in them is
@@ -174,7 +178,7 @@ pub(crate) fn no_handles() -> Arc<dyn Handles> {
 mod tests {
     use proptest::prelude::*;
     use subactor_arena::Arena;
-    use subactor_wire::Exports;
+    use subactor_wire::{Exports, LinkHandles};
 
     use super::*;
 
@@ -184,12 +188,12 @@ mod tests {
         /// Whatever bytes arrive as a frame's body, decoding answers a frame or an error.
         #[test]
         fn arbitrary_bytes_decode_to_a_frame_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let handles: Arc<dyn Handles> = Arc::new(Exports::new(Arena::new()));
-            let frame = Frame::from_body(bytes);
-            let _ = decode::<ToChild<'static>>(&frame, &handles);
-            let _ = decode::<FromChild>(&frame, &handles);
-            let _ = decode::<ToTemplate>(&frame, &handles);
-            let _ = decode::<FromTemplate>(&frame, &handles);
+            let handles: Arc<dyn Handles> = Arc::new(LinkHandles::owner(Arc::new(Exports::new()), Arena::new()));
+            let mut frame = Frame::from_body(bytes);
+            let _ = decode::<ToChild<'static>>(&mut frame, &handles);
+            let _ = decode::<FromChild>(&mut frame, &handles);
+            let _ = decode::<ToTemplate>(&mut frame, &handles);
+            let _ = decode::<FromTemplate>(&mut frame, &handles);
         }
     }
 
@@ -197,13 +201,13 @@ mod tests {
     /// process (bincode allocated what the length claimed).
     #[test]
     fn a_claimed_length_beyond_the_input_is_an_error() {
-        let handles: Arc<dyn Handles> = Arc::new(Exports::new(Arena::new()));
+        let handles: Arc<dyn Handles> = Arc::new(LinkHandles::owner(Arc::new(Exports::new()), Arena::new()));
         let bytes = [
             0x02, 0x1e, 0xfd, 0x40, 0xce, 0x97, 0xf5, 0xa4, 0xa6, 0x4a, 0x3e, 0x5b, 0xca, 0xba, 0x89, 0x5d, 0x8b, 0x8e,
             0x02, 0xf6, 0x5c, 0xf3, 0x6d, 0x9b, 0x55, 0x94, 0xba, 0x8a, 0x38, 0xea, 0x46, 0xe0, 0xb4, 0x98, 0x32, 0x0a,
             0x0d, 0x71, 0xe5, 0x6e, 0xfc, 0x9d, 0xfb, 0x50, 0xc2,
         ];
-        let frame = Frame::from_body(bytes.to_vec());
-        assert!(decode::<ToChild<'static>>(&frame, &handles).is_err());
+        let mut frame = Frame::from_body(bytes.to_vec());
+        assert!(decode::<ToChild<'static>>(&mut frame, &handles).is_err());
     }
 }

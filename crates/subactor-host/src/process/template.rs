@@ -27,6 +27,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use subactor_core::Death;
+use subactor_wire::Channel;
 use subactor_wire::stream::{self, FrameWriter};
 use tracing::{debug, info, warn};
 
@@ -180,7 +181,9 @@ impl Template {
             }
             state.pending.insert(token, tx);
         }
-        if let Err(error) = proto::send(&self.writer, &ToTemplate::Spawn { token }, &no_handles(), &[]) {
+        if let Err(error) =
+            proto::send(&self.writer, Channel::Control, &ToTemplate::Spawn { token }, &no_handles(), &[])
+        {
             self.state().pending.remove(&token);
             return Err(format!("cannot reach the template process: {error}"));
         }
@@ -198,7 +201,7 @@ impl Template {
     /// Kills a child with SIGKILL (through the template, which alone knows whether the
     /// pid is still that child's).
     pub(crate) fn kill(&self, pid: i32) {
-        if let Err(error) = proto::send(&self.writer, &ToTemplate::Kill { pid }, &no_handles(), &[]) {
+        if let Err(error) = proto::send(&self.writer, Channel::Control, &ToTemplate::Kill { pid }, &no_handles(), &[]) {
             debug!(%error, pid, "cannot ask the template for a kill: it has gone, and the child with it");
         }
     }
@@ -236,12 +239,12 @@ fn run(settings: TemplateSettings, ready: &flume::Sender<Result<Arc<Template>, S
     let _ = ready.send(Ok(Arc::clone(&template)));
     let handles = no_handles();
     let why = loop {
-        let frame = match reader.recv(None) {
+        let mut frame = match reader.recv(None) {
             Ok(frame) => frame,
             Err(error) => break format!("the template process has gone ({error})"),
         };
         let count = frame.fds.len();
-        match proto::decode::<FromTemplate>(&frame, &handles) {
+        match proto::decode::<FromTemplate>(&mut frame, &handles) {
             Ok(FromTemplate::Spawned { token, pid }) => {
                 let mut fds = frame.fds.into_iter();
                 let result = match (fds.next(), fds.next()) {
@@ -327,10 +330,10 @@ fn launch(
         let _ = child.wait();
         why
     };
-    if let Err(error) = proto::send(&writer, &ToTemplate::Config(config), &handles, &[]) {
+    if let Err(error) = proto::send(&writer, Channel::Control, &ToTemplate::Config(config), &handles, &[]) {
         return Err(fail(&mut child, format!("cannot configure the template process: {error}")));
     }
-    let frame = match reader.recv(Some(Instant::now() + READY_TIMEOUT)) {
+    let mut frame = match reader.recv(Some(Instant::now() + READY_TIMEOUT)) {
         Ok(frame) => frame,
         Err(error) => {
             let _ = child.kill();
@@ -338,7 +341,7 @@ fn launch(
             return Err(format!("the template process did not start: {error}{status}"));
         }
     };
-    match proto::decode::<FromTemplate>(&frame, &handles) {
+    match proto::decode::<FromTemplate>(&mut frame, &handles) {
         Ok(FromTemplate::Ready(Ok(()))) => {}
         Ok(FromTemplate::Ready(Err(why))) => return Err(fail(&mut child, why)),
         Ok(other) => return Err(fail(&mut child, format!("the template process answered {other:?} at start"))),

@@ -10,10 +10,10 @@ use subactor_core::codec::{self, Handles};
 use subactor_core::{ActorSystem, AnyRef, NeverFails, Props, Value};
 
 use super::*;
-use crate::Exports;
+use crate::{Exports, LinkHandles};
 
 fn exports() -> Arc<dyn Handles> {
-    Arc::new(Exports::new(Arena::new()))
+    Arc::new(LinkHandles::owner(Arc::new(Exports::new()), Arena::new()))
 }
 
 proptest! {
