@@ -81,8 +81,8 @@ impl ActorOptions {
 /// Reads a placement's name: where a Python actor's handlers run.
 pub(crate) fn placement_of(name: &str) -> PyResult<Placement> {
     match name.parse::<Placement>() {
-        Ok(placement @ (Placement::Interpreter | Placement::Process)) => Ok(placement),
-        _ => Err(PyValueError::new_err(format!("placement must be 'interpreter' or 'process', got {name:?}"))),
+        Ok(placement @ (Placement::Interpreter | Placement::Process | Placement::Auto)) => Ok(placement),
+        _ => Err(PyValueError::new_err(format!("placement must be 'auto', 'interpreter' or 'process', got {name:?}"))),
     }
 }
 

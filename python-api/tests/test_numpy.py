@@ -41,12 +41,18 @@ def test_an_array_made_in_main_crosses_to_an_actor_without_a_copy(rt: subactor.R
     assert rt.spawn(Echo).ask(frame).address == frame.address
 
 
-def test_an_actor_that_imports_numpy_fails_to_start_naming_it(rt: subactor.Runtime) -> None:
+def test_an_interpreter_actor_that_imports_numpy_fails_to_start_naming_it(rt: subactor.Runtime) -> None:
     with pytest.raises(subactor.IncompatibleExtension) as caught:
-        rt.spawn(NumpyUser)
+        rt.spawn(NumpyUser, placement="interpreter")
     assert caught.value.module == "numpy", caught.value.module
     assert "own-GIL" in str(caught.value)
     assert rt.spawn(Echo).ask("still fine") == "still fine"
+
+
+def test_by_default_an_actor_that_imports_numpy_runs_in_a_process(rt: subactor.Runtime) -> None:
+    user = rt.spawn(NumpyUser)
+    assert user.placement == "process"
+    assert rt.spawn(Echo).placement == "interpreter"
 
 
 def test_numpy_is_refused_before_it_loads_when_main_never_imported_it() -> None:

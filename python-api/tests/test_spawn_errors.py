@@ -44,7 +44,7 @@ def test_a_class_defined_in_a_function_is_refused_at_once(rt: subactor.Runtime) 
 
 def test_an_extension_that_refuses_own_gil_interpreters_is_named(rt: subactor.Runtime) -> None:
     with pytest.raises(subactor.IncompatibleExtension) as caught:
-        rt.spawn("scripts.refusing_module:Anything")
+        rt.spawn("scripts.refusing_module:Anything", placement="interpreter")
     error = caught.value
     assert isinstance(error, subactor.SpawnError)
     assert error.module == "faulthandler"

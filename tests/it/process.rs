@@ -480,3 +480,30 @@ fn an_unfrozen_buffer_cannot_be_sent_from_a_process_actor() {
     assert!(message.contains("freeze()"), "{message}");
     rt.shutdown().expect("shutdown");
 }
+
+// ---- automatic placement ---------------------------------------------------------------
+
+#[test]
+fn auto_placement_runs_pure_python_in_an_interpreter_and_refusing_modules_in_a_process() {
+    let rt = runtime();
+    // The default placement is auto.
+    let pure = rt.spawn(PythonActor::new("actors", "Echo")).expect("spawn");
+    assert_eq!(pure.placement(), Placement::Interpreter);
+    let refusing = rt.spawn(PythonActor::new("refuses_subinterpreters", "Anything")).expect("spawn");
+    assert_eq!(refusing.placement(), Placement::Process, "faulthandler refuses interpreters");
+    assert_eq!(refusing.blocking_ask("works", TIMEOUT).expect("ask"), Value::from("works"));
+    // Remembered per class: the next spawn goes straight to a process, and restarts
+    // stay there.
+    let again = rt.spawn(PythonActor::new("refuses_subinterpreters", "Anything").on_failure(FailurePolicy::Restart));
+    let again = again.expect("spawn");
+    assert_eq!(again.placement(), Placement::Process);
+    // Explicit placements are kept as asked.
+    let strict = rt.spawn(PythonActor::new("refuses_subinterpreters", "Anything").placement(Placement::Interpreter));
+    assert!(matches!(
+        strict.map(drop).expect_err("strict").start_error(),
+        Some(StartError::IncompatibleExtension { .. })
+    ));
+    let forced = rt.spawn(PythonActor::new("actors", "Echo").placement(Placement::Process)).expect("spawn");
+    assert_eq!(forced.placement(), Placement::Process);
+    rt.shutdown().expect("shutdown");
+}

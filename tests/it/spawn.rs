@@ -143,8 +143,10 @@ fn a_raising_constructor_is_a_spawn_error_with_its_traceback() {
 #[test]
 fn an_extension_that_refuses_subinterpreters_is_named() {
     let rt = runtime();
+    // The interpreter placement is strict (the default, auto, would start these in a
+    // process: see process.rs).
     for spec in [PythonActor::new("refuses_subinterpreters", "Anything"), PythonActor::new("actors", "LazyRefusal")] {
-        let err = start_error(rt.spawn(spec));
+        let err = start_error(rt.spawn(spec.placement(subactor::Placement::Interpreter)));
         match &err {
             StartError::IncompatibleExtension { module, exception } => {
                 assert_eq!(module, "faulthandler");

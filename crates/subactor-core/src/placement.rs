@@ -19,6 +19,9 @@ pub enum Placement {
     /// In the main interpreter of a child process: every extension module works there,
     /// and a crash ends only that process.
     Process,
+    /// A request, never what a running actor reports: an interpreter when the actor's
+    /// code allows it, else a process (see the host's `PythonActor::placement`).
+    Auto,
 }
 
 impl Placement {
@@ -28,6 +31,7 @@ impl Placement {
             Placement::Thread => "thread",
             Placement::Interpreter => "interpreter",
             Placement::Process => "process",
+            Placement::Auto => "auto",
         }
     }
 }
@@ -40,7 +44,7 @@ impl fmt::Display for Placement {
 
 /// A placement name that is not one of [`Placement`]'s.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown placement {0:?} (expected \"interpreter\" or \"process\")")]
+#[error("unknown placement {0:?} (expected \"auto\", \"interpreter\" or \"process\")")]
 pub struct UnknownPlacement(pub String);
 
 impl FromStr for Placement {
@@ -51,6 +55,7 @@ impl FromStr for Placement {
             "thread" => Ok(Placement::Thread),
             "interpreter" => Ok(Placement::Interpreter),
             "process" => Ok(Placement::Process),
+            "auto" => Ok(Placement::Auto),
             other => Err(UnknownPlacement(other.to_owned())),
         }
     }

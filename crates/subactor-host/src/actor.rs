@@ -7,7 +7,7 @@ use std::time::Duration;
 use subactor_core::{
     Actor, ActorContext, FailurePolicy, Fault, Interrupt, Placement, Spawn, SpawnOptions, StopReason, TellBatch, Value,
 };
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::ffi::interp::Interpreter;
 use crate::ffi::module::ActorLink;
@@ -59,17 +59,23 @@ impl PythonActor {
             args: Vec::new(),
             options: SpawnOptions::default(),
             keep_interpreter: false,
-            placement: Placement::Interpreter,
+            placement: Placement::Auto,
             memory_limit: None,
             kill_grace: DEFAULT_KILL_GRACE,
         }
     }
 
     /// Where the actor's handlers run: in an own-GIL subinterpreter on the actor's
-    /// thread ([`Placement::Interpreter`], the default), or in the main interpreter of
-    /// a child process ([`Placement::Process`]: every extension module works there —
-    /// numpy, pandas, anything built with PyO3 — and a crash ends only that process,
-    /// which is a failure of this actor alone).
+    /// thread ([`Placement::Interpreter`]), in the main interpreter of a child process
+    /// ([`Placement::Process`]: every extension module works there — numpy, pandas,
+    /// anything built with PyO3 — and a crash ends only that process, which is a failure
+    /// of this actor alone), or ([`Placement::Auto`], the default) in an interpreter
+    /// unless the actor's module imports an extension that refuses own-GIL
+    /// interpreters, in which case it starts as a process actor, with an info log naming
+    /// the extension; the outcome is remembered per class, so later spawns go straight
+    /// to the right place. `Interpreter` is strict: such a module fails the spawn with
+    /// [`StartError::IncompatibleExtension`]. (An import inside `receive` is not seen at
+    /// spawn: it raises `ImportError` there, naming the module.)
     ///
     /// A process actor has the same semantics as any other (mailbox, supervision,
     /// monitors, dead letters live in this process); each message is a round trip to
@@ -107,6 +113,33 @@ impl PythonActor {
     /// The constructor's arguments.
     pub fn arguments(&self) -> &[Value] {
         &self.args
+    }
+
+    /// Starts the actor in a child process.
+    fn start_process(&self, ctx: &ActorContext<PyActor>, host: Arc<PythonHost>) -> Result<PyActor, StartError> {
+        let child = ChildProcess::start(&host, ctx, self)?;
+        Ok(PyActor { interp: None, child: Some(child), keep: false, _host: host })
+    }
+
+    /// Starts the actor in an own-GIL interpreter on this thread (the one it kept, on a
+    /// restart with `keep_interpreter_on_restart`).
+    fn start_interpreter(&self, ctx: &ActorContext<PyActor>, host: Arc<PythonHost>) -> Result<PyActor, StartError> {
+        if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
+            debug!(interpreter = kept.interpreter_id(), "restarting in the kept interpreter");
+            let interp = kept.interp();
+            interp.attach();
+            interp.instantiate(&self.module, &self.class, &self.args)?;
+            return Ok(kept);
+        }
+        let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
+        interp.install_module(ActorLink {
+            env: Arc::new(LocalEnv { system: ctx.system().clone() }),
+            myself: ctx.myself().clone().into(),
+            arena: host.arena().clone(),
+        })?;
+        debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
+        interp.instantiate(&self.module, &self.class, &self.args)?;
+        Ok(PyActor { interp: Some(interp), child: None, keep: self.keep_interpreter, _host: host })
     }
 
     pub(crate) fn kill_grace_period(&self) -> Duration {
@@ -201,34 +234,38 @@ impl Spawn for PythonActor {
     }
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
-        match self.placement {
-            Placement::Interpreter => {}
-            Placement::Process => {
-                let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
-                let child = ChildProcess::start(&host, ctx, self)?;
-                return Ok(PyActor { interp: None, child: Some(child), keep: false, _host: host });
-            }
-            Placement::Thread => {
-                return Err(StartError::Process("a Python actor cannot have the thread placement".into()));
-            }
-        }
-        if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
-            debug!(interpreter = kept.interpreter_id(), "restarting in the kept interpreter");
-            let interp = kept.interp();
-            interp.attach();
-            interp.instantiate(&self.module, &self.class, &self.args)?;
-            return Ok(kept);
-        }
         let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
-        let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
-        interp.install_module(ActorLink {
-            env: Arc::new(LocalEnv { system: ctx.system().clone() }),
-            myself: ctx.myself().clone().into(),
-            arena: host.arena().clone(),
-        })?;
-        debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
-        interp.instantiate(&self.module, &self.class, &self.args)?;
-        Ok(PyActor { interp: Some(interp), child: None, keep: self.keep_interpreter, _host: host })
+        match self.placement {
+            Placement::Interpreter => self.start_interpreter(ctx, host),
+            Placement::Process => self.start_process(ctx, host),
+            Placement::Auto => {
+                // Remembered per class: a module's constructor may import what its other
+                // classes never touch.
+                let key = format!("{}:{}", self.module, self.class);
+                if host.known_placement(&key) == Some(Placement::Process) {
+                    return self.start_process(ctx, host);
+                }
+                match self.start_interpreter(ctx, Arc::clone(&host)) {
+                    Err(StartError::IncompatibleExtension { module: refusing, .. }) => {
+                        info!(
+                            module = %self.module,
+                            refusing = %refusing,
+                            "the actor's module imports an extension that refuses own-GIL interpreters: \
+                             it runs in a process actor (and so will later actors of this module)"
+                        );
+                        host.remember_placement(&key, Placement::Process);
+                        self.start_process(ctx, host)
+                    }
+                    started => {
+                        if started.is_ok() {
+                            host.remember_placement(&key, Placement::Interpreter);
+                        }
+                        started
+                    }
+                }
+            }
+            Placement::Thread => Err(StartError::Process("a Python actor cannot have the thread placement".into())),
+        }
     }
 
     fn placement(&self) -> Placement {

@@ -70,6 +70,9 @@ pub struct PythonHost {
     template: Mutex<Option<Arc<Template>>>,
     /// The actor references sent to process actors' children.
     exports: Arc<Exports>,
+    /// Where automatically placed actors of each class (`module:Class`) run (see
+    /// `Placement::Auto`).
+    placements: Mutex<std::collections::HashMap<String, subactor_core::Placement>>,
 }
 
 /// How a host starts process actors.
@@ -106,6 +109,7 @@ impl PythonHost {
             processes,
             template: Mutex::new(None),
             exports,
+            placements: Mutex::default(),
         })
     }
 
@@ -165,6 +169,20 @@ impl PythonHost {
     /// actor's spawn (preloading takes its time once, here).
     pub fn start_processes(&self) -> Result<(), StartError> {
         self.template().map(drop).map_err(StartError::Process)
+    }
+
+    /// Where actors of `class` (`module:Class`) were found to run, if one was placed
+    /// automatically.
+    pub(crate) fn known_placement(&self, class: &str) -> Option<subactor_core::Placement> {
+        self.placements.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(class).copied()
+    }
+
+    /// Remembers where actors of `class` run.
+    pub(crate) fn remember_placement(&self, class: &str, placement: subactor_core::Placement) {
+        let mut placements = self.placements.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if placements.get(class) != Some(&placement) {
+            placements.insert(class.to_owned(), placement);
+        }
     }
 
     /// The actor references sent to process actors' children.

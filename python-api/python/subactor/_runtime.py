@@ -199,12 +199,15 @@ class Runtime:
         ``"resume"`` (keep the instance; the default), ``"restart"`` (a fresh instance in
         a fresh interpreter, same reference and mailbox) or ``"stop"``.
         ``time_limit``: seconds one ``receive`` may run before it is interrupted.
-        ``placement``: where the actor runs: ``"interpreter"`` (the default: a
-        subinterpreter with its own GIL, in this process) or ``"process"`` (the main
-        interpreter of a child process, forked from a template: numpy, pandas and every
-        other extension work there, and a crash ends only that process, which is a
-        failure of this actor, raised to its asker as ``ActorFailed`` with kind
-        ``"died"``). ``memory_limit``: bytes a process actor's process may allocate
+        ``placement``: where the actor runs: ``"interpreter"`` (a subinterpreter with
+        its own GIL, in this process), ``"process"`` (the main interpreter of a child
+        process, forked from a template: numpy, pandas and every other extension work
+        there, and a crash ends only that process, which is a failure of this actor,
+        raised to its asker as ``ActorFailed`` with kind ``"died"``), or ``"auto"`` (the
+        default): an interpreter, unless the class's module imports an extension that
+        refuses own-GIL interpreters (numpy...), in which case a process (logged, and
+        remembered for that class). ``"interpreter"`` is strict: such a module raises
+        ``IncompatibleExtension``. ``memory_limit``: bytes a process actor's process may allocate
         (an allocation past it raises ``MemoryError`` in the handler).
 
         A ``SupervisorSpec`` starts a supervisor and returns a ``Supervisor``.

@@ -13,7 +13,7 @@ if __name__ == "__main__":
     assert "numpy" not in sys.modules
     with subactor.Runtime() as rt:
         try:
-            rt.spawn(NumpyUser)
+            rt.spawn(NumpyUser, placement="interpreter")
         except subactor.IncompatibleExtension as error:
             print("refused:", error.module)
         import numpy  # the main interpreter can still use it

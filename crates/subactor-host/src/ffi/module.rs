@@ -749,7 +749,7 @@ unsafe extern "C" fn spawn(
                 ctor_args.push(state.value(*args.add(i))?);
             }
             let mut request =
-                SpawnRequest { module: target, class, args: ctor_args, name: None, placement: Placement::Interpreter };
+                SpawnRequest { module: target, class, args: ctor_args, name: None, placement: Placement::Auto };
             let keywords = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
             for k in 0..keywords {
                 let key = to_rust_string(ffi::PyTuple_GET_ITEM(kwnames, k)).unwrap_or_default();
@@ -761,7 +761,7 @@ unsafe extern "C" fn spawn(
                         None => return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "spawn(): name must be a str")),
                     },
                     "placement" => match to_rust_string(value).map(|p| p.parse::<Placement>()) {
-                        Some(Ok(placement @ (Placement::Interpreter | Placement::Process))) => {
+                        Some(Ok(placement @ (Placement::Interpreter | Placement::Process | Placement::Auto))) => {
                             request.placement = placement;
                         }
                         Some(Ok(other)) => {
@@ -772,7 +772,7 @@ unsafe extern "C" fn spawn(
                             return Err(helpers.raise_builtin(ffi::PyExc_ValueError, &format!("spawn(): {error}")));
                         }
                         None => {
-                            let message = "spawn(): placement must be a str (\"interpreter\" or \"process\")";
+                            let message = "spawn(): placement must be a str (\"auto\", \"interpreter\" or \"process\")";
                             return Err(helpers.raise_builtin(ffi::PyExc_TypeError, message));
                         }
                     },
