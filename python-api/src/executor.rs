@@ -203,7 +203,11 @@ impl Pool {
         let pool = Arc::new(Pool {
             slots: workers
                 .into_iter()
-                .map(|actor| Slot { actor: Mutex::new(actor), inflight: AtomicUsize::new(0), given: AtomicUsize::new(0) })
+                .map(|actor| Slot {
+                    actor: Mutex::new(actor),
+                    inflight: AtomicUsize::new(0),
+                    given: AtomicUsize::new(0),
+                })
                 .collect(),
             queue: flume::unbounded(),
             turn: AtomicUsize::new(0),
@@ -358,30 +362,29 @@ impl Pool {
             return;
         }
         let pool = Arc::clone(self);
-        let started =
-            std::thread::Builder::new().name("subactor-executor-replace".into()).spawn(move || {
-                let spawned = match pool.runtime.upgrade() {
-                    Some(rt) => pool.recipe.spawn(&rt, index),
-                    None => Err(SpawnError::ShutDown),
-                };
-                match spawned {
-                    Ok(actor) => {
-                        let slot = &pool.slots[index];
-                        *lock(&slot.actor) = actor.clone();
-                        slot.given.store(0, Ordering::SeqCst);
-                        if pool.stopping.load(Ordering::SeqCst) {
-                            actor.stop();
-                        }
-                        pool.release(index);
-                        pool.pump();
+        let started = std::thread::Builder::new().name("subactor-executor-replace".into()).spawn(move || {
+            let spawned = match pool.runtime.upgrade() {
+                Some(rt) => pool.recipe.spawn(&rt, index),
+                None => Err(SpawnError::ShutDown),
+            };
+            match spawned {
+                Ok(actor) => {
+                    let slot = &pool.slots[index];
+                    *lock(&slot.actor) = actor.clone();
+                    slot.given.store(0, Ordering::SeqCst);
+                    if pool.stopping.load(Ordering::SeqCst) {
+                        actor.stop();
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot start a replacement executor worker");
-                        pool.retire(index);
-                    }
+                    pool.release(index);
+                    pool.pump();
                 }
-                pool.replaced();
-            });
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start a replacement executor worker");
+                    pool.retire(index);
+                }
+            }
+            pool.replaced();
+        });
         if let Err(error) = started {
             tracing::warn!(%error, "cannot start a thread to replace an executor worker");
             self.retire(index);
@@ -443,9 +446,15 @@ impl Pool {
     /// `deadline`: then `false`).
     fn wait_idle(self: &Arc<Self>, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
         let pool = Arc::clone(self);
-        let done = wait::retry(py, deadline, (), move |(), slice| {
-            if pool.wait_idle_until(Instant::now() + slice) { Ok(()) } else { Err(()) }
-        })?;
+        let done =
+            wait::retry(
+                py,
+                deadline,
+                (),
+                move |(), slice| {
+                    if pool.wait_idle_until(Instant::now() + slice) { Ok(()) } else { Err(()) }
+                },
+            )?;
         Ok(done.is_ok())
     }
 

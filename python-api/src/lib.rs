@@ -68,10 +68,8 @@ fn _register_hooks(
     task_traceback: Py<PyAny>,
     initializer_failed: Py<PyAny>,
 ) -> PyResult<()> {
-    let _ = HOOKS.set(
-        py,
-        Hooks { incompatible_extension, broken_executor, resolve_async, task_traceback, initializer_failed },
-    );
+    let _ = HOOKS
+        .set(py, Hooks { incompatible_extension, broken_executor, resolve_async, task_traceback, initializer_failed });
     Ok(())
 }
 

@@ -73,7 +73,15 @@ def _stdlib_tests() -> dict[str, ModuleType]:
 
 
 _MODULES = _stdlib_tests()
-_util = _MODULES["util"]
+# The standard library's classes (untyped: the test package has no stubs).
+_ExecutorMixin: Any = _MODULES["util"].ExecutorMixin
+_BaseTestCase: Any = _MODULES["util"].BaseTestCase
+_ProcessPoolExecutorTest: Any = _MODULES["process_pool"].ProcessPoolExecutorTest
+_AsCompletedTests: Any = _MODULES["as_completed"].AsCompletedTests
+_WaitTests: Any = _MODULES["wait"].WaitTests
+_ExecutorShutdownTest: Any = _MODULES["shutdown"].ExecutorShutdownTest
+_InitializerMixin: Any = _MODULES["init"].InitializerMixin
+_FailingInitializerMixin: Any = _MODULES["init"].FailingInitializerMixin
 
 # Tests that do not apply to workers that are interpreters of this process, by name
 # (a name a version does not have is ignored), with the reason.
@@ -150,7 +158,7 @@ SKIPPED: dict[str, str] = {
 }
 
 
-class SubactorMixin(_util.ExecutorMixin):  # type: ignore[misc,name-defined]
+class SubactorMixin(_ExecutorMixin):
     """Runs a mixin's tests against ``subactor.Executor``, as CPython's
     ``ThreadPoolMixin`` and ``ProcessPool*Mixin`` run them against its pools."""
 
@@ -201,40 +209,30 @@ def _scripts_import_from_subactor(module: ModuleType) -> Any:
 
 
 @_with_skips
-class SubactorProcessPoolExecutorTest(  # type: ignore[misc,valid-type]
-    SubactorMixin, _MODULES["process_pool"].ProcessPoolExecutorTest, _util.BaseTestCase
-):
+class SubactorProcessPoolExecutorTest(SubactorMixin, _ProcessPoolExecutorTest, _BaseTestCase):
     """``ExecutorTest`` and ``ProcessPoolExecutorTest`` (which extends it)."""
 
 
-class SubactorAsCompletedTest(  # type: ignore[misc,valid-type]
-    SubactorMixin, _MODULES["as_completed"].AsCompletedTests, _util.BaseTestCase
-):
+class SubactorAsCompletedTest(SubactorMixin, _AsCompletedTests, _BaseTestCase):
     pass
 
 
-class SubactorWaitTest(SubactorMixin, _MODULES["wait"].WaitTests, _util.BaseTestCase):  # type: ignore[misc,valid-type]
+class SubactorWaitTest(SubactorMixin, _WaitTests, _BaseTestCase):
     pass
 
 
 @_with_skips
-class SubactorShutdownTest(  # type: ignore[misc,valid-type]
-    SubactorMixin, _MODULES["shutdown"].ExecutorShutdownTest, _util.BaseTestCase
-):
+class SubactorShutdownTest(SubactorMixin, _ExecutorShutdownTest, _BaseTestCase):
     def setUp(self) -> None:
         self.enterContext(_scripts_import_from_subactor(_MODULES["shutdown"]))
         super().setUp()
 
 
-class SubactorInitializerTest(  # type: ignore[misc,valid-type]
-    SubactorMixin, _MODULES["init"].InitializerMixin, _util.BaseTestCase
-):
+class SubactorInitializerTest(SubactorMixin, _InitializerMixin, _BaseTestCase):
     pass
 
 
-class SubactorFailingInitializerTest(  # type: ignore[misc,valid-type]
-    SubactorMixin, _MODULES["init"].FailingInitializerMixin, _util.BaseTestCase
-):
+class SubactorFailingInitializerTest(SubactorMixin, _FailingInitializerMixin, _BaseTestCase):
     pass
 
 

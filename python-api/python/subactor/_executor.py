@@ -393,9 +393,10 @@ def _result_or_cancel(future: _TaskFuture, end_time: float | None) -> Any:
 def _task_traceback(text: str) -> BaseException:
     """The cause chained to a task's exception: the worker's traceback, as the object
     ``ProcessPoolExecutor`` chains (code that looks for it finds it)."""
-    from concurrent.futures.process import _RemoteTraceback
+    from concurrent.futures import process
 
-    return _RemoteTraceback(f'\n"""\n{text}"""')
+    remote: Any = process._RemoteTraceback  # typeshed has its argument wrong
+    return remote(f'\n"""\n{text}"""')  # type: ignore[no-any-return]
 
 
 _LOGGER = logging.getLogger("concurrent.futures")
