@@ -57,24 +57,36 @@ class _TaskFuture(concurrent.futures.Future[Any]):
         return super().cancel()
 
 
-# Functions and classes found again by name in the workers, by identity: weakly, so the
-# executor keeps no callable alive; built-in functions (which cannot be weakly referenced)
-# in a plain dict, as their module holds them anyway.
-_NAMED: weakref.WeakKeyDictionary[Any, tuple[str, str]] = weakref.WeakKeyDictionary()
-_NAMED_BUILTINS: dict[Any, tuple[str, str]] = {}
+# How the functions and classes sent so far travel: found again by name. Keys are weak
+# references to them (removed when they die: the executor keeps no callable alive), or
+# built-in functions themselves (which cannot be weakly referenced; their module holds
+# them anyway).
+_NAMED: dict[Any, tuple[str, str]] = {}
+
+
+def _forget(key: weakref.ref[Any]) -> None:
+    _NAMED.pop(key, None)
+
+
+_BUILTIN = type(len)
 
 
 def _fn_ref(fn: Callable[..., Any]) -> Any:
     """How a callable travels to a worker: ``(module, qualname)`` for a function or class
     defined at module level (found again by name there: the cheap way), else the callable
     itself, pickled (bound methods, ``functools.partial``, callable instances)."""
-    builtin = inspect.isbuiltin(fn)
-    cache: Any = _NAMED_BUILTINS if builtin else _NAMED
+    key: Any
+    if type(fn) is _BUILTIN:
+        key = fn
+    else:
+        try:
+            key = weakref.ref(fn)
+        except TypeError:  # neither a function nor a class
+            return fn
     try:
-        ref = cache.get(fn)
-    except TypeError:  # unhashable, or not weakly referenceable
-        ref = None
-        cache = None
+        ref = _NAMED.get(key)
+    except TypeError:  # unhashable
+        return fn
     if ref is not None:
         return ref
     module = getattr(fn, "__module__", None)
@@ -83,19 +95,18 @@ def _fn_ref(fn: Callable[..., Any]) -> Any:
         isinstance(module, str)
         and isinstance(qualname, str)
         and "<" not in qualname
-        and (builtin or inspect.isfunction(fn) or isinstance(fn, type))
+        and (key is fn or inspect.isfunction(fn) or isinstance(fn, type))
     ):
         obj: Any = sys.modules.get(module)
         for part in qualname.split("."):
             obj = getattr(obj, part, None)
         if obj is fn:
             ref = (module, qualname)
-            if cache is not None:
-                if len(cache) > 4096:
-                    cache.clear()
-                cache[fn] = ref
+            if len(_NAMED) > 4096:
+                _NAMED.clear()
+            _NAMED[fn if key is fn else weakref.ref(fn, _forget)] = ref
             return ref
-    # Not cached: once its task is sent, the executor holds nothing of it.
+    # Not kept: once its task is sent, the executor holds nothing of it.
     return fn
 
 
