@@ -23,10 +23,9 @@ per worker, no pickling of plain values.
             print(counter.ask(1, timeout=1.0))            # 6
             with rt.executor(max_workers=4) as ex:        # a concurrent.futures.Executor
                 print(list(ex.map(pow, [2, 3], [10, 10])))
-
-    # or, on its own, where a ProcessPoolExecutor was:
-    with subactor.Executor(max_workers=4) as ex:
-        print(list(ex.map(pow, [2, 3], [10, 10])))
+        # On its own, where a ProcessPoolExecutor was (same arguments):
+        with subactor.Executor(max_workers=4) as ex:
+            print(list(ex.map(pow, [2, 3], [10, 10])))
 
 This package is the main interpreter's side. Inside an actor, ``import subactor``
 gives the in-actor module instead (``self_ref``, ``spawn``, ``lookup``, ``send_after``,
