@@ -44,6 +44,11 @@ pub(crate) struct Hooks {
     broken_executor: Py<PyAny>,
     /// `resolve(future, ok, value)`: completes an asyncio future on its loop.
     resolve_async: Py<PyAny>,
+    /// `task_traceback(text)`: the cause chained to an executor task's exception (the
+    /// worker's traceback), as `ProcessPoolExecutor` chains it.
+    task_traceback: Py<PyAny>,
+    /// `initializer_failed(exc)`: reports (logs) an executor initializer's exception.
+    initializer_failed: Py<PyAny>,
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
@@ -60,8 +65,11 @@ fn _register_hooks(
     incompatible_extension: Py<PyAny>,
     broken_executor: Py<PyAny>,
     resolve_async: Py<PyAny>,
+    task_traceback: Py<PyAny>,
+    initializer_failed: Py<PyAny>,
 ) -> PyResult<()> {
-    let _ = HOOKS.set(py, Hooks { incompatible_extension, broken_executor, resolve_async });
+    let _ = HOOKS
+        .set(py, Hooks { incompatible_extension, broken_executor, resolve_async, task_traceback, initializer_failed });
     Ok(())
 }
 
@@ -138,5 +146,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_register_hooks, m)?)?;
     m.add_function(wrap_pyfunction!(_stop_dispatcher, m)?)?;
     m.add_function(wrap_pyfunction!(_run_template, m)?)?;
+    m.add_function(wrap_pyfunction!(executor::_shutdown_executors, m)?)?;
     Ok(())
 }

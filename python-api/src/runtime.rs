@@ -15,11 +15,11 @@ use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use subactor::{ArenaConfig, Launcher, MainModule, Placement, PyActor, PythonActor, Runtime};
-use subactor_core::{FailurePolicy, SpawnError, TimerId};
+use subactor_core::{FailurePolicy, SpawnError, TimerId, Value};
 use subactor_host::{StartError, main_interpreter as main};
 
 use crate::dead_letters::DeadLetterSubscription;
-use crate::executor::ExecutorCore;
+use crate::executor::{ExecutorCore, WorkerRecipe};
 use crate::pipeline::{self, PipelineCore};
 use crate::supervision::{SupervisorRef, supervisor_spec};
 use crate::wait::{self, Waited};
@@ -240,54 +240,36 @@ impl RuntimeCore {
         conv::new_ref(py, actor.into())
     }
 
-    /// Starts `workers` executor workers (the class `Worker` of the file `worker_path`),
-    /// all at once; pins worker i to core i modulo the cores when `pin` is set.
-    #[pyo3(signature = (workers, worker_path, pin=false))]
-    fn executor(&self, py: Python<'_>, workers: usize, worker_path: String, pin: bool) -> PyResult<ExecutorCore> {
+    /// Starts an executor's pool: `workers` workers (the class `Worker` of the file
+    /// `worker_path`, constructed with `worker_args`), all at once; worker i is pinned to
+    /// core i modulo the cores when `pin` is set. A worker is replaced by a fresh one
+    /// after `max_tasks` tasks. `owner`: this runtime's Python object when the executor
+    /// opened it for itself (the pool then shuts it down with its workers).
+    #[pyo3(signature = (workers, worker_path, pin=false, worker_args=None, max_tasks=None, owner=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn executor(
+        &self,
+        py: Python<'_>,
+        workers: usize,
+        worker_path: String,
+        pin: bool,
+        worker_args: Option<&Bound<'_, PyTuple>>,
+        max_tasks: Option<usize>,
+        owner: Option<Py<PyAny>>,
+    ) -> PyResult<ExecutorCore> {
         if workers == 0 {
-            return Err(PyValueError::new_err("an executor needs at least one worker"));
+            return Err(PyValueError::new_err("max_workers must be greater than 0"));
         }
+        if max_tasks == Some(0) {
+            return Err(PyValueError::new_err("max_tasks_per_child must be >= 1"));
+        }
+        let args = match worker_args {
+            Some(args) => conv::to_value(args.as_any())?,
+            None => Value::Tuple(Vec::new()),
+        };
         let rt = self.spawn_runtime(py)?;
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let specs: Vec<PythonActor> = (0..workers)
-            .map(|i| {
-                let spec = PythonActor::new(worker_path.clone(), "Worker");
-                if pin { spec.pin_to_core(i % cores) } else { spec }
-            })
-            .collect();
-        // Interpreters are created in parallel: start-up costs one spawn, not N.
-        let spawned = off_thread(
-            py,
-            move || {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = specs.into_iter().map(|spec| scope.spawn(|| rt.spawn(spec))).collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| Err(SpawnError::Panicked("spawn thread".into()))))
-                        .collect::<Vec<_>>()
-                })
-            },
-            |results| {
-                for actor in results.into_iter().flatten() {
-                    actor.kill();
-                }
-            },
-        )?;
-        let mut actors = Vec::with_capacity(workers);
-        let mut failure = None;
-        for result in spawned {
-            match result {
-                Ok(actor) => actors.push(actor),
-                Err(error) => failure = failure.or(Some(error)),
-            }
-        }
-        if let Some(error) = failure {
-            for actor in &actors {
-                actor.kill();
-            }
-            return Err(errors::spawn(py, &error));
-        }
-        Ok(ExecutorCore::new(actors.into_iter().map(Into::into).collect()))
+        let recipe = WorkerRecipe { worker_path, args, pin };
+        ExecutorCore::start(py, rt, recipe, workers, max_tasks, owner)
     }
 
     /// Spawns a supervisor from a spec tree (see `subactor/_supervision.py`).

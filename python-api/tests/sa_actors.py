@@ -250,3 +250,57 @@ class Scaler:
 
     def scale(self, x):
         return x * self.factor
+
+
+# ---- executor initializers -----------------------------------------------------------------
+
+INIT_CALLS = 0
+INIT_VALUE = None
+
+
+def init_worker(value):
+    """An executor initializer: records its argument and how often it ran here."""
+    global INIT_CALLS, INIT_VALUE
+    INIT_CALLS += 1
+    INIT_VALUE = value
+
+
+def init_state(_=None):
+    """(this interpreter's id, the initializer's calls here, its value)."""
+    return (interpreter_id(), INIT_CALLS, INIT_VALUE)
+
+
+class InitError(Exception):
+    pass
+
+
+def init_fails(message):
+    time.sleep(0.1)  # let tasks queue meanwhile
+    raise InitError(message)
+
+
+def spin(seconds):
+    """Pure Python for `seconds` (a kill interrupts it)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+def ignore(*args, **kwargs):
+    return None
+
+
+def put(queue, item):
+    queue.put(item)
+    return item
+
+
+class Tracked:
+    """An object the tests watch with a weak reference."""
+
+    def method(self):
+        return 1
+
+    def __call__(self, x):
+        return x

@@ -21,8 +21,11 @@ per worker, no pickling of plain values.
             counter = rt.spawn(Counter, 0, name="c")
             counter.tell(5)
             print(counter.ask(1, timeout=1.0))            # 6
-            with rt.executor(workers=4) as ex:            # a concurrent.futures.Executor
+            with rt.executor(max_workers=4) as ex:        # a concurrent.futures.Executor
                 print(list(ex.map(pow, [2, 3], [10, 10])))
+        # On its own, where a ProcessPoolExecutor was (same arguments):
+        with subactor.Executor(max_workers=4) as ex:
+            print(list(ex.map(pow, [2, 3], [10, 10])))
 
 This package is the main interpreter's side. Inside an actor, ``import subactor``
 gives the in-actor module instead (``self_ref``, ``spawn``, ``lookup``, ``send_after``,
@@ -70,7 +73,7 @@ if "__main__" in _sys.modules:
 
 from . import _native  # noqa: E402
 from ._errors import BrokenExecutor, IncompatibleExtension  # noqa: E402
-from ._executor import Executor  # noqa: E402
+from ._executor import Executor, _initializer_failed, _task_traceback  # noqa: E402
 from ._native import (  # noqa: E402
     ActorError,
     ActorFailed,
@@ -100,7 +103,7 @@ from ._ref import _resolve  # noqa: E402  (also attaches ActorRef's methods)
 from ._runtime import DeadLetters, Runtime  # noqa: E402
 from ._supervision import ChildSpec, OnFailure, Restart, Strategy, SupervisorSpec  # noqa: E402
 
-_native._register_hooks(IncompatibleExtension, BrokenExecutor, _resolve)
+_native._register_hooks(IncompatibleExtension, BrokenExecutor, _resolve, _task_traceback, _initializer_failed)
 
 __version__ = "0.1.0"
 

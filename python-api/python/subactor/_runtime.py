@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from . import _native
@@ -253,12 +253,33 @@ class Runtime:
 
     # ---- executor, pipelines ----------------------------------------------------------
 
-    def executor(self, workers: int | None = None, *, pin: bool = False) -> Executor:
-        """A ``concurrent.futures.Executor`` backed by ``workers`` actors (one per core by
-        default), each in its own interpreter. ``pin`` pins worker *i* to core *i*."""
+    def executor(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        max_tasks_per_child: int | None = None,
+        pin: bool = False,
+        workers: int | None = None,
+    ) -> Executor:
+        """A ``subactor.Executor`` (a ``concurrent.futures.Executor``) whose workers are
+        actors of this runtime: ``Executor(max_workers, ..., runtime=self)``, see there.
+        ``workers`` is an older name of ``max_workers``."""
         from ._executor import Executor
 
-        return Executor(self, workers, pin=pin)
+        if workers is not None:
+            if max_workers is not None:
+                raise TypeError("executor() takes max_workers or workers, not both")
+            max_workers = workers
+        return Executor(
+            max_workers,
+            initializer=initializer,
+            initargs=initargs,
+            max_tasks_per_child=max_tasks_per_child,
+            runtime=self,
+            pin=pin,
+        )
 
     def pipeline(
         self,

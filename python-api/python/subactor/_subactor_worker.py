@@ -7,6 +7,14 @@ of calls (``Executor.map`` with ``chunksize``); ``fn_ref`` is a ``(module, qualn
 pair or the callable itself (unpickled on arrival). The reply is ``(True, result)``, or
 ``(False, pickled_exception_or_None, type_name, message, traceback)`` when the task
 raised: a raising task is a result, not a failure of the worker.
+
+A worker made with an initializer (``Worker(initializer_ref, initargs, authkey)``) calls it
+before its first task; if it raises, that task does not run and the reply is
+``(None, pickled_exception_or_None, type_name, message, traceback)``: the executor is
+broken (it runs no task any more). ``authkey``, when given, is the main program's
+``multiprocessing`` authentication key: ``multiprocessing``, once imported here, gets it, so
+that manager proxies passed to tasks connect to the main program's managers (as they do in
+the child processes of a process pool).
 """
 
 import sys
@@ -57,10 +65,61 @@ def _failure(exc: BaseException) -> tuple[bool, bytes | None, str, str, str]:
     return (False, data, _type_name(exc), message, text)
 
 
+class _AuthkeyOnImport:
+    """A meta path finder that gives ``multiprocessing.process``, when it is imported,
+    the main program's authkey (then leaves ``sys.meta_path``). Importing
+    ``multiprocessing`` costs ~11 ms, so a worker does not do it unless a task needs it."""
+
+    def __init__(self, authkey: bytes) -> None:
+        self.authkey = authkey
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "multiprocessing.process":
+            return None
+        sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path, target)
+        loader = getattr(spec, "loader", None)
+        if loader is None:
+            return spec
+        run = loader.exec_module
+        authkey = self.authkey
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            module.current_process().authkey = authkey
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def _share_authkey(authkey: bytes) -> None:
+    module = sys.modules.get("multiprocessing.process")
+    if module is not None:
+        module.current_process().authkey = authkey
+    else:
+        sys.meta_path.insert(0, _AuthkeyOnImport(authkey))
+
+
 class Worker:
-    """Runs the functions it is sent."""
+    """Runs the functions it is sent (after the initializer, if it has one)."""
+
+    def __init__(self, initializer: Any = None, initargs: tuple[Any, ...] = (), authkey: bytes | None = None) -> None:
+        self._init: tuple[Any, tuple[Any, ...]] | None = (
+            (initializer, initargs) if initializer is not None else None
+        )
+        if authkey is not None:
+            _share_authkey(authkey)
 
     def receive(self, msg: tuple[int, Any, Any, Any]) -> tuple[Any, ...]:
+        if self._init is not None:
+            ref, initargs = self._init
+            self._init = None
+            try:
+                _resolve(ref)(*initargs)
+            except Exception as exc:
+                return (None, *_failure(exc)[1:])
         kind, ref, payload, kwargs = msg
         try:
             fn = _resolve(ref)
