@@ -45,6 +45,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use subactor_arena::{Arena, ArenaConfig, ArenaError, ArenaStats, Buffer, BufferMut};
+#[cfg(feature = "cluster")]
+pub use subactor_cluster::{Auth, Cluster, ClusterConfig, ClusterError, NodeInfo};
 pub use subactor_core::{
     Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, Backoff, BoxError, ChildInfo,
     ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Death, Down, Failure, FailurePolicy, Fault, HealthAlarm,
@@ -72,6 +74,21 @@ pub enum Error {
     /// `shutdown` was called from an actor's own thread, which shutdown must wait for.
     #[error("cannot shut the runtime down from inside one of its actors")]
     ShutdownFromActor,
+    /// Joining the cluster failed.
+    #[cfg(feature = "cluster")]
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A spawn on another node was asked of a runtime that is not in a cluster.
+    #[error("cannot spawn on node {0:?}: this runtime did not join a cluster")]
+    NotInCluster(String),
+    /// Spawning on another node failed.
+    #[error("cannot spawn on node {node:?}: {why}")]
+    RemoteSpawn {
+        /// The node.
+        node: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Configures a [`Runtime`].
@@ -85,6 +102,8 @@ pub struct RuntimeBuilder {
     preload: Vec<String>,
     spare_processes: Option<usize>,
     spin: Option<Duration>,
+    #[cfg(feature = "cluster")]
+    cluster: Option<ClusterConfig>,
 }
 
 impl RuntimeBuilder {
@@ -142,6 +161,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Joins a cluster over NATS as a node: its actors reach (and are reached by) the
+    /// actors of the other nodes, names are unique across the cluster, and actors can
+    /// be spawned on other nodes ([`Runtime::spawn_on`]).
+    #[cfg(feature = "cluster")]
+    #[must_use]
+    pub fn cluster(mut self, config: ClusterConfig) -> Self {
+        self.cluster = Some(config);
+        self
+    }
+
     /// How the template of process actors is started: this program's own binary by
     /// default ([`Launcher::SelfExe`]), which subactor takes over before `main`.
     #[must_use]
@@ -177,9 +206,29 @@ impl RuntimeBuilder {
             host = host.with_spin(spin);
         }
         let host = Arc::new(host);
-        let system = self.system.extension(Arc::clone(&host)).build();
+        let mut system = self.system.extension(Arc::clone(&host));
+        #[cfg(feature = "cluster")]
+        let cluster = match self.cluster {
+            Some(config) => {
+                let cluster = Cluster::connect(config)?;
+                system = system.names(cluster.names()).extension(Arc::new(subactor_wire::NodesExt(cluster.as_nodes())));
+                Some(cluster)
+            }
+            None => None,
+        };
+        let system = system.build();
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &cluster {
+            cluster.attach(&system, subactor_host::actor_env(&system), arena.clone());
+        }
         tracing::info!(python = ?host.python_version(), "runtime started");
-        Ok(Runtime { system, arena, host: Mutex::new(Some(host)) })
+        Ok(Runtime {
+            system,
+            arena,
+            host: Mutex::new(Some(host)),
+            #[cfg(feature = "cluster")]
+            cluster,
+        })
     }
 }
 
@@ -192,6 +241,8 @@ pub struct Runtime {
     system: ActorSystem,
     arena: Arena,
     host: Mutex<Option<Arc<PythonHost>>>,
+    #[cfg(feature = "cluster")]
+    cluster: Option<Cluster>,
 }
 
 impl Runtime {
@@ -235,6 +286,42 @@ impl Runtime {
         self.system.lookup(name)
     }
 
+    /// The Python actor named `name`, on this runtime or (in a cluster) on any node.
+    pub fn lookup_any(&self, name: &str) -> Option<AnyRef> {
+        if let Some(actor) = self.system.lookup::<PyActor>(name) {
+            return Some(actor.into());
+        }
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            return cluster.lookup(name);
+        }
+        None
+    }
+
+    /// The cluster this runtime is a node of, if it joined one.
+    #[cfg(feature = "cluster")]
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Spawns a Python actor on the cluster's node `node` (this runtime's own name
+    /// spawns here). The reference reaches it from anywhere; its mailbox lives on that
+    /// node, and what is sent from here waits in this node's outbox for it (bounded:
+    /// senders wait when it is full).
+    #[cfg(feature = "cluster")]
+    pub fn spawn_on(&self, node: &str, spec: PythonActor) -> Result<AnyRef, Error> {
+        let cluster = self.cluster.as_ref().ok_or_else(|| Error::NotInCluster(node.to_owned()))?;
+        let request = subactor_wire::SpawnRequest {
+            module: spec.module().to_owned(),
+            class: spec.class().to_owned(),
+            args: spec.arguments().to_vec(),
+            name: spec.options().name.as_deref().map(str::to_owned),
+            placement: spec.requested_placement(),
+            node: None,
+        };
+        cluster.spawn_on(node, request).map_err(|why| Error::RemoteSpawn { node: node.to_owned(), why })
+    }
+
     /// The shared-memory arena: buffers allocated here and frozen travel to Python
     /// actors as [`Value::Buffer`] without a copy, arriving as read-only
     /// `subactor.Buffer`s; actors allocate from it too (`subactor.alloc(n)`).
@@ -266,6 +353,10 @@ impl Runtime {
             return Err(Error::ShutdownFromActor);
         }
         self.system.shutdown();
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            cluster.leave();
+        }
         let host = self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         // If someone still holds the host (only possible outside the runtime's actors),
         // Python is finalised when they let go.

@@ -202,6 +202,11 @@ impl AnyRef {
         self.0.name()
     }
 
+    /// The node (of a cluster) the actor lives on, when that is not this runtime.
+    pub fn node(&self) -> Option<&str> {
+        self.as_remote().and_then(|remote| remote.node())
+    }
+
     /// Where the actor's handlers run.
     pub fn placement(&self) -> Placement {
         self.0.placement()
@@ -348,9 +353,11 @@ impl From<AnyRef> for Value {
     }
 }
 
+/// Two references are equal when they name the same actor: the same id on the same
+/// node (ids are unique per runtime).
 impl PartialEq for AnyRef {
     fn eq(&self, other: &AnyRef) -> bool {
-        self.id() == other.id()
+        self.id() == other.id() && self.node() == other.node()
     }
 }
 
@@ -358,9 +365,10 @@ impl Eq for AnyRef {}
 
 impl fmt::Debug for AnyRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let node = self.node().map(|node| format!(" on {node}")).unwrap_or_default();
         match self.name() {
-            Some(name) => write!(f, "<actor {} {name:?}>", self.id()),
-            None => write!(f, "<actor {}>", self.id()),
+            Some(name) => write!(f, "<actor {}{node} {name:?}>", self.id()),
+            None => write!(f, "<actor {}{node}>", self.id()),
         }
     }
 }
@@ -399,6 +407,10 @@ pub trait RemoteActor: Send + Sync + 'static {
     fn id(&self) -> ActorId;
     /// The actor's name, if it has one.
     fn name(&self) -> Option<&str>;
+    /// The node (of a cluster) the actor lives on, if it is not this process's runtime.
+    fn node(&self) -> Option<&str> {
+        None
+    }
     /// Where the actor's handlers run.
     fn placement(&self) -> Placement;
     /// Where the actor is in its life.

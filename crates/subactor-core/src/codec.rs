@@ -29,6 +29,9 @@ use crate::{AnyRef, Placement, Value};
 /// the actor (through the link it came on) and to show it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefAddr {
+    /// The node (runtime of a cluster) the actor lives on; `None` on a link between a
+    /// process actor's child and its runtime, where every actor is the runtime's.
+    pub node: Option<String>,
     /// The actor's id in the runtime that spawned it.
     pub id: u64,
     /// Its name, if it has one.

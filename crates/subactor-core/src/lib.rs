@@ -59,7 +59,7 @@ pub use supervisor::{
     Backoff, ChildInfo, ChildSpec, Intensity, RestartType, Strategy, Supervisor, SupervisorError, SupervisorMsg,
     SupervisorSpec,
 };
-pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, SystemBuilder};
+pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, NameClaimError, NameService, SystemBuilder};
 pub use timers::TimerId;
 pub use value::{MAX_DEPTH, Value, ValueError};
 

@@ -19,6 +19,26 @@ use crate::timers::{Job, TimerId, Timers};
 use crate::watchdog::{Interruptible, Watchdog};
 use crate::{Actor, ActorId, ActorRef, AnyRef, Spawn, SpawnError, Value};
 
+/// A registry of names beyond this runtime (a cluster's): a name is claimed there when
+/// an actor that has it is spawned, and released when the actor stops.
+pub trait NameService: Send + Sync {
+    /// Claims `name` for actor `id` of this runtime.
+    fn claim(&self, name: &str, id: ActorId) -> Result<(), NameClaimError>;
+    /// Releases `name`, if actor `id` still holds it.
+    fn release(&self, name: &str, id: ActorId);
+}
+
+/// Why a name could not be claimed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameClaimError {
+    /// Another actor (on another node) has it.
+    #[error("the name is taken")]
+    Taken,
+    /// The registry could not be reached.
+    #[error("the name registry is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// The default mailbox capacity.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 
@@ -49,6 +69,7 @@ struct Inner {
     extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     timers: Timers,
     watchdog: Arc<Watchdog>,
+    names_beyond: Option<Arc<dyn NameService>>,
 }
 
 /// What the system needs of an actor of any type.
@@ -78,6 +99,7 @@ pub struct SystemBuilder {
     mailbox_capacity: Option<usize>,
     spin: Option<Duration>,
     extensions: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    names: Option<Arc<dyn NameService>>,
 }
 
 impl SystemBuilder {
@@ -107,6 +129,14 @@ impl SystemBuilder {
         self
     }
 
+    /// Makes actor names unique beyond this runtime too (across a cluster): a spawn
+    /// claims its name in `names`, which refuses a name taken elsewhere.
+    #[must_use]
+    pub fn names(mut self, names: Arc<dyn NameService>) -> Self {
+        self.names = Some(names);
+        self
+    }
+
     /// Builds the system.
     pub fn build(self) -> ActorSystem {
         ActorSystem {
@@ -121,6 +151,7 @@ impl SystemBuilder {
                 extensions: RwLock::new(self.extensions),
                 timers: Timers::default(),
                 watchdog: Arc::default(),
+                names_beyond: self.names,
             }),
         }
     }
@@ -169,11 +200,24 @@ impl ActorSystem {
         }
         let id = ActorId::next();
         if let Some(name) = &options.name {
-            let mut names = lock(&inner.names);
-            if names.contains_key(name) {
-                return Err(SpawnError::NameTaken(name.to_string()));
+            {
+                let mut names = lock(&inner.names);
+                if names.contains_key(name) {
+                    return Err(SpawnError::NameTaken(name.to_string()));
+                }
+                names.insert(Arc::clone(name), id);
             }
-            names.insert(Arc::clone(name), id);
+            if let Some(beyond) = &inner.names_beyond {
+                if let Err(refused) = beyond.claim(name, id) {
+                    lock(&inner.names).remove(name);
+                    return Err(match refused {
+                        NameClaimError::Taken => SpawnError::NameTaken(name.to_string()),
+                        NameClaimError::Unavailable(why) => {
+                            SpawnError::InvalidOptions(format!("cannot register the name {name:?}: {why}"))
+                        }
+                    });
+                }
+            }
         }
         let config = CellConfig {
             capacity,
@@ -326,6 +370,10 @@ impl ActorSystem {
             let mut names = lock(&self.inner.names);
             if names.get(name) == Some(&id) {
                 names.remove(name);
+                drop(names);
+                if let Some(beyond) = &self.inner.names_beyond {
+                    beyond.release(name, id);
+                }
             }
         }
     }

@@ -31,6 +31,12 @@ pub use process::Launcher;
 
 use process::template::{Template, TemplateSettings};
 
+/// What serving other processes' calls needs of a runtime (its registry, spawning of
+/// Python actors, timers, how Python errors travel): for the cluster's nodes.
+pub fn actor_env(system: &subactor_core::ActorSystem) -> Arc<dyn subactor_wire::ActorEnv> {
+    Arc::new(process::LocalEnv { system: system.clone() })
+}
+
 /// Runs this process as the template of a runtime's process actors, when the runtime
 /// started it with [`Launcher::Python`]: the Python package's entry point. Call it on
 /// the main thread of a Python process, holding the GIL; it never returns, except with

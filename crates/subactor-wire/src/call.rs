@@ -29,6 +29,8 @@ pub struct SpawnRequest {
     pub name: Option<String>,
     /// Where its handlers run.
     pub placement: Placement,
+    /// The node of a cluster to spawn it on (`None`: where the request is served).
+    pub node: Option<String>,
 }
 
 /// A request to act on the other side's actors.
@@ -188,6 +190,28 @@ pub enum Answer {
     SpawnFailed(String),
     /// The call was malformed for this side (an argument of the wrong kind).
     Refused(String),
+}
+
+/// What a runtime that is a node of a cluster offers the rest of the runtime (an
+/// extension of its actor system, [`NodesExt`]): finding actors on any node, spawning on
+/// a named node.
+pub trait Nodes: Send + Sync {
+    /// This node's name.
+    fn this_node(&self) -> &str;
+    /// The actor named `name` on any node of the cluster.
+    fn lookup(&self, name: &str) -> Option<AnyRef>;
+    /// Spawns an actor on `node`; on failure, the error's text.
+    fn spawn_on(&self, node: &str, request: SpawnRequest) -> Result<AnyRef, String>;
+}
+
+/// The system extension under which a cluster's [`Nodes`] is found.
+#[derive(Clone)]
+pub struct NodesExt(pub std::sync::Arc<dyn Nodes>);
+
+impl fmt::Debug for NodesExt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("NodesExt").field(&self.0.this_node()).finish()
+    }
 }
 
 /// What serving calls needs besides the actors themselves: the runtime's registry,

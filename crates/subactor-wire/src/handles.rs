@@ -148,8 +148,9 @@ impl Exports {
     }
 }
 
-fn addr_of(actor: &AnyRef) -> RefAddr {
-    RefAddr { id: actor.id().as_u64(), name: actor.name().map(str::to_owned), placement: actor.placement() }
+/// The address of a local actor.
+pub fn addr_of(actor: &AnyRef) -> RefAddr {
+    RefAddr { node: None, id: actor.id().as_u64(), name: actor.name().map(str::to_owned), placement: actor.placement() }
 }
 
 /// Which side of a link the references are on.

@@ -97,6 +97,10 @@ impl RemoteActor for ProxyRef {
         self.addr.name.as_deref()
     }
 
+    fn node(&self) -> Option<&str> {
+        self.addr.node.as_deref()
+    }
+
     fn placement(&self) -> Placement {
         self.addr.placement
     }
@@ -309,6 +313,10 @@ impl RemoteActor for DeadRef {
 
     fn name(&self) -> Option<&str> {
         self.addr.name.as_deref()
+    }
+
+    fn node(&self) -> Option<&str> {
+        self.addr.node.as_deref()
     }
 
     fn placement(&self) -> Placement {

@@ -748,8 +748,14 @@ unsafe extern "C" fn spawn(
             for i in 2..positional {
                 ctor_args.push(state.value(*args.add(i))?);
             }
-            let mut request =
-                SpawnRequest { module: target, class, args: ctor_args, name: None, placement: Placement::Auto };
+            let mut request = SpawnRequest {
+                module: target,
+                class,
+                args: ctor_args,
+                name: None,
+                placement: Placement::Auto,
+                node: None,
+            };
             let keywords = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
             for k in 0..keywords {
                 let key = to_rust_string(ffi::PyTuple_GET_ITEM(kwnames, k)).unwrap_or_default();
@@ -759,6 +765,11 @@ unsafe extern "C" fn spawn(
                     "name" => match to_rust_string(value) {
                         Some(name) => request.name = Some(name),
                         None => return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "spawn(): name must be a str")),
+                    },
+                    "node" if value == ffi::Py_None() => {}
+                    "node" => match to_rust_string(value) {
+                        Some(node) => request.node = Some(node),
+                        None => return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "spawn(): node must be a str")),
                     },
                     "placement" => match to_rust_string(value).map(|p| p.parse::<Placement>()) {
                         Some(Ok(placement @ (Placement::Interpreter | Placement::Process | Placement::Auto))) => {

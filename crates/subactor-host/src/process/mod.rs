@@ -27,7 +27,7 @@ pub(crate) mod template;
 use std::time::Duration;
 
 use subactor_core::{ActorSystem, AnyRef, BoxError, TimerId, Value};
-use subactor_wire::{ActorEnv, RemoteError, SpawnRequest};
+use subactor_wire::{ActorEnv, NodesExt, RemoteError, SpawnRequest};
 
 pub(crate) use child::ChildProcess;
 pub use template::Launcher;
@@ -69,12 +69,30 @@ impl std::fmt::Debug for LocalEnv {
     }
 }
 
+impl LocalEnv {
+    /// The cluster this runtime is a node of, if it is one.
+    fn nodes(&self) -> Option<std::sync::Arc<NodesExt>> {
+        self.system.extension::<NodesExt>()
+    }
+}
+
 impl ActorEnv for LocalEnv {
     fn lookup(&self, name: &str) -> Option<AnyRef> {
-        self.system.lookup::<PyActor>(name).map(Into::into)
+        match self.system.lookup::<PyActor>(name) {
+            Some(actor) => Some(actor.into()),
+            None => self.nodes().and_then(|nodes| nodes.0.lookup(name)),
+        }
     }
 
-    fn spawn(&self, request: SpawnRequest) -> Result<AnyRef, String> {
+    fn spawn(&self, mut request: SpawnRequest) -> Result<AnyRef, String> {
+        if let Some(node) = request.node.take() {
+            let nodes = self
+                .nodes()
+                .ok_or_else(|| format!("cannot spawn on node {node:?}: this runtime is not in a cluster"))?;
+            if node != nodes.0.this_node() {
+                return nodes.0.spawn_on(&node, request);
+            }
+        }
         let mut spec = PythonActor::new(request.module, request.class)
             .args(Value::Tuple(request.args))
             .placement(request.placement);

@@ -43,7 +43,12 @@ proptest! {
 /// A reference to an actor that is not running.
 fn dead() -> AnyRef {
     AnyRef::remote(Arc::new(crate::DeadRef::new(
-        codec::RefAddr { id: 424_242, name: Some("gone".into()), placement: subactor_core::Placement::Process },
+        codec::RefAddr {
+            node: None,
+            id: 424_242,
+            name: Some("gone".into()),
+            placement: subactor_core::Placement::Process,
+        },
         None,
     )))
 }
@@ -73,8 +78,12 @@ fn an_exported_reference_comes_back_as_the_same_actor_and_an_unknown_one_as_stop
     assert_eq!(back.blocking_ask(5, Duration::from_secs(5)).expect("usable"), Value::from(5));
 
     // An id this side never exported is an actor that has stopped.
-    let unknown =
-        codec::RefAddr { id: u64::MAX, name: Some("ghost".into()), placement: subactor_core::Placement::Process };
+    let unknown = codec::RefAddr {
+        node: None,
+        id: u64::MAX,
+        name: Some("ghost".into()),
+        placement: subactor_core::Placement::Process,
+    };
     let ghost = handles.decode_ref(unknown).expect("decodes");
     assert_eq!(ghost.state(), subactor_core::ActorState::Stopped);
     assert!(matches!(ghost.try_tell(1), Err(subactor_core::SendError::Stopped(_))));
@@ -117,6 +126,7 @@ fn serving_a_call_acts_on_the_actor() {
         args: vec![],
         name: None,
         placement: subactor_core::Placement::Interpreter,
+        node: None,
     };
     let spawned = serve(Call::Spawn(request), &Env);
     assert!(matches!(spawned, Answer::SpawnFailed(ref e) if e == "no spawning C"), "{spawned:?}");

@@ -1,0 +1,805 @@
+//! subactor's cluster: runtimes on several machines as nodes of one actor system, over
+//! NATS. No Python.
+//!
+//! A node is a runtime joined to a cluster ([`Cluster::connect`]). Nodes reach each
+//! other only through NATS subjects (nothing listens on a port of subactor's own):
+//! calls on another node's actors go through a per-node outbox ([`link`]), in batches
+//! acknowledged by the receiver, which serves them against its own actors
+//! ([`inbound`]). References travel as (node, id) and arrive usable anywhere
+//! ([`handles`]). Names are unique across the cluster, in a JetStream key-value bucket.
+//! Every node publishes a heartbeat; one that stays silent is declared down: calls to
+//! it fail at once, tells waiting for it become dead letters here, and monitors of its
+//! actors receive a `Down`.
+//!
+//! Across nodes only plain values travel unless the cluster is configured as trusted
+//! ([`ClusterConfig::trusted`]): unpickling bytes from the network runs code.
+
+mod config;
+mod handles;
+mod inbound;
+mod link;
+mod proto;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use subactor_arena::Arena;
+use subactor_core::codec::{self, Handles, RefAddr};
+use subactor_core::{ActorId, ActorSystem, AnyRef, DeadLetters, Down, NameClaimError, NameService, StopReason, Value};
+use subactor_wire::{ActorEnv, Call, Exports, Nodes, SpawnRequest};
+use tracing::{debug, info, warn};
+
+pub use config::{Auth, ClusterConfig};
+
+use handles::ClusterHandles;
+use link::{Link, NodeRef};
+use proto::{Ack, Batch, Heartbeat, NameEntry, Reply, Wire};
+
+/// Joining or using the cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The configuration is not usable.
+    #[error("invalid cluster configuration: {0}")]
+    Config(String),
+    /// NATS refused this node's credentials.
+    #[error("NATS refused the credentials of node {node:?}: {reason}")]
+    Authentication {
+        /// The node.
+        node: String,
+        /// What NATS said.
+        reason: String,
+    },
+    /// No NATS server could be reached.
+    #[error("cannot connect to NATS at {urls}: {reason}")]
+    Connect {
+        /// The servers tried.
+        urls: String,
+        /// Why.
+        reason: String,
+    },
+    /// Another live node has this name.
+    #[error("a node named {0:?} is already in the cluster")]
+    NodeNameTaken(String),
+    /// The cluster's registry (JetStream key-value) is not available.
+    #[error("the cluster's registry is not available (is JetStream enabled on the NATS servers?): {0}")]
+    Registry(String),
+    /// The tasks of the cluster could not start.
+    #[error("cannot start the cluster's tasks: {0}")]
+    Runtime(String),
+}
+
+/// A node of a cluster: this runtime's membership.
+///
+/// Cheap to clone. Leave the cluster with [`Cluster::leave`] (the `subactor` facade's
+/// `Runtime::shutdown` does).
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+/// A node, as seen from this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its name.
+    pub name: String,
+    /// Whether its heartbeats arrive.
+    pub up: bool,
+}
+
+struct Peer {
+    incarnation: u64,
+    last_seen: Instant,
+    up: bool,
+}
+
+/// What the runtime gives the cluster once it is built.
+struct Attached {
+    system: ActorSystem,
+    env: Arc<dyn ActorEnv>,
+}
+
+pub(crate) struct Inner {
+    config: ClusterConfig,
+    pub(crate) node: String,
+    pub(crate) incarnation: u64,
+    /// The cluster's tasks; `None` once left.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    client: async_nats::Client,
+    registry: kv::Store,
+    exports: Arc<Exports>,
+    attached: OnceLock<Attached>,
+    handles: OnceLock<Arc<dyn Handles>>,
+    links: Mutex<HashMap<String, Arc<Link>>>,
+    peers: Mutex<HashMap<String, Peer>>,
+    /// Actors of other nodes that local actors monitor: told `Down` if their node goes.
+    watched: Mutex<HashMap<String, Vec<(RefAddr, AnyRef)>>>,
+    max_payload: usize,
+    left: AtomicBool,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Handles for frames without live handles (batches of already-encoded items, acks).
+struct NoHandles;
+
+impl Handles for NoHandles {
+    fn encode_ref(&self, actor: &AnyRef) -> Result<RefAddr, String> {
+        Err(format!("{actor:?} cannot travel here"))
+    }
+    fn decode_ref(&self, _addr: RefAddr) -> Result<AnyRef, String> {
+        Err("no reference travels here".into())
+    }
+    fn encode_buffer(&self, _buffer: &subactor_arena::Buffer) -> Result<codec::BufferAddr, String> {
+        Err("no buffer travels here".into())
+    }
+    fn decode_buffer(&self, _addr: codec::BufferAddr) -> Result<subactor_arena::Buffer, String> {
+        Err("no buffer travels here".into())
+    }
+}
+
+fn no_handles() -> Arc<dyn Handles> {
+    static NONE: OnceLock<Arc<dyn Handles>> = OnceLock::new();
+    Arc::clone(NONE.get_or_init(|| Arc::new(NoHandles)))
+}
+
+fn encode_plain<T: Serialize>(item: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    codec::encode_into(item, &mut out, &no_handles()).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn decode_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    codec::decode_with(bytes, &no_handles()).map_err(|e| e.to_string())
+}
+
+impl Cluster {
+    /// Joins the cluster: connects to NATS (failing clearly on refused credentials),
+    /// opens the registry, and starts this node's heartbeat and subscriptions.
+    pub fn connect(config: ClusterConfig) -> Result<Cluster, ClusterError> {
+        config.check().map_err(ClusterError::Config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("subactor-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| ClusterError::Runtime(e.to_string()))?;
+        let handle = runtime.handle().clone();
+        let (client, registry) = runtime.block_on(open(&config))?;
+        let max_payload = client.server_info().max_payload.max(64 << 10);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let incarnation = u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id());
+        let inner = Arc::new(Inner {
+            node: config.node.clone(),
+            config,
+            incarnation,
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+            client,
+            registry,
+            exports: Arc::new(Exports::new()),
+            attached: OnceLock::new(),
+            handles: OnceLock::new(),
+            links: Mutex::default(),
+            peers: Mutex::default(),
+            watched: Mutex::default(),
+            max_payload,
+            left: AtomicBool::new(false),
+        });
+        inner.handle.block_on(inner.refuse_duplicate_name())?;
+        inner.start_tasks()?;
+        info!(node = %inner.node, "joined the cluster");
+        Ok(Cluster { inner })
+    }
+
+    /// Gives the cluster the runtime it serves: its actor system (whose actors other
+    /// nodes reach), what serving needs (spawning, timers), and its arena (where buffers
+    /// from other nodes land). Call once, before other nodes' calls can be served.
+    pub fn attach(&self, system: &ActorSystem, env: Arc<dyn ActorEnv>, arena: Arena) {
+        let inner = &self.inner;
+        inner.exports.set_dead_letters(system.dead_letter_sink());
+        let _ = inner.attached.set(Attached { system: system.clone(), env });
+        let handles: Arc<dyn Handles> = Arc::new(ClusterHandles {
+            node: inner.node.clone(),
+            exports: Arc::clone(&inner.exports),
+            arena,
+            cluster: Arc::downgrade(inner),
+        });
+        let _ = inner.handles.set(handles);
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The other nodes this one has heard of.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        let mut nodes: Vec<NodeInfo> =
+            lock(&self.inner.peers).iter().map(|(name, peer)| NodeInfo { name: name.clone(), up: peer.up }).collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes
+    }
+
+    /// Waits until `node` is up, for at most `timeout`.
+    pub fn wait_for_node(&self, node: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if lock(&self.inner.peers).get(node).is_some_and(|p| p.up) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// The actor named `name` on any node.
+    pub fn lookup(&self, name: &str) -> Option<AnyRef> {
+        self.inner.lookup(name)
+    }
+
+    /// Spawns a Python actor on `node`.
+    pub fn spawn_on(&self, node: &str, request: SpawnRequest) -> Result<AnyRef, String> {
+        self.inner.spawn_on(node, request)
+    }
+
+    /// The registry of names across the cluster, for the actor system.
+    pub fn names(&self) -> Arc<dyn NameService> {
+        Arc::new(Names(Arc::downgrade(&self.inner)))
+    }
+
+    /// What the actor system's extension [`subactor_wire::NodesExt`] holds.
+    pub fn as_nodes(&self) -> Arc<dyn Nodes> {
+        Arc::new(NodesOf { node: self.inner.node.clone(), cluster: Arc::downgrade(&self.inner) })
+    }
+
+    /// Leaves the cluster: says so to the other nodes, and stops this node's tasks.
+    /// Calls still waiting to be sent are reported (tells as dead letters).
+    pub fn leave(&self) {
+        let inner = &self.inner;
+        if inner.left.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let bye = Heartbeat { node: inner.node.clone(), incarnation: inner.incarnation, leaving: true };
+        if let Ok(bytes) = encode_plain(&bye) {
+            let client = inner.client.clone();
+            let subject = inner.subject("hb");
+            let _ = inner.handle.block_on(async move {
+                let _ = client.publish(subject, Bytes::from(bytes)).await;
+                tokio::time::timeout(Duration::from_secs(2), client.flush()).await
+            });
+        }
+        for link in lock(&inner.links).values() {
+            link.fail_all();
+        }
+        if let Some(runtime) = lock(&inner.runtime).take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+        info!(node = %inner.node, "left the cluster");
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.inner.node).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(runtime) = lock(&self.runtime).take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Connects to NATS and opens (or creates) the registry bucket.
+async fn open(config: &ClusterConfig) -> Result<(async_nats::Client, kv::Store), ClusterError> {
+    let mut options = match &config.auth {
+        Auth::None => async_nats::ConnectOptions::new(),
+        Auth::UserPassword { user, password } => {
+            async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+        }
+        Auth::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
+        Auth::NKey(seed) => async_nats::ConnectOptions::with_nkey(seed.clone()),
+        Auth::CredentialsFile(path) => async_nats::ConnectOptions::with_credentials_file(path.clone())
+            .await
+            .map_err(|e| ClusterError::Config(format!("cannot read the credentials file {}: {e}", path.display())))?,
+    };
+    if config.require_tls {
+        options = options.require_tls(true);
+        if let Some(root) = &config.tls_root {
+            options = options.add_root_certificates(root.clone());
+        }
+    }
+    let node = config.node.clone();
+    options = options
+        .name(format!("subactor:{}:{}", config.prefix, config.node))
+        .connection_timeout(config.connect_timeout)
+        .request_timeout(Some(Duration::from_secs(5)))
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let node = node.clone();
+            async move {
+                match event {
+                    async_nats::Event::Disconnected => warn!(%node, "lost the connection to NATS; reconnecting"),
+                    async_nats::Event::Connected => info!(%node, "connected to NATS"),
+                    other => debug!(%node, event = %other, "NATS event"),
+                }
+            }
+        });
+    let urls = config.urls.join(",");
+    let addrs: Vec<async_nats::ServerAddr> = config
+        .urls
+        .iter()
+        .map(|u| u.parse().map_err(|e| ClusterError::Config(format!("bad NATS URL {u:?}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let client = options.connect(addrs).await.map_err(|e| {
+        use async_nats::ConnectErrorKind as Kind;
+        match e.kind() {
+            Kind::Authentication | Kind::AuthorizationViolation => {
+                ClusterError::Authentication { node: config.node.clone(), reason: e.to_string() }
+            }
+            _ => ClusterError::Connect { urls: urls.clone(), reason: e.to_string() },
+        }
+    })?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let bucket = format!("{}_names", config.prefix);
+    let registry = match jetstream.get_key_value(&bucket).await {
+        Ok(store) => store,
+        Err(_) => {
+            let replicas = config.urls.len().clamp(1, 3);
+            let created = jetstream
+                .create_key_value(kv::Config {
+                    bucket: bucket.clone(),
+                    history: 1,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(store) => store,
+                // Created meanwhile by another node, or fewer servers than replicas.
+                Err(first) => match jetstream.get_key_value(&bucket).await {
+                    Ok(store) => store,
+                    Err(_) => jetstream
+                        .create_key_value(kv::Config { bucket, history: 1, ..Default::default() })
+                        .await
+                        .map_err(|e| ClusterError::Registry(format!("{first}; {e}")))?,
+                },
+            }
+        }
+    };
+    Ok((client, registry))
+}
+
+impl Inner {
+    pub(crate) fn subject(&self, what: &str) -> String {
+        format!("{}.{what}", self.config.prefix)
+    }
+
+    fn node_subject(&self, node: &str, what: &str) -> String {
+        format!("{}.{node}.{what}", self.config.prefix)
+    }
+
+    pub(crate) fn handles(&self) -> Option<&Arc<dyn Handles>> {
+        self.handles.get()
+    }
+
+    pub(crate) fn env(&self) -> Option<Arc<dyn ActorEnv>> {
+        self.attached.get().map(|a| Arc::clone(&a.env))
+    }
+
+    pub(crate) fn dead_letters(&self) -> Option<Arc<DeadLetters>> {
+        self.attached.get().map(|a| a.system.dead_letter_sink())
+    }
+
+    pub(crate) fn trusted(&self) -> bool {
+        self.config.trusted
+    }
+
+    /// Encodes an item with this node's handles.
+    pub(crate) fn encode<T: Serialize>(&self, item: &T) -> Result<Vec<u8>, String> {
+        let handles = self.handles().ok_or("the cluster is not attached to a runtime yet")?;
+        let mut out = Vec::new();
+        codec::encode_into(item, &mut out, handles).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// Decodes an item with this node's handles.
+    pub(crate) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, String> {
+        let handles = self.handles().ok_or("the cluster is not attached to a runtime yet")?;
+        codec::decode_with(bytes, handles).map_err(|e| e.to_string())
+    }
+
+    /// Refuses to join when a live node already has this name.
+    async fn refuse_duplicate_name(&self) -> Result<(), ClusterError> {
+        let mut beats =
+            self.client.subscribe(self.subject("hb")).await.map_err(|e| ClusterError::Runtime(e.to_string()))?;
+        let listen = self.config.down_after.min(Duration::from_millis(800));
+        let deadline = tokio::time::Instant::now() + listen;
+        loop {
+            let beat = tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut beats)).await;
+            let Ok(Some(message)) = beat else { return Ok(()) };
+            if let Ok(beat) = decode_plain::<Heartbeat>(&message.payload) {
+                if beat.node == self.node && !beat.leaving {
+                    return Err(ClusterError::NodeNameTaken(self.node.clone()));
+                }
+            }
+        }
+    }
+
+    /// Starts the heartbeat, the failure detector and the subscriptions.
+    fn start_tasks(self: &Arc<Self>) -> Result<(), ClusterError> {
+        let spawn = |future| self.handle.spawn(future);
+        let this = Arc::downgrade(self);
+        let client = self.client.clone();
+        let beats = self.handle.block_on(client.subscribe(self.subject("hb")));
+        let inbound = self.handle.block_on(client.subscribe(self.node_subject(&self.node, "in")));
+        let replies = self.handle.block_on(client.subscribe(self.node_subject(&self.node, "reply")));
+        let (beats, inbound, replies) = match (beats, inbound, replies) {
+            (Ok(b), Ok(i), Ok(r)) => (b, i, r),
+            (b, i, r) => {
+                let error = [b.err(), i.err(), r.err()].into_iter().flatten().next().map(|e| e.to_string());
+                return Err(ClusterError::Runtime(error.unwrap_or_default()));
+            }
+        };
+        spawn(Box::pin(heartbeat(this.clone())) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
+        spawn(Box::pin(listen_heartbeats(this.clone(), beats)));
+        spawn(Box::pin(inbound::listen(this.clone(), inbound)));
+        spawn(Box::pin(listen_replies(this, replies)));
+        Ok(())
+    }
+
+    /// The link to `node`, made on first use.
+    pub(crate) fn link(self: &Arc<Self>, node: &str) -> Arc<Link> {
+        let mut links = lock(&self.links);
+        if let Some(link) = links.get(node) {
+            return Arc::clone(link);
+        }
+        let (link, outbox) = Link::new(node, self.config.outbox, Arc::downgrade(self));
+        if lock(&self.peers).get(node).is_some_and(|p| !p.up) {
+            link.fail_all();
+        }
+        self.handle.spawn(link::run(Arc::clone(&link), outbox, Arc::downgrade(self)));
+        links.insert(node.to_owned(), Arc::clone(&link));
+        link
+    }
+
+    /// A reference to an actor of another node.
+    pub(crate) fn remote_ref(self: &Arc<Self>, addr: RefAddr) -> AnyRef {
+        let node = addr.node.clone().unwrap_or_default();
+        AnyRef::remote(Arc::new(NodeRef { addr, link: self.link(&node) }))
+    }
+
+    /// Sends a batch to `node` (in parts if it is larger than a NATS message) and waits
+    /// for its ack.
+    pub(crate) async fn send_batch(&self, node: &str, batch: &Batch) -> Result<Ack, String> {
+        let subject = self.node_subject(node, "in");
+        let bytes = encode_plain(batch)?;
+        let part_size = self.max_payload.saturating_sub(4096).max(16 << 10);
+        let wait = Duration::from_secs(5);
+        let reply = if bytes.len() <= part_size {
+            let wire = encode_plain(&Wire::Whole(bytes))?;
+            self.request(subject, wire, wait).await?
+        } else {
+            let total = u32::try_from(bytes.len().div_ceil(part_size)).map_err(|e| e.to_string())?;
+            let frame = batch.seq;
+            let mut last = None;
+            for (index, chunk) in bytes.chunks(part_size).enumerate() {
+                let index = u32::try_from(index).map_err(|e| e.to_string())?;
+                let part = Wire::Part {
+                    from: batch.from.clone(),
+                    incarnation: batch.incarnation,
+                    frame,
+                    index,
+                    total,
+                    bytes: chunk.to_vec(),
+                };
+                // Each part is acknowledged: the next one waits (backpressure).
+                last = Some(self.request(subject.clone(), encode_plain(&part)?, wait).await?);
+            }
+            last.ok_or("an empty batch")?
+        };
+        decode_plain::<Result<Ack, String>>(&reply)?.map_err(|e| format!("node {node} refused a batch: {e}"))
+    }
+
+    async fn request(&self, subject: String, payload: Vec<u8>, wait: Duration) -> Result<Bytes, String> {
+        match tokio::time::timeout(wait, self.client.request(subject, Bytes::from(payload))).await {
+            Ok(Ok(message)) => Ok(message.payload),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("no answer".into()),
+        }
+    }
+
+    /// Publishes `payload` on `subject` from any thread, without waiting.
+    pub(crate) fn publish(&self, subject: String, payload: Vec<u8>) {
+        let client = self.client.clone();
+        self.handle.spawn(async move {
+            if let Err(error) = client.publish(subject, Bytes::from(payload)).await {
+                debug!(%error, "publishing failed");
+            }
+        });
+    }
+
+    /// Sends the answer to call `corr` of `node`.
+    pub(crate) fn reply(&self, node: &str, corr: u64, answer: subactor_wire::Answer) {
+        let reply = Reply { from: self.node.clone(), corr, answer };
+        match self.encode(&reply) {
+            Ok(bytes) => self.publish(self.node_subject(node, "reply"), bytes),
+            Err(error) => {
+                warn!(%error, "an answer cannot be encoded for another node");
+                let refused = Reply { from: self.node.clone(), corr, answer: subactor_wire::Answer::Refused(error) };
+                if let Ok(bytes) = self.encode(&refused) {
+                    self.publish(self.node_subject(node, "reply"), bytes);
+                }
+            }
+        }
+    }
+
+    /// Remembers that `watcher` monitors `target` on `node`: told `Down` if the node goes.
+    pub(crate) fn watch_remote(&self, node: &str, target: RefAddr, watcher: AnyRef) {
+        lock(&self.watched).entry(node.to_owned()).or_default().push((target, watcher));
+    }
+
+    /// A `Down` from `node` reached `watcher`: that monitor is done.
+    pub(crate) fn unwatch(&self, node: &str, target: u64, watcher: &AnyRef) {
+        if let Some(list) = lock(&self.watched).get_mut(node) {
+            list.retain(|(t, w)| !(t.id == target && w == watcher));
+        }
+    }
+
+    fn node_down(self: &Arc<Self>, node: &str) {
+        warn!(%node, "node is down");
+        if let Some(link) = lock(&self.links).get(node) {
+            link.fail_all();
+        }
+        let watched = lock(&self.watched).remove(node).unwrap_or_default();
+        for (target, watcher) in watched {
+            let down = Down {
+                id: ActorId::from_u64(target.id),
+                name: target.name.as_deref().map(Into::into),
+                reason: StopReason::Failed(format!("node {node} is down").into()),
+            };
+            watcher.notify(Value::Down(Box::new(down)));
+        }
+        // Its names are stale now.
+        let registry = self.registry.clone();
+        let node = node.to_owned();
+        self.handle.spawn(async move { forget_names_of(&registry, &node).await });
+    }
+
+    fn node_up(&self, node: &str) {
+        if let Some(link) = lock(&self.links).get(node) {
+            link.up();
+        }
+    }
+
+    fn lookup(self: &Arc<Self>, name: &str) -> Option<AnyRef> {
+        let entry = self.handle.block_on(self.registry.get(name)).ok().flatten()?;
+        let entry: NameEntry = decode_plain(&entry).ok()?;
+        if entry.node == self.node {
+            // Ours: the system's own registry answers for it (it was not found there).
+            return None;
+        }
+        let peer_ok = lock(&self.peers).get(&entry.node).is_some_and(|p| p.up && p.incarnation == entry.incarnation);
+        if !peer_ok {
+            return None;
+        }
+        Some(self.remote_ref(RefAddr {
+            node: Some(entry.node),
+            id: entry.id,
+            name: Some(name.to_owned()),
+            placement: entry.placement,
+        }))
+    }
+
+    fn spawn_on(self: &Arc<Self>, node: &str, request: SpawnRequest) -> Result<AnyRef, String> {
+        if node == self.node {
+            return self.env().ok_or("the cluster is not attached to a runtime")?.spawn(request);
+        }
+        if !lock(&self.peers).get(node).is_some_and(|p| p.up) {
+            return Err(format!("node {node:?} is not in the cluster (or is down)"));
+        }
+        let link = self.link(node);
+        let addr = RefAddr { node: Some(node.into()), id: 0, name: None, placement: subactor_core::Placement::Auto };
+        let probe = NodeRef { addr, link };
+        probe.spawn(request)
+    }
+}
+
+/// The failure detector's own view of time.
+async fn heartbeat(cluster: Weak<Inner>) {
+    loop {
+        let Some(inner) = cluster.upgrade() else { return };
+        if inner.left.load(Ordering::Acquire) {
+            return;
+        }
+        let beat = Heartbeat { node: inner.node.clone(), incarnation: inner.incarnation, leaving: false };
+        if let Ok(bytes) = encode_plain(&beat) {
+            let _ = inner.client.publish(inner.subject("hb"), Bytes::from(bytes)).await;
+        }
+        // Nodes silent for too long are down.
+        let now = Instant::now();
+        let down: Vec<String> = {
+            let mut peers = lock(&inner.peers);
+            peers
+                .iter_mut()
+                .filter(|(_, p)| p.up && now.duration_since(p.last_seen) > inner.config.down_after)
+                .map(|(name, p)| {
+                    p.up = false;
+                    name.clone()
+                })
+                .collect()
+        };
+        for node in down {
+            inner.node_down(&node);
+        }
+        let every = inner.config.heartbeat;
+        drop(inner);
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn listen_heartbeats(cluster: Weak<Inner>, mut beats: async_nats::Subscriber) {
+    while let Some(message) = futures_util::StreamExt::next(&mut beats).await {
+        let Some(inner) = cluster.upgrade() else { return };
+        let Ok(beat) = decode_plain::<Heartbeat>(&message.payload) else { continue };
+        if beat.node == inner.node {
+            continue;
+        }
+        let (went_down, came_up) = {
+            let mut peers = lock(&inner.peers);
+            let peer = peers.entry(beat.node.clone()).or_insert(Peer {
+                incarnation: beat.incarnation,
+                last_seen: Instant::now(),
+                up: false,
+            });
+            let restarted = peer.incarnation != beat.incarnation && peer.up;
+            let was_up = peer.up;
+            peer.incarnation = beat.incarnation;
+            peer.last_seen = Instant::now();
+            peer.up = !beat.leaving;
+            (restarted || (was_up && beat.leaving), !beat.leaving && (!was_up || restarted))
+        };
+        if went_down {
+            inner.node_down(&beat.node);
+        }
+        if came_up {
+            info!(node = %beat.node, "node is up");
+            inner.node_up(&beat.node);
+        }
+    }
+}
+
+async fn listen_replies(cluster: Weak<Inner>, mut replies: async_nats::Subscriber) {
+    while let Some(message) = futures_util::StreamExt::next(&mut replies).await {
+        let Some(inner) = cluster.upgrade() else { return };
+        match inner.decode::<Reply>(&message.payload) {
+            Ok(Reply { from, corr, answer }) => {
+                let link = lock(&inner.links).get(&from).cloned();
+                if let Some(link) = link {
+                    link.answer(corr, answer);
+                }
+            }
+            Err(error) => warn!(%error, "a malformed reply from another node"),
+        }
+    }
+}
+
+/// Deletes the registry's names that point to `node`.
+async fn forget_names_of(registry: &kv::Store, node: &str) {
+    let Ok(keys) = registry.keys().await else { return };
+    let keys: Vec<String> = futures_util::StreamExt::collect::<Vec<_>>(keys).await.into_iter().flatten().collect();
+    for key in keys {
+        if let Ok(Some(value)) = registry.get(&key).await {
+            if decode_plain::<NameEntry>(&value).is_ok_and(|e| e.node == node) {
+                let _ = registry.delete(&key).await;
+            }
+        }
+    }
+}
+
+/// The cluster's registry as the actor system's [`NameService`].
+struct Names(Weak<Inner>);
+
+impl NameService for Names {
+    fn claim(&self, name: &str, id: ActorId) -> Result<(), NameClaimError> {
+        let Some(inner) = self.0.upgrade() else { return Ok(()) };
+        let placement = subactor_core::Placement::Auto;
+        let entry = NameEntry { node: inner.node.clone(), incarnation: inner.incarnation, id: id.as_u64(), placement };
+        let bytes = encode_plain(&entry).map_err(NameClaimError::Unavailable)?;
+        let registry = inner.registry.clone();
+        let key = name.to_owned();
+        let peers_up = |entry: &NameEntry| {
+            entry.node == inner.node && entry.incarnation == inner.incarnation
+                || lock(&inner.peers).get(&entry.node).is_some_and(|p| p.up && p.incarnation == entry.incarnation)
+        };
+        inner.handle.block_on(async {
+            match registry.create(&key, Bytes::from(bytes.clone())).await {
+                Ok(_) => Ok(()),
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    // Taken, unless by an actor of a node that has gone (or an earlier
+                    // incarnation of this one): then it is stale and can be taken over.
+                    let current = registry.entry(&key).await.map_err(|e| NameClaimError::Unavailable(e.to_string()))?;
+                    let Some(current) = current else {
+                        return Err(NameClaimError::Unavailable("a name changed meanwhile".into()));
+                    };
+                    let holder = decode_plain::<NameEntry>(&current.value).ok();
+                    if holder.as_ref().is_some_and(|h| peers_up(h)) {
+                        return Err(NameClaimError::Taken);
+                    }
+                    registry
+                        .update(&key, Bytes::from(bytes), current.revision)
+                        .await
+                        .map(drop)
+                        .map_err(|_| NameClaimError::Taken)
+                }
+                Err(error) => Err(NameClaimError::Unavailable(error.to_string())),
+            }
+        })
+    }
+
+    fn release(&self, name: &str, id: ActorId) {
+        let Some(inner) = self.0.upgrade() else { return };
+        if inner.left.load(Ordering::Acquire) {
+            return;
+        }
+        let registry = inner.registry.clone();
+        let key = name.to_owned();
+        let node = inner.node.clone();
+        let release = async move {
+            if let Ok(Some(entry)) = registry.entry(&key).await {
+                if decode_plain::<NameEntry>(&entry.value).is_ok_and(|e| e.node == node && e.id == id.as_u64()) {
+                    let _ = registry.delete_expect_revision(&key, Some(entry.revision)).await;
+                }
+            }
+        };
+        // Done before the actor's stop completes (a name is free again once `wait`
+        // returns), within a bound when NATS is unreachable.
+        if inner.handle.block_on(tokio::time::timeout(Duration::from_secs(1), release)).is_err() {
+            debug!(name, "releasing a name in the cluster's registry timed out");
+        }
+    }
+}
+
+/// The cluster as the actor system's [`Nodes`].
+struct NodesOf {
+    node: String,
+    cluster: Weak<Inner>,
+}
+
+impl Nodes for NodesOf {
+    fn this_node(&self) -> &str {
+        &self.node
+    }
+
+    fn lookup(&self, name: &str) -> Option<AnyRef> {
+        self.cluster.upgrade()?.lookup(name)
+    }
+
+    fn spawn_on(&self, node: &str, request: SpawnRequest) -> Result<AnyRef, String> {
+        self.cluster.upgrade().ok_or("the cluster has been left")?.spawn_on(node, request)
+    }
+}
+
+impl NodeRef {
+    /// Spawns an actor on this reference's node (its id is not used).
+    fn spawn(&self, request: SpawnRequest) -> Result<AnyRef, String> {
+        match self.call(Call::Spawn(request), None) {
+            Some(subactor_wire::Answer::Actor(Some(actor))) => Ok(actor),
+            Some(subactor_wire::Answer::SpawnFailed(error)) => Err(error),
+            Some(subactor_wire::Answer::Refused(error)) => Err(error),
+            Some(other) => Err(format!("unexpected answer to a spawn: {other:?}")),
+            None => Err(format!("node {} did not answer (it is down or unreachable)", self.link.node)),
+        }
+    }
+}

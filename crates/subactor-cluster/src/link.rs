@@ -1,0 +1,472 @@
+//! The way out to one node: a [`Link`] (an ordered outbox of calls, sent in batches,
+//! acknowledged, sent again when a mailbox there stayed full) and [`NodeRef`], a
+//! reference to an actor of that node.
+//!
+//! Every call from this node to another goes through that node's outbox, in the order
+//! made: per-sender FIFO holds across the network, and a bounded outbox is the
+//! backpressure (a sender waits when it is full). A tell is done once it is in the outbox;
+//! if the other node refuses it (the actor is gone) or goes down first, it becomes a dead
+//! letter here, with its message. Asks and other calls get their answer as a [`Reply`];
+//! when the node goes down, they fail at once.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use subactor_core::codec::RefAddr;
+use subactor_core::{
+    ActorId, ActorState, AnyRef, AskError, BoxError, DeadLetterReason, Down, MonitorId, Outcome, Placement,
+    RemoteActor, SendError, StopReason, Value, ValueCallback,
+};
+use subactor_wire::call::{ask_error, state_of};
+use subactor_wire::{Answer, Call};
+use tracing::{debug, warn};
+
+use crate::proto::{Ack, Batch, Item};
+use crate::{Inner, lock};
+
+/// At most this many calls in one batch.
+const MAX_ITEMS: usize = 512;
+/// And about this many encoded bytes (NATS messages are limited; larger batches travel
+/// in parts).
+const MAX_BATCH_BYTES: usize = 256 << 10;
+/// How much longer than an ask's own timeout to wait for its answer from the network.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
+
+/// A call waiting in the outbox.
+pub(crate) struct Outgoing {
+    pub(crate) corr: u64,
+    pub(crate) call: Call,
+}
+
+/// The outgoing side of this node's link to one other node.
+pub(crate) struct Link {
+    pub(crate) node: String,
+    outbox: flume::Sender<Outgoing>,
+    pending: Mutex<HashMap<u64, flume::Sender<Answer>>>,
+    next_corr: AtomicU64,
+    down: AtomicBool,
+    cluster: Weak<Inner>,
+}
+
+impl Link {
+    /// A link to `node` and the receiving end of its outbox (for [`run`]).
+    pub(crate) fn new(node: &str, capacity: usize, cluster: Weak<Inner>) -> (Arc<Link>, flume::Receiver<Outgoing>) {
+        let (tx, rx) = flume::bounded(capacity);
+        let link = Arc::new(Link {
+            node: node.to_owned(),
+            outbox: tx,
+            pending: Mutex::default(),
+            next_corr: AtomicU64::new(1),
+            down: AtomicBool::new(false),
+            cluster,
+        });
+        (link, rx)
+    }
+
+    /// Whether the node is down.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// The node came back (a new heartbeat): calls may go again.
+    pub(crate) fn up(&self) {
+        self.down.store(false, Ordering::Release);
+    }
+
+    /// Delivers the answer to call `corr`.
+    pub(crate) fn answer(&self, corr: u64, answer: Answer) {
+        if let Some(tx) = lock(&self.pending).remove(&corr) {
+            let _ = tx.send(answer);
+        }
+    }
+
+    /// The node is down: every call waiting for an answer fails at once, and what waits
+    /// in the outbox is reported (tells as dead letters).
+    pub(crate) fn fail_all(&self) {
+        self.down.store(true, Ordering::Release);
+        lock(&self.pending).clear();
+        // The sender task drains the outbox itself while the link is down.
+    }
+
+    /// Makes a call and waits for its answer; `None` if the node is down or the answer
+    /// did not come within `wait`.
+    fn call(&self, call: Call, wait: Option<Duration>) -> Result<Answer, Call> {
+        if self.is_down() {
+            return Err(call);
+        }
+        let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = flume::bounded(1);
+        lock(&self.pending).insert(corr, tx);
+        if let Err(flume::SendError(out)) = self.outbox.send(Outgoing { corr, call }) {
+            lock(&self.pending).remove(&corr);
+            return Err(out.call);
+        }
+        let answer = match wait {
+            Some(wait) => rx.recv_timeout(wait).ok(),
+            None => rx.recv().ok(),
+        };
+        if answer.is_none() {
+            lock(&self.pending).remove(&corr);
+        }
+        answer.ok_or(Call::CancelTimer(0))
+    }
+
+    /// Queues a tell; waits for room up to `timeout` (forever with `None`).
+    fn tell(&self, call: Call, timeout: Option<Duration>) -> Result<(), (Call, bool)> {
+        if self.is_down() {
+            return Err((call, false));
+        }
+        let out = Outgoing { corr: 0, call };
+        match timeout {
+            None => self.outbox.send(out).map_err(|flume::SendError(out)| (out.call, false)),
+            Some(timeout) if timeout.is_zero() => self.outbox.try_send(out).map_err(|e| match e {
+                flume::TrySendError::Full(out) => (out.call, true),
+                flume::TrySendError::Disconnected(out) => (out.call, false),
+            }),
+            Some(timeout) => self.outbox.send_timeout(out, timeout).map_err(|e| match e {
+                flume::SendTimeoutError::Timeout(out) => (out.call, true),
+                flume::SendTimeoutError::Disconnected(out) => (out.call, false),
+            }),
+        }
+    }
+
+    /// Records an undelivered call as dead letters here (its message, if it had one).
+    fn dead_letter(&self, call: &Call, reason: DeadLetterReason) {
+        let Some(cluster) = self.cluster.upgrade() else { return };
+        let (to, msg) = match call {
+            Call::Tell { to, msg, .. } | Call::TryTell { to, msg } | Call::Ask { to, msg, .. } => (to, msg),
+            Call::Notify { to, msg } => (to, msg),
+            _ => return,
+        };
+        match cluster.dead_letters() {
+            Some(sink) => sink.record(to.id(), to.name(), reason, msg),
+            None => warn!(target: "subactor::dead_letters", to = ?to, "a message for another node was not delivered"),
+        }
+    }
+}
+
+/// Sends the link's outbox to its node, batch after batch, until the cluster is left.
+pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, cluster: Weak<Inner>) {
+    let mut batch: VecDeque<Outgoing> = VecDeque::new();
+    let mut seq = 0u64;
+    loop {
+        if batch.is_empty() {
+            match outbox.recv_async().await {
+                Ok(first) => batch.push_back(first),
+                Err(_) => return,
+            }
+        }
+        let Some(inner) = cluster.upgrade() else { return };
+        if link.is_down() {
+            for out in batch.drain(..).chain(outbox.drain()) {
+                link.dead_letter(&out.call, DeadLetterReason::NotRunning);
+            }
+            continue;
+        }
+        // Encode what is there, within the limits; a call that cannot be encoded fails
+        // alone.
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut taken = 0;
+        while taken < MAX_ITEMS && bytes < MAX_BATCH_BYTES {
+            if taken == batch.len() {
+                match outbox.try_recv() {
+                    Ok(next) => batch.push_back(next),
+                    Err(_) => break,
+                }
+            }
+            let out = &batch[taken];
+            match inner.encode(&Item { corr: out.corr, call: clone_call(&out.call) }) {
+                Ok(encoded) => {
+                    bytes += encoded.len();
+                    items.push(serde_bytes::ByteBuf::from(encoded));
+                    taken += 1;
+                }
+                Err(error) => {
+                    warn!(%error, node = %link.node, "a call cannot be sent to another node");
+                    if let Some(out) = batch.remove(taken) {
+                        if out.corr != 0 {
+                            link.answer(out.corr, Answer::Refused(error));
+                        } else {
+                            link.dead_letter(&out.call, DeadLetterReason::Failed);
+                        }
+                    }
+                }
+            }
+        }
+        if items.is_empty() {
+            continue;
+        }
+        seq += 1;
+        let frame = Batch { from: inner.node.clone(), incarnation: inner.incarnation, seq, items };
+        drop(inner);
+        let ack = loop {
+            let Some(inner) = cluster.upgrade() else { return };
+            if link.is_down() {
+                break None;
+            }
+            match inner.send_batch(&link.node, &frame).await {
+                Ok(ack) => break Some(ack),
+                Err(error) => {
+                    debug!(%error, node = %link.node, "sending a batch failed: trying again");
+                    drop(inner);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        let Some(Ack { accepted, refused, .. }) = ack else { continue };
+        let accepted = (accepted as usize).min(taken);
+        let mut refused: HashMap<u32, Answer> = refused.into_iter().collect();
+        for (i, out) in batch.drain(..accepted).enumerate() {
+            let Some(answer) = refused.remove(&u32::try_from(i).unwrap_or(u32::MAX)) else { continue };
+            if out.corr != 0 {
+                link.answer(out.corr, answer);
+            } else {
+                // A tell the other node could not deliver: a dead letter here.
+                link.dead_letter(&out.call, DeadLetterReason::NotRunning);
+            }
+        }
+        if accepted < taken {
+            // A mailbox there stayed full: the rest goes again, after a pause.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// A copy of a call for encoding (the original stays until the batch is acknowledged).
+fn clone_call(call: &Call) -> Call {
+    match call {
+        Call::TryTell { to, msg } => Call::TryTell { to: to.clone(), msg: msg.clone() },
+        Call::Tell { to, msg, timeout } => Call::Tell { to: to.clone(), msg: msg.clone(), timeout: *timeout },
+        Call::Ask { to, msg, timeout } => Call::Ask { to: to.clone(), msg: msg.clone(), timeout: *timeout },
+        Call::Stop(a) => Call::Stop(a.clone()),
+        Call::Kill(a) => Call::Kill(a.clone()),
+        Call::State(a) => Call::State(a.clone()),
+        Call::Restarts(a) => Call::Restarts(a.clone()),
+        Call::MailboxLen(a) => Call::MailboxLen(a.clone()),
+        Call::Wait { of, timeout } => Call::Wait { of: of.clone(), timeout: *timeout },
+        Call::Monitor { target, watcher } => Call::Monitor { target: target.clone(), watcher: watcher.clone() },
+        Call::Demonitor { target, id } => Call::Demonitor { target: target.clone(), id: *id },
+        Call::Notify { to, msg } => Call::Notify { to: to.clone(), msg: msg.clone() },
+        Call::Lookup(name) => Call::Lookup(name.clone()),
+        Call::Spawn(request) => Call::Spawn(request.clone()),
+        Call::SendAfter { delay, to, msg } => Call::SendAfter { delay: *delay, to: to.clone(), msg: msg.clone() },
+        Call::CancelTimer(id) => Call::CancelTimer(*id),
+    }
+}
+
+/// A reference to an actor of another node.
+pub(crate) struct NodeRef {
+    pub(crate) addr: RefAddr,
+    pub(crate) link: Arc<Link>,
+}
+
+impl NodeRef {
+    fn me(&self) -> AnyRef {
+        AnyRef::remote(Arc::new(NodeRef { addr: self.addr.clone(), link: Arc::clone(&self.link) }))
+    }
+
+    /// Makes a call on this node and waits for the answer; `None` when the node is down
+    /// (or the answer did not come within `wait`).
+    pub(crate) fn call(&self, call: Call, wait: Option<Duration>) -> Option<Answer> {
+        self.link.call(call, wait).ok()
+    }
+
+    fn down(&self) -> Down {
+        Down {
+            id: ActorId::from_u64(self.addr.id),
+            name: self.addr.name.as_deref().map(Into::into),
+            reason: StopReason::Failed(format!("node {} is down", self.link.node).into()),
+        }
+    }
+
+    fn rebuild(&self, error: subactor_wire::RemoteError) -> BoxError {
+        match self.link.cluster.upgrade().and_then(|c| c.env()) {
+            Some(env) => env.rebuild(error),
+            None => Box::new(error),
+        }
+    }
+}
+
+fn message_of(call: Call) -> Value {
+    match call {
+        Call::Tell { msg, .. } | Call::TryTell { msg, .. } | Call::Ask { msg, .. } => msg,
+        _ => Value::None,
+    }
+}
+
+impl RemoteActor for NodeRef {
+    fn id(&self) -> ActorId {
+        ActorId::from_u64(self.addr.id)
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.addr.name.as_deref()
+    }
+
+    fn node(&self) -> Option<&str> {
+        Some(&self.link.node)
+    }
+
+    fn placement(&self) -> Placement {
+        self.addr.placement
+    }
+
+    fn state(&self) -> ActorState {
+        match self.call(Call::State(self.me()), None) {
+            Some(Answer::State(n)) => state_of(n),
+            _ => ActorState::Stopped,
+        }
+    }
+
+    fn try_tell(&self, msg: Value) -> Result<(), SendError<Value>> {
+        self.tell(msg, Some(Duration::ZERO))
+    }
+
+    fn tell(&self, msg: Value, timeout: Option<Duration>) -> Result<(), SendError<Value>> {
+        match self.link.tell(Call::Tell { to: self.me(), msg, timeout: None }, timeout) {
+            Ok(()) => Ok(()),
+            Err((call, true)) => Err(SendError::Full(message_of(call))),
+            Err((call, false)) => {
+                self.link.dead_letter(&call, DeadLetterReason::NotRunning);
+                Err(SendError::Stopped(message_of(call)))
+            }
+        }
+    }
+
+    fn ask(&self, msg: Value, timeout: Duration) -> Result<Value, AskError<Value, BoxError>> {
+        match self.link.call(Call::Ask { to: self.me(), msg, timeout }, Some(timeout + ANSWER_GRACE)) {
+            Ok(Answer::Reply(reply)) => Ok(reply),
+            Ok(Answer::AskFailed(failure)) => Err(match failure {
+                subactor_wire::AskFailure::Failed(error) => AskError::Failed(self.rebuild(error)),
+                other => ask_error(other, &NoEnv),
+            }),
+            Ok(Answer::Refused(why)) => Err(AskError::Failed(Box::new(subactor_wire::RemoteError {
+                type_name: "subactor.Refused".into(),
+                message: why,
+                traceback: String::new(),
+            }))),
+            Ok(_) => Err(AskError::NoReply),
+            Err(Call::Ask { msg, .. }) => Err(AskError::Stopped(msg)),
+            Err(_) if self.link.is_down() => Err(AskError::NoReply),
+            Err(_) => Err(AskError::Timeout),
+        }
+    }
+
+    fn ask_then(&self, msg: Value, timeout: Option<Duration>, then: ValueCallback) -> Result<(), SendError<Value>> {
+        let me = NodeRef { addr: self.addr.clone(), link: Arc::clone(&self.link) };
+        let spawned = std::thread::Builder::new().name("subactor-ask".into()).spawn(move || {
+            let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(u32::MAX)));
+            then(match me.ask(msg, timeout) {
+                Ok(reply) => Outcome::Replied(reply),
+                Err(AskError::Failed(error)) => Outcome::Failed(error),
+                Err(AskError::Fault(fault)) => Outcome::Fault(fault),
+                Err(_) => Outcome::NotHandled,
+            });
+        });
+        spawned.map(drop).map_err(|_| SendError::Full(Value::None))
+    }
+
+    fn mailbox_len(&self) -> usize {
+        match self.call(Call::MailboxLen(self.me()), None) {
+            Some(Answer::Count(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => 0,
+        }
+    }
+
+    fn stop(&self) {
+        let _ = self.link.tell(Call::Stop(self.me()), None);
+    }
+
+    fn kill(&self) {
+        let _ = self.link.tell(Call::Kill(self.me()), None);
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> Option<StopReason> {
+        match self.call(Call::Wait { of: self.me(), timeout }, timeout.map(|t| t + ANSWER_GRACE)) {
+            Some(Answer::Stopped(reason)) => reason,
+            Some(_) => None,
+            None if self.link.is_down() => Some(self.down().reason),
+            None => None,
+        }
+    }
+
+    fn restarts(&self) -> u64 {
+        match self.call(Call::Restarts(self.me()), None) {
+            Some(Answer::Count(n)) => n,
+            _ => 0,
+        }
+    }
+
+    fn monitor(&self, f: Box<dyn FnOnce(&Down) + Send>) -> MonitorId {
+        let me = NodeRef { addr: self.addr.clone(), link: Arc::clone(&self.link) };
+        let id = ActorId::from_u64(self.addr.id);
+        let name = self.addr.name.clone();
+        let spawned = std::thread::Builder::new().name("subactor-monitor".into()).spawn(move || {
+            let reason = loop {
+                if let Some(reason) = me.wait(Some(Duration::from_secs(1))) {
+                    break reason;
+                }
+            };
+            f(&Down { id, name: name.as_deref().map(Into::into), reason });
+        });
+        if let Err(error) = spawned {
+            warn!(%error, "cannot start a thread to monitor an actor of another node");
+        }
+        MonitorId::from_u64(0)
+    }
+
+    fn monitor_by(&self, watcher: &AnyRef) -> MonitorId {
+        match self.call(Call::Monitor { target: self.me(), watcher: watcher.clone() }, None) {
+            Some(Answer::Count(n)) => {
+                if let Some(cluster) = self.link.cluster.upgrade() {
+                    cluster.watch_remote(&self.link.node, self.addr.clone(), watcher.clone());
+                }
+                MonitorId::from_u64(n)
+            }
+            _ => {
+                watcher.notify(Value::Down(Box::new(self.down())));
+                MonitorId::from_u64(0)
+            }
+        }
+    }
+
+    fn demonitor(&self, id: MonitorId) -> bool {
+        matches!(self.call(Call::Demonitor { target: self.me(), id: id.as_u64() }, None), Some(Answer::Bool(true)))
+    }
+
+    fn notify(&self, msg: Value) {
+        let _ = self.link.tell(Call::Notify { to: self.me(), msg }, None);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Errors rebuilt without a local environment (only faults and plain failures).
+struct NoEnv;
+
+impl subactor_wire::ActorEnv for NoEnv {
+    fn lookup(&self, _name: &str) -> Option<AnyRef> {
+        None
+    }
+    fn spawn(&self, _request: subactor_wire::SpawnRequest) -> Result<AnyRef, String> {
+        Err("no spawning here".into())
+    }
+    fn send_after(&self, _delay: Duration, _to: AnyRef, _msg: Value) -> Option<u64> {
+        None
+    }
+    fn cancel_timer(&self, _id: u64) -> bool {
+        false
+    }
+    fn describe(&self, error: &BoxError) -> subactor_wire::RemoteError {
+        subactor_wire::RemoteError { type_name: "Error".into(), message: error.to_string(), traceback: String::new() }
+    }
+    fn rebuild(&self, error: subactor_wire::RemoteError) -> BoxError {
+        Box::new(error)
+    }
+}
