@@ -91,6 +91,7 @@ impl DeadLetterSubscription {
 
     /// The next dead letter if there is one, without waiting.
     fn get_nowait(&self, py: Python<'_>) -> PyResult<Option<DeadLetter>> {
+        crate::errors::not_forked()?;
         match self.rx.try_recv() {
             Ok(letter) => to_python(py, letter).map(Some),
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => Ok(None),
@@ -99,6 +100,7 @@ impl DeadLetterSubscription {
 
     /// Every dead letter waiting now.
     fn drain(&self, py: Python<'_>) -> PyResult<Vec<DeadLetter>> {
+        crate::errors::not_forked()?;
         self.rx.try_iter().map(|letter| to_python(py, letter)).collect()
     }
 }

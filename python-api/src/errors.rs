@@ -15,6 +15,14 @@ use subactor_host::{ConvertError, PythonException, ReceiveError, StartError, mai
 
 use crate::{conv, hooks};
 
+/// `RuntimeError` in a process forked from one whose runtime was open: nothing of that
+/// runtime exists here (see `subactor_host::fork`). Every entry point that would use
+/// the runtime's actors, threads or shared state checks this first, before it touches
+/// a lock that a thread of the parent may have held at the fork.
+pub(crate) fn not_forked() -> PyResult<()> {
+    subactor_host::fork::check_not_forked().map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
 /// A class of the bootstrap module (an exception class, `Down`, `RemoteTraceback`).
 pub(crate) fn class<'py>(py: Python<'py>, name: &CStr) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: `py` proves the GIL is held, in the main interpreter (this extension loads

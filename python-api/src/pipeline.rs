@@ -166,6 +166,7 @@ impl PipelineCore {
     /// queue is full; returns its sequence number.
     #[pyo3(signature = (item, timeout=None))]
     fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+        errors::not_forked()?;
         let mut value = conv::to_value(item)?;
         let deadline = wait::deadline(timeout)?;
         let input = &self.shared.input;
@@ -202,20 +203,24 @@ impl PipelineCore {
     }
 
     /// Takes no more items: once those sent have come out, `recv` returns `None`.
-    fn close(&self, py: Python<'_>) {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        errors::not_forked()?;
         let input = &self.shared.input;
         // The lock may be held by a send waiting for room: wait for it without the GIL.
         let pipeline = py.detach(|| lock(input).take());
         if let Some(mut pipeline) = pipeline {
             pipeline.close();
         }
+        Ok(())
     }
 
     /// Closes the input and drops the outputs still to come (an abandoned pipeline must
     /// not hold its workers: a full output would block them).
-    fn abort(&self, py: Python<'_>) {
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        errors::not_forked()?;
         let shared = &self.shared;
         py.detach(|| shared.abort());
+        Ok(())
     }
 
     /// The next output (in order if the pipeline is ordered), waiting up to `timeout`
@@ -223,6 +228,7 @@ impl PipelineCore {
     /// out.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PipelineOutput>> {
+        errors::not_forked()?;
         let deadline = wait::deadline(timeout)?;
         let Ok(mut reorder) = self.shared.reorder.try_lock() else {
             return Err(PyRuntimeError::new_err("recv() is already waiting in another thread"));

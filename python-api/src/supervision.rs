@@ -14,9 +14,9 @@ use pyo3::types::{PyList, PyTuple};
 use subactor_core::{ActorRef, ActorState, ChildSpec, RestartType, Strategy, Supervisor, SupervisorSpec, Value};
 use subactor_host::PyActor;
 
-use crate::conv;
 use crate::runtime::ActorOptions;
 use crate::wait::{self, Waited};
+use crate::{conv, errors};
 
 fn strategy(name: &str) -> PyResult<Strategy> {
     match name {
@@ -170,6 +170,7 @@ impl SupervisorRef {
 
     /// The running children, in start order.
     fn children(&self, py: Python<'_>) -> PyResult<Vec<ChildInfo>> {
+        errors::not_forked()?;
         let actor = self.actor.clone();
         let children = py.detach(move || actor.children());
         children
@@ -199,18 +200,23 @@ impl SupervisorRef {
     }
 
     /// Stops the supervisor: its children stop first, in reverse start order.
-    fn stop(&self) {
+    fn stop(&self) -> PyResult<()> {
+        errors::not_forked()?;
         self.actor.stop();
+        Ok(())
     }
 
     /// Kills the supervisor (its children are stopped as it ends).
-    fn kill(&self) {
+    fn kill(&self) -> PyResult<()> {
+        errors::not_forked()?;
         self.actor.kill();
+        Ok(())
     }
 
     /// Waits until the supervisor has stopped; its `Down`, or `None` at the timeout.
     #[pyo3(signature = (timeout=None))]
     fn wait<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        errors::not_forked()?;
         let deadline = wait::deadline(timeout)?;
         let (tx, rx) = flume::bounded(1);
         let id = self.actor.monitor(move |down| drop(tx.send(down.clone())));

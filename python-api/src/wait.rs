@@ -49,6 +49,7 @@ fn spin<T>(rx: &Receiver<T>) -> Option<Result<T, RecvTimeoutError>> {
 /// Receives from `rx` with the GIL released, until `deadline` (or for good), running
 /// the signal handlers between slices; their exception ends the wait.
 pub(crate) fn recv<T: Send>(py: Python<'_>, rx: &Receiver<T>, deadline: Option<Instant>) -> PyResult<Waited<T>> {
+    crate::errors::not_forked()?;
     let mut first = true;
     loop {
         let slice_end = {
@@ -87,6 +88,7 @@ pub(crate) fn retry<T: Send, S: Send>(
     mut state: S,
     mut attempt: impl FnMut(S, Duration) -> Result<T, S> + Send,
 ) -> PyResult<Result<T, S>> {
+    crate::errors::not_forked()?;
     loop {
         let slice = deadline.map_or(SLICE, |deadline| deadline.saturating_duration_since(Instant::now()).min(SLICE));
         state = match py.detach(|| attempt(state, slice)) {
