@@ -82,8 +82,8 @@ impl DeadLetterSubscription {
     /// The next dead letter, waiting up to `timeout` seconds (forever if `None`;
     /// Ctrl-C interrupts); `None` at the timeout.
     #[pyo3(signature = (timeout=None))]
-    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<DeadLetter>> {
-        match wait::recv(py, &self.rx, wait::deadline(timeout)?)? {
+    fn get(&self, py: Python<'_>, timeout: Option<wait::Secs>) -> PyResult<Option<DeadLetter>> {
+        match wait::recv(py, &self.rx, wait::deadline(timeout.map(f64::from))?)? {
             Waited::Got(letter) => to_python(py, letter).map(Some),
             Waited::TimedOut | Waited::Disconnected => Ok(None),
         }

@@ -165,10 +165,10 @@ impl PipelineCore {
     /// Feeds an item, waiting (interruptibly, up to `timeout`) while the first stage's
     /// queue is full; returns its sequence number.
     #[pyo3(signature = (item, timeout=None))]
-    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>, timeout: Option<wait::Secs>) -> PyResult<u64> {
         errors::not_forked()?;
         let mut value = conv::to_value(item)?;
-        let deadline = wait::deadline(timeout)?;
+        let deadline = wait::deadline(timeout.map(f64::from))?;
         let input = &self.shared.input;
         // Nearly always there is room: send at once, without releasing the GIL.
         if let Ok(mut guard) = input.try_lock() {
@@ -227,9 +227,9 @@ impl PipelineCore {
     /// (then `TimeoutError`); `None` once the input is closed and every item has come
     /// out.
     #[pyo3(signature = (timeout=None))]
-    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PipelineOutput>> {
+    fn recv(&self, py: Python<'_>, timeout: Option<wait::Secs>) -> PyResult<Option<PipelineOutput>> {
         errors::not_forked()?;
-        let deadline = wait::deadline(timeout)?;
+        let deadline = wait::deadline(timeout.map(f64::from))?;
         let Ok(mut reorder) = self.shared.reorder.try_lock() else {
             return Err(PyRuntimeError::new_err("recv() is already waiting in another thread"));
         };

@@ -194,7 +194,8 @@ impl SupervisorRef {
 
     /// The child at `index` (its position in the spec): an `ActorRef`, a `Supervisor`,
     /// or `None` if it does not run now.
-    fn child(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
+    fn child(&self, py: Python<'_>, index: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let index = errors::index_arg(index, "index")?;
         let children = self.children(py)?;
         Ok(children.into_iter().find(|child| child.index == index).map_or_else(|| py.None(), |child| child.actor))
     }
@@ -215,9 +216,9 @@ impl SupervisorRef {
 
     /// Waits until the supervisor has stopped; its `Down`, or `None` at the timeout.
     #[pyo3(signature = (timeout=None))]
-    fn wait<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn wait<'py>(&self, py: Python<'py>, timeout: Option<wait::Secs>) -> PyResult<Option<Bound<'py, PyAny>>> {
         errors::not_forked()?;
-        let deadline = wait::deadline(timeout)?;
+        let deadline = wait::deadline(timeout.map(f64::from))?;
         let (tx, rx) = flume::bounded(1);
         let id = self.actor.monitor(move |down| drop(tx.send(down.clone())));
         match wait::recv(py, &rx, deadline) {

@@ -209,9 +209,16 @@ pub(super) unsafe extern "C" fn alloc(module: *mut ffi::PyObject, size: *mut ffi
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
         unsafe {
             let state = state_of_module(module);
+            if ffi::PyBool_Check(size) != 0 || ffi::PyLong_Check(size) == 0 {
+                return Err(state.helpers().raise_builtin(ffi::PyExc_TypeError, "alloc(): the size must be an int"));
+            }
             let size = ffi::PyLong_AsSsize_t(size);
             if size == -1 && !ffi::PyErr_Occurred().is_null() {
-                return Err(Raised);
+                if ffi::PyErr_ExceptionMatches(ffi::PyExc_OverflowError) == 0 {
+                    return Err(Raised);
+                }
+                ffi::PyErr_Clear();
+                return Err(state.helpers().raise_builtin(ffi::PyExc_ValueError, "alloc(): the size is too large"));
             }
             let Ok(size) = usize::try_from(size) else {
                 return Err(state.helpers().raise_builtin(ffi::PyExc_ValueError, "alloc(): the size must be >= 0"));
