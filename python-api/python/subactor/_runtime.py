@@ -10,8 +10,8 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from . import _check, _native
-from ._native import ActorRef, Buffer, BufferMut, DeadLetterSubscription, SpawnError
+from . import _check, _native, _shipping
+from ._native import ActorRef, Buffer, BufferMut, DeadLetterSubscription
 
 if TYPE_CHECKING:
     from ._executor import Executor
@@ -65,30 +65,23 @@ def actor_options(
     )
 
 
-def actor_target(actor: type | str) -> tuple[str, str]:
-    """``(module, qualified name)`` of an actor class or a ``"pkg.mod:Class"`` string
-    (the module may also be the path of a ``.py`` file)."""
+def actor_target(actor: type | str) -> tuple[str, str, tuple[Any, ...]]:
+    """``(module, name, leading constructor arguments)`` of an actor class or a
+    ``"pkg.mod:Class"`` string (the module may also be the path of a ``.py`` file).
+
+    A class that actors can import travels by reference; one they cannot (defined in an
+    interactive session, ``python -c``, a notebook, or inside a function) travels by
+    value (see ``_shipping``)."""
     if isinstance(actor, str):
         module, sep, name = actor.rpartition(":")
         if not sep or not module or not name:
             raise ValueError(f"expected 'module:Class' or 'path/to/file.py:Class', got {actor!r}")
-        return module, name
+        return module, name, ()
     found: object = getattr(actor, "__module__", None)
     qualname: object = getattr(actor, "__qualname__", None)
-    if not isinstance(found, str) or not isinstance(qualname, str):
+    if not isinstance(found, str) or not isinstance(qualname, str) or not callable(actor):
         raise TypeError(f"cannot spawn {actor!r}: expected a class or a 'module:Class' string")
-    if "<locals>" in qualname:
-        raise SpawnError(
-            f"cannot spawn {qualname}: it is defined inside a function, where another "
-            "interpreter cannot find it; define it at module level"
-        )
-    module = found
-    if module == "__main__" and _main_program() == (None, None):
-        raise SpawnError(
-            f"cannot spawn {qualname}: it is defined in an interactive session (or python -c), "
-            "which actors cannot load; define it in a module or a script"
-        )
-    return module, qualname
+    return _shipping.spawn_target(actor)
 
 
 class DeadLetters:
@@ -228,7 +221,9 @@ class Runtime:
         ``"package.module:Class"`` string (the module may be a ``.py`` path); the actor
         is ``actor(*args)`` in a new interpreter. A class defined in the main script
         works: actors load the script as the module ``__mp_main__``, without running its
-        ``if __name__ == "__main__":`` block.
+        ``if __name__ == "__main__":`` block. A class actors cannot import (defined in
+        an interactive session, ``python -c``, a notebook or a function) is sent to the
+        actor by value (cloudpickle).
 
         ``name``: unique, for ``lookup``. ``mailbox``: its capacity. ``core``: pin the
         actor's thread to this CPU core. ``on_failure``: when ``receive`` raises,
@@ -260,8 +255,8 @@ class Runtime:
                 raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
             return self._core.supervise(actor._flatten())
         options = actor_options(name, mailbox, core, on_failure, time_limit, placement, memory_limit)
-        module, qualname = actor_target(actor)
-        return self._core.spawn(module, qualname, args, *options)
+        module, qualname, leading = actor_target(actor)
+        return self._core.spawn(module, qualname, leading + args, *options)
 
     def lookup(self, name: str) -> ActorRef | None:
         """The running Python actor with this name, or ``None``."""

@@ -95,12 +95,12 @@ class ChildSpec:
         if isinstance(self.actor, SupervisorSpec):
             what = self.actor._flatten()
         else:
-            module, qualname = actor_target(self.actor)
+            module, qualname, leading = actor_target(self.actor)
             what = (
                 "actor",
                 module,
                 qualname,
-                self.args,
+                leading + self.args,
                 self.name,
                 self.mailbox,
                 self.core,
