@@ -226,10 +226,11 @@ extern "C" fn after_fork_in_child() {
         return;
     }
     // SAFETY: `slot` was checked to be `_PyRuntime.interpreters.head`; this process has
-    // one thread now, and the forking thread held the runtime's HEAD_LOCK across the
-    // fork (3.13+) or nobody can take it any more (3.12: CPython re-creates it next).
-    // A null head means Python is not initialised (an embedding program between two
-    // runtimes): then there is nothing to do. `PyInterpreterState_Next` only reads.
+    // one thread now, so nothing else reads or writes the list (CPython re-initialises
+    // the lock that guards it, HEAD_LOCK, right after this handler, in
+    // `_PyRuntimeState_ReInitThreads`). A null head means Python is not initialised (an
+    // embedding program between two runtimes): then there is nothing to do.
+    // `PyInterpreterState_Next` only reads.
     unsafe {
         let head = std::ptr::read_volatile(slot);
         if !head.is_null() && head != main && ffi::PyInterpreterState_Next(main).is_null() {
