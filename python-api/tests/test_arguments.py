@@ -47,6 +47,11 @@ CASES: list[tuple[str, Call, type[Exception], str]] = [
     ("on_failure=1", lambda rt, a: rt.spawn(Counter, on_failure=1), TypeError, "on_failure"),
     ("name=1", lambda rt, a: rt.spawn(Counter, name=1), TypeError, "name must be a str"),
     ("name=''", lambda rt, a: rt.spawn(Counter, name=""), ValueError, "name must not be empty"),
+    ("placement='x'", lambda rt, a: rt.spawn(Counter, placement="x"), ValueError, "placement must be"),
+    ("placement=1", lambda rt, a: rt.spawn(Counter, placement=1), TypeError, "placement"),
+    ("memory_limit=-1", lambda rt, a: rt.spawn(Counter, memory_limit=-1), ValueError, "memory_limit must be at"),
+    ("memory_limit=True", lambda rt, a: rt.spawn(Counter, memory_limit=True), TypeError, "memory_limit"),
+    ("ChildSpec(placement='x')", lambda rt, a: sa.ChildSpec(Counter, placement="x"), ValueError, "placement"),
     # other Runtime methods
     ("lookup(1)", lambda rt, a: rt.lookup(1), TypeError, "name"),
     ("send_after(-1)", lambda rt, a: rt.send_after(-1, a, 1), ValueError, "delay"),
