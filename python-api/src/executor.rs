@@ -815,6 +815,10 @@ impl TaskEntry {
 /// workers, as `concurrent.futures`' executors do at exit. Ctrl-C interrupts the wait.
 #[pyfunction]
 pub(crate) fn _shutdown_executors(py: Python<'_>) -> PyResult<()> {
+    if subactor_host::fork::inherited_runtime() {
+        // A forked child: the workers (and their tasks) exist only in the parent.
+        return Ok(());
+    }
     let pools: Vec<Arc<Pool>> = lock(&POOLS).drain(..).filter_map(|p| p.upgrade()).collect();
     for pool in &pools {
         pool.closed.store(true, Ordering::Release);

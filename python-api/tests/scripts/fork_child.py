@@ -39,6 +39,11 @@ def square(x: int) -> int:
     return x * x
 
 
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
 def with_own_runtime(x: int) -> tuple[int, int]:
     """In a child process: a runtime of its own, an actor, an answer."""
     with subactor.Runtime() as rt:
@@ -117,6 +122,8 @@ def os_fork(rounds: int) -> None:
     statuses = []
     child_results = []
     for i in range(rounds):
+        # A task in flight at the fork: the child's exit must not wait for it.
+        in_flight = ex.submit(nap, 0.05)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -132,6 +139,7 @@ def os_fork(rounds: int) -> None:
         child_results.append(json.loads(data) if data else None)
         # The parent's runtime carries on.
         assert counters[0].ask(1, timeout=30) == i + 1
+        assert in_flight.result(timeout=30) == 0.05
     assert list(ex.map(square, range(4))) == [0, 1, 4, 9]
     stop.set()
     for thread in busy:
