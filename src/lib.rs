@@ -56,7 +56,7 @@ pub use subactor_core::{
 };
 pub use subactor_host::{
     ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,
-    PythonHost, ReceiveError, StartError,
+    PythonHost, ReceiveError, StartError, fork,
 };
 
 /// A reference to a Python actor.
@@ -262,7 +262,14 @@ impl Runtime {
     ///
     /// Blocks for as long as that takes; from async code, call it through
     /// `tokio::task::spawn_blocking`.
+    ///
+    /// In a process forked from this one while the runtime was open, it fails with
+    /// [`SpawnError::ShutDown`]: the runtime's threads exist only in the parent.
     pub fn spawn<S: Spawn>(&self, spec: S) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
+        if let Err(forked) = subactor_host::fork::check_not_forked() {
+            tracing::warn!(%forked, "spawn refused");
+            return Err(SpawnError::ShutDown);
+        }
         self.system.spawn(spec)
     }
 
@@ -348,7 +355,12 @@ impl Runtime {
     /// messages become dead letters), ends every interpreter on its own thread, then —
     /// if this was the process's last runtime — finalises Python. Spawning afterwards
     /// fails with [`SpawnError::ShutDown`]. Calling it again does nothing.
+    ///
+    /// In a process forked from this one while the runtime was open, it returns
+    /// [`HostError::ForkedChild`] and touches nothing: the actors and their threads
+    /// exist only in the parent. (Dropping the runtime there leaks the child's copy.)
     pub fn shutdown(&self) -> Result<(), Error> {
+        subactor_host::fork::check_not_forked().map_err(HostError::from)?;
         if self.system.is_actor_thread() {
             return Err(Error::ShutdownFromActor);
         }
@@ -369,6 +381,13 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if subactor_host::fork::inherited_runtime() {
+            // A forked child: nothing to shut down here, and releasing Python's share
+            // would wait for the parent's threads.
+            let host = self.host.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            std::mem::forget(host);
+            return;
+        }
         if let Err(error) = self.shutdown() {
             tracing::warn!(%error, "runtime shutdown failed");
         }

@@ -36,6 +36,7 @@ pub(crate) fn to_object<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'
 
 /// The actor behind an `ActorRef`.
 pub(crate) fn actor_of(obj: &Bound<'_, PyAny>) -> PyResult<AnyRef> {
+    errors::not_forked()?;
     let ptr = non_null(obj)?;
     // SAFETY: GIL held in the main interpreter (see `to_value`); `obj` is alive.
     unsafe { main::actor_ref_of(ptr) }.ok_or_else(|| {

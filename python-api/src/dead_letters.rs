@@ -82,8 +82,8 @@ impl DeadLetterSubscription {
     /// The next dead letter, waiting up to `timeout` seconds (forever if `None`;
     /// Ctrl-C interrupts); `None` at the timeout.
     #[pyo3(signature = (timeout=None))]
-    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<DeadLetter>> {
-        match wait::recv(py, &self.rx, wait::deadline(timeout)?)? {
+    fn get(&self, py: Python<'_>, timeout: Option<wait::Secs>) -> PyResult<Option<DeadLetter>> {
+        match wait::recv(py, &self.rx, wait::deadline(timeout.map(f64::from))?)? {
             Waited::Got(letter) => to_python(py, letter).map(Some),
             Waited::TimedOut | Waited::Disconnected => Ok(None),
         }
@@ -91,6 +91,7 @@ impl DeadLetterSubscription {
 
     /// The next dead letter if there is one, without waiting.
     fn get_nowait(&self, py: Python<'_>) -> PyResult<Option<DeadLetter>> {
+        crate::errors::not_forked()?;
         match self.rx.try_recv() {
             Ok(letter) => to_python(py, letter).map(Some),
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => Ok(None),
@@ -99,6 +100,7 @@ impl DeadLetterSubscription {
 
     /// Every dead letter waiting now.
     fn drain(&self, py: Python<'_>) -> PyResult<Vec<DeadLetter>> {
+        crate::errors::not_forked()?;
         self.rx.try_iter().map(|letter| to_python(py, letter)).collect()
     }
 }

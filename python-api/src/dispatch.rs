@@ -101,6 +101,7 @@ pub(crate) fn reply_to(ticket: u64) -> impl FnOnce(Outcome<Value, BoxError>) + S
 
 /// Registers a target and makes sure the dispatcher runs; returns its ticket.
 pub(crate) fn register(py: Python<'_>, target: Target) -> PyResult<u64> {
+    crate::errors::not_forked()?;
     ensure_running(py)?;
     let ticket = DISPATCHER.next_ticket.fetch_add(1, Ordering::Relaxed);
     lock(&DISPATCHER.registry).insert(ticket, target);
@@ -149,6 +150,11 @@ pub(crate) fn ensure_running(py: Python<'_>) -> PyResult<()> {
 /// Stops the dispatcher thread, once it has handled every event sent before; a later
 /// target starts a new one.
 pub(crate) fn stop(py: Python<'_>) -> PyResult<()> {
+    if subactor_host::fork::inherited_runtime() {
+        // A forked child: the dispatcher thread does not exist here (threading marks it
+        // stopped), and its channel may be locked by an actor thread of the parent.
+        return Ok(());
+    }
     let (generation, handle) = {
         let mut thread = lock(&DISPATCHER.thread);
         (thread.0, thread.1.take())

@@ -15,6 +15,29 @@ use subactor_host::{ConvertError, PythonException, ReceiveError, StartError, mai
 
 use crate::{conv, hooks};
 
+/// `RuntimeError` in a process forked from one whose runtime was open: nothing of that
+/// runtime exists here (see `subactor_host::fork`). Every entry point that would use
+/// the runtime's actors, threads or shared state checks this first, before it touches
+/// a lock that a thread of the parent may have held at the fork.
+pub(crate) fn not_forked() -> PyResult<()> {
+    subactor_host::fork::check_not_forked().map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+/// An index argument: an `int` (not a `bool`) from 0 up; `TypeError` or `ValueError`
+/// naming the argument otherwise (never `OverflowError`).
+pub(crate) fn index_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
+    let kind = || obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    if obj.is_instance_of::<pyo3::types::PyBool>() || !obj.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(PyTypeError::new_err(format!("{name} must be an int, not {}", kind())));
+    }
+    match obj.extract::<i64>() {
+        Ok(value) => {
+            usize::try_from(value).map_err(|_| PyValueError::new_err(format!("{name} must be at least 0, got {value}")))
+        }
+        Err(_) => Err(PyValueError::new_err(format!("{name} is out of range, got {obj}"))),
+    }
+}
+
 /// A class of the bootstrap module (an exception class, `Down`, `RemoteTraceback`).
 pub(crate) fn class<'py>(py: Python<'py>, name: &CStr) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: `py` proves the GIL is held, in the main interpreter (this extension loads

@@ -524,7 +524,7 @@ fn broken_executor(py: Python<'_>, message: &str, cause: Option<PyErr>) -> PyErr
 /// gone) still runs what it was given, then stops its workers.
 impl Drop for ExecutorCore {
     fn drop(&mut self) {
-        if !self.pool.closed.swap(true, Ordering::AcqRel) {
+        if !self.pool.closed.swap(true, Ordering::AcqRel) && !subactor_host::fork::inherited_runtime() {
             if let Err(error) = self.pool.stop_when_idle() {
                 tracing::warn!(%error, "cannot stop an abandoned executor's workers");
             }
@@ -649,6 +649,7 @@ impl ExecutorCore {
     }
 
     fn enqueue(&self, py: Python<'_>, future: &Bound<'_, PyAny>, msg: Value) -> PyResult<u64> {
+        crate::errors::not_forked()?;
         if self.pool.broken.get().is_some() {
             return Err(self.pool.broken_error(py));
         }
@@ -707,7 +708,8 @@ impl ExecutorCore {
     }
 
     /// Cancels every task still queued; returns their futures (to be marked cancelled).
-    fn cancel_queued(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+    fn cancel_queued(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        crate::errors::not_forked()?;
         let mut cancelled = Vec::new();
         let mut keep = Vec::new();
         while let Ok(task) = self.pool.queue.1.try_recv() {
@@ -719,7 +721,7 @@ impl ExecutorCore {
         for task in keep {
             let _ = self.pool.queue.0.send(task);
         }
-        cancelled
+        Ok(cancelled)
     }
 
     /// Takes no more tasks.
@@ -737,6 +739,7 @@ impl ExecutorCore {
     /// Stops the workers once they have finished what they hold; with `wait`, waits for
     /// them to end (Ctrl-C interrupts the wait).
     fn stop_workers(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
+        crate::errors::not_forked()?;
         self.pool.stop_workers();
         if wait {
             for actor in self.pool.actors() {
@@ -750,17 +753,20 @@ impl ExecutorCore {
     /// In the background: waits until every task has completed, then stops the workers
     /// (and shuts down the executor's own runtime).
     fn stop_workers_when_idle(&self) -> PyResult<()> {
+        crate::errors::not_forked()?;
         self.pool
             .stop_when_idle()
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}")))
     }
 
     /// Kills the workers: what they run is interrupted, what they hold fails.
-    fn kill_workers(&self) {
+    fn kill_workers(&self) -> PyResult<()> {
+        crate::errors::not_forked()?;
         self.pool.stopping.store(true, Ordering::SeqCst);
         for actor in self.pool.actors() {
             actor.kill();
         }
+        Ok(())
     }
 
     /// The workers, as `ActorRef`s.
@@ -809,6 +815,10 @@ impl TaskEntry {
 /// workers, as `concurrent.futures`' executors do at exit. Ctrl-C interrupts the wait.
 #[pyfunction]
 pub(crate) fn _shutdown_executors(py: Python<'_>) -> PyResult<()> {
+    if subactor_host::fork::inherited_runtime() {
+        // A forked child: the workers (and their tasks) exist only in the parent.
+        return Ok(());
+    }
     let pools: Vec<Arc<Pool>> = lock(&POOLS).drain(..).filter_map(|p| p.upgrade()).collect();
     for pool in &pools {
         pool.closed.store(true, Ordering::Release);

@@ -89,6 +89,14 @@ fn _stop_dispatcher(py: Python<'_>) -> PyResult<()> {
     dispatch::stop(py)
 }
 
+/// A function of the host's bootstrap module in the main interpreter (the package uses
+/// `reference_of`: what actors can import by reference, see `subactor/_shipping.py`).
+#[pyfunction]
+fn _bootstrap<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let name = std::ffi::CString::new(name).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    errors::class(py, &name)
+}
+
 /// The classes of the host's bootstrap module that the package exports.
 const CLASSES: [&std::ffi::CStr; 14] = [
     c"ActorError",
@@ -147,5 +155,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_stop_dispatcher, m)?)?;
     m.add_function(wrap_pyfunction!(_run_template, m)?)?;
     m.add_function(wrap_pyfunction!(executor::_shutdown_executors, m)?)?;
+    m.add_function(wrap_pyfunction!(_bootstrap, m)?)?;
     Ok(())
 }

@@ -165,9 +165,10 @@ impl PipelineCore {
     /// Feeds an item, waiting (interruptibly, up to `timeout`) while the first stage's
     /// queue is full; returns its sequence number.
     #[pyo3(signature = (item, timeout=None))]
-    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>, timeout: Option<wait::Secs>) -> PyResult<u64> {
+        errors::not_forked()?;
         let mut value = conv::to_value(item)?;
-        let deadline = wait::deadline(timeout)?;
+        let deadline = wait::deadline(timeout.map(f64::from))?;
         let input = &self.shared.input;
         // Nearly always there is room: send at once, without releasing the GIL.
         if let Ok(mut guard) = input.try_lock() {
@@ -202,28 +203,33 @@ impl PipelineCore {
     }
 
     /// Takes no more items: once those sent have come out, `recv` returns `None`.
-    fn close(&self, py: Python<'_>) {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        errors::not_forked()?;
         let input = &self.shared.input;
         // The lock may be held by a send waiting for room: wait for it without the GIL.
         let pipeline = py.detach(|| lock(input).take());
         if let Some(mut pipeline) = pipeline {
             pipeline.close();
         }
+        Ok(())
     }
 
     /// Closes the input and drops the outputs still to come (an abandoned pipeline must
     /// not hold its workers: a full output would block them).
-    fn abort(&self, py: Python<'_>) {
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        errors::not_forked()?;
         let shared = &self.shared;
         py.detach(|| shared.abort());
+        Ok(())
     }
 
     /// The next output (in order if the pipeline is ordered), waiting up to `timeout`
     /// (then `TimeoutError`); `None` once the input is closed and every item has come
     /// out.
     #[pyo3(signature = (timeout=None))]
-    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PipelineOutput>> {
-        let deadline = wait::deadline(timeout)?;
+    fn recv(&self, py: Python<'_>, timeout: Option<wait::Secs>) -> PyResult<Option<PipelineOutput>> {
+        errors::not_forked()?;
+        let deadline = wait::deadline(timeout.map(f64::from))?;
         let Ok(mut reorder) = self.shared.reorder.try_lock() else {
             return Err(PyRuntimeError::new_err("recv() is already waiting in another thread"));
         };

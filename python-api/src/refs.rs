@@ -48,16 +48,16 @@ pub(crate) fn ref_try_tell(py: Python<'_>, actor: &Bound<'_, PyAny>, msg: &Bound
 
 /// `ref.ask(msg, timeout)`: the reply, or the exception for how the ask failed.
 #[pyfunction]
-#[pyo3(signature = (actor, msg, timeout=30.0))]
+#[pyo3(signature = (actor, msg, timeout=Some(wait::Secs(30.0))))]
 pub(crate) fn ref_ask<'py>(
     py: Python<'py>,
     actor: &Bound<'py, PyAny>,
     msg: &Bound<'py, PyAny>,
-    timeout: Option<f64>,
+    timeout: Option<wait::Secs>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let actor = conv::actor_of(actor)?;
     let value = conv::to_value(msg)?;
-    let deadline = wait::deadline(timeout)?;
+    let deadline = wait::deadline(timeout.map(f64::from))?;
     let (tx, rx) = flume::bounded(1);
     let reply = move |tx: flume::Sender<_>| move |outcome| drop(tx.send(outcome));
     let value = match actor.blocking_ask_then_timeout(value, Duration::ZERO, reply(tx.clone())) {
@@ -156,10 +156,10 @@ pub(crate) fn ref_mailbox_len(actor: &Bound<'_, PyAny>) -> PyResult<usize> {
 pub(crate) fn ref_wait<'py>(
     py: Python<'py>,
     actor: &Bound<'py, PyAny>,
-    timeout: Option<f64>,
+    timeout: Option<wait::Secs>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let actor = conv::actor_of(actor)?;
-    let deadline = wait::deadline(timeout)?;
+    let deadline = wait::deadline(timeout.map(f64::from))?;
     let (tx, rx) = flume::bounded(1);
     let id = actor.monitor(move |down| drop(tx.send(down.clone())));
     let waited = wait::recv(py, &rx, deadline);

@@ -155,10 +155,12 @@ impl RuntimeCore {
 
     /// The runtime, or `ActorStopped` once closed.
     pub(crate) fn runtime(&self, py: Python<'_>) -> PyResult<Arc<Runtime>> {
+        errors::not_forked()?;
         self.slot().clone().ok_or_else(|| errors::new(py, c"ActorStopped", ("the runtime is closed",)))
     }
 
     fn spawn_runtime(&self, py: Python<'_>) -> PyResult<Arc<Runtime>> {
+        errors::not_forked()?;
         self.slot().clone().ok_or_else(|| errors::spawn(py, &SpawnError::<StartError>::ShutDown))
     }
 }
@@ -378,13 +380,19 @@ impl RuntimeCore {
     /// Whether `close` has run.
     #[getter]
     fn closed(&self) -> bool {
-        self.slot().is_none()
+        // In a forked child nothing of it runs (and its lock may be stuck).
+        subactor_host::fork::inherited_runtime() || self.slot().is_none()
     }
 
     /// Shuts the runtime down: kills every actor (each finishes the message it handles;
     /// a handler running Python code is interrupted), ends every interpreter, and waits
     /// for all of it. Calling it again does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if subactor_host::fork::inherited_runtime() {
+            // A forked child: the actors and threads live in the parent. Closed here by
+            // doing nothing (and leaking what the child's copy holds; see `Drop`).
+            return Ok(());
+        }
         let Some(rt) = self.slot().take() else { return Ok(()) };
         let pipelines: Vec<_> =
             std::mem::take(&mut *self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
@@ -404,6 +412,15 @@ impl RuntimeCore {
 impl Drop for RuntimeCore {
     fn drop(&mut self) {
         let rt = self.rt.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if subactor_host::fork::inherited_runtime() {
+            // A forked child: shutting down would wait for threads that exist only in
+            // the parent. The child's copy is left as it is.
+            std::mem::forget(rt);
+            std::mem::forget(std::mem::take(
+                self.pipelines.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner),
+            ));
+            return;
+        }
         if let Some(rt) = rt {
             OPEN.fetch_sub(1, Ordering::SeqCst);
             let pipelines = std::mem::take(self.pipelines.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));

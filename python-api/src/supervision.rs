@@ -14,9 +14,9 @@ use pyo3::types::{PyList, PyTuple};
 use subactor_core::{ActorRef, ActorState, ChildSpec, RestartType, Strategy, Supervisor, SupervisorSpec, Value};
 use subactor_host::PyActor;
 
-use crate::conv;
 use crate::runtime::ActorOptions;
 use crate::wait::{self, Waited};
+use crate::{conv, errors};
 
 fn strategy(name: &str) -> PyResult<Strategy> {
     match name {
@@ -170,6 +170,7 @@ impl SupervisorRef {
 
     /// The running children, in start order.
     fn children(&self, py: Python<'_>) -> PyResult<Vec<ChildInfo>> {
+        errors::not_forked()?;
         let actor = self.actor.clone();
         let children = py.detach(move || actor.children());
         children
@@ -193,25 +194,31 @@ impl SupervisorRef {
 
     /// The child at `index` (its position in the spec): an `ActorRef`, a `Supervisor`,
     /// or `None` if it does not run now.
-    fn child(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
+    fn child(&self, py: Python<'_>, index: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let index = errors::index_arg(index, "index")?;
         let children = self.children(py)?;
         Ok(children.into_iter().find(|child| child.index == index).map_or_else(|| py.None(), |child| child.actor))
     }
 
     /// Stops the supervisor: its children stop first, in reverse start order.
-    fn stop(&self) {
+    fn stop(&self) -> PyResult<()> {
+        errors::not_forked()?;
         self.actor.stop();
+        Ok(())
     }
 
     /// Kills the supervisor (its children are stopped as it ends).
-    fn kill(&self) {
+    fn kill(&self) -> PyResult<()> {
+        errors::not_forked()?;
         self.actor.kill();
+        Ok(())
     }
 
     /// Waits until the supervisor has stopped; its `Down`, or `None` at the timeout.
     #[pyo3(signature = (timeout=None))]
-    fn wait<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let deadline = wait::deadline(timeout)?;
+    fn wait<'py>(&self, py: Python<'py>, timeout: Option<wait::Secs>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        errors::not_forked()?;
+        let deadline = wait::deadline(timeout.map(f64::from))?;
         let (tx, rx) = flume::bounded(1);
         let id = self.actor.monitor(move |down| drop(tx.send(down.clone())));
         match wait::recv(py, &rx, deadline) {

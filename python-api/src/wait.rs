@@ -49,6 +49,7 @@ fn spin<T>(rx: &Receiver<T>) -> Option<Result<T, RecvTimeoutError>> {
 /// Receives from `rx` with the GIL released, until `deadline` (or for good), running
 /// the signal handlers between slices; their exception ends the wait.
 pub(crate) fn recv<T: Send>(py: Python<'_>, rx: &Receiver<T>, deadline: Option<Instant>) -> PyResult<Waited<T>> {
+    crate::errors::not_forked()?;
     let mut first = true;
     loop {
         let slice_end = {
@@ -87,6 +88,7 @@ pub(crate) fn retry<T: Send, S: Send>(
     mut state: S,
     mut attempt: impl FnMut(S, Duration) -> Result<T, S> + Send,
 ) -> PyResult<Result<T, S>> {
+    crate::errors::not_forked()?;
     loop {
         let slice = deadline.map_or(SLICE, |deadline| deadline.saturating_duration_since(Instant::now()).min(SLICE));
         state = match py.detach(|| attempt(state, slice)) {
@@ -100,13 +102,58 @@ pub(crate) fn retry<T: Send, S: Send>(
     }
 }
 
-/// Converts a timeout in seconds (`None`: no limit) into a deadline.
+/// Converts a timeout in seconds (`None`: no limit) into a deadline. One too far to
+/// represent (hundreds of years) is no limit.
 pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    timeout.map(|secs| seconds(secs, "timeout").map(|d| Instant::now() + d)).transpose()
+    Ok(match timeout {
+        Some(secs) => Instant::now().checked_add(seconds(secs, "timeout")?),
+        None => None,
+    })
 }
 
-/// Reads a number of seconds.
+/// A timeout as a Python argument: an `int` or a `float` (or any other object with
+/// `__float__`), but not a `bool` (`timeout=True` is a mistake, not one second) nor a
+/// `str`; [`deadline`] then checks its range. (The package checks the other durations,
+/// `spin`, `delay`, `time_limit`, ..., in Python before they get here.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Secs(pub(crate) f64);
+
+impl From<Secs> for f64 {
+    fn from(secs: Secs) -> f64 {
+        secs.0
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Secs {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Secs> {
+        if obj.is_instance_of::<pyo3::types::PyBool>() || obj.is_instance_of::<pyo3::types::PyString>() {
+            let kind = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "timeout must be a number of seconds (an int or a float) or None, not {kind}"
+            )));
+        }
+        obj.extract::<f64>().map(Secs).map_err(|_| {
+            let kind = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "timeout must be a number of seconds (an int or a float) or None, not {kind}"
+            ))
+        })
+    }
+}
+
+/// The longest duration an argument may give, in seconds (about 317 years; as the
+/// package's `_check.MAX_SECONDS` and the in-actor module's).
+const MAX_SECONDS: f64 = 1e10;
+
+/// Reads a number of seconds: finite, from 0 to [`MAX_SECONDS`].
 pub(crate) fn seconds(secs: f64, what: &str) -> PyResult<Duration> {
+    if secs > MAX_SECONDS {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{what} must be at most {MAX_SECONDS:.0e} seconds (about 317 years), got {secs}"
+        )));
+    }
     Duration::try_from_secs_f64(secs).map_err(|_| {
         pyo3::exceptions::PyValueError::new_err(format!("{what} must be a finite number of seconds >= 0, got {secs}"))
     })

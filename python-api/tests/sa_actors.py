@@ -304,3 +304,37 @@ class Tracked:
 
     def __call__(self, x):
         return x
+
+
+class ArgumentProbe:
+    """Calls the in-actor module with bad arguments; answers what each raised."""
+
+    def receive(self, _):
+        import subactor
+
+        other = subactor.spawn("sa_actors", "Echo")
+        calls = {
+            "alloc(-1)": lambda: subactor.alloc(-1),
+            "alloc(True)": lambda: subactor.alloc(True),
+            "alloc(1.5)": lambda: subactor.alloc(1.5),
+            "ask(timeout=-1)": lambda: other.ask(1, timeout=-1),
+            "ask(timeout=True)": lambda: other.ask(1, timeout=True),
+            "ask(timeout=1e19)": lambda: other.ask(1, timeout=1e19),
+            "send_after(-1)": lambda: subactor.send_after(-1, other, 1),
+            "send_after(True)": lambda: subactor.send_after(True, other, 1),
+            "send_after(1e19)": lambda: subactor.send_after(1e19, other, 1),
+            "cancel_timer(-1)": lambda: subactor.cancel_timer(-1),
+            "cancel_timer('x')": lambda: subactor.cancel_timer("x"),
+            "demonitor(-1)": lambda: subactor.demonitor(other, -1),
+            "spawn(name='')": lambda: subactor.spawn("sa_actors", "Echo", name=""),
+            "spawn(name=1)": lambda: subactor.spawn("sa_actors", "Echo", name=1),
+        }
+        answers = {}
+        for label, call in calls.items():
+            try:
+                call()
+                answers[label] = ("accepted", "")
+            except Exception as exc:
+                answers[label] = (type(exc).__name__, str(exc))
+        other.stop()
+        return answers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fractions
 import queue
+import threading
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_unsendable_values_raise_type_error(rt: subactor.Runtime) -> None:
     with pytest.raises(TypeError, match="contains itself"):
         echo.tell(cycle)
     with pytest.raises(TypeError, match="pickling it failed"):
-        echo.ask(lambda: None)
+        echo.ask(threading.Lock())  # (a lambda travels: by value)
     assert echo.ask("still fine") == "still fine"
 
 

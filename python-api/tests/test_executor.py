@@ -65,8 +65,9 @@ def test_callables_that_travel_by_value(rt: subactor.Runtime) -> None:
         assert ex.submit(Scaler(3).scale, 4).result(timeout=10) == 12
         assert ex.submit(len, "four").result(timeout=10) == 4  # a builtin, by name
         assert ex.submit(make_point, 1, 2).result(timeout=10) == Point(1, 2)
+        assert ex.submit(lambda: 1).result(timeout=10) == 1  # by value (cloudpickle)
         with pytest.raises(TypeError, match="pickling it failed"):
-            ex.submit(lambda: 1)
+            ex.submit(functools.partial(add, threading.Lock()))
 
 
 def test_workers_are_separate_interpreters(rt: subactor.Runtime) -> None:
@@ -250,7 +251,7 @@ def test_the_standard_argument_errors_open_nothing() -> None:
     with pytest.raises(TypeError, match="mp_context must be a multiprocessing context"):
         subactor.Executor(1, mp_context="spawn")
     with pytest.raises(TypeError, match="pickling it failed"):  # initargs that cannot travel
-        subactor.Executor(1, initializer=init_worker, initargs=(lambda: 1,))
+        subactor.Executor(1, initializer=init_worker, initargs=(threading.Lock(),))
     assert open_runtimes() == before
 
 

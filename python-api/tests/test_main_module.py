@@ -26,19 +26,3 @@ def test_a_main_module_run_with_dash_m() -> None:
     lines = result.stdout.splitlines()
     assert lines.count("main block") == 1
     assert "hello main from __mp_main__" in lines
-
-
-def test_a_class_of_python_dash_c_is_refused_clearly() -> None:
-    code = (
-        "import subactor\n"
-        "class A:\n"
-        "    def receive(self, m): return m\n"
-        "with subactor.Runtime() as rt:\n"
-        "    try:\n"
-        "        rt.spawn(A)\n"
-        "    except subactor.SpawnError as e:\n"
-        "        print('refused:', e)\n"
-    )
-    result = run_script("-c", code, cwd=SCRIPTS)
-    assert result.returncode == 0, result.stderr
-    assert "refused:" in result.stdout and "interactive session" in result.stdout

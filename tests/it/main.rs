@@ -4,6 +4,7 @@
 
 mod buffers;
 mod common;
+mod fork;
 mod lifecycle;
 mod messaging;
 mod pipeline;

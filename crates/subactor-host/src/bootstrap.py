@@ -244,6 +244,8 @@ def setup(paths, main_path=None, main_name=None, guard=True):
     main program of the process that drives the runtime from Python: see
     ``_LazyMain``.
     """
+    global _IN_ACTOR
+    _IN_ACTOR = True
     for path in reversed(paths):
         if path in sys.path:
             sys.path.remove(path)
@@ -256,6 +258,153 @@ def setup(paths, main_path=None, main_name=None, guard=True):
         # import aliased its own main (``python -c``) as ``__mp_main__``: not the
         # program's, which is loaded under that name on first use.
         sys.modules.pop(_MAIN_NAME, None)
+
+
+# ---- pickling: by reference when the receiver can import it, by value otherwise ------
+
+#: Whether this interpreter is an actor's (``setup`` ran), not the main one.
+_IN_ACTOR = False
+
+
+#: ``(the __main__ module, main_importable() for it)``: asked on every pickling, it
+#: only changes when ``__main__`` is replaced.
+_MAIN_IMPORTABLE = (None, False)
+
+
+def main_importable():
+    """Whether another interpreter of this process can import what this one's
+    ``__main__`` defines: the main program is a script or a module run with ``-m``
+    (actors load it as ``__mp_main__``), not an interactive session, ``python -c`` or a
+    notebook's kernel."""
+    global _MAIN_IMPORTABLE
+    main = sys.modules.get("__main__")
+    known, importable = _MAIN_IMPORTABLE
+    if known is main and main is not None:
+        return importable
+    importable = _main_importable(main)
+    _MAIN_IMPORTABLE = (main, importable)
+    return importable
+
+
+def _main_importable(main):
+    if isinstance(main, _LazyMain):
+        path, name = main._subactor_main
+        return path is not None or name is not None
+    if _IN_ACTOR and main is not None and main is sys.modules.get(_MAIN_NAME):
+        return True  # an actor that has loaded the main program
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None)
+    if isinstance(name, str) and name not in ("__main__", _MAIN_NAME):
+        return True
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str):
+        return False
+    import os
+
+    return os.path.isfile(path)
+
+
+def reference_of(obj):
+    """``(module, qualified name)`` under which every interpreter of this process can
+    import ``obj`` (a class or a function), or None: defined in an interactive main
+    program, inside a function (``<locals>``), as a lambda, or not found under its name.
+    What has no reference travels by value (``dumps``)."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        return None
+    holder = sys.modules.get(module)
+    if module in ("__main__", _MAIN_NAME):
+        if not main_importable():
+            return None
+        if isinstance(holder, _LazyMain):
+            return (module, qualname)  # found once the main program loads
+    if holder is None:
+        return None
+    found = holder
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return (module, qualname) if found is obj else None
+
+
+def _cloudpickle():
+    try:
+        import cloudpickle
+    except ImportError:
+        return None
+    return cloudpickle
+
+
+_BY_VALUE_PICKLER = None
+
+
+def _by_value_pickler():
+    """A ``pickle.Pickler`` that writes classes and functions without a reference
+    (``reference_of``) by value, with cloudpickle, and everything else as pickle does."""
+    global _BY_VALUE_PICKLER
+    if _BY_VALUE_PICKLER is None:
+        import pickle
+        import types
+
+        class ByValuePickler(pickle.Pickler):
+            def __init__(self, file, protocol, cloudpickle):
+                super().__init__(file, protocol)
+                self._protocol = protocol
+                self._cloudpickle = cloudpickle
+
+            def reducer_override(self, obj):
+                if isinstance(obj, (type, types.FunctionType)) and reference_of(obj) is None:
+                    if self._cloudpickle is None:
+                        raise pickle.PicklingError(
+                            f"{getattr(obj, '__qualname__', obj)!s} cannot be imported by other "
+                            "interpreters (it is defined in an interactive session, a notebook or a "
+                            "function), and cloudpickle, which sends it by value, is not installed"
+                        )
+                    # A payload of its own, which plain pickle.loads reads (cloudpickle
+                    # must be importable where it is read).
+                    return (pickle.loads, (self._cloudpickle.dumps(obj, protocol=self._protocol),))
+                return NotImplemented
+
+        _BY_VALUE_PICKLER = ByValuePickler
+    return _BY_VALUE_PICKLER
+
+
+_PICKLE_DUMPS = None
+
+
+def dumps(obj, protocol):
+    """``pickle.dumps``, except that classes and functions another interpreter could not
+    import by reference (``reference_of``) travel by value, with cloudpickle: what a
+    REPL, ``python -c`` or a notebook defines, what a function defines, lambdas.
+    Everything importable still travels by reference."""
+    global _PICKLE_DUMPS
+    if _PICKLE_DUMPS is None:
+        import pickle
+
+        _PICKLE_DUMPS = pickle.dumps
+    first = None
+    if _IN_ACTOR or main_importable():
+        # Here a reference that the receiver cannot resolve fails to pickle already (the
+        # name is not found under it), so plain pickle is right whenever it succeeds.
+        try:
+            return _PICKLE_DUMPS(obj, protocol)
+        except Exception as error:
+            first = error
+    import pickle
+
+    cloudpickle = _cloudpickle()
+    if cloudpickle is None and first is not None:
+        raise first
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        _by_value_pickler()(buffer, protocol, cloudpickle).dump(obj)
+    except Exception:
+        if first is not None:
+            raise first from None
+        raise
+    return buffer.getvalue()
 
 
 # ---- the main program's module ------------------------------------------------------

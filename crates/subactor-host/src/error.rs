@@ -203,4 +203,8 @@ pub enum HostError {
     /// `Py_FinalizeEx` reported an error (typically flushing a standard stream).
     #[error("Python reported an error while finalising")]
     Finalize,
+    /// This process was forked from one whose runtime was open: no runtime can start
+    /// here (see [`fork`](crate::fork)).
+    #[error(transparent)]
+    ForkedChild(#[from] crate::fork::ForkedChild),
 }

@@ -26,6 +26,7 @@ use subactor_wire::Exports;
 
 pub use actor::{DEFAULT_KILL_GRACE, PyActor, PythonActor};
 pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartError};
+pub use ffi::fork;
 pub use ffi::main as main_interpreter;
 pub use process::Launcher;
 

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import _native
+from . import _native, _shipping
 from ._native import ActorRef
 
 if TYPE_CHECKING:
@@ -73,8 +73,9 @@ _BUILTIN = type(len)
 
 def _fn_ref(fn: Callable[..., Any]) -> Any:
     """How a callable travels to a worker: ``(module, qualname)`` for a function or class
-    defined at module level (found again by name there: the cheap way), else the callable
-    itself, pickled (bound methods, ``functools.partial``, callable instances)."""
+    that workers can import (found again by name there: the cheap way), else the callable
+    itself, pickled (bound methods, ``functools.partial``, callable instances; by value,
+    with cloudpickle, what workers cannot import: see ``_shipping``)."""
     key: Any
     if type(fn) is _BUILTIN:
         key = fn
@@ -89,24 +90,15 @@ def _fn_ref(fn: Callable[..., Any]) -> Any:
         return fn
     if ref is not None:
         return ref
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    if (
-        isinstance(module, str)
-        and isinstance(qualname, str)
-        and "<" not in qualname
-        and (key is fn or inspect.isfunction(fn) or isinstance(fn, type))
-    ):
-        obj: Any = sys.modules.get(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part, None)
-        if obj is fn:
-            ref = (module, qualname)
+    if key is fn or inspect.isfunction(fn) or isinstance(fn, type):
+        found = _shipping.reference(fn)
+        if found is not None:
             if len(_NAMED) > 4096:
                 _NAMED.clear()
-            _NAMED[fn if key is fn else weakref.ref(fn, _forget)] = ref
-            return ref
-    # Not kept: once its task is sent, the executor holds nothing of it.
+            _NAMED[fn if key is fn else weakref.ref(fn, _forget)] = found
+            return found
+    # Not kept: once its task is sent, the executor holds nothing of it. (Pickled by
+    # value, with cloudpickle, if workers cannot import it.)
     return fn
 
 

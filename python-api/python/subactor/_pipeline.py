@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _check
 from ._native import ActorRef, PipelineOutput
 
 if TYPE_CHECKING:
@@ -20,10 +21,17 @@ class Stage:
     most two items, so uneven items balance by work done)."""
 
     def __init__(self, name: str, workers: Sequence[ActorRef], routing: str = "round_robin") -> None:
+        if not isinstance(routing, str):
+            raise TypeError(f"routing must be a str, not {type(routing).__name__}")
         if routing not in ("round_robin", "least_loaded"):
             raise ValueError(f"routing must be 'round_robin' or 'least_loaded', got {routing!r}")
-        self.name = name
+        if isinstance(workers, (str, bytes)) or not isinstance(workers, Iterable):
+            raise TypeError(f"workers must be a sequence of ActorRefs, not {type(workers).__name__}")
+        self.name = _check.text(name, "name")
         self.workers = list(workers)
+        for worker in self.workers:
+            if not isinstance(worker, ActorRef):
+                raise TypeError(f"workers must hold ActorRefs, not {type(worker).__name__}")
         self.routing = routing
 
     def __repr__(self) -> str:
@@ -54,9 +62,15 @@ class Pipeline:
         specs = []
         for stage in stages:
             if not isinstance(stage, Stage):
+                if not isinstance(stage, tuple):
+                    raise TypeError(
+                        f"a stage must be a Stage or a (name, workers[, routing]) tuple, not {type(stage).__name__}"
+                    )
                 stage = Stage(*stage)
             specs.append((stage.name, stage.workers, stage.routing))
-        self._core = runtime._core.pipeline(specs, ordered, capacity)
+        self._core = runtime._core.pipeline(
+            specs, _check.flag(ordered, "ordered"), _check.optional_count(capacity, "capacity")
+        )
 
     def send(self, item: Any, timeout: float | None = None) -> int:
         """Feeds an item, waiting while the first stage's queue is full (Ctrl-C

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from . import _native
+from . import _check, _native
 from ._native import ActorRef, AskTimeout, Down, MailboxFull
 
 __all__ = ["ActorRef"]
@@ -66,6 +66,7 @@ async def ask_async(self: ActorRef, msg: Any, timeout: float | None = DEFAULT_TI
     mailbox is retried with ``asyncio.sleep`` until the timeout (then ``MailboxFull``).
     Cancelling the awaiting task abandons the reply. Raises what ``ask`` raises.
     """
+    timeout = _check.optional_seconds(timeout, "timeout")
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     deadline = None if timeout is None else loop.time() + timeout
@@ -87,6 +88,7 @@ async def ask_async(self: ActorRef, msg: Any, timeout: float | None = DEFAULT_TI
 async def tell_async(self: ActorRef, msg: Any, timeout: float | None = None) -> None:
     """``tell`` for asyncio: waits for room in the mailbox with ``asyncio.sleep``, never
     blocking the loop; ``MailboxFull`` if it stays full past ``timeout``."""
+    timeout = _check.optional_seconds(timeout, "timeout")
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     delay = 0.0005
@@ -118,6 +120,7 @@ def wait(self: ActorRef, timeout: float | None = None) -> Down | None:
 
 async def wait_async(self: ActorRef, timeout: float | None = None) -> Down | None:
     """``wait`` for asyncio."""
+    timeout = _check.optional_seconds(timeout, "timeout")
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Down] = loop.create_future()
 
@@ -148,7 +151,7 @@ def monitor(self: ActorRef, callback: Callable[[Down], object]) -> int:
 
 def demonitor(self: ActorRef, handle: int) -> bool:
     """Removes a monitor; ``True`` if its callback had not run and now never will."""
-    return _native.ref_demonitor(handle)
+    return _native.ref_demonitor(_check.index(handle, "handle"))
 
 
 def _state(self: ActorRef) -> str:

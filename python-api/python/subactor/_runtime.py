@@ -10,8 +10,8 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from . import _native
-from ._native import ActorRef, Buffer, BufferMut, DeadLetterSubscription, SpawnError
+from . import _check, _native, _shipping
+from ._native import ActorRef, Buffer, BufferMut, DeadLetterSubscription
 
 if TYPE_CHECKING:
     from ._executor import Executor
@@ -36,30 +36,52 @@ def _main_program() -> tuple[str | None, str | None]:
     return None, None
 
 
-def actor_target(actor: type | str) -> tuple[str, str]:
-    """``(module, qualified name)`` of an actor class or a ``"pkg.mod:Class"`` string
-    (the module may also be the path of a ``.py`` file)."""
+def actor_options(
+    name: object,
+    mailbox: object,
+    core: object,
+    on_failure: object,
+    time_limit: object,
+    placement: object = None,
+    memory_limit: object = None,
+) -> tuple[str | None, int | None, int | None, str | None, float | None, str | None, int | None]:
+    """The options of ``spawn`` (and ``ChildSpec``), checked: ``(name, mailbox, core,
+    on_failure, time_limit, placement, memory_limit)``."""
+    from ._supervision import OnFailure
+
+    if placement is not None:
+        if not isinstance(placement, str):
+            raise TypeError(f"placement must be a str, not {type(placement).__name__}")
+        if placement not in ("interpreter", "process"):
+            raise ValueError(f"placement must be 'interpreter' or 'process', got {placement!r}")
+    return (
+        _check.optional_text(name, "name"),
+        _check.optional_count(mailbox, "mailbox"),
+        None if core is None else _check.index(core, "core"),
+        None if on_failure is None else str(_check.choice(on_failure, "on_failure", OnFailure)),
+        _check.optional_seconds(time_limit, "time_limit"),
+        placement,
+        _check.optional_count(memory_limit, "memory_limit"),
+    )
+
+
+def actor_target(actor: type | str) -> tuple[str, str, tuple[Any, ...]]:
+    """``(module, name, leading constructor arguments)`` of an actor class or a
+    ``"pkg.mod:Class"`` string (the module may also be the path of a ``.py`` file).
+
+    A class that actors can import travels by reference; one they cannot (defined in an
+    interactive session, ``python -c``, a notebook, or inside a function) travels by
+    value (see ``_shipping``)."""
     if isinstance(actor, str):
         module, sep, name = actor.rpartition(":")
         if not sep or not module or not name:
             raise ValueError(f"expected 'module:Class' or 'path/to/file.py:Class', got {actor!r}")
-        return module, name
+        return module, name, ()
     found: object = getattr(actor, "__module__", None)
     qualname: object = getattr(actor, "__qualname__", None)
-    if not isinstance(found, str) or not isinstance(qualname, str):
+    if not isinstance(found, str) or not isinstance(qualname, str) or not callable(actor):
         raise TypeError(f"cannot spawn {actor!r}: expected a class or a 'module:Class' string")
-    if "<locals>" in qualname:
-        raise SpawnError(
-            f"cannot spawn {qualname}: it is defined inside a function, where another "
-            "interpreter cannot find it; define it at module level"
-        )
-    module = found
-    if module == "__main__" and _main_program() == (None, None):
-        raise SpawnError(
-            f"cannot spawn {qualname}: it is defined in an interactive session (or python -c), "
-            "which actors cannot load; define it in a module or a script"
-        )
-    return module, qualname
+    return _shipping.spawn_target(actor)
 
 
 class DeadLetters:
@@ -115,14 +137,21 @@ class Runtime:
         arena_max_bytes: int | None = None,
         preload: Iterable[str] = (),
     ) -> None:
-        paths = [os.fspath(p) for p in python_path]
+        paths = _check.paths(python_path, "python_path")
         paths += [p for p in sys.path if isinstance(p, str) and p not in paths]
         main_path, main_name = _main_program()
         preloaded = [preload] if isinstance(preload, str) else list(preload)
         if not all(isinstance(name, str) for name in preloaded):
             raise TypeError("preload must be an iterable of module names (str)")
         self._core = _native.RuntimeCore(
-            paths, main_path, main_name, mailbox_capacity, spin, arena_max_bytes, preloaded, sys.executable
+            paths,
+            main_path,
+            main_name,
+            _check.optional_count(mailbox_capacity, "mailbox_capacity"),
+            _check.optional_seconds(spin, "spin"),
+            _check.optional_count(arena_max_bytes, "arena_max_bytes"),
+            preloaded,
+            sys.executable,
         )
         with _live_lock:
             _live.add(self)
@@ -192,7 +221,9 @@ class Runtime:
         ``"package.module:Class"`` string (the module may be a ``.py`` path); the actor
         is ``actor(*args)`` in a new interpreter. A class defined in the main script
         works: actors load the script as the module ``__mp_main__``, without running its
-        ``if __name__ == "__main__":`` block.
+        ``if __name__ == "__main__":`` block. A class actors cannot import (defined in
+        an interactive session, ``python -c``, a notebook or a function) is sent to the
+        actor by value (cloudpickle).
 
         ``name``: unique, for ``lookup``. ``mailbox``: its capacity. ``core``: pin the
         actor's thread to this CPU core. ``on_failure``: when ``receive`` raises,
@@ -214,32 +245,36 @@ class Runtime:
 
         Raises ``SpawnError`` (with the actor's traceback as the cause), its subclass
         ``IncompatibleExtension`` when an extension module refuses own-GIL interpreters,
-        or ``ValueError`` for unusable options.
+        or ``TypeError``/``ValueError`` for unusable options.
         """
         from ._supervision import SupervisorSpec
 
         if isinstance(actor, SupervisorSpec):
-            if args or name or mailbox or core is not None or on_failure or time_limit or placement or memory_limit:
+            options = (name, mailbox, core, on_failure, time_limit, placement, memory_limit)
+            if args or any(option is not None for option in options):
                 raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
             return self._core.supervise(actor._flatten())
-        module, qualname = actor_target(actor)
-        return self._core.spawn(
-            module, qualname, args, name, mailbox, core, on_failure, time_limit, placement, memory_limit
-        )
+        options = actor_options(name, mailbox, core, on_failure, time_limit, placement, memory_limit)
+        module, qualname, leading = actor_target(actor)
+        return self._core.spawn(module, qualname, leading + args, *options)
 
     def lookup(self, name: str) -> ActorRef | None:
         """The running Python actor with this name, or ``None``."""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
         return self._core.lookup(name)
 
     def send_after(self, delay: float, actor: ActorRef, msg: Any) -> int:
         """Tells ``msg`` to ``actor`` after ``delay`` seconds, without blocking anyone;
         returns a timer id for ``cancel_timer``. If the mailbox is full or the actor has
         stopped by then, the message is a dead letter."""
-        return self._core.send_after(delay, actor, msg)
+        if not isinstance(actor, ActorRef):
+            raise TypeError(f"actor must be a subactor.ActorRef, not {type(actor).__name__}")
+        return self._core.send_after(_check.seconds(delay, "delay"), actor, msg)
 
     def cancel_timer(self, timer: int) -> bool:
         """Cancels a ``send_after`` timer; ``True`` if it had not fired."""
-        return self._core.cancel_timer(timer)
+        return self._core.cancel_timer(_check.index(timer, "timer"))
 
     @property
     def actor_count(self) -> int:
@@ -269,6 +304,7 @@ class Runtime:
         from ._executor import Executor
 
         if workers is not None:
+            _check.optional_count(workers, "workers")
             if max_workers is not None:
                 raise TypeError("executor() takes max_workers or workers, not both")
             max_workers = workers
@@ -278,7 +314,7 @@ class Runtime:
             initargs=initargs,
             max_tasks_per_child=max_tasks_per_child,
             runtime=self,
-            pin=pin,
+            pin=_check.flag(pin, "pin"),
         )
 
     def pipeline(
@@ -300,7 +336,7 @@ class Runtime:
         arena: fill it through ``memoryview(buf)``, then ``freeze()`` it into a
         ``Buffer``, which actors receive without a copy. ``MemoryError`` past the
         arena's limit."""
-        return self._core.alloc(size)
+        return self._core.alloc(_check.index(size, "size"))
 
     def buffer(self, data: Any) -> Buffer:
         """Copies a bytes-like object into a new immutable arena ``Buffer`` (one copy;

@@ -7,8 +7,9 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
+from . import _check
 from ._native import ChildInfo, Supervisor
-from ._runtime import actor_target
+from ._runtime import actor_options, actor_target
 
 __all__ = ["ChildInfo", "ChildSpec", "OnFailure", "Restart", "Strategy", "Supervisor", "SupervisorSpec"]
 
@@ -72,32 +73,34 @@ class ChildSpec:
         restart: Restart | str = Restart.PERMANENT,
         shutdown: float = 5.0,
     ) -> None:
+        if isinstance(actor, SupervisorSpec):
+            given = (name, mailbox, core, on_failure, time_limit, placement, memory_limit)
+            if args or any(option is not None for option in given):
+                raise TypeError("a nested SupervisorSpec takes its options on the spec")
+        elif not isinstance(actor, (type, str)):
+            raise TypeError(
+                f"actor must be a class, a 'module:Class' string or a SupervisorSpec, not {type(actor).__name__}"
+            )
+        options = actor_options(name, mailbox, core, on_failure, time_limit, placement, memory_limit)
         self.actor = actor
-        self.placement = placement
-        self.memory_limit = memory_limit
         self.args = args
-        self.name = name
-        self.mailbox = mailbox
-        self.core = core
-        self.on_failure = None if on_failure is None else OnFailure(on_failure)
-        self.time_limit = time_limit
-        self.restart = Restart(restart)
-        self.shutdown = shutdown
-        if isinstance(actor, SupervisorSpec) and (
-            args or name or mailbox or core is not None or on_failure or placement or memory_limit
-        ):
-            raise TypeError("a nested SupervisorSpec takes its options on the spec")
+        self.name, self.mailbox, self.core = options[0], options[1], options[2]
+        self.on_failure = None if options[3] is None else OnFailure(options[3])
+        self.time_limit = options[4]
+        self.placement, self.memory_limit = options[5], options[6]
+        self.restart = _check.choice(restart, "restart", Restart)
+        self.shutdown = _check.seconds(shutdown, "shutdown")
 
     def _flatten(self) -> tuple[Any, ...]:
         if isinstance(self.actor, SupervisorSpec):
             what = self.actor._flatten()
         else:
-            module, qualname = actor_target(self.actor)
+            module, qualname, leading = actor_target(self.actor)
             what = (
                 "actor",
                 module,
                 qualname,
-                self.args,
+                leading + self.args,
                 self.name,
                 self.mailbox,
                 self.core,
@@ -135,12 +138,23 @@ class SupervisorSpec:
         backoff: tuple[float, float] | None = None,
         name: str | None = None,
     ) -> None:
+        if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+            raise TypeError(f"children must be a sequence of ChildSpecs or classes, not {type(children).__name__}")
         self.children = [c if isinstance(c, ChildSpec) else ChildSpec(c) for c in children]
-        self.strategy = Strategy(strategy)
-        self.max_restarts = max_restarts
-        self.within = within
-        self.backoff = backoff
-        self.name = name
+        self.strategy = _check.choice(strategy, "strategy", Strategy)
+        self.max_restarts = _check.count(max_restarts, "max_restarts", minimum=0)
+        if self.max_restarts > 2**32 - 1:
+            raise ValueError(f"max_restarts must be at most {2**32 - 1}, got {self.max_restarts}")
+        self.within = _check.seconds(within, "within")
+        self.backoff: tuple[float, float] | None = None
+        if backoff is not None:
+            if not isinstance(backoff, tuple) or len(backoff) != 2:
+                raise TypeError(f"backoff must be None or an (initial, max) pair of seconds, not {backoff!r}")
+            initial, most = _check.seconds(backoff[0], "backoff's initial"), _check.seconds(backoff[1], "backoff's max")
+            if initial > most:
+                raise ValueError(f"backoff's initial delay must not exceed its max, got {backoff!r}")
+            self.backoff = (initial, most)
+        self.name = _check.optional_text(name, "name")
 
     def _flatten(self) -> tuple[Any, ...]:
         backoff = None if self.backoff is None else (float(self.backoff[0]), float(self.backoff[1]))

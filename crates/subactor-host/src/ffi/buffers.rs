@@ -209,9 +209,16 @@ pub(super) unsafe extern "C" fn alloc(module: *mut ffi::PyObject, size: *mut ffi
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
         unsafe {
             let state = state_of_module(module);
+            if ffi::PyBool_Check(size) != 0 || ffi::PyLong_Check(size) == 0 {
+                return Err(state.helpers().raise_builtin(ffi::PyExc_TypeError, "alloc(): the size must be an int"));
+            }
             let size = ffi::PyLong_AsSsize_t(size);
             if size == -1 && !ffi::PyErr_Occurred().is_null() {
-                return Err(Raised);
+                if ffi::PyErr_ExceptionMatches(ffi::PyExc_OverflowError) == 0 {
+                    return Err(Raised);
+                }
+                ffi::PyErr_Clear();
+                return Err(state.helpers().raise_builtin(ffi::PyExc_ValueError, "alloc(): the size is too large"));
             }
             let Ok(size) = usize::try_from(size) else {
                 return Err(state.helpers().raise_builtin(ffi::PyExc_ValueError, "alloc(): the size must be >= 0"));
@@ -264,13 +271,16 @@ unsafe extern "C" fn buffer_dealloc(obj: *mut ffi::PyObject) {
         let this = obj.cast::<BufferObject>();
         let buffer = std::mem::replace(&mut (*this).buffer, ptr::null_mut());
         if !buffer.is_null() {
-            drop(Box::from_raw(buffer));
+            release_handle(Box::from_raw(buffer));
         }
         free_object(obj);
     }
 }
 
 unsafe extern "C" fn buffer_getbuffer(obj: *mut ffi::PyObject, view: *mut ffi::Py_buffer, flags: c_int) -> c_int {
+    if refuse_in_forked_child() {
+        return -1;
+    }
     // SAFETY: `obj` is a Buffer, attached. The view refers to `obj` (FillInfo takes a
     // reference), which keeps the Rust handle, hence the memory, alive. A request for a
     // writable view fails with BufferError.
@@ -359,6 +369,27 @@ unsafe extern "C" fn buffer_mut_address(obj: *mut ffi::PyObject, _: *mut c_void)
     }
 }
 
+/// In a process forked from one whose runtime was open, an arena buffer is memory shared
+/// with the parent (the segments are `MAP_SHARED` memfds), which the parent may have
+/// freed and reused: reading or writing it is refused, with `RuntimeError`.
+fn refuse_in_forked_child() -> bool {
+    let Err(error) = super::fork::check_not_forked() else { return false };
+    let message = std::ffi::CString::new(format!("cannot use an arena buffer: {error}")).unwrap_or_default();
+    // SAFETY: called from callbacks, which run attached; the message is NUL-terminated.
+    unsafe { ffi::PyErr_SetString(ffi::PyExc_RuntimeError, message.as_ptr()) };
+    true
+}
+
+/// Drops a buffer handle, except in a forked child of an open runtime: returning memory
+/// to the arena takes its lock, which a thread of the parent may have held at the fork.
+fn release_handle<T>(handle: Box<T>) {
+    if super::fork::inherited_runtime() {
+        std::mem::forget(handle);
+    } else {
+        drop(handle);
+    }
+}
+
 fn frozen_error() -> *mut ffi::PyObject {
     // SAFETY: called from callbacks, which run attached.
     unsafe {
@@ -377,13 +408,16 @@ unsafe extern "C" fn buffer_mut_dealloc(obj: *mut ffi::PyObject) {
         let this = obj.cast::<BufferMutObject>();
         let buffer = std::mem::replace(&mut (*this).buffer, ptr::null_mut());
         if !buffer.is_null() {
-            drop(Box::from_raw(buffer));
+            release_handle(Box::from_raw(buffer));
         }
         free_object(obj);
     }
 }
 
 unsafe extern "C" fn buffer_mut_getbuffer(obj: *mut ffi::PyObject, view: *mut ffi::Py_buffer, flags: c_int) -> c_int {
+    if refuse_in_forked_child() {
+        return -1;
+    }
     // SAFETY: `obj` is a BufferMut, attached; the view refers to `obj`, which owns the
     // memory until it is frozen, and freezing waits for every view to be released.
     unsafe {

@@ -107,7 +107,7 @@ pub(crate) struct TypePtrs {
     pub(crate) buffer_mut: *mut ffi::PyObject,
 }
 
-/// `pickle.dumps` and `pickle.loads`, imported on first use.
+/// The bootstrap's `dumps` (see `bootstrap.py`) and `pickle.loads`, looked up on first use.
 pub(crate) struct Pickle {
     dumps: Obj,
     loads: Obj,
@@ -115,7 +115,8 @@ pub(crate) struct Pickle {
 }
 
 impl Pickle {
-    /// `pickle.dumps(obj, protocol=5)`; on failure, the exception.
+    /// The bootstrap's `dumps(obj, 5)` (`pickle.dumps`, with interactive definitions by
+    /// value); on failure, the exception.
     ///
     /// # Safety
     ///
@@ -418,7 +419,9 @@ impl Helpers {
                     .ok_or_else(|| self.current_exception())
             };
             Pickle {
-                dumps: attr(c"dumps")?,
+                // The bootstrap's: pickle.dumps, except that what the receiver could not
+                // import by reference (interactive definitions) travels by value.
+                dumps: self.attr(c"dumps")?,
                 loads: attr(c"loads")?,
                 protocol: Obj::from_owned(ffi::PyLong_FromLong(PICKLE_PROTOCOL))
                     .ok_or_else(|| self.current_exception())?,

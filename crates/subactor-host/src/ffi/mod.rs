@@ -11,6 +11,8 @@
 //! - [`module`]: the in-actor module `subactor`, which actor code imports;
 //! - [`interrupt::Interrupter`]: how the core's watchdog thread raises an exception in
 //!   a running handler (a kill, a time limit);
+//! - [`fork`]: what a child forked while actors run finds (public as
+//!   `subactor_host::fork`);
 //! - [`main`]: the same objects and conversions in the main interpreter, for the Python
 //!   package (public as `subactor_host::main_interpreter`);
 //! - [`zygote`]: the template process of process actors (Python initialised once, a
@@ -29,6 +31,7 @@
 pub(crate) mod buffers;
 pub(crate) mod child;
 pub(crate) mod convert;
+pub mod fork;
 pub(crate) mod helpers;
 pub(crate) mod interp;
 pub(crate) mod interrupt;

@@ -664,17 +664,47 @@ fn send_error(helpers: &Helpers, error: &SendError<Value>) -> Raised {
     }
 }
 
-/// Reads a float of seconds.
+/// The longest duration an argument may give, in seconds (about 317 years; the
+/// package's `subactor._check.MAX_SECONDS`): deadlines stay representable.
+const MAX_SECONDS: f64 = 1e10;
+
+/// Reads a number of seconds (an int or a float, not a bool), finite, from 0 to
+/// [`MAX_SECONDS`]; raises `TypeError` or `ValueError` naming `what` otherwise.
 ///
 /// # Safety
 ///
 /// Attached; `obj` valid.
 pub(super) unsafe fn seconds(obj: *mut ffi::PyObject, helpers: &Helpers, what: &str) -> PyResult<Duration> {
+    let type_error = || {
+        let message = format!("{what} must be a number of seconds (an int or a float)");
+        // SAFETY: attached (contract of `seconds`, which alone calls this).
+        unsafe { helpers.raise_builtin(ffi::PyExc_TypeError, &message) }
+    };
+    // SAFETY: attached (contract); type checks only read the object's type.
+    if unsafe { ffi::PyBool_Check(obj) != 0 || ffi::PyUnicode_Check(obj) != 0 } {
+        return Err(type_error());
+    }
     // SAFETY: attached (contract).
     let secs = unsafe { ffi::PyFloat_AsDouble(obj) };
     // SAFETY: attached.
     if secs == -1.0 && unsafe { !ffi::PyErr_Occurred().is_null() } {
+        // SAFETY: attached; the TypeError of a non-number is replaced by one naming `what`.
+        unsafe {
+            if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) != 0 {
+                ffi::PyErr_Clear();
+                return Err(type_error());
+            }
+        }
         return Err(Raised);
+    }
+    if secs > MAX_SECONDS {
+        // SAFETY: attached.
+        return Err(unsafe {
+            helpers.raise_builtin(
+                ffi::PyExc_ValueError,
+                &format!("{what} must be at most {MAX_SECONDS:.0e} seconds (about 317 years), got {secs}"),
+            )
+        });
     }
     Duration::try_from_secs_f64(secs).map_err(|_| {
         // SAFETY: attached.
@@ -685,6 +715,34 @@ pub(super) unsafe fn seconds(obj: *mut ffi::PyObject, helpers: &Helpers, what: &
             )
         }
     })
+}
+
+/// Reads an id argument (a timer's, a monitor's): an int from 0 up, not a bool;
+/// `TypeError` or `ValueError` naming `what` otherwise (never `OverflowError`).
+///
+/// # Safety
+///
+/// Attached; `obj` valid.
+unsafe fn id_arg(obj: *mut ffi::PyObject, helpers: &Helpers, what: &str) -> PyResult<u64> {
+    // SAFETY: attached (contract); type checks only read the object's type.
+    if unsafe { ffi::PyBool_Check(obj) != 0 || ffi::PyLong_Check(obj) == 0 } {
+        // SAFETY: attached.
+        return Err(unsafe { helpers.raise_builtin(ffi::PyExc_TypeError, &format!("{what} must be an int")) });
+    }
+    // SAFETY: attached; `obj` is an int.
+    match unsafe { unsigned(obj) } {
+        Ok(id) => Ok(id),
+        Err(raised) => {
+            // SAFETY: attached; the OverflowError of a negative or huge int is replaced.
+            unsafe {
+                if ffi::PyErr_ExceptionMatches(ffi::PyExc_OverflowError) == 0 {
+                    return Err(raised);
+                }
+                ffi::PyErr_Clear();
+                Err(helpers.raise_builtin(ffi::PyExc_ValueError, &format!("{what} is not an id (an int from 0 up)")))
+            }
+        }
+    }
 }
 
 // ---- module functions -----------------------------------------------------------------
@@ -763,6 +821,9 @@ unsafe extern "C" fn spawn(
                 match key.as_str() {
                     "name" if value == ffi::Py_None() => {}
                     "name" => match to_rust_string(value) {
+                        Some(name) if name.is_empty() => {
+                            return Err(helpers.raise_builtin(ffi::PyExc_ValueError, "spawn(): name must not be empty"));
+                        }
                         Some(name) => request.name = Some(name),
                         None => return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "spawn(): name must be a str")),
                     },
@@ -857,7 +918,7 @@ unsafe extern "C" fn demonitor(
                 return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "demonitor() takes (ref, monitor_id)"));
             }
             let target = state.actor_ref(*args, "demonitor(): ref")?.clone();
-            let id = MonitorId::from_u64(unsigned(*args.add(1))?);
+            let id = MonitorId::from_u64(id_arg(*args.add(1), state.helpers(), "demonitor(): monitor_id")?);
             let removed = without_gil(move || target.demonitor(id));
             Ok(ffi::PyBool_FromLong(removed.into()))
         }
@@ -869,7 +930,7 @@ unsafe extern "C" fn cancel_timer(module: *mut ffi::PyObject, id: *mut ffi::PyOb
         // SAFETY: CPython calls this on our module, attached, with a valid argument.
         unsafe {
             let state = state_of_module(module);
-            let id = unsigned(id)?;
+            let id = id_arg(id, state.helpers(), "cancel_timer(): timer_id")?;
             let env = Arc::clone(&state.link()?.env);
             let cancelled = without_gil(move || env.cancel_timer(id));
             Ok(ffi::PyBool_FromLong(cancelled.into()))

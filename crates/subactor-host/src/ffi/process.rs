@@ -70,6 +70,17 @@ pub(crate) struct Lease {
 impl Lease {
     /// Takes a share, initialising Python if this is the first one.
     pub(crate) fn acquire() -> Result<Lease, HostError> {
+        // Counted first: a fork while this thread may hold the lock below leaves a child
+        // that knows it inherited a runtime (see `fork`).
+        super::fork::lease_starting()?;
+        let acquired = Lease::acquire_counted();
+        if acquired.is_err() {
+            super::fork::lease_ended();
+        }
+        acquired
+    }
+
+    fn acquire_counted() -> Result<Lease, HostError> {
         let mut slot = slot();
         if slot.leases == 0 {
             // SAFETY: Py_IsInitialized may be called at any time.
@@ -90,6 +101,8 @@ impl Lease {
             }
             return Err(HostError::Version(format!("{}.{}.{}", version.major, version.minor, version.micro)));
         }
+        // Before the first subinterpreter: a fork() must find the handler in place.
+        super::fork::install();
         slot.leases += 1;
         Ok(Lease { version, released: false })
     }
@@ -117,6 +130,12 @@ impl Drop for Lease {
 }
 
 fn release_one() -> Result<(), HostError> {
+    let result = release_locked();
+    super::fork::lease_ended();
+    result
+}
+
+fn release_locked() -> Result<(), HostError> {
     // The lock is held while finalising, so that a new lease waits for it to finish.
     let mut slot = slot();
     slot.leases -= 1;

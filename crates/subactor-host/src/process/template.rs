@@ -3,8 +3,9 @@
 //! Children of process actors are forked from a template: a process started with
 //! `exec` (this program's own binary, taken over before `main` by
 //! [`super::entry`], or a Python interpreter running the package's entry point),
-//! single-threaded, that never creates a subinterpreter (forking a process in which
-//! own-GIL interpreters run aborts the child). It initialises Python once, imports the
+//! single-threaded, that never creates a subinterpreter (a child forked from a process
+//! in which own-GIL interpreters run inherits them only as dead weight: see
+//! `crate::fork`). It initialises Python once, imports the
 //! preloaded modules, and keeps a spare child forked and waiting, so that a spawn only
 //! hands a ready process over.
 //!
