@@ -1,7 +1,6 @@
 """Actor classes for the process-actor tests (tests/it/process.rs): they run in the
 main interpreter of a child process."""
 
-import ctypes
 import os
 import sys
 import time
@@ -39,10 +38,10 @@ class Crasher:
     def receive(self, msg):
         self.handled += 1
         if msg == "segfault":
-            ctypes.string_at(0)
+            __import__("ctypes").string_at(0)
         if isinstance(msg, tuple) and msg[0] == "segfault_after":
             time.sleep(msg[1])
-            ctypes.string_at(0)
+            __import__("ctypes").string_at(0)
         if msg == "exit":
             os._exit(7)
         if msg == "raise":
