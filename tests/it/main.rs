@@ -3,6 +3,7 @@
 //! Python actor classes live in `tests/python`.
 
 mod buffers;
+mod cluster;
 mod common;
 mod fork;
 mod lifecycle;

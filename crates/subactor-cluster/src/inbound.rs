@@ -161,12 +161,9 @@ enum Served {
 fn serve_item(inner: &Arc<Inner>, from: &str, Item { corr, call }: Item) -> Served {
     let Some(env) = inner.env() else { return Served::Refused(Answer::Refused("this node is not ready".into())) };
     match call {
-        Call::Tell { to, msg, .. } | Call::TryTell { to, msg } => match to.blocking_tell_timeout(msg, STALL) {
-            Ok(()) => Served::Done,
-            Err(SendError::Full(_)) => Served::Full,
-            Err(SendError::Stopped(msg)) => Served::Refused(Answer::NotSent { full: false, msg }),
-        },
-        Call::Ask { to, msg, .. } => {
+        // A tell is answered once its handler has run (the sender keeps it until then),
+        // so it is delivered as an ask whose reply is that word.
+        Call::Tell { to, msg, .. } | Call::TryTell { to, msg } | Call::Ask { to, msg, .. } => {
             let (cluster, node) = (Arc::downgrade(inner), from.to_owned());
             let env = Arc::clone(&env);
             let sent = to.blocking_ask_then_timeout(msg, STALL, move |outcome: Outcome<Value, BoxError>| {

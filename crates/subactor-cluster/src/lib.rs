@@ -39,7 +39,7 @@ pub use config::{Auth, ClusterConfig};
 
 use handles::ClusterHandles;
 use link::{Link, NodeRef};
-use proto::{Ack, Batch, Heartbeat, NameEntry, Reply, Wire};
+use proto::{Ack, Batch, Heartbeat, NameEntry, Replies, Wire};
 
 /// Joining or using the cluster failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,9 @@ pub(crate) struct Inner {
     peers: Mutex<HashMap<String, Peer>>,
     /// Actors of other nodes that local actors monitor: told `Down` if their node goes.
     watched: Mutex<HashMap<String, Vec<(RefAddr, AnyRef)>>>,
+    /// Answers waiting to be sent, by node (sent in bunches by the replier task).
+    replies: Mutex<HashMap<String, Vec<(u64, subactor_wire::Answer)>>>,
+    replies_waiting: Arc<tokio::sync::Notify>,
     max_payload: usize,
     left: AtomicBool,
 }
@@ -191,6 +194,8 @@ impl Cluster {
             links: Mutex::default(),
             peers: Mutex::default(),
             watched: Mutex::default(),
+            replies: Mutex::default(),
+            replies_waiting: Arc::new(tokio::sync::Notify::new()),
             max_payload,
             left: AtomicBool::new(false),
         });
@@ -356,26 +361,31 @@ async fn open(config: &ClusterConfig) -> Result<(async_nats::Client, kv::Store),
     let registry = match jetstream.get_key_value(&bucket).await {
         Ok(store) => store,
         Err(_) => {
+            // The bucket's stream, as a key-value bucket has it (async-nats'
+            // `create_key_value` first reads the account's limits, an answer of 2.9
+            // servers it cannot parse; the stream itself is created the same way).
             let replicas = config.urls.len().clamp(1, 3);
-            let created = jetstream
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    history: 1,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await;
-            match created {
-                Ok(store) => store,
+            let stream = |num_replicas| async_nats::jetstream::stream::Config {
+                name: format!("KV_{bucket}"),
+                subjects: vec![format!("$KV.{bucket}.>")],
+                max_messages_per_subject: 1,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: async_nats::jetstream::stream::DiscardPolicy::New,
+                num_replicas,
+                ..Default::default()
+            };
+            if let Err(first) = jetstream.create_stream(stream(replicas)).await {
                 // Created meanwhile by another node, or fewer servers than replicas.
-                Err(first) => match jetstream.get_key_value(&bucket).await {
-                    Ok(store) => store,
-                    Err(_) => jetstream
-                        .create_key_value(kv::Config { bucket, history: 1, ..Default::default() })
+                if jetstream.get_key_value(&bucket).await.is_err() {
+                    jetstream
+                        .create_stream(stream(1))
                         .await
-                        .map_err(|e| ClusterError::Registry(format!("{first}; {e}")))?,
-                },
+                        .map_err(|e| ClusterError::Registry(format!("{first}; {e}")))?;
+                }
             }
+            jetstream.get_key_value(&bucket).await.map_err(|e| ClusterError::Registry(e.to_string()))?
         }
     };
     Ok((client, registry))
@@ -455,7 +465,8 @@ impl Inner {
         spawn(Box::pin(heartbeat(this.clone())) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
         spawn(Box::pin(listen_heartbeats(this.clone(), beats)));
         spawn(Box::pin(inbound::listen(this.clone(), inbound)));
-        spawn(Box::pin(listen_replies(this, replies)));
+        spawn(Box::pin(listen_replies(this.clone(), replies)));
+        spawn(Box::pin(replier(this)));
         Ok(())
     }
 
@@ -530,16 +541,38 @@ impl Inner {
         });
     }
 
-    /// Sends the answer to call `corr` of `node`.
+    /// Queues the answer to call `corr` of `node` (the replier sends answers in bunches,
+    /// at once when one arrives alone).
     pub(crate) fn reply(&self, node: &str, corr: u64, answer: subactor_wire::Answer) {
-        let reply = Reply { from: self.node.clone(), corr, answer };
-        match self.encode(&reply) {
-            Ok(bytes) => self.publish(self.node_subject(node, "reply"), bytes),
-            Err(error) => {
-                warn!(%error, "an answer cannot be encoded for another node");
-                let refused = Reply { from: self.node.clone(), corr, answer: subactor_wire::Answer::Refused(error) };
-                if let Ok(bytes) = self.encode(&refused) {
-                    self.publish(self.node_subject(node, "reply"), bytes);
+        lock(&self.replies).entry(node.to_owned()).or_default().push((corr, answer));
+        self.replies_waiting.notify_one();
+    }
+
+    /// Sends the queued answers.
+    fn flush_replies(&self) {
+        let waiting = std::mem::take(&mut *lock(&self.replies));
+        for (node, answers) in waiting {
+            let subject = self.node_subject(&node, "reply");
+            let mut answers = answers.into_iter().peekable();
+            while answers.peek().is_some() {
+                let bunch = Replies { from: self.node.clone(), answers: answers.by_ref().take(512).collect() };
+                match self.encode(&bunch) {
+                    Ok(bytes) => self.publish(subject.clone(), bytes),
+                    Err(_) => {
+                        // One answer cannot be encoded (its reply holds something that
+                        // cannot travel): each goes alone, that one as a refusal.
+                        for (corr, answer) in bunch.answers {
+                            let one = Replies { from: self.node.clone(), answers: vec![(corr, answer)] };
+                            let bytes = self.encode(&one).or_else(|error| {
+                                let refusal = subactor_wire::Answer::Refused(format!("the answer cannot travel: {error}"));
+                                self.encode(&Replies { from: self.node.clone(), answers: vec![(corr, refusal)] })
+                            });
+                            match bytes {
+                                Ok(bytes) => self.publish(subject.clone(), bytes),
+                                Err(error) => warn!(%error, "an answer cannot be encoded for another node"),
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -683,15 +716,33 @@ async fn listen_heartbeats(cluster: Weak<Inner>, mut beats: async_nats::Subscrib
 async fn listen_replies(cluster: Weak<Inner>, mut replies: async_nats::Subscriber) {
     while let Some(message) = futures_util::StreamExt::next(&mut replies).await {
         let Some(inner) = cluster.upgrade() else { return };
-        match inner.decode::<Reply>(&message.payload) {
-            Ok(Reply { from, corr, answer }) => {
+        match inner.decode::<Replies>(&message.payload) {
+            Ok(Replies { from, answers }) => {
                 let link = lock(&inner.links).get(&from).cloned();
                 if let Some(link) = link {
-                    link.answer(corr, answer);
+                    for (corr, answer) in answers {
+                        link.answer(corr, answer);
+                    }
                 }
             }
-            Err(error) => warn!(%error, "a malformed reply from another node"),
+            Err(error) => warn!(%error, "malformed replies from another node"),
         }
+    }
+}
+
+/// Sends the answers queued by [`Inner::reply`], in bunches: what gathers while one
+/// bunch is sent goes in the next.
+async fn replier(cluster: Weak<Inner>) {
+    let Some(waiting) = cluster.upgrade().map(|inner| Arc::clone(&inner.replies_waiting)) else { return };
+    loop {
+        let Some(inner) = cluster.upgrade() else { return };
+        if lock(&inner.replies).is_empty() {
+            drop(inner);
+            // A reply queued meanwhile left a permit: this wakes at once.
+            let _ = tokio::time::timeout(Duration::from_millis(100), waiting.notified()).await;
+            continue;
+        }
+        inner.flush_replies();
     }
 }
 

@@ -4,10 +4,12 @@
 //!
 //! Every call from this node to another goes through that node's outbox, in the order
 //! made: per-sender FIFO holds across the network, and a bounded outbox is the
-//! backpressure (a sender waits when it is full). A tell is done once it is in the outbox;
-//! if the other node refuses it (the actor is gone) or goes down first, it becomes a dead
-//! letter here, with its message. Asks and other calls get their answer as a [`Reply`];
-//! when the node goes down, they fail at once.
+//! backpressure (a sender waits when it is full). A tell returns once it is in the
+//! outbox, and is kept here until the other node says its handler has run: if that node
+//! refuses it (the actor is gone), the handler fails, or the node goes down first, the
+//! tell becomes a dead letter here, with its message. At most [`WINDOW`] tells wait for
+//! that word at a time; past it, sending pauses (and the outbox fills). Asks and other
+//! calls get their answer as a reply; when the node goes down, they fail at once.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -34,6 +36,8 @@ const MAX_ITEMS: usize = 512;
 const MAX_BATCH_BYTES: usize = 256 << 10;
 /// How much longer than an ask's own timeout to wait for its answer from the network.
 const ANSWER_GRACE: Duration = Duration::from_secs(2);
+/// At most this many tells of one link may wait for their handler to have run.
+pub(crate) const WINDOW: usize = 8192;
 
 /// A call waiting in the outbox.
 pub(crate) struct Outgoing {
@@ -46,6 +50,10 @@ pub(crate) struct Link {
     pub(crate) node: String,
     outbox: flume::Sender<Outgoing>,
     pending: Mutex<HashMap<u64, flume::Sender<Answer>>>,
+    /// Tells sent and not yet handled there, by correlation id (kept for their messages).
+    unconfirmed: Mutex<HashMap<u64, Call>>,
+    /// Rung when tells are confirmed (the window has room again).
+    confirmed: tokio::sync::Notify,
     next_corr: AtomicU64,
     down: AtomicBool,
     cluster: Weak<Inner>,
@@ -59,6 +67,8 @@ impl Link {
             node: node.to_owned(),
             outbox: tx,
             pending: Mutex::default(),
+            unconfirmed: Mutex::default(),
+            confirmed: tokio::sync::Notify::new(),
             next_corr: AtomicU64::new(1),
             down: AtomicBool::new(false),
             cluster,
@@ -76,19 +86,46 @@ impl Link {
         self.down.store(false, Ordering::Release);
     }
 
-    /// Delivers the answer to call `corr`.
+    /// Delivers the answer to call `corr`: to the caller waiting for it, or, for a tell,
+    /// the word that its handler ran (a failure makes it a dead letter here).
     pub(crate) fn answer(&self, corr: u64, answer: Answer) {
         if let Some(tx) = lock(&self.pending).remove(&corr) {
             let _ = tx.send(answer);
+            return;
+        }
+        let told = lock(&self.unconfirmed).remove(&corr);
+        if let Some(call) = told {
+            self.confirmed.notify_one();
+            match answer {
+                Answer::Done | Answer::Reply(_) => {}
+                Answer::AskFailed(subactor_wire::AskFailure::Failed(error)) => {
+                    warn!(node = %self.node, %error, "a tell failed on another node");
+                    self.dead_letter(&call, DeadLetterReason::Failed);
+                }
+                other => {
+                    debug!(node = %self.node, ?other, "a tell was not handled on another node");
+                    self.dead_letter(&call, DeadLetterReason::NotRunning);
+                }
+            }
         }
     }
 
-    /// The node is down: every call waiting for an answer fails at once, and what waits
-    /// in the outbox is reported (tells as dead letters).
+    /// The node is down: every call waiting for an answer fails at once, and tells it did
+    /// not confirm, or that wait in the outbox, are reported as dead letters.
     pub(crate) fn fail_all(&self) {
         self.down.store(true, Ordering::Release);
         lock(&self.pending).clear();
+        let unconfirmed = std::mem::take(&mut *lock(&self.unconfirmed));
+        for call in unconfirmed.values() {
+            self.dead_letter(call, DeadLetterReason::NotRunning);
+        }
+        self.confirmed.notify_one();
         // The sender task drains the outbox itself while the link is down.
+    }
+
+    /// How many tells wait for their handler to run there.
+    pub(crate) fn unconfirmed(&self) -> usize {
+        lock(&self.unconfirmed).len()
     }
 
     /// Makes a call and waits for its answer; `None` if the node is down or the answer
@@ -119,7 +156,9 @@ impl Link {
         if self.is_down() {
             return Err((call, false));
         }
-        let out = Outgoing { corr: 0, call };
+        // Every tell is answered once handled there (see the module docs).
+        let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
+        let out = Outgoing { corr, call };
         match timeout {
             None => self.outbox.send(out).map_err(|flume::SendError(out)| (out.call, false)),
             Some(timeout) if timeout.is_zero() => self.outbox.try_send(out).map_err(|e| match e {
@@ -159,13 +198,17 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
                 Err(_) => return,
             }
         }
-        let Some(inner) = cluster.upgrade() else { return };
         if link.is_down() {
             for out in batch.drain(..).chain(outbox.drain()) {
                 link.dead_letter(&out.call, DeadLetterReason::NotRunning);
             }
             continue;
         }
+        // No more tells in flight than the window: wait for confirmations.
+        while !link.is_down() && link.unconfirmed() >= WINDOW {
+            let _ = tokio::time::timeout(Duration::from_millis(50), link.confirmed.notified()).await;
+        }
+        let Some(inner) = cluster.upgrade() else { return };
         // Encode what is there, within the limits; a call that cannot be encoded fails
         // alone.
         let mut items = Vec::new();
@@ -221,13 +264,22 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
         let accepted = (accepted as usize).min(taken);
         let mut refused: HashMap<u32, Answer> = refused.into_iter().collect();
         for (i, out) in batch.drain(..accepted).enumerate() {
-            let Some(answer) = refused.remove(&u32::try_from(i).unwrap_or(u32::MAX)) else { continue };
-            if out.corr != 0 {
-                link.answer(out.corr, answer);
-            } else {
+            let refusal = refused.remove(&u32::try_from(i).unwrap_or(u32::MAX));
+            let tell = matches!(out.call, Call::Tell { .. } | Call::TryTell { .. });
+            match refusal {
                 // A tell the other node could not deliver: a dead letter here.
-                link.dead_letter(&out.call, DeadLetterReason::NotRunning);
+                Some(_) if tell => link.dead_letter(&out.call, DeadLetterReason::NotRunning),
+                Some(answer) => link.answer(out.corr, answer),
+                // Kept until its handler has run there (its answer comes as a reply).
+                None if tell => {
+                    lock(&link.unconfirmed).insert(out.corr, out.call);
+                }
+                None => {}
             }
+        }
+        if link.is_down() {
+            // It went down while this batch was out: what was just taken is unconfirmed.
+            link.fail_all();
         }
         if accepted < taken {
             // A mailbox there stayed full: the rest goes again, after a pause.

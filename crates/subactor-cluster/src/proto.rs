@@ -57,12 +57,12 @@ pub(crate) struct Ack {
     pub(crate) refused: Vec<(u32, Answer)>,
 }
 
-/// The answer to call `corr` of node `to`, from `from`.
+/// Answers to calls of one node, from `from` (sent in bunches: every tell is answered
+/// once its handler has run, so that the sender knows what was handled).
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Reply {
+pub(crate) struct Replies {
     pub(crate) from: String,
-    pub(crate) corr: u64,
-    pub(crate) answer: Answer,
+    pub(crate) answers: Vec<(u64, Answer)>,
 }
 
 /// A node is alive (or, with `leaving`, is going away).

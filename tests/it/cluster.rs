@@ -1,0 +1,298 @@
+//! Nodes of one actor system over NATS: real `nats-server` processes started here (on
+//! free loopback ports), real node processes (`subactor node`), real failures.
+//!
+//! `nats-server` must be on PATH (scripts/test installs Debian's package).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use subactor::{
+    AnyRef, AskError, Auth, ClusterConfig, DeadLetter, Error, PythonActor, Runtime, StopReason, Value,
+};
+
+use crate::common::{TIMEOUT, eventually};
+
+const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("subactor-{what}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A `nats-server` with JetStream on a free loopback port, stopped when dropped.
+struct Nats {
+    child: Child,
+    port: u16,
+    _store: PathBuf,
+}
+
+impl Nats {
+    fn start(extra: &[&str]) -> Nats {
+        let port = free_port();
+        let store = temp_dir("nats");
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (scripts/test installs Debian's nats-server)");
+        wait_for_port(port);
+        Nats { child, port, _store: store }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + TIMEOUT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A node process (`subactor node`), killed when dropped.
+struct Node {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Node {
+    fn start(url: &str, name: &str, extra: &[&str]) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_subactor"))
+            .args(["node", "--nats", url, "--name", name, "--python-path", PYTHON])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the node starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let ready = BufReader::new(stdout).lines().map_while(Result::ok).any(|line| line == format!("node {name} ready"));
+        assert!(ready, "node {name} did not report ready");
+        let stdin = child.stdin.take();
+        Node { child, stdin }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Leaves the cluster gracefully (standard input closes) and waits.
+    fn leave(mut self) {
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn join(url: &str, node: &str) -> Runtime {
+    join_with(ClusterConfig::new([url], node))
+}
+
+fn join_with(config: ClusterConfig) -> Runtime {
+    Runtime::builder().python_path([PYTHON]).cluster(config).build().expect("joins the cluster")
+}
+
+fn wait_for(rt: &Runtime, node: &str) {
+    assert!(rt.cluster().expect("a cluster").wait_for_node(node, TIMEOUT), "node {node} never came up");
+}
+
+#[test]
+fn actors_on_two_nodes_spawn_tell_ask_look_up_and_pass_references() {
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+
+    let counter = rt.spawn_on("b", PythonActor::new("actors", "Counter").args((10,)).name("counter")).expect("spawn");
+    assert_eq!(counter.node(), Some("b"));
+    assert_eq!(counter.blocking_ask(1, TIMEOUT).expect("ask"), Value::from(11));
+    for _ in 0..100 {
+        counter.blocking_tell(1).expect("tell");
+    }
+    assert_eq!(counter.blocking_ask(0, TIMEOUT).expect("ask"), Value::from(111), "one sender's tells in order");
+
+    // The registry spans the nodes.
+    let found = rt.lookup_any("counter").expect("found on b");
+    assert_eq!(found, counter);
+    assert!(rt.lookup_any("nobody").is_none());
+    let duplicate = rt.spawn(PythonActor::new("actors", "Echo").name("counter"));
+    assert!(duplicate.is_err(), "names are unique across the cluster");
+
+    // References travel both ways: b's relay asks a's counter through a reference it
+    // was sent, and a's relay asks b's counter.
+    let local = rt.spawn(PythonActor::new("actors", "Counter").args((100,))).expect("spawn");
+    let remote_relay = rt.spawn_on("b", PythonActor::new("talk", "Relay")).expect("spawn");
+    let ask = |to: AnyRef, payload: i64| {
+        Value::dict([("op", Value::from("ask")), ("to", Value::Actor(to)), ("payload", Value::from(payload))])
+    };
+    assert_eq!(remote_relay.blocking_ask(ask(local.clone().into(), 5), TIMEOUT).expect("b asks a"), Value::from(105));
+    let local_relay = rt.spawn(PythonActor::new("talk", "Relay")).expect("spawn");
+    assert_eq!(local_relay.blocking_ask(ask(counter.clone(), 1), TIMEOUT).expect("a asks b"), Value::from(112));
+
+    // An exception on b reaches the asker on a, typed.
+    let raiser = rt.spawn_on("b", PythonActor::new("actors", "Raiser")).expect("spawn");
+    let failed = raiser.blocking_ask("value", TIMEOUT).expect_err("raises");
+    assert!(format!("{failed:?}").contains("ValueError"), "{failed:?}");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_node_killed_mid_stream_leaves_every_message_handled_once_or_reported() {
+    const MESSAGES: i64 = 20_000;
+    let nats = Nats::start(&[]);
+    let b = Node::start(&nats.url(), "b", &[]);
+    let rt = join_with(ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)));
+    wait_for(&rt, "b");
+    let logs = temp_dir("node-kill");
+    let worker = rt
+        .spawn_on("b", PythonActor::new("supervised", "Faulty").args((logs.to_string_lossy().as_ref(), 1, 0.0)))
+        .expect("spawn");
+    let letters = rt.dead_letters().subscribe();
+    let mut refused = HashSet::new();
+    let mut killed = None;
+    let started = Instant::now();
+    for n in 0..MESSAGES {
+        if n == MESSAGES / 2 {
+            // Kill b while messages are in flight.
+            std::process::Command::new("kill").arg("-9").arg(b.pid().to_string()).status().expect("kill");
+            killed = Some(Instant::now());
+        }
+        if worker.blocking_tell(n).is_err() {
+            refused.insert(n);
+        }
+    }
+    let killed = killed.expect("killed");
+    eventually("b is noticed down", || rt.cluster().expect("cluster").nodes().iter().any(|n| n.name == "b" && !n.up));
+    let noticed = killed.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut reported = HashSet::new();
+    while let Ok(DeadLetter { message, .. }) = letters.try_recv() {
+        reported.insert(message.and_then(|m| m.as_i64()).expect("the dead letter carries its message"));
+    }
+    let mut processed: HashMap<i64, u32> = HashMap::new();
+    for entry in std::fs::read_dir(&logs).expect("logs") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("log");
+        for line in text.lines() {
+            *processed.entry(line.parse().expect("a number")).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = processed.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+    let lost: Vec<i64> =
+        (0..MESSAGES).filter(|n| !processed.contains_key(n) && !reported.contains(n) && !refused.contains(n)).collect();
+    assert!(lost.is_empty(), "{} messages neither handled nor reported, e.g. {:?}", lost.len(), &lost[..lost.len().min(10)]);
+    let both = (0..MESSAGES).filter(|n| processed.contains_key(n) && reported.contains(n)).count();
+    eprintln!(
+        "{MESSAGES} tells in {:?}: {} handled on b, {} reported here ({both} of them handled before b died), \
+         b noticed down {noticed:?} after the kill",
+        started.elapsed(),
+        processed.len(),
+        reported.len() + refused.len()
+    );
+    assert!(both <= subactor_cluster_window(), "at most a window's worth was handled without word of it");
+    std::fs::remove_dir_all(&logs).ok();
+    rt.shutdown().expect("shutdown");
+}
+
+/// The cluster's window of tells awaiting word of their handling.
+fn subactor_cluster_window() -> usize {
+    8192
+}
+
+#[test]
+fn monitors_of_a_lost_nodes_actors_get_down_and_the_node_can_come_back() {
+    let nats = Nats::start(&[]);
+    let b = Node::start(&nats.url(), "b", &[]);
+    let rt = join_with(ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)));
+    wait_for(&rt, "b");
+    let remote = rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn");
+    let watcher = rt.spawn(PythonActor::new("supervised", "Watcher")).expect("spawn");
+    watcher.blocking_ask(("watch", Value::Actor(remote.clone())), TIMEOUT).expect("watch");
+    let (tx, downs) = flume::bounded(1);
+    remote.monitor(move |down| drop(tx.send(down.clone())));
+    drop(b);
+    let down = downs.recv_timeout(TIMEOUT).expect("a Down for the lost node's actor");
+    let StopReason::Failed(why) = &down.reason else { panic!("{down:?}") };
+    assert!(why.contains("node b is down") || why.contains("lost"), "{why}");
+    eventually("the watching Python actor got its Down", || {
+        watcher.blocking_ask(("downs",), TIMEOUT).expect("downs") != Value::List(vec![])
+    });
+    assert!(matches!(remote.blocking_ask(1, Duration::from_secs(2)), Err(AskError::Stopped(_) | AskError::NoReply)));
+
+    // b comes back (a new process, same name): spawning there works again.
+    let _b = Node::start(&nats.url(), "b", &[]);
+    eventually("b is up again", || rt.cluster().expect("cluster").nodes().iter().any(|n| n.name == "b" && n.up));
+    let again = rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn on the new b");
+    assert_eq!(again.blocking_ask("back", TIMEOUT).expect("ask"), Value::from("back"));
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn wrong_credentials_are_refused_with_a_clear_error() {
+    let nats = Nats::start(&["--user", "alice", "--pass", "secret"]);
+    let good = ClusterConfig::new([nats.url()], "a").auth(Auth::UserPassword { user: "alice".into(), password: "secret".into() });
+    let rt = join_with(good);
+    let bad = ClusterConfig::new([nats.url()], "b").auth(Auth::UserPassword { user: "alice".into(), password: "wrong".into() });
+    let refused = Runtime::builder().python_path([PYTHON]).cluster(bad).build().expect_err("refused");
+    let text = refused.to_string();
+    assert!(matches!(refused, Error::Cluster(subactor::ClusterError::Authentication { .. })), "{text}");
+    assert!(text.contains("credentials"), "{text}");
+    let none = Runtime::builder().python_path([PYTHON]).cluster(ClusterConfig::new([nats.url()], "c")).build();
+    assert!(none.is_err(), "no credentials at all are refused too");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn only_plain_values_cross_nodes_unless_the_cluster_is_trusted() {
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+    let echo = rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn");
+    let pickled = Value::Pickled(b"\x80\x05K\x01.".to_vec());
+    let refused = echo.blocking_ask(pickled, TIMEOUT).expect_err("refused");
+    assert!(format!("{refused:?}").contains("pickled"), "{refused:?}");
+    // Buffers cross by copy and arrive as arena buffers.
+    let buffer = rt.arena().copy_from(b"bytes of a buffer").expect("buffer");
+    let Value::Buffer(back) = echo.blocking_ask(Value::Buffer(buffer), TIMEOUT).expect("echo") else { panic!("a buffer") };
+    assert_eq!(&back[..], b"bytes of a buffer");
+    rt.shutdown().expect("shutdown");
+
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &["--trusted"]);
+    let rt = join_with(ClusterConfig::new([nats.url()], "a").trusted(true));
+    wait_for(&rt, "b");
+    let echo = rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn");
+    let fraction = Value::Pickled(b"\x80\x05K\x01.".to_vec());
+    assert_eq!(echo.blocking_ask(fraction, TIMEOUT).expect("trusted"), Value::from(1));
+    rt.shutdown().expect("shutdown");
+}
+
