@@ -14,7 +14,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use subactor::{ArenaConfig, Launcher, MainModule, Placement, PyActor, PythonActor, Runtime};
+use subactor::{ArenaConfig, Auth, ClusterConfig, Launcher, MainModule, Placement, PyActor, PythonActor, Runtime};
 use subactor_core::{FailurePolicy, SpawnError, TimerId, Value};
 use subactor_host::{StartError, main_interpreter as main};
 
@@ -137,6 +137,10 @@ pub(crate) fn spawn_actor(
     .map_err(|error| errors::spawn(py, &error))
 }
 
+/// `Runtime`'s cluster options: (urls, node, cluster name, user, password, token,
+/// trusted).
+type ClusterTuple = (Vec<String>, String, Option<String>, Option<String>, Option<String>, Option<String>, bool);
+
 /// What the template process of process actors runs (`python -c`).
 const TEMPLATE_CODE: &str = "from subactor import _native; _native._run_template()";
 
@@ -170,7 +174,7 @@ impl RuntimeCore {
     /// Starts a runtime whose actors find modules on `python_path` first and load the
     /// main program (`main_path` or `main_name`) when they need what it defines.
     #[new]
-    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None))]
+    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None, cluster=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         python_path: Vec<String>,
@@ -181,8 +185,21 @@ impl RuntimeCore {
         arena_max_bytes: Option<usize>,
         preload: Vec<String>,
         executable: Option<String>,
+        cluster: Option<ClusterTuple>,
     ) -> PyResult<RuntimeCore> {
         let mut builder = Runtime::builder().python_path(python_path).preload(preload);
+        if let Some((urls, node, name, user, password, token, trusted)) = cluster {
+            let auth = match (user, password, token) {
+                (Some(user), Some(password), _) => Auth::UserPassword { user, password },
+                (_, _, Some(token)) => Auth::Token(token),
+                _ => Auth::None,
+            };
+            let mut config = ClusterConfig::new(urls, node).auth(auth).trusted(trusted);
+            if let Some(name) = name {
+                config = config.cluster_name(name);
+            }
+            builder = builder.cluster(config);
+        }
         // Process actors are forked from a template process: this Python interpreter,
         // running the package's entry point (the program's own binary is Python here).
         if let Some(executable) = executable {
@@ -219,7 +236,7 @@ impl RuntimeCore {
     }
 
     /// Spawns `module.class_name(*args)` and returns its `ActorRef` once it runs.
-    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None, placement=None, memory_limit=None))]
+    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None, placement=None, memory_limit=None, node=None))]
     #[allow(clippy::too_many_arguments)]
     fn spawn<'py>(
         &self,
@@ -234,10 +251,24 @@ impl RuntimeCore {
         time_limit: Option<f64>,
         placement: Option<String>,
         memory_limit: Option<u64>,
+        node: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let options = ActorOptions { name, mailbox, core, on_failure, time_limit, placement, memory_limit };
         let spec = options.spec(module, class_name, args)?;
         let rt = self.spawn_runtime(py)?;
+        if let Some(node) = node {
+            let spawned = off_thread(
+                py,
+                move || rt.spawn_on(&node, spec),
+                |spawned| {
+                    if let Ok(actor) = spawned {
+                        actor.kill();
+                    }
+                },
+            )?;
+            let actor = spawned.map_err(|error| errors::new(py, c"SpawnError", (error.to_string(),)))?;
+            return conv::new_ref(py, actor);
+        }
         let actor = spawn_actor(py, rt, spec)?;
         conv::new_ref(py, actor.into())
     }
@@ -311,7 +342,10 @@ impl RuntimeCore {
     /// The running Python actor with this name, or `None`.
     fn lookup<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         let rt = self.runtime(py)?;
-        rt.lookup::<PyActor>(name).map(|actor| conv::new_ref(py, actor.into())).transpose()
+        let name = name.to_owned();
+        // A lookup in a cluster may ask the registry over the network: off the GIL.
+        let found = py.detach(move || rt.lookup_any(&name));
+        found.map(|actor| conv::new_ref(py, actor)).transpose()
     }
 
     /// Tells `msg` to `actor` after `delay` seconds; returns the timer's id.

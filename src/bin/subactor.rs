@@ -95,7 +95,12 @@ fn node(args: &[String]) -> Result<(), String> {
     if python_path.is_empty() {
         python_path.push(".".into());
     }
-    let rt = Runtime::builder().python_path(python_path).preload(preload).cluster(config).build().map_err(|e| e.to_string())?;
+    let rt = Runtime::builder()
+        .python_path(python_path)
+        .preload(preload)
+        .cluster(config)
+        .build()
+        .map_err(|e| e.to_string())?;
     println!("node {name} ready");
     // Runs until standard input closes.
     let mut sink = Vec::new();

@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use subactor::{
-    AnyRef, AskError, Auth, ClusterConfig, DeadLetter, Error, PythonActor, Runtime, StopReason, Value,
-};
+use subactor::{AnyRef, AskError, Auth, ClusterConfig, DeadLetter, Error, PythonActor, Runtime, StopReason, Value};
 
 use crate::common::{TIMEOUT, eventually};
 
@@ -88,7 +86,8 @@ impl Node {
             .spawn()
             .expect("the node starts");
         let stdout = child.stdout.take().expect("stdout");
-        let ready = BufReader::new(stdout).lines().map_while(Result::ok).any(|line| line == format!("node {name} ready"));
+        let ready =
+            BufReader::new(stdout).lines().map_while(Result::ok).any(|line| line == format!("node {name} ready"));
         assert!(ready, "node {name} did not report ready");
         let stdin = child.stdin.take();
         Node { child, stdin }
@@ -169,13 +168,34 @@ fn a_node_killed_mid_stream_leaves_every_message_handled_once_or_reported() {
     const MESSAGES: i64 = 20_000;
     let nats = Nats::start(&[]);
     let b = Node::start(&nats.url(), "b", &[]);
-    let rt = join_with(ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)));
+    let rt = join_with(
+        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
+    );
     wait_for(&rt, "b");
     let logs = temp_dir("node-kill");
     let worker = rt
         .spawn_on("b", PythonActor::new("supervised", "Faulty").args((logs.to_string_lossy().as_ref(), 1, 0.0)))
         .expect("spawn");
-    let letters = rt.dead_letters().subscribe();
+    // Every dead letter, none missed (a node's loss reports thousands at once).
+    let letters = rt.dead_letters().subscribe_all();
+    let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+    let stop_rx = stop_rx;
+    let collector = std::thread::spawn(move || {
+        let number =
+            |letter: DeadLetter| letter.message.and_then(|m| m.as_i64()).expect("the dead letter carries its message");
+        let mut reported = HashSet::new();
+        loop {
+            match letters.recv_timeout(Duration::from_millis(50)) {
+                Ok(letter) => {
+                    reported.insert(number(letter));
+                }
+                Err(_) if stop_rx.is_disconnected() => break,
+                Err(_) => {}
+            }
+        }
+        reported.extend(letters.try_iter().map(number));
+        reported
+    });
     let mut refused = HashSet::new();
     let mut killed = None;
     let started = Instant::now();
@@ -192,11 +212,9 @@ fn a_node_killed_mid_stream_leaves_every_message_handled_once_or_reported() {
     let killed = killed.expect("killed");
     eventually("b is noticed down", || rt.cluster().expect("cluster").nodes().iter().any(|n| n.name == "b" && !n.up));
     let noticed = killed.elapsed();
-    std::thread::sleep(Duration::from_millis(200));
-    let mut reported = HashSet::new();
-    while let Ok(DeadLetter { message, .. }) = letters.try_recv() {
-        reported.insert(message.and_then(|m| m.as_i64()).expect("the dead letter carries its message"));
-    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stop_tx);
+    let reported = collector.join().expect("collector");
     let mut processed: HashMap<i64, u32> = HashMap::new();
     for entry in std::fs::read_dir(&logs).expect("logs") {
         let text = std::fs::read_to_string(entry.expect("entry").path()).expect("log");
@@ -208,7 +226,12 @@ fn a_node_killed_mid_stream_leaves_every_message_handled_once_or_reported() {
     assert!(twice.is_empty(), "handled more than once: {twice:?}");
     let lost: Vec<i64> =
         (0..MESSAGES).filter(|n| !processed.contains_key(n) && !reported.contains(n) && !refused.contains(n)).collect();
-    assert!(lost.is_empty(), "{} messages neither handled nor reported, e.g. {:?}", lost.len(), &lost[..lost.len().min(10)]);
+    assert!(
+        lost.is_empty(),
+        "{} messages neither handled nor reported, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
     let both = (0..MESSAGES).filter(|n| processed.contains_key(n) && reported.contains(n)).count();
     eprintln!(
         "{MESSAGES} tells in {:?}: {} handled on b, {} reported here ({both} of them handled before b died), \
@@ -231,7 +254,9 @@ fn subactor_cluster_window() -> usize {
 fn monitors_of_a_lost_nodes_actors_get_down_and_the_node_can_come_back() {
     let nats = Nats::start(&[]);
     let b = Node::start(&nats.url(), "b", &[]);
-    let rt = join_with(ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)));
+    let rt = join_with(
+        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
+    );
     wait_for(&rt, "b");
     let remote = rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn");
     let watcher = rt.spawn(PythonActor::new("supervised", "Watcher")).expect("spawn");
@@ -258,9 +283,11 @@ fn monitors_of_a_lost_nodes_actors_get_down_and_the_node_can_come_back() {
 #[test]
 fn wrong_credentials_are_refused_with_a_clear_error() {
     let nats = Nats::start(&["--user", "alice", "--pass", "secret"]);
-    let good = ClusterConfig::new([nats.url()], "a").auth(Auth::UserPassword { user: "alice".into(), password: "secret".into() });
+    let good = ClusterConfig::new([nats.url()], "a")
+        .auth(Auth::UserPassword { user: "alice".into(), password: "secret".into() });
     let rt = join_with(good);
-    let bad = ClusterConfig::new([nats.url()], "b").auth(Auth::UserPassword { user: "alice".into(), password: "wrong".into() });
+    let bad = ClusterConfig::new([nats.url()], "b")
+        .auth(Auth::UserPassword { user: "alice".into(), password: "wrong".into() });
     let refused = Runtime::builder().python_path([PYTHON]).cluster(bad).build().expect_err("refused");
     let text = refused.to_string();
     assert!(matches!(refused, Error::Cluster(subactor::ClusterError::Authentication { .. })), "{text}");
@@ -282,7 +309,9 @@ fn only_plain_values_cross_nodes_unless_the_cluster_is_trusted() {
     assert!(format!("{refused:?}").contains("pickled"), "{refused:?}");
     // Buffers cross by copy and arrive as arena buffers.
     let buffer = rt.arena().copy_from(b"bytes of a buffer").expect("buffer");
-    let Value::Buffer(back) = echo.blocking_ask(Value::Buffer(buffer), TIMEOUT).expect("echo") else { panic!("a buffer") };
+    let Value::Buffer(back) = echo.blocking_ask(Value::Buffer(buffer), TIMEOUT).expect("echo") else {
+        panic!("a buffer")
+    };
     assert_eq!(&back[..], b"bytes of a buffer");
     rt.shutdown().expect("shutdown");
 
@@ -296,3 +325,143 @@ fn only_plain_values_cross_nodes_unless_the_cluster_is_trusted() {
     rt.shutdown().expect("shutdown");
 }
 
+/// Three `nats-server`s routed into one NATS cluster, with JetStream.
+struct NatsCluster {
+    servers: Vec<Option<Nats>>,
+}
+
+impl NatsCluster {
+    fn start() -> NatsCluster {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports.iter().map(|(_, route)| format!("nats://127.0.0.1:{route}")).collect();
+        let servers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, route))| {
+                let name = format!("s{i}");
+                let listen = format!("nats://127.0.0.1:{route}");
+                let routes = routes.join(",");
+                let args = [
+                    "--server_name",
+                    &name,
+                    "--cluster_name",
+                    "subactor-test",
+                    "--cluster",
+                    &listen,
+                    "--routes",
+                    &routes,
+                ];
+                Some(Nats::start(&args))
+            })
+            .collect();
+        NatsCluster { servers }
+    }
+
+    fn urls(&self) -> String {
+        self.servers.iter().flatten().map(Nats::url).collect::<Vec<_>>().join(",")
+    }
+
+    fn kill(&mut self, i: usize) {
+        self.servers[i].take();
+    }
+}
+
+/// Joins, retrying while the NATS cluster elects its JetStream leader.
+fn join_retrying(config: ClusterConfig) -> Runtime {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match Runtime::builder().python_path([PYTHON]).cluster(config.clone()).build() {
+            Ok(rt) => return rt,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("not yet: {error}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => panic!("cannot join the cluster: {error}"),
+        }
+    }
+}
+
+#[test]
+fn losing_one_server_of_a_three_server_nats_cluster_loses_and_duplicates_nothing() {
+    const MESSAGES: i64 = 6_000;
+    let mut nats = NatsCluster::start();
+    let rt = join_retrying(ClusterConfig::new([nats.urls()], "a"));
+    let b = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_subactor"))
+                .args(["node", "--nats", &nats.urls(), "--name", "b", "--python-path", PYTHON])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node b");
+            let stdout = child.stdout.take().expect("stdout");
+            if BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l == "node b ready") {
+                let stdin = child.stdin.take();
+                break Node { child, stdin };
+            }
+            let _ = child.wait();
+            assert!(Instant::now() < deadline, "node b cannot join");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    wait_for(&rt, "b");
+    let logs = temp_dir("failover");
+    let worker = rt
+        .spawn_on("b", PythonActor::new("supervised", "Faulty").args((logs.to_string_lossy().as_ref(), 1, 0.0)))
+        .expect("spawn");
+    let letters = rt.dead_letters().subscribe_all();
+    let mut answered = HashSet::new();
+    for n in 0..MESSAGES {
+        if n == MESSAGES / 3 {
+            nats.kill(0);
+        }
+        // Every fourth message is asked (its answer proves it was handled), the rest told.
+        if n % 4 == 0 {
+            if let Ok(reply) = worker.blocking_ask(n, Duration::from_secs(20)) {
+                assert_eq!(reply, Value::from(n));
+                answered.insert(n);
+            }
+        } else {
+            worker.blocking_tell(n).expect("the outbox takes it (b stays up)");
+        }
+    }
+    assert_eq!(worker.blocking_ask("flush", Duration::from_secs(30)).expect("flush"), Value::from("flushed"));
+    let mut processed: HashMap<i64, u32> = HashMap::new();
+    for entry in std::fs::read_dir(&logs).expect("logs") {
+        for line in std::fs::read_to_string(entry.expect("entry").path()).expect("log").lines() {
+            *processed.entry(line.parse().expect("a number")).or_default() += 1;
+        }
+    }
+    let reported: HashSet<i64> = letters.try_iter().filter_map(|l| l.message.and_then(|m| m.as_i64())).collect();
+    let twice: Vec<_> = processed.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+    let lost: Vec<i64> = (0..MESSAGES).filter(|n| !processed.contains_key(n) && !reported.contains(n)).collect();
+    assert!(lost.is_empty(), "{} lost silently, e.g. {:?}", lost.len(), &lost[..lost.len().min(10)]);
+    assert!(answered.iter().all(|n| processed.contains_key(n)), "an answer means it was handled");
+    eprintln!(
+        "{MESSAGES} messages across a server's loss: {} handled, {} reported, {} asks answered",
+        processed.len(),
+        reported.len(),
+        answered.len()
+    );
+    drop(b);
+    std::fs::remove_dir_all(&logs).ok();
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_node_that_leaves_gracefully_is_down_at_once_for_the_others() {
+    let nats = Nats::start(&[]);
+    let b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+    let remote = rt.spawn_on("b", PythonActor::new("actors", "Echo").name("leaving")).expect("spawn");
+    assert!(rt.lookup_any("leaving").is_some());
+    b.leave();
+    eventually("b is down", || rt.cluster().expect("cluster").nodes().iter().any(|n| n.name == "b" && !n.up));
+    assert!(remote.blocking_ask(1, Duration::from_secs(2)).is_err());
+    eventually("its names are gone", || rt.lookup_any("leaving").is_none());
+    rt.shutdown().expect("shutdown");
+}

@@ -28,10 +28,13 @@ struct Work {
     reply: Option<async_nats::Subject>,
 }
 
+/// (sender, its incarnation, frame): whose parts these are.
+type PartsKey = (String, u64, u64);
+
 /// Receives the batches sent to this node.
 pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscriber) {
     let mut workers: HashMap<String, flume::Sender<Work>> = HashMap::new();
-    let mut parts: HashMap<(String, u64, u64), Vec<Option<Vec<u8>>>> = HashMap::new();
+    let mut parts: HashMap<PartsKey, Vec<Option<Vec<u8>>>> = HashMap::new();
     while let Some(message) = futures_util::StreamExt::next(&mut inbox).await {
         let Some(inner) = cluster.upgrade() else { return };
         let reply = message.reply.clone();

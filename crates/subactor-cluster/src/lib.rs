@@ -105,6 +105,8 @@ struct Attached {
 }
 
 pub(crate) struct Inner {
+    /// This cluster, weakly (for its tasks).
+    me: Weak<Inner>,
     config: ClusterConfig,
     pub(crate) node: String,
     pub(crate) incarnation: u64,
@@ -180,7 +182,8 @@ impl Cluster {
         let max_payload = client.server_info().max_payload.max(64 << 10);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let incarnation = u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id());
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             node: config.node.clone(),
             config,
             incarnation,
@@ -531,6 +534,35 @@ impl Inner {
         }
     }
 
+    /// Sends answers to `node` until it acknowledges them (answers are idempotent: one
+    /// that arrives twice is taken once), or until it is down. A word lost while a NATS
+    /// server fails over is sent again.
+    fn deliver(&self, node: &str, subject: String, payload: Vec<u8>) {
+        let client = self.client.clone();
+        let payload = Bytes::from(payload);
+        let node = node.to_owned();
+        // Checked between tries: the node went down, or this one left.
+        let gone = move |inner: &Inner| {
+            inner.left.load(Ordering::Acquire) || lock(&inner.peers).get(&node).is_some_and(|p| !p.up)
+        };
+        let cluster = self.me.clone();
+        self.handle.spawn(async move {
+            loop {
+                let sent =
+                    tokio::time::timeout(Duration::from_secs(2), client.request(subject.clone(), payload.clone()));
+                if let Ok(Ok(_)) = sent.await {
+                    return;
+                }
+                let Some(inner) = cluster.upgrade() else { return };
+                if gone(&inner) {
+                    return;
+                }
+                drop(inner);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+
     /// Publishes `payload` on `subject` from any thread, without waiting.
     pub(crate) fn publish(&self, subject: String, payload: Vec<u8>) {
         let client = self.client.clone();
@@ -557,18 +589,19 @@ impl Inner {
             while answers.peek().is_some() {
                 let bunch = Replies { from: self.node.clone(), answers: answers.by_ref().take(512).collect() };
                 match self.encode(&bunch) {
-                    Ok(bytes) => self.publish(subject.clone(), bytes),
+                    Ok(bytes) => self.deliver(&node, subject.clone(), bytes),
                     Err(_) => {
                         // One answer cannot be encoded (its reply holds something that
                         // cannot travel): each goes alone, that one as a refusal.
                         for (corr, answer) in bunch.answers {
                             let one = Replies { from: self.node.clone(), answers: vec![(corr, answer)] };
                             let bytes = self.encode(&one).or_else(|error| {
-                                let refusal = subactor_wire::Answer::Refused(format!("the answer cannot travel: {error}"));
+                                let refusal =
+                                    subactor_wire::Answer::Refused(format!("the answer cannot travel: {error}"));
                                 self.encode(&Replies { from: self.node.clone(), answers: vec![(corr, refusal)] })
                             });
                             match bytes {
-                                Ok(bytes) => self.publish(subject.clone(), bytes),
+                                Ok(bytes) => self.deliver(&node, subject.clone(), bytes),
                                 Err(error) => warn!(%error, "an answer cannot be encoded for another node"),
                             }
                         }
@@ -727,6 +760,10 @@ async fn listen_replies(cluster: Weak<Inner>, mut replies: async_nats::Subscribe
             }
             Err(error) => warn!(%error, "malformed replies from another node"),
         }
+        // Taken: the sender stops sending them again.
+        if let Some(reply) = message.reply {
+            let _ = inner.client.publish(reply, Bytes::new()).await;
+        }
     }
 }
 
@@ -785,7 +822,7 @@ impl NameService for Names {
                         return Err(NameClaimError::Unavailable("a name changed meanwhile".into()));
                     };
                     let holder = decode_plain::<NameEntry>(&current.value).ok();
-                    if holder.as_ref().is_some_and(|h| peers_up(h)) {
+                    if holder.as_ref().is_some_and(&peers_up) {
                         return Err(NameClaimError::Taken);
                     }
                     registry
@@ -816,7 +853,7 @@ impl NameService for Names {
         };
         // Done before the actor's stop completes (a name is free again once `wait`
         // returns), within a bound when NATS is unreachable.
-        if inner.handle.block_on(tokio::time::timeout(Duration::from_secs(1), release)).is_err() {
+        if inner.handle.block_on(async { tokio::time::timeout(Duration::from_secs(1), release).await }).is_err() {
             debug!(name, "releasing a name in the cluster's registry timed out");
         }
     }

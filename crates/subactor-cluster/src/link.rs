@@ -130,16 +130,16 @@ impl Link {
 
     /// Makes a call and waits for its answer; `None` if the node is down or the answer
     /// did not come within `wait`.
-    fn call(&self, call: Call, wait: Option<Duration>) -> Result<Answer, Call> {
+    fn call(&self, call: Call, wait: Option<Duration>) -> Result<Answer, Box<Call>> {
         if self.is_down() {
-            return Err(call);
+            return Err(Box::new(call));
         }
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = flume::bounded(1);
         lock(&self.pending).insert(corr, tx);
         if let Err(flume::SendError(out)) = self.outbox.send(Outgoing { corr, call }) {
             lock(&self.pending).remove(&corr);
-            return Err(out.call);
+            return Err(Box::new(out.call));
         }
         let answer = match wait {
             Some(wait) => rx.recv_timeout(wait).ok(),
@@ -148,26 +148,26 @@ impl Link {
         if answer.is_none() {
             lock(&self.pending).remove(&corr);
         }
-        answer.ok_or(Call::CancelTimer(0))
+        answer.ok_or_else(|| Box::new(Call::CancelTimer(0)))
     }
 
     /// Queues a tell; waits for room up to `timeout` (forever with `None`).
-    fn tell(&self, call: Call, timeout: Option<Duration>) -> Result<(), (Call, bool)> {
+    fn tell(&self, call: Call, timeout: Option<Duration>) -> Result<(), (Box<Call>, bool)> {
         if self.is_down() {
-            return Err((call, false));
+            return Err((Box::new(call), false));
         }
         // Every tell is answered once handled there (see the module docs).
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         let out = Outgoing { corr, call };
         match timeout {
-            None => self.outbox.send(out).map_err(|flume::SendError(out)| (out.call, false)),
+            None => self.outbox.send(out).map_err(|flume::SendError(out)| (Box::new(out.call), false)),
             Some(timeout) if timeout.is_zero() => self.outbox.try_send(out).map_err(|e| match e {
-                flume::TrySendError::Full(out) => (out.call, true),
-                flume::TrySendError::Disconnected(out) => (out.call, false),
+                flume::TrySendError::Full(out) => (Box::new(out.call), true),
+                flume::TrySendError::Disconnected(out) => (Box::new(out.call), false),
             }),
             Some(timeout) => self.outbox.send_timeout(out, timeout).map_err(|e| match e {
-                flume::SendTimeoutError::Timeout(out) => (out.call, true),
-                flume::SendTimeoutError::Disconnected(out) => (out.call, false),
+                flume::SendTimeoutError::Timeout(out) => (Box::new(out.call), true),
+                flume::SendTimeoutError::Disconnected(out) => (Box::new(out.call), false),
             }),
         }
     }
@@ -381,10 +381,10 @@ impl RemoteActor for NodeRef {
     fn tell(&self, msg: Value, timeout: Option<Duration>) -> Result<(), SendError<Value>> {
         match self.link.tell(Call::Tell { to: self.me(), msg, timeout: None }, timeout) {
             Ok(()) => Ok(()),
-            Err((call, true)) => Err(SendError::Full(message_of(call))),
+            Err((call, true)) => Err(SendError::Full(message_of(*call))),
             Err((call, false)) => {
                 self.link.dead_letter(&call, DeadLetterReason::NotRunning);
-                Err(SendError::Stopped(message_of(call)))
+                Err(SendError::Stopped(message_of(*call)))
             }
         }
     }
@@ -402,9 +402,11 @@ impl RemoteActor for NodeRef {
                 traceback: String::new(),
             }))),
             Ok(_) => Err(AskError::NoReply),
-            Err(Call::Ask { msg, .. }) => Err(AskError::Stopped(msg)),
-            Err(_) if self.link.is_down() => Err(AskError::NoReply),
-            Err(_) => Err(AskError::Timeout),
+            Err(call) => match *call {
+                Call::Ask { msg, .. } => Err(AskError::Stopped(msg)),
+                _ if self.link.is_down() => Err(AskError::NoReply),
+                _ => Err(AskError::Timeout),
+            },
         }
     }
 

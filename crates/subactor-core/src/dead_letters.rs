@@ -76,6 +76,15 @@ impl DeadLetters {
         rx
     }
 
+    /// A stream of every dead letter from now on, none missed: for audits and tests that
+    /// must account for each message. Unread letters stay in memory until read.
+    pub fn subscribe_all(&self) -> flume::Receiver<DeadLetter> {
+        let (tx, rx) = flume::unbounded();
+        lock(&self.subscribers).push(tx);
+        self.subscribed.store(true, Ordering::Relaxed);
+        rx
+    }
+
     /// Whether dead letters should carry their message where that costs a copy.
     pub(crate) fn wants_messages(&self) -> bool {
         self.subscribed.load(Ordering::Relaxed)

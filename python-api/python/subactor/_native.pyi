@@ -205,6 +205,7 @@ class RuntimeCore:
         arena_max_bytes: int | None = None,
         preload: list[str] = ...,
         executable: str | None = None,
+        cluster: tuple[list[str], str, str | None, str | None, str | None, str | None, bool] | None = None,
     ) -> None: ...
     def spawn(
         self,
@@ -218,6 +219,7 @@ class RuntimeCore:
         time_limit: float | None = None,
         placement: str | None = None,
         memory_limit: int | None = None,
+        node: str | None = None,
     ) -> ActorRef: ...
     def executor(
         self,

@@ -36,6 +36,41 @@ def _main_program() -> tuple[str | None, str | None]:
     return None, None
 
 
+def _cluster_options(
+    cluster: object,
+    node: object,
+    cluster_name: object,
+    user: object,
+    password: object,
+    token: object,
+    trusted: object,
+) -> tuple[list[str], str, str | None, str | None, str | None, str | None, bool] | None:
+    """The cluster options of ``Runtime``, checked (``None`` without a cluster)."""
+    if cluster is None:
+        if any(option is not None for option in (node, cluster_name, user, password, token)) or trusted:
+            raise ValueError("node, cluster_name, user, password, token and trusted need cluster=")
+        return None
+    urls = [cluster] if isinstance(cluster, str) else list(cluster)  # type: ignore[call-overload]
+    if not urls or not all(isinstance(url, str) and url for url in urls):
+        raise TypeError("cluster must be a NATS URL (str) or an iterable of them")
+    node = _check.text(node, "node")
+    if (user is None) != (password is None):
+        raise ValueError("user and password go together")
+    if token is not None and user is not None:
+        raise ValueError("give user and password, or a token, not both")
+    if not isinstance(trusted, bool):
+        raise TypeError(f"trusted must be a bool, not {type(trusted).__name__}")
+    return (
+        urls,
+        node,
+        _check.optional_text(cluster_name, "cluster_name"),
+        _check.optional_text(user, "user"),
+        _check.optional_text(password, "password"),
+        _check.optional_text(token, "token"),
+        trusted,
+    )
+
+
 def actor_options(
     name: object,
     mailbox: object,
@@ -52,8 +87,8 @@ def actor_options(
     if placement is not None:
         if not isinstance(placement, str):
             raise TypeError(f"placement must be a str, not {type(placement).__name__}")
-        if placement not in ("interpreter", "process"):
-            raise ValueError(f"placement must be 'interpreter' or 'process', got {placement!r}")
+        if placement not in ("auto", "interpreter", "process"):
+            raise ValueError(f"placement must be 'auto', 'interpreter' or 'process', got {placement!r}")
     return (
         _check.optional_text(name, "name"),
         _check.optional_count(mailbox, "mailbox"),
@@ -125,6 +160,14 @@ class Runtime:
     template process of process actors imports once, so that every process actor
     starts with them loaded (``preload=["numpy"]``).
 
+    ``cluster``: the URL(s) of NATS servers (``"nats://host:4222"``): the runtime joins
+    the cluster there as the node ``node`` (required then), of the cluster named
+    ``cluster_name`` (``"subactor"``), authenticating with ``user``/``password`` or a
+    ``token``. Its actors then reach actors on every node, ``spawn(..., node="b")``
+    starts one on another node, and ``lookup`` finds names on any node. ``trusted``:
+    accept pickled objects from other nodes (unpickling runs code: only where every node
+    is trusted; plain values only otherwise).
+
     Runtimes still open when the interpreter exits are closed then.
     """
 
@@ -136,6 +179,13 @@ class Runtime:
         spin: float | None = None,
         arena_max_bytes: int | None = None,
         preload: Iterable[str] = (),
+        cluster: str | Iterable[str] | None = None,
+        node: str | None = None,
+        cluster_name: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        trusted: bool = False,
     ) -> None:
         paths = _check.paths(python_path, "python_path")
         paths += [p for p in sys.path if isinstance(p, str) and p not in paths]
@@ -152,6 +202,7 @@ class Runtime:
             _check.optional_count(arena_max_bytes, "arena_max_bytes"),
             preloaded,
             sys.executable,
+            _cluster_options(cluster, node, cluster_name, user, password, token, trusted),
         )
         with _live_lock:
             _live.add(self)
@@ -197,6 +248,7 @@ class Runtime:
         time_limit: float | None = None,
         placement: str | None = None,
         memory_limit: int | None = None,
+        node: str | None = None,
     ) -> ActorRef: ...
 
     @overload
@@ -214,6 +266,7 @@ class Runtime:
         time_limit: float | None = None,
         placement: str | None = None,
         memory_limit: int | None = None,
+        node: str | None = None,
     ) -> ActorRef | Supervisor:
         """Starts an actor and returns its reference once its constructor has returned.
 
@@ -238,7 +291,8 @@ class Runtime:
         default): an interpreter, unless the class's module imports an extension that
         refuses own-GIL interpreters (numpy...), in which case a process (logged, and
         remembered for that class). ``"interpreter"`` is strict: such a module raises
-        ``IncompatibleExtension``. ``memory_limit``: bytes a process actor's process may allocate
+        ``IncompatibleExtension``. ``node``: in a cluster, the node to start the actor
+        on (its mailbox lives there; the reference works from anywhere). ``memory_limit``: bytes a process actor's process may allocate
         (an allocation past it raises ``MemoryError`` in the handler).
 
         A ``SupervisorSpec`` starts a supervisor and returns a ``Supervisor``.
@@ -250,13 +304,13 @@ class Runtime:
         from ._supervision import SupervisorSpec
 
         if isinstance(actor, SupervisorSpec):
-            options = (name, mailbox, core, on_failure, time_limit, placement, memory_limit)
-            if args or any(option is not None for option in options):
+            given = (name, mailbox, core, on_failure, time_limit, placement, memory_limit, node)
+            if args or any(option is not None for option in given):
                 raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
             return self._core.supervise(actor._flatten())
         options = actor_options(name, mailbox, core, on_failure, time_limit, placement, memory_limit)
         module, qualname, leading = actor_target(actor)
-        return self._core.spawn(module, qualname, leading + args, *options)
+        return self._core.spawn(module, qualname, leading + args, *options, _check.optional_text(node, "node"))
 
     def lookup(self, name: str) -> ActorRef | None:
         """The running Python actor with this name, or ``None``."""

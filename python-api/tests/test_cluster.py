@@ -1,0 +1,112 @@
+"""The Python API across nodes: a real nats-server (started here on a free port) and a
+node process (`python -m subactor node`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import subactor
+from sa_actors import Counter, Echo
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def nats() -> Iterator[str]:
+    server = shutil.which("nats-server")
+    if server is None:
+        pytest.fail("nats-server must be installed (scripts/test installs Debian's nats-server)")
+    assert server is not None
+    port = free_port()
+    store = tempfile.mkdtemp(prefix="subactor-nats-")
+    proc = subprocess.Popen(
+        [server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nats-server did not start"
+                time.sleep(0.02)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(store, ignore_errors=True)
+
+
+@pytest.fixture
+def node_b(nats: str) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "subactor", "node", "--nats", nats, "--name", "b", "--python-path", TESTS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=TESTS,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "node b ready"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def test_actors_on_another_node_from_python(nats: str, node_b: subprocess.Popen[str]) -> None:
+    with subactor.Runtime(cluster=nats, node="a") as rt:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                counter = rt.spawn(Counter, 10, node="b", name="remote-counter")
+                break
+            except subactor.SpawnError:
+                # b's heartbeat has not reached a yet.
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert counter.ask(1) == 11
+        for _ in range(50):
+            counter.tell(1)
+        assert counter.ask(0) == 61, "one sender's tells arrive in order"
+        found = rt.lookup("remote-counter")
+        assert found == counter
+        # A local actor's reference crosses to b, and b's actor answers through it.
+        echo = rt.spawn(Echo)
+        assert rt.spawn(Echo, node="b").ask(echo) == echo
+        with pytest.raises(subactor.RemoteError):
+            counter.ask("not a number")
+
+
+def test_bad_cluster_options_are_clear_errors() -> None:
+    with pytest.raises(TypeError, match="node"):
+        subactor.Runtime(cluster="nats://127.0.0.1:1")
+    with pytest.raises(ValueError, match="cluster="):
+        subactor.Runtime(node="a")
+    with pytest.raises(ValueError, match="together"):
+        subactor.Runtime(cluster="nats://127.0.0.1:1", node="a", user="u")
+    with pytest.raises(RuntimeError, match="cannot connect to NATS"):
+        subactor.Runtime(cluster=f"nats://127.0.0.1:{free_port()}", node="a")
