@@ -44,9 +44,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(feature = "cluster")]
+pub use node::{NodeActor, OnNode, RemoteFailure, RemoteStartError};
 pub use subactor_arena::{Arena, ArenaConfig, ArenaError, ArenaStats, Buffer, BufferMut};
 #[cfg(feature = "cluster")]
 pub use subactor_cluster::{Auth, Cluster, ClusterConfig, ClusterError, NodeInfo};
+
+#[cfg(feature = "cluster")]
+mod node;
 pub use subactor_core::{
     Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, Backoff, BoxError, ChildInfo,
     ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Death, Down, Failure, FailurePolicy, Fault, HealthAlarm,
@@ -211,7 +216,10 @@ impl RuntimeBuilder {
         let cluster = match self.cluster {
             Some(config) => {
                 let cluster = Cluster::connect(config)?;
-                system = system.names(cluster.names()).extension(Arc::new(subactor_wire::NodesExt(cluster.as_nodes())));
+                system = system
+                    .names(cluster.names())
+                    .extension(Arc::new(subactor_wire::NodesExt(cluster.as_nodes())))
+                    .extension(Arc::new(cluster.clone()));
                 Some(cluster)
             }
             None => None,

@@ -465,3 +465,34 @@ fn a_node_that_leaves_gracefully_is_down_at_once_for_the_others() {
     eventually("its names are gone", || rt.lookup_any("leaving").is_none());
     rt.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_supervisor_here_restarts_its_child_on_another_node() {
+    use subactor::{ChildSpec, NodeActor, OnNode, Strategy, SupervisorSpec};
+    let nats = Nats::start(&[]);
+    let b = Node::start(&nats.url(), "b", &[]);
+    let rt = join_with(
+        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
+    );
+    wait_for(&rt, "b");
+    let crasher = PythonActor::new("procs", "Crasher").placement(subactor::Placement::Process);
+    let sup = rt
+        .spawn(
+            SupervisorSpec::new(Strategy::OneForOne)
+                .intensity(2, Duration::from_secs(60))
+                .child(ChildSpec::new(OnNode::new("b", crasher))),
+        )
+        .expect("supervisor");
+    let child = sup.child::<NodeActor>(0).expect("child");
+    assert_eq!(child.blocking_ask("x", TIMEOUT).expect("ask"), Value::from(("x", 1)));
+    // The remote actor's process dies on b: the local side fails, the supervisor
+    // restarts it, on b again.
+    let died = child.blocking_ask("exit", TIMEOUT);
+    assert!(died.is_err(), "{died:?}");
+    eventually("restarted", || child.restarts() == 1);
+    assert_eq!(child.blocking_ask("y", TIMEOUT).expect("ask"), Value::from(("y", 1)), "a fresh instance on b");
+    // Node b goes: restarts on b fail, the intensity runs out, the supervisor fails.
+    drop(b);
+    eventually("the supervisor gave up", || sup.state() == subactor::ActorState::Stopped);
+    rt.shutdown().expect("shutdown");
+}

@@ -1,0 +1,164 @@
+//! [`OnNode`]: a Python actor on another node of the cluster, supervised here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use subactor_core::{
+    Actor, ActorContext, AnyRef, AskError, BoxError, Death, Fault, Placement, Spawn, SpawnOptions, StopReason, Value,
+};
+
+use crate::{Cluster, PythonActor};
+
+/// The recipe of a Python actor that runs on another node of the cluster, represented
+/// here by a local actor ([`NodeActor`]) that a supervisor can watch and restart.
+///
+/// Messages sent to the local actor are forwarded to the remote one, in order; its
+/// replies and failures come back. When the remote actor stops, or its node goes down,
+/// the local actor fails ([`Fault::Died`]), and its supervisor decides: a restart spawns
+/// the actor again **on the same node** (if that node is down, the restart fails and
+/// counts against the supervisor's intensity, so a lost node ends in the supervisor's
+/// own failure, which its parent handles).
+///
+/// ```no_run
+/// use subactor::{ChildSpec, OnNode, PythonActor, Strategy, SupervisorSpec};
+///
+/// let spec = SupervisorSpec::new(Strategy::OneForOne)
+///     .child(ChildSpec::new(OnNode::new("worker-1", PythonActor::new("jobs", "Scorer"))));
+/// ```
+#[derive(Clone, Debug)]
+pub struct OnNode {
+    node: String,
+    actor: PythonActor,
+    options: SpawnOptions,
+}
+
+impl OnNode {
+    /// `actor` on `node`. Its name, if any, names the remote actor (unique across the
+    /// cluster); the local one takes the name with `@local` appended.
+    pub fn new(node: impl Into<String>, actor: PythonActor) -> OnNode {
+        let mut options = SpawnOptions::default();
+        if let Some(name) = &actor.options().name {
+            options = options.name(format!("{name}@local"));
+        }
+        OnNode { node: node.into(), actor, options }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// The local side of an actor on another node (see [`OnNode`]).
+#[derive(Debug)]
+pub struct NodeActor {
+    remote: AnyRef,
+    gone: Arc<AtomicBool>,
+    why: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl NodeActor {
+    /// The actor on the other node.
+    pub fn remote(&self) -> &AnyRef {
+        &self.remote
+    }
+}
+
+/// What failed on the other node.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RemoteFailure(pub BoxError);
+
+/// A spawn on another node failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the actor on node {node:?}: {why}")]
+pub struct RemoteStartError {
+    /// The node.
+    pub node: String,
+    /// Why.
+    pub why: String,
+}
+
+impl Spawn for OnNode {
+    type Actor = NodeActor;
+    type Error = RemoteStartError;
+
+    fn options(&self) -> &SpawnOptions {
+        &self.options
+    }
+
+    fn start(&mut self, ctx: &ActorContext<NodeActor>) -> Result<NodeActor, RemoteStartError> {
+        let fail = |why: String| RemoteStartError { node: self.node.clone(), why };
+        let cluster =
+            ctx.system().extension::<Cluster>().ok_or_else(|| fail("this runtime did not join a cluster".into()))?;
+        let request = subactor_wire::SpawnRequest {
+            module: self.actor.module().to_owned(),
+            class: self.actor.class().to_owned(),
+            args: self.actor.arguments().to_vec(),
+            name: self.actor.options().name.as_deref().map(str::to_owned),
+            placement: self.actor.requested_placement(),
+            node: None,
+        };
+        let remote = cluster.spawn_on(&self.node, request).map_err(fail)?;
+        let gone = Arc::new(AtomicBool::new(false));
+        let why = Arc::new(std::sync::Mutex::new(None));
+        let alarm = ctx.health_alarm();
+        let (flag, reason) = (Arc::clone(&gone), Arc::clone(&why));
+        remote.monitor(move |down| {
+            *reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(down.reason.to_string());
+            flag.store(true, Ordering::Release);
+            alarm.ring();
+        });
+        Ok(NodeActor { remote, gone, why })
+    }
+
+    fn placement(&self) -> Placement {
+        self.actor.requested_placement()
+    }
+}
+
+impl Actor for NodeActor {
+    type Msg = Value;
+    type Reply = Value;
+    type Error = RemoteFailure;
+
+    fn handle(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<Value, RemoteFailure> {
+        match self.remote.blocking_ask(msg, Duration::from_secs(u64::from(u32::MAX))) {
+            Ok(reply) => Ok(reply),
+            Err(AskError::Failed(error)) => Err(RemoteFailure(error)),
+            Err(other) => {
+                // The remote actor or its node went away with the message.
+                self.gone.store(true, Ordering::Release);
+                Err(RemoteFailure(Box::new(std::io::Error::other(format!("{other:?}")))))
+            }
+        }
+    }
+
+    fn handle_tell(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<(), RemoteFailure> {
+        self.remote.blocking_tell(msg).map_err(|error| {
+            self.gone.store(true, Ordering::Release);
+            RemoteFailure(Box::new(std::io::Error::other(error.to_string())))
+        })
+    }
+
+    fn health(&mut self) -> Result<(), Fault> {
+        if !self.gone.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let why = self.why.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let node = self.remote.node().unwrap_or("?");
+        Err(Fault::Died(Death::Lost(why.unwrap_or_else(|| format!("the actor on node {node} is gone")).into())))
+    }
+
+    fn stopped(&mut self, _ctx: &ActorContext<Self>, _reason: &StopReason) {
+        // The remote actor goes with its local side (a restart starts a new one).
+        if !self.gone.load(Ordering::Acquire) {
+            self.remote.stop();
+        }
+    }
+
+    fn placement(&self) -> Placement {
+        self.remote.placement()
+    }
+}
