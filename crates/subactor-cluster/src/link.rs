@@ -45,11 +45,22 @@ pub(crate) struct Outgoing {
     pub(crate) call: Call,
 }
 
+/// Who waits for an answer.
+enum Waiting {
+    /// A thread, on a channel.
+    Caller(flume::Sender<Answer>),
+    /// A callback (`ask_then`).
+    Callback(ValueCallback),
+}
+
 /// The outgoing side of this node's link to one other node.
 pub(crate) struct Link {
     pub(crate) node: String,
     outbox: flume::Sender<Outgoing>,
-    pending: Mutex<HashMap<u64, flume::Sender<Answer>>>,
+    pending: Mutex<HashMap<u64, Waiting>>,
+    /// Callbacks of asks made with `ask_then`, run in order on the link's callback
+    /// thread (they may block, as a pipeline's do while the next stage is full).
+    callbacks: std::sync::OnceLock<flume::Sender<(ValueCallback, Answer)>>,
     /// Tells sent and not yet handled there, by correlation id (kept for their messages).
     unconfirmed: Mutex<HashMap<u64, Call>>,
     /// Rung when tells are confirmed (the window has room again).
@@ -67,6 +78,7 @@ impl Link {
             node: node.to_owned(),
             outbox: tx,
             pending: Mutex::default(),
+            callbacks: std::sync::OnceLock::new(),
             unconfirmed: Mutex::default(),
             confirmed: tokio::sync::Notify::new(),
             next_corr: AtomicU64::new(1),
@@ -89,9 +101,17 @@ impl Link {
     /// Delivers the answer to call `corr`: to the caller waiting for it, or, for a tell,
     /// the word that its handler ran (a failure makes it a dead letter here).
     pub(crate) fn answer(&self, corr: u64, answer: Answer) {
-        if let Some(tx) = lock(&self.pending).remove(&corr) {
-            let _ = tx.send(answer);
-            return;
+        let waiting = lock(&self.pending).remove(&corr);
+        match waiting {
+            Some(Waiting::Caller(tx)) => {
+                let _ = tx.send(answer);
+                return;
+            }
+            Some(Waiting::Callback(then)) => {
+                self.run_callback(then, answer);
+                return;
+            }
+            None => {}
         }
         let told = lock(&self.unconfirmed).remove(&corr);
         if let Some(call) = told {
@@ -114,7 +134,12 @@ impl Link {
     /// not confirm, or that wait in the outbox, are reported as dead letters.
     pub(crate) fn fail_all(&self) {
         self.down.store(true, Ordering::Release);
-        lock(&self.pending).clear();
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        for waiting in pending.into_values() {
+            if let Waiting::Callback(then) = waiting {
+                self.run_callback(then, Answer::AskFailed(subactor_wire::AskFailure::NoReply));
+            }
+        }
         let unconfirmed = std::mem::take(&mut *lock(&self.unconfirmed));
         for call in unconfirmed.values() {
             self.dead_letter(call, DeadLetterReason::NotRunning);
@@ -128,6 +153,42 @@ impl Link {
         lock(&self.unconfirmed).len()
     }
 
+    /// Runs an `ask_then` callback with its answer, on the link's callback thread.
+    fn run_callback(&self, then: ValueCallback, answer: Answer) {
+        let tx = self.callbacks.get_or_init(|| {
+            let (tx, rx) = flume::unbounded::<(ValueCallback, Answer)>();
+            let cluster = self.cluster.clone();
+            let spawned =
+                std::thread::Builder::new().name(format!("subactor-callbacks:{}", self.node)).spawn(move || {
+                    for (then, answer) in rx.iter() {
+                        then(outcome_of(answer, &cluster));
+                    }
+                });
+            if let Err(error) = spawned {
+                warn!(%error, "cannot start a link's callback thread");
+            }
+            tx
+        });
+        if let Err(flume::SendError((then, answer))) = tx.send((then, answer)) {
+            then(outcome_of(answer, &self.cluster));
+        }
+    }
+
+    /// Sends an ask whose outcome goes to `then`.
+    fn ask_then(&self, call: Call, then: ValueCallback) -> Result<(), Box<Call>> {
+        if self.is_down() {
+            return Err(Box::new(call));
+        }
+        let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pending).insert(corr, Waiting::Callback(then));
+        if let Err(flume::SendError(out)) = self.outbox.send(Outgoing { corr, call }) {
+            let then = lock(&self.pending).remove(&corr);
+            drop(then);
+            return Err(Box::new(out.call));
+        }
+        Ok(())
+    }
+
     /// Makes a call and waits for its answer; `None` if the node is down or the answer
     /// did not come within `wait`.
     fn call(&self, call: Call, wait: Option<Duration>) -> Result<Answer, Box<Call>> {
@@ -136,7 +197,7 @@ impl Link {
         }
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = flume::bounded(1);
-        lock(&self.pending).insert(corr, tx);
+        lock(&self.pending).insert(corr, Waiting::Caller(tx));
         if let Err(flume::SendError(out)) = self.outbox.send(Outgoing { corr, call }) {
             lock(&self.pending).remove(&corr);
             return Err(Box::new(out.call));
@@ -411,17 +472,15 @@ impl RemoteActor for NodeRef {
     }
 
     fn ask_then(&self, msg: Value, timeout: Option<Duration>, then: ValueCallback) -> Result<(), SendError<Value>> {
-        let me = NodeRef { addr: self.addr.clone(), link: Arc::clone(&self.link) };
-        let spawned = std::thread::Builder::new().name("subactor-ask".into()).spawn(move || {
-            let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(u32::MAX)));
-            then(match me.ask(msg, timeout) {
-                Ok(reply) => Outcome::Replied(reply),
-                Err(AskError::Failed(error)) => Outcome::Failed(error),
-                Err(AskError::Fault(fault)) => Outcome::Fault(fault),
-                Err(_) => Outcome::NotHandled,
-            });
-        });
-        spawned.map(drop).map_err(|_| SendError::Full(Value::None))
+        // `timeout` bounds the wait for room, which the other node's backpressure gives
+        // (a full mailbox there holds the link's batches back). No reply timeout applies:
+        // the outcome comes when the handler ends, or as "not handled" if the node goes.
+        let _ = timeout;
+        let timeout = Duration::from_secs(u64::from(u32::MAX));
+        self.link.ask_then(Call::Ask { to: self.me(), msg, timeout }, then).map_err(|call| {
+            self.link.dead_letter(&call, DeadLetterReason::NotRunning);
+            SendError::Stopped(message_of(*call))
+        })
     }
 
     fn mailbox_len(&self) -> usize {
@@ -522,5 +581,20 @@ impl subactor_wire::ActorEnv for NoEnv {
     }
     fn rebuild(&self, error: subactor_wire::RemoteError) -> BoxError {
         Box::new(error)
+    }
+}
+
+/// An answer as the outcome an `ask_then` callback receives.
+fn outcome_of(answer: Answer, cluster: &Weak<Inner>) -> Outcome<Value, BoxError> {
+    match answer {
+        Answer::Reply(reply) => Outcome::Replied(reply),
+        Answer::AskFailed(subactor_wire::AskFailure::Failed(error)) => {
+            Outcome::Failed(match cluster.upgrade().and_then(|c| c.env()) {
+                Some(env) => env.rebuild(error),
+                None => Box::new(error),
+            })
+        }
+        Answer::AskFailed(subactor_wire::AskFailure::Fault(fault)) => Outcome::Fault(fault),
+        _ => Outcome::NotHandled,
     }
 }
