@@ -168,7 +168,7 @@ static MODULE_DEF: CStatic<ffi::PyModuleDef> = CStatic::new(ffi::PyModuleDef {
     m_free: Some(module_free),
 });
 
-static REF_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
+static REF_METHODS: CStatic<[ffi::PyMethodDef; 8]> = CStatic::new([
     method(
         c"tell",
         ffi::PyMethodDefPointer { PyCFunction: ref_tell },
@@ -198,6 +198,18 @@ static REF_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
         ffi::PyMethodDefPointer { PyCFunction: ref_kill },
         ffi::METH_NOARGS,
         c"kill()\n\nStops the actor before its next message.",
+    ),
+    method(
+        c"ask_async",
+        ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: ref_ask_async },
+        ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+        c"ask_async(msg, timeout=30.0)\n\nA coroutine: ask(msg, timeout) awaited on the running event loop.",
+    ),
+    method(
+        c"tell_async",
+        ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: ref_tell_async },
+        ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+        c"tell_async(msg)\n\nA coroutine: tell(msg) awaited, the loop going on while the mailbox is full.",
     ),
     ffi::PyMethodDef::zeroed(),
 ]);
@@ -1119,6 +1131,58 @@ unsafe extern "C" fn ref_ask(
                 Ok(reply) => state.object(&reply),
                 Err(error) => Err(raise_ask(helpers, error)),
             }
+        }
+    })
+}
+
+unsafe extern "C" fn ref_ask_async(
+    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: forwarded from CPython's call of this method.
+    unsafe { forward_to_bootstrap(c"ask_async", obj, args, nargs, kwnames) }
+}
+
+unsafe extern "C" fn ref_tell_async(
+    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: forwarded from CPython's call of this method.
+    unsafe { forward_to_bootstrap(c"tell_async", obj, args, nargs, kwnames) }
+}
+
+/// Calls the bootstrap's function `name(obj, *args, **kwargs)` (the asyncio methods of
+/// `ActorRef` are written in Python).
+///
+/// # Safety
+///
+/// `obj` is an ActorRef of the attached interpreter; `args` holds `nargs` positional
+/// arguments followed by the values of `kwnames` (vectorcall's convention).
+unsafe fn forward_to_bootstrap(
+    name: &std::ffi::CStr,
+    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: attached (contract); the argument array is rebuilt with `obj` first.
+        unsafe {
+            let state = state_of_ref(obj)?;
+            let helpers = state.helpers();
+            let func = helpers.attr(name).map_err(|e| helpers.raise_builtin(ffi::PyExc_SystemError, &e.to_string()))?;
+            let positional = usize::try_from(ffi::PyVectorcall_NARGS(nargs as usize)).unwrap_or(0);
+            let keywords =
+                if kwnames.is_null() { 0 } else { usize::try_from(ffi::PyTuple_GET_SIZE(kwnames)).unwrap_or(0) };
+            let mut all = Vec::with_capacity(1 + positional + keywords);
+            all.push(obj);
+            all.extend((0..positional + keywords).map(|i| *args.add(i)));
+            let result = ffi::PyObject_Vectorcall(func.as_ptr(), all.as_ptr(), positional + 1, kwnames);
+            if result.is_null() { Err(Raised) } else { Ok(result) }
         }
     })
 }
