@@ -131,9 +131,7 @@ impl PythonActor {
                 }
                 let carried = self.keeper.take_carried();
                 if let (Some(state), Some(_)) = (&carried, self.snapshots) {
-                    self.keeper
-                        .save(&self.store, name, state.clone())
-                        .map_err(|e| StartError::State(e.to_string()))?;
+                    self.keeper.save(&self.store, name, state.clone()).map_err(|e| StartError::State(e.to_string()))?;
                 }
                 carried
             }
@@ -248,7 +246,13 @@ impl PythonActor {
         })?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate_with(&self.module, &self.class, &self.args, incarnation)?;
-        Ok(PyActor { interp: Some(interp), child: None, keep: self.keep_interpreter, keeping: self.keeping(), _host: host })
+        Ok(PyActor {
+            interp: Some(interp),
+            child: None,
+            keep: self.keep_interpreter,
+            keeping: self.keeping(),
+            _host: host,
+        })
     }
 
     pub(crate) fn kill_grace_period(&self) -> Duration {

@@ -83,7 +83,9 @@ pub struct PythonHost {
     /// `Placement::Auto`).
     placements: Mutex<std::collections::HashMap<String, subactor_core::Placement>>,
     /// The running Python actors of this host, for upgrades.
-    keepers: Mutex<std::collections::HashMap<subactor_core::ActorId, (subactor_core::ActorRef<PyActor>, Arc<state::Keeper>)>>,
+    keepers: Mutex<
+        std::collections::HashMap<subactor_core::ActorId, (subactor_core::ActorRef<PyActor>, Arc<state::Keeper>)>,
+    >,
 }
 
 /// Why an upgrade could not be asked for.
@@ -93,6 +95,9 @@ pub enum UpgradeError {
     /// Python actor).
     #[error("no running Python actor {0}")]
     NotRunning(subactor_core::ActorId),
+    /// The runtime has shut down.
+    #[error("the runtime has shut down")]
+    NoHost,
     /// The supervisor did not answer with its children.
     #[error("the supervisor has no running Python children to upgrade")]
     NoChildren,

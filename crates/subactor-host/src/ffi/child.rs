@@ -22,11 +22,11 @@ use tracing::{debug, warn};
 use super::helpers::Helpers;
 use super::interp::{Incarnation, Interpreter};
 use super::module::ActorLink;
-use crate::{ReceiveError, StartError};
-use subactor_core::Value;
 use crate::process::client::Client;
 use crate::process::proto::{self, FromChild, ToChild};
 use crate::process::sys;
+use crate::{ReceiveError, StartError};
+use subactor_core::Value;
 
 /// Runs the child on the calling thread (the forked template's only thread, holding
 /// the main interpreter's GIL); never returns.

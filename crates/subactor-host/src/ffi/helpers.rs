@@ -419,7 +419,8 @@ impl Helpers {
     pub(crate) unsafe fn load_module_fresh(&self, target: &str) -> Result<Obj, Obj> {
         // SAFETY: attached (contract).
         unsafe {
-            let func = self.attr(c"load_module_fresh").map_err(|_| take_exception().unwrap_or_else(missing_exception))?;
+            let func =
+                self.attr(c"load_module_fresh").map_err(|_| take_exception().unwrap_or_else(missing_exception))?;
             call(&func, &[new_str(target)?.as_ptr()])
         }
     }

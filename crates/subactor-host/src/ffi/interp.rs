@@ -214,7 +214,8 @@ impl Interpreter {
         let helpers = self.helpers();
         // SAFETY: the interpreter is attached; every object is owned by an `Obj` of it.
         let objects = unsafe {
-            let loaded = if incarnation.fresh_code { helpers.load_module_fresh(target) } else { helpers.load_module(target) };
+            let loaded =
+                if incarnation.fresh_code { helpers.load_module_fresh(target) } else { helpers.load_module(target) };
             let module = loaded.map_err(|exc| {
                 let (exception, refusing) = helpers.describe(exc);
                 match refusing {
