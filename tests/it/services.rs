@@ -413,3 +413,71 @@ fn a_supervisor_upgrades_its_children_to_another_class() {
     assert!(rt.upgrade(&stopped, Upgrade::reload()).is_err());
     rt.shutdown().expect("shutdown");
 }
+
+#[test]
+fn max_concurrency_runs_that_many_messages_at_once_and_no_more() {
+    let rt = runtime();
+    let actor = rt
+        .spawn(PythonActor::new("services", "Concurrent").placement(Placement::Interpreter).max_concurrency(10))
+        .expect("starts");
+    let askers: Vec<_> = (0..40)
+        .map(|_| {
+            let actor = actor.clone();
+            thread::spawn(move || actor.blocking_ask(msg(vec![s("sleep"), Value::Float(0.2)]), TIMEOUT))
+        })
+        .collect();
+    for asker in askers {
+        let peak = asker.join().expect("joins").expect("answered");
+        assert!(peak.as_i64().is_some_and(|p| (1..=10).contains(&p)), "{peak:?}");
+    }
+    // 40 askers at once reached the limit, never beyond.
+    assert_eq!(ask(&actor, msg(vec![s("peak")])), Value::from(10));
+    actor.stop();
+    actor.blocking_wait();
+
+    // A time limit applies to each message; a kill cancels every one in hand.
+    let dir = scratch("concurrent");
+    let marks = dir.join("marks");
+    let actor = rt
+        .spawn(
+            PythonActor::new("services", "Concurrent")
+                .max_concurrency(8)
+                .time_limit(Duration::from_millis(500))
+                .on_failure(FailurePolicy::Resume),
+        )
+        .expect("starts");
+    let slow = msg(vec![s("mark"), Value::from(30), s(&marks.to_string_lossy())]);
+    let quick = msg(vec![s("sleep"), Value::Float(0.01)]);
+    let slow_one = {
+        let (actor, slow) = (actor.clone(), slow.clone());
+        thread::spawn(move || actor.blocking_ask(slow, TIMEOUT))
+    };
+    thread::sleep(Duration::from_millis(50));
+    assert!(ask(&actor, quick.clone()).as_i64().is_some(), "a quick one is answered while the slow one runs");
+    assert!(matches!(slow_one.join().expect("joins"), Err(AskError::Fault(Fault::TimeLimit(_)))));
+    let in_hand: Vec<_> = (0..5)
+        .map(|_| {
+            let (actor, slow) = (actor.clone(), slow.clone());
+            thread::spawn(move || actor.blocking_ask(slow, TIMEOUT))
+        })
+        .collect();
+    eventually("five in hand", || ask(&actor, msg(vec![s("peak")])).as_i64().is_some_and(|p| p >= 5));
+    actor.kill();
+    for asker in in_hand {
+        assert!(matches!(asker.join().expect("joins"), Err(AskError::Fault(Fault::Killed))));
+    }
+    actor.blocking_wait();
+    let text = std::fs::read_to_string(&marks).expect("marks");
+    assert_eq!(text.lines().count(), 6, "each task saw its cancellation: {text:?}");
+    let _ = std::fs::remove_dir_all(dir);
+
+    // A receive that is not async, and process actors, are refused clearly.
+    let error =
+        rt.spawn(stateful(Placement::Interpreter, Snapshots::EveryMessage).max_concurrency(4)).expect_err("sync");
+    assert!(error.to_string().contains("needs an asyncio actor"), "{error}");
+    let error = rt
+        .spawn(PythonActor::new("services", "Concurrent").placement(Placement::Process).max_concurrency(4))
+        .expect_err("process");
+    assert!(error.to_string().contains("interpreter actors only"), "{error}");
+    rt.shutdown().expect("shutdown");
+}

@@ -119,3 +119,34 @@ class AsyncStateful(Stateful):
     async def receive(self, msg):
         await asyncio.sleep(0)
         return Stateful.receive(self, msg)
+
+
+class Concurrent:
+    """An asyncio actor for max_concurrency: ("sleep", seconds) sleeps and answers the
+    number of tasks running at once it has seen at most; ("mark", seconds, path) writes
+    "cancelled" to path when cancelled."""
+
+    def __init__(self):
+        self.running = 0
+        self.peak = 0
+
+    async def receive(self, msg):
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            if msg[0] == "sleep":
+                await asyncio.sleep(msg[1])
+                return self.peak
+            if msg[0] == "mark":
+                try:
+                    await asyncio.sleep(msg[1])
+                except asyncio.CancelledError:
+                    with open(msg[2], "a") as f:
+                        f.write("cancelled\n")
+                    raise
+                return "slept"
+            if msg[0] == "peak":
+                return self.peak
+            raise ValueError(msg)
+        finally:
+            self.running -= 1

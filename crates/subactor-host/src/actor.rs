@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use subactor_core::{
-    Actor, ActorContext, FailurePolicy, Fault, Interrupt, Placement, Spawn, SpawnOptions, StopReason, TellBatch, Value,
+    Actor, ActorContext, FailurePolicy, Fault, Finished, Interrupt, InterruptCause, Placement, Spawn, SpawnOptions,
+    StopReason, TellBatch, Value, Waker,
 };
 use tracing::{debug, info, warn};
 
 use crate::ffi::interp::{Incarnation, Interpreter};
-use crate::ffi::module::ActorLink;
+use crate::ffi::module::{ActorLink, FinishSink};
 use crate::process::{ChildProcess, LocalEnv};
 use crate::state::{Keeper, Snapshots, StateStore, Upgrade};
 use crate::{PythonException, PythonHost, ReceiveError, StartError};
@@ -44,6 +45,7 @@ pub struct PythonActor {
     kill_grace: Duration,
     snapshots: Option<Snapshots>,
     store: StateStore,
+    max_concurrency: usize,
     /// The host, kept for `release` to unregister the actor from its upgrades.
     host_for_release: Option<Arc<PythonHost>>,
     /// Shared by the recipe's clones and its running actor: the memory store, upgrades.
@@ -73,6 +75,7 @@ impl PythonActor {
             kill_grace: DEFAULT_KILL_GRACE,
             snapshots: None,
             store: StateStore::Memory,
+            max_concurrency: 1,
             host_for_release: None,
             keeper: Keeper::new(),
             id: None,
@@ -96,6 +99,18 @@ impl PythonActor {
     #[must_use]
     pub fn snapshots(mut self, policy: Snapshots) -> PythonActor {
         self.snapshots = Some(policy);
+        self
+    }
+
+    /// How many messages an asyncio actor (`async def receive`) handles at once, each
+    /// as a task on its event loop (1 by default: one after the other). Above 1, a
+    /// message is begun as soon as fewer are in hand, and each is answered when it
+    /// ends; a time limit applies to each message on its own, and a kill cancels them
+    /// all (`CancelledError` inside). A class whose `receive` is not `async def` fails
+    /// to spawn with it. Interpreter actors only, for now.
+    #[must_use]
+    pub fn max_concurrency(mut self, n: usize) -> PythonActor {
+        self.max_concurrency = n.max(1);
         self
     }
 
@@ -144,6 +159,8 @@ impl PythonActor {
             return Err(StartError::State(crate::StateError::Unnamed.to_string()));
         }
         Ok(Incarnation {
+            max_concurrency: self.max_concurrency,
+            time_limit: self.options.time_limit,
             snapshot_every: self.snapshots.map(Snapshots::every),
             state,
             upgrading: upgrade.is_some(),
@@ -218,8 +235,23 @@ impl PythonActor {
         host: Arc<PythonHost>,
         incarnation: &Incarnation,
     ) -> Result<PyActor, StartError> {
+        if incarnation.max_concurrency > 1 {
+            return Err(StartError::Process(
+                "max_concurrency above 1 is supported in interpreter actors only, for now (a process actor's \
+                 asyncio handler runs one message at a time)"
+                    .into(),
+            ));
+        }
         let child = ChildProcess::start(&host, ctx, self, incarnation)?;
-        Ok(PyActor { interp: None, child: Some(child), keep: false, keeping: self.keeping(), _host: host })
+        Ok(PyActor {
+            interp: None,
+            child: Some(child),
+            finished: None,
+            concurrency: 1,
+            keep: false,
+            keeping: self.keeping(),
+            _host: host,
+        })
     }
 
     /// Starts the actor in an own-GIL interpreter on this thread (the one it kept, on a
@@ -236,19 +268,24 @@ impl PythonActor {
             interp.attach();
             interp.instantiate_with(&self.module, &self.class, &self.args, incarnation)?;
             kept.keeping = self.keeping();
+            kept.concurrency = incarnation.max_concurrency;
             return Ok(kept);
         }
         let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
+        let finished = Arc::new(FinishSink::default());
         interp.install_module(ActorLink {
             env: Arc::new(LocalEnv { system: ctx.system().clone() }),
             myself: ctx.myself().clone().into(),
             arena: host.arena().clone(),
+            finished: Some(Arc::clone(&finished)),
         })?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate_with(&self.module, &self.class, &self.args, incarnation)?;
         Ok(PyActor {
             interp: Some(interp),
             child: None,
+            finished: Some(finished),
+            concurrency: incarnation.max_concurrency,
             keep: self.keep_interpreter,
             keeping: self.keeping(),
             _host: host,
@@ -445,6 +482,10 @@ pub struct PyActor {
     interp: Option<Interpreter>,
     /// A process actor's child.
     child: Option<ChildProcess>,
+    /// Where an asyncio actor's event loop reports messages it finished.
+    finished: Option<Arc<FinishSink>>,
+    /// How many messages it handles at once.
+    concurrency: usize,
     /// Whether a restart reuses the interpreter.
     keep: bool,
     /// Snapshots and upgrades.
@@ -502,6 +543,8 @@ impl Drop for PyActor {
             let kept = PyActor {
                 interp: Some(interp),
                 child: None,
+                finished: self.finished.clone(),
+                concurrency: 1,
                 keep: true,
                 keeping: self.keeping.clone(),
                 _host: Arc::clone(&self._host),
@@ -641,5 +684,54 @@ impl Actor for PyActor {
 
     fn placement(&self) -> Placement {
         if self.child.is_some() { Placement::Process } else { Placement::Interpreter }
+    }
+
+    fn max_concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    fn set_waker(&mut self, waker: Waker) {
+        if let Some(finished) = &self.finished {
+            finished.set_waker(waker);
+        }
+        // The event loop's thread runs the messages: it needs the GIL from now on.
+        if let Some(interp) = &mut self.interp {
+            interp.detach();
+        }
+    }
+
+    fn begin(&mut self, _ctx: &ActorContext<Self>, token: u64, msg: Value, reply: bool) -> Result<(), ReceiveError> {
+        let interp = self.interp();
+        interp.attach();
+        let begun = interp.begin(token, &msg, reply);
+        interp.detach();
+        begun
+    }
+
+    fn finished(&mut self, _ctx: &ActorContext<Self>) -> Vec<(u64, Finished<Value, ReceiveError>)> {
+        let Some(sink) = self.finished.clone() else { return Vec::new() };
+        let mut outcomes = sink.take();
+        if let Some(state) = sink.take_snapshot() {
+            let keeping = &self.keeping;
+            if let Err(error) = keeping.keeper.save(&keeping.store, keeping.name.as_deref(), state) {
+                warn!(%error, "an asyncio actor's snapshot cannot be kept");
+                // The latest answered message is the one whose snapshot failed.
+                if let Some((_, last)) = outcomes.iter_mut().rev().find(|(_, o)| matches!(o, Finished::Replied(_))) {
+                    *last = Finished::Failed(ReceiveError::Snapshot(PythonException {
+                        type_name: "subactor.StateError".into(),
+                        message: error.to_string(),
+                        traceback: String::new(),
+                    }));
+                }
+            }
+        }
+        outcomes
+    }
+
+    fn cancel_all(&mut self, cause: InterruptCause) {
+        let interp = self.interp();
+        interp.attach();
+        interp.cancel_all(cause == InterruptCause::Kill);
+        interp.detach();
     }
 }

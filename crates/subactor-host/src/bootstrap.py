@@ -669,6 +669,7 @@ class _Shell:
         self.thread = None
         self.executor = None
         self.in_flight = {}
+        self.time_limit = None
         if self.snapshots and not callable(getattr(instance, "snapshot", None)):
             raise TypeError(
                 f"{type_name(instance)} has no snapshot() method, but its actor keeps snapshots "
@@ -769,6 +770,54 @@ class _Shell:
                 self.due = True
         return result
 
+    # -- messages handled concurrently (max_concurrency above 1), on the loop --
+
+    def start_task(self, token, coro, reply):
+        task = self.loop.create_task(coro)
+        self.in_flight[token] = [task, None]
+        if self.time_limit is not None:
+            self.in_flight[token].append(self.loop.call_later(self.time_limit, self._expire, token))
+        task.add_done_callback(lambda task: self._task_done(token, task, reply))
+
+    def _expire(self, token):
+        entry = self.in_flight.get(token)
+        if entry is not None and not entry[0].done():
+            entry[1] = 3
+            entry[0].cancel("the message ran past the actor's time limit")
+
+    def cancel_tasks(self, cause):
+        for entry in self.in_flight.values():
+            if not entry[0].done():
+                entry[1] = cause
+                entry[0].cancel("the actor was killed")
+
+    def _task_done(self, token, task, reply):
+        entry = self.in_flight.pop(token, None)
+        cause = entry[1] if entry is not None else None
+        if entry is not None and len(entry) > 2:
+            entry[2].cancel()
+        finish = sys.modules["subactor"]._finish
+        if cause is not None and task.cancelled():
+            finish(token, cause, None, False, None)
+            return
+        try:
+            result = task.result()
+        except BaseException as exc:
+            finish(token, 1, exc, False, None)
+            return
+        snapshot = None
+        if self.snapshots:
+            self.handled += 1
+            every = self.snapshot_every
+            if self.checkpoint_requested or (every > 0 and self.handled % every == 0):
+                self.checkpoint_requested = False
+                try:
+                    snapshot = (self.instance.snapshot(),)
+                except BaseException as exc:
+                    finish(token, 1, exc, False, None)
+                    return
+        finish(token, 0, result, reply, snapshot)
+
     def take_snapshot(self):
         """``(state,)`` when a snapshot is due (after the messages its policy counts,
         or when the actor called ``subactor.checkpoint()``), else None."""
@@ -794,19 +843,26 @@ def _cancel_all(loop):
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
-def prepare(instance, snapshot_every, state, has_state, upgrading):
+def prepare(instance, snapshot_every, state, has_state, upgrading, max_concurrency=1, time_limit=None):
     """Makes a new actor instance ready for its first message and returns the callable
     that handles one: restores ``state`` (``upgrade(old_state)`` when the actor is being
     upgraded and defines it, else ``restore(state)``), starts the event loop of an
     asyncio actor, and runs ``started``.
 
     ``snapshot_every``: None when the actor keeps no snapshots, 0 to snapshot only on
-    ``subactor.checkpoint()``, N to snapshot after every N messages.
+    ``subactor.checkpoint()``, N to snapshot after every N messages. With
+    ``max_concurrency`` above 1 the host begins messages with ``begin`` instead, and
+    ``time_limit`` (seconds) applies to each.
     """
     global _shell
     receive = receive_of(instance)
     if receive is None:
         return None
+    if max_concurrency > 1 and not _is_async(receive):
+        raise TypeError(
+            f"max_concurrency={max_concurrency} needs an asyncio actor: "
+            f"{type_name(instance)}.receive is not an async def"
+        )
     if has_state:
         hook = getattr(instance, "upgrade", None) if upgrading else None
         if not callable(hook):
@@ -829,6 +885,7 @@ def prepare(instance, snapshot_every, state, has_state, upgrading):
     if plain:
         return receive
     shell = _Shell(instance, snapshot_every, None)
+    shell.time_limit = time_limit
     try:
         if callable(started):
             if _is_async(started):
@@ -840,6 +897,21 @@ def prepare(instance, snapshot_every, state, has_state, upgrading):
         raise
     _shell = shell
     return shell.receive
+
+
+def begin(token, msg, reply):
+    """Begins a message of an asyncio actor with ``max_concurrency`` above 1: a task on
+    its event loop, whose end is reported to the host with ``subactor._finish``."""
+    shell = _shell
+    coro = shell.receive_fn(msg)
+    shell.loop.call_soon_threadsafe(shell.start_task, token, coro, reply)
+
+
+def cancel_all(kill):
+    """Cancels every message in hand (a kill, when ``kill``)."""
+    shell = _shell
+    if shell is not None and shell.loop is not None:
+        shell.loop.call_soon_threadsafe(shell.cancel_tasks, 2)
 
 
 def close_shell():

@@ -136,12 +136,14 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     if let Some(interrupter) = interp.interrupter() {
         client.set_interrupter(interrupter);
     }
-    let link = ActorLink { env: Arc::clone(&client) as _, myself: link.import(spec.myself), arena };
+    let link = ActorLink { env: Arc::clone(&client) as _, myself: link.import(spec.myself), arena, finished: None };
     if let Err(error) = interp.install_module(link) {
         return refuse(error);
     }
     client.serving(Some(0));
     let incarnation = Incarnation {
+        max_concurrency: 1,
+        time_limit: None,
         snapshot_every: spec.snapshot_every,
         state: spec.state.take(),
         upgrading: spec.upgrading,

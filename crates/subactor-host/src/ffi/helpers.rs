@@ -396,6 +396,13 @@ impl Helpers {
                 Obj::from_borrowed(if b { ffi::Py_True() } else { ffi::Py_False() })
                     .unwrap_or_else(|| unreachable!("booleans always exist"))
             };
+            let concurrency = Obj::from_owned(ffi::PyLong_FromSize_t(incarnation.max_concurrency))
+                .ok_or_else(|| take_exception().unwrap_or_else(missing_exception))?;
+            let limit = match incarnation.time_limit {
+                Some(limit) => Obj::from_owned(ffi::PyFloat_FromDouble(limit.as_secs_f64()))
+                    .ok_or_else(|| take_exception().unwrap_or_else(missing_exception))?,
+                None => none(),
+            };
             let prepared = call(
                 &func,
                 &[
@@ -404,6 +411,8 @@ impl Helpers {
                     state.as_ptr(),
                     flag(incarnation.state.is_some()).as_ptr(),
                     flag(incarnation.upgrading).as_ptr(),
+                    concurrency.as_ptr(),
+                    limit.as_ptr(),
                 ],
             )?;
             Ok((prepared.as_ptr() != ffi::Py_None()).then_some(prepared))

@@ -49,8 +49,13 @@ pub(crate) struct Interpreter {
 }
 
 /// How a new instance of an actor starts (see [`Interpreter::instantiate_with`]).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Incarnation {
+    /// How many messages an asyncio actor handles at once.
+    pub(crate) max_concurrency: usize,
+    /// The recipe's time limit: an asyncio actor with `max_concurrency` above 1
+    /// enforces it per message.
+    pub(crate) time_limit: Option<std::time::Duration>,
     /// `None`: no snapshots; `Some(0)`: on `subactor.checkpoint()` only; `Some(n)`:
     /// after every n messages (and on checkpoints).
     pub(crate) snapshot_every: Option<u32>,
@@ -61,6 +66,19 @@ pub(crate) struct Incarnation {
     /// Load the module's code anew from its source, bypassing `sys.modules` and the
     /// bytecode cache (an upgrade).
     pub(crate) fresh_code: bool,
+}
+
+impl Default for Incarnation {
+    fn default() -> Incarnation {
+        Incarnation {
+            max_concurrency: 1,
+            time_limit: None,
+            snapshot_every: None,
+            state: None,
+            upgrading: false,
+            fresh_code: false,
+        }
+    }
 }
 
 /// The actor instance and its bound `receive` method.
@@ -268,6 +286,38 @@ impl Interpreter {
             }
         }
         self.actor = None;
+    }
+
+    /// Begins a message of an asyncio actor with `max_concurrency` above 1, as a task
+    /// on its event loop; its end is reported through `subactor._finish`.
+    pub(crate) fn begin(&mut self, token: u64, msg: &Value, reply: bool) -> Result<(), ReceiveError> {
+        debug_assert!(self.attached, "begin needs the interpreter attached");
+        let helpers = self.helpers();
+        // SAFETY: attached; every object is owned by an `Obj` of this interpreter.
+        unsafe {
+            let arg = to_python(msg, helpers).map_err(ReceiveError::Message)?;
+            let token = Obj::from_owned(ffi::PyLong_FromUnsignedLongLong(token))
+                .ok_or_else(|| ReceiveError::Exception(helpers.current_exception()))?;
+            let reply = Obj::from_borrowed(if reply { ffi::Py_True() } else { ffi::Py_False() })
+                .unwrap_or_else(|| unreachable!("booleans always exist"));
+            helpers
+                .call_attr(c"begin", &[token.as_ptr(), arg.as_ptr(), reply.as_ptr()])
+                .map(drop)
+                .map_err(ReceiveError::Exception)
+        }
+    }
+
+    /// Cancels every message an asyncio actor has in hand (`kill`: else a failure).
+    pub(crate) fn cancel_all(&mut self, kill: bool) {
+        let helpers = self.helpers();
+        // SAFETY: attached (callers).
+        unsafe {
+            let kill = Obj::from_borrowed(if kill { ffi::Py_True() } else { ffi::Py_False() })
+                .unwrap_or_else(|| unreachable!("booleans always exist"));
+            if let Err(exception) = helpers.call_attr(c"cancel_all", &[kill.as_ptr()]) {
+                tracing::warn!(%exception, "cancelling an asyncio actor's tasks failed");
+            }
+        }
     }
 
     /// A snapshot of the actor's state taken now (before an upgrade); `None` when its
