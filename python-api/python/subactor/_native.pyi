@@ -218,7 +218,11 @@ class RuntimeCore:
         time_limit: float | None = None,
         placement: str | None = None,
         memory_limit: int | None = None,
+        max_concurrency: int | None = None,
+        snapshots: str | int | None = None,
+        state_dir: str | None = None,
     ) -> ActorRef: ...
+    def upgrade(self, actor_id: int, module: str | None = None, class_name: str | None = None) -> None: ...
     def executor(
         self,
         workers: int,
