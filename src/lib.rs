@@ -61,7 +61,7 @@ pub use subactor_core::{
 };
 pub use subactor_host::{
     ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,
-    PythonHost, ReceiveError, StartError, fork,
+    PythonHost, ReceiveError, Snapshots, StartError, StateError, StateStore, Upgrade, UpgradeError, fork,
 };
 
 /// A reference to a Python actor.
@@ -347,6 +347,27 @@ impl Runtime {
     /// The dead-letter sink: messages that could not be delivered.
     pub fn dead_letters(&self) -> &DeadLetters {
         self.system.dead_letters()
+    }
+
+    /// Upgrades a running Python actor in place (see [`PythonHost::upgrade`]): its
+    /// module is loaded anew from its source (or `upgrade` names another module and
+    /// class), its state carried over through `snapshot()` and `upgrade(old_state)` /
+    /// `restore(state)`; the reference, the mailbox and every queued message stay.
+    pub fn upgrade(&self, actor: &PyRef, upgrade: Upgrade) -> Result<(), UpgradeError> {
+        self.host()?.upgrade(actor.id(), upgrade)
+    }
+
+    /// Upgrades every running Python child of a supervisor; returns how many.
+    pub fn upgrade_children(
+        &self,
+        supervisor: &ActorRef<Supervisor>,
+        upgrade: &Upgrade,
+    ) -> Result<usize, UpgradeError> {
+        self.host()?.upgrade_children(supervisor, upgrade)
+    }
+
+    fn host(&self) -> Result<Arc<PythonHost>, UpgradeError> {
+        self.system.extension::<PythonHost>().ok_or(UpgradeError::NoHost)
     }
 
     /// The actor system underneath, for code written against `subactor-core`.

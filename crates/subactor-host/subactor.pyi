@@ -48,6 +48,15 @@ class ActorRef:
         `ActorFailed` (the receiver was killed, panicked or ran past its time limit while
         handling it), `ActorStopped`, `NoReply`, `MailboxFull`, or `SelfAskError`."""
 
+    async def ask_async(self, msg: Any, timeout: float | None = 30.0) -> Any:
+        """`ask` awaited on the running event loop (an asyncio actor's): the loop goes on
+        while the ask waits, on a thread of the actor's (up to 64 waiting at once).
+        Raises what `ask` raises."""
+
+    async def tell_async(self, msg: Any) -> None:
+        """`tell` awaited: at once when the mailbox has room, else the loop goes on while
+        a thread waits for room."""
+
     def stop(self) -> None:
         """Stops the actor once it has handled what is queued."""
 
@@ -178,3 +187,9 @@ class Killed(Interrupted):
 
 class TimeLimitExceeded(Interrupted):
     """The handler ran past its actor's time limit."""
+
+
+def checkpoint() -> bool:
+    """Asks for a snapshot of this actor's state (its `snapshot()`) as soon as the
+    running handler returns, for an actor spawned with snapshots; True if it keeps
+    them (elsewhere this does nothing and answers False)."""

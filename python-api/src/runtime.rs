@@ -14,7 +14,10 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use subactor::{ArenaConfig, Auth, ClusterConfig, Launcher, MainModule, Placement, PyActor, PythonActor, Runtime};
+use subactor::{
+    ArenaConfig, Auth, ClusterConfig, Launcher, MainModule, Placement, PyActor, PythonActor, Runtime, Snapshots,
+    StateStore, Upgrade,
+};
 use subactor_core::{FailurePolicy, SpawnError, TimerId, Value};
 use subactor_host::{StartError, main_interpreter as main};
 
@@ -38,6 +41,30 @@ pub(crate) struct ActorOptions {
     pub(crate) time_limit: Option<f64>,
     pub(crate) placement: Option<String>,
     pub(crate) memory_limit: Option<u64>,
+    /// An asyncio actor's `max_concurrency`.
+    pub(crate) max_concurrency: Option<usize>,
+    /// Snapshots: `"message"`, `"checkpoint"`, or every N messages.
+    pub(crate) snapshots: Option<Snapshots>,
+    /// A directory store for them.
+    pub(crate) state_dir: Option<String>,
+}
+
+/// Reads a snapshot policy: `"message"` (after every message), `"checkpoint"` (on
+/// `subactor.checkpoint()` only) or a positive number of messages.
+pub(crate) fn snapshot_policy(value: &Bound<'_, PyAny>) -> PyResult<Snapshots> {
+    if let Ok(text) = value.extract::<String>() {
+        return match text.as_str() {
+            "message" => Ok(Snapshots::EveryMessage),
+            "checkpoint" => Ok(Snapshots::OnCheckpoint),
+            other => Err(PyValueError::new_err(format!(
+                "snapshots must be 'message', 'checkpoint' or a positive number of messages, got {other:?}"
+            ))),
+        };
+    }
+    match value.extract::<u32>() {
+        Ok(n) if n > 0 => Ok(Snapshots::Every(n)),
+        _ => Err(PyValueError::new_err("snapshots must be 'message', 'checkpoint' or a positive number of messages")),
+    }
 }
 
 impl ActorOptions {
@@ -73,6 +100,21 @@ impl ActorOptions {
                 return Err(PyValueError::new_err("memory_limit must be a positive number of bytes"));
             }
             spec = spec.memory_limit(limit);
+        }
+        if let Some(n) = self.max_concurrency {
+            if n == 0 {
+                return Err(PyValueError::new_err("max_concurrency must be at least 1"));
+            }
+            spec = spec.max_concurrency(n);
+        }
+        if let Some(policy) = self.snapshots {
+            spec = spec.snapshots(policy);
+        }
+        if let Some(dir) = self.state_dir {
+            if self.snapshots.is_none() {
+                return Err(PyValueError::new_err("state_dir needs snapshots= (when to take them)"));
+            }
+            spec = spec.state_store(StateStore::Directory(PathBuf::from(dir)));
         }
         Ok(spec)
     }
@@ -236,7 +278,7 @@ impl RuntimeCore {
     }
 
     /// Spawns `module.class_name(*args)` and returns its `ActorRef` once it runs.
-    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None, placement=None, memory_limit=None, node=None))]
+    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None, placement=None, memory_limit=None, node=None, max_concurrency=None, snapshots=None, state_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn spawn<'py>(
         &self,
@@ -252,8 +294,23 @@ impl RuntimeCore {
         placement: Option<String>,
         memory_limit: Option<u64>,
         node: Option<String>,
+        max_concurrency: Option<usize>,
+        snapshots: Option<Bound<'py, PyAny>>,
+        state_dir: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = ActorOptions { name, mailbox, core, on_failure, time_limit, placement, memory_limit };
+        let snapshots = snapshots.map(|s| snapshot_policy(&s)).transpose()?;
+        let options = ActorOptions {
+            name,
+            mailbox,
+            core,
+            on_failure,
+            time_limit,
+            placement,
+            memory_limit,
+            max_concurrency,
+            snapshots,
+            state_dir,
+        };
         let spec = options.spec(module, class_name, args)?;
         let rt = self.spawn_runtime(py)?;
         if let Some(node) = node {
@@ -271,6 +328,24 @@ impl RuntimeCore {
         }
         let actor = spawn_actor(py, rt, spec)?;
         conv::new_ref(py, actor.into())
+    }
+
+    /// Upgrades the Python actor with this id in place (see `Runtime.upgrade`).
+    #[pyo3(signature = (actor_id, module=None, class_name=None))]
+    fn upgrade(
+        &self,
+        py: Python<'_>,
+        actor_id: u64,
+        module: Option<String>,
+        class_name: Option<String>,
+    ) -> PyResult<()> {
+        let rt = self.runtime(py)?;
+        let host = rt
+            .system()
+            .extension::<subactor::PythonHost>()
+            .ok_or_else(|| errors::new(py, c"ActorStopped", ("the runtime is closed",)))?;
+        host.upgrade(subactor::ActorId::from_u64(actor_id), Upgrade { module, class: class_name })
+            .map_err(|error| errors::new(py, c"ActorStopped", (error.to_string(),)))
     }
 
     /// Starts an executor's pool: `workers` workers (the class `Worker` of the file

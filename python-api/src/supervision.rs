@@ -88,7 +88,16 @@ fn child_spec(obj: &Bound<'_, PyAny>) -> PyResult<ChildSpec> {
             let (_, module, class, args, name, mailbox, core, on_failure, time_limit, placement, memory_limit): ActorTuple<
                 '_,
             > = what.extract()?;
-            let options = ActorOptions { name, mailbox, core, on_failure, time_limit, placement, memory_limit };
+            let options = ActorOptions {
+                name,
+                mailbox,
+                core,
+                on_failure,
+                time_limit,
+                placement,
+                memory_limit,
+                ..ActorOptions::default()
+            };
             ChildSpec::new(options.spec(module, class, &args)?)
         }
         other => return Err(PyTypeError::new_err(format!("unknown child kind {other:?}"))),

@@ -10,6 +10,7 @@ mod lifecycle;
 mod messaging;
 mod pipeline;
 mod process;
+mod services;
 mod spawn;
 mod supervision;
 mod talking;

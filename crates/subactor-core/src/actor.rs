@@ -131,6 +131,85 @@ pub trait Actor: Sized + 'static {
     fn placement(&self) -> Placement {
         Placement::Thread
     }
+
+    /// How many messages this actor handles at once: 1, the default, one after the
+    /// other through [`Actor::handle`]. Above 1 (an asyncio actor's `max_concurrency`),
+    /// the core hands each message to [`Actor::begin`] as long as fewer are in hand,
+    /// and collects their outcomes with [`Actor::finished`]; the actor rings the
+    /// [`Waker`] given to [`Actor::set_waker`] when one is ready. Asked once after the
+    /// actor starts.
+    ///
+    /// Such an actor enforces time limits itself, per message (it is given none by the
+    /// watchdog), reporting [`Finished::Interrupted`].
+    fn max_concurrency(&self) -> usize {
+        1
+    }
+
+    /// Receives the waker that tells the core outcomes are ready (an actor whose
+    /// [`max_concurrency`](Actor::max_concurrency) is above 1).
+    fn set_waker(&mut self, _waker: Waker) {}
+
+    /// Starts handling `msg` without waiting for it: its outcome, under `token`, comes
+    /// later from [`Actor::finished`]. `reply`: someone waits for the reply (an ask).
+    /// `Err`: it could not even start, and that is its outcome.
+    ///
+    /// Must be overridden by an actor whose [`max_concurrency`](Actor::max_concurrency)
+    /// is above 1; the default calls [`Actor::handle`] and keeps nothing, so it panics
+    /// to say the actor is incomplete.
+    fn begin(
+        &mut self,
+        _ctx: &ActorContext<Self>,
+        _token: u64,
+        _msg: Self::Msg,
+        _reply: bool,
+    ) -> Result<(), Self::Error> {
+        panic!("an actor whose max_concurrency() is above 1 must implement Actor::begin and Actor::finished")
+    }
+
+    /// The outcomes of the messages begun that ended since the last call, with their
+    /// tokens (never waits).
+    fn finished(&mut self, _ctx: &ActorContext<Self>) -> Vec<(u64, Finished<Self::Reply, Self::Error>)> {
+        Vec::new()
+    }
+
+    /// Interrupts every message in hand, for `cause` (a kill, or the actor failing):
+    /// their outcomes come from [`Actor::finished`] as they end.
+    fn cancel_all(&mut self, _cause: InterruptCause) {}
+}
+
+/// How a message begun with [`Actor::begin`] ended.
+#[derive(Debug)]
+pub enum Finished<R, E> {
+    /// The handler answered (an answer to a tell is dropped).
+    Replied(R),
+    /// The handler failed.
+    Failed(E),
+    /// The handler was interrupted: killed ([`Actor::cancel_all`]), or past its time
+    /// limit.
+    Interrupted(InterruptCause),
+}
+
+/// Tells the core that an actor handling several messages at once has outcomes ready
+/// (see [`Actor::max_concurrency`]). Cheap to clone; ringing after the actor has
+/// gone does nothing.
+#[derive(Clone)]
+pub struct Waker(Arc<dyn Fn() + Send + Sync>);
+
+impl Waker {
+    pub(crate) fn new(f: impl Fn() + Send + Sync + 'static) -> Waker {
+        Waker(Arc::new(f))
+    }
+
+    /// Wakes the actor's thread to collect outcomes.
+    pub fn wake(&self) {
+        (self.0)();
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Waker")
+    }
 }
 
 /// What [`Actor::handle_tells`] did with a batch of tells.

@@ -229,6 +229,16 @@ impl<A: Actor> ActorRef<A> {
         self.cell.request(Signal::Kill);
     }
 
+    /// Asks the actor to start again in place once the message in hand (if any) is
+    /// handled: the same reference and mailbox (queued messages wait for the next
+    /// incarnation), counted by [`restarts`](Self::restarts). Not a failure: no
+    /// supervisor is asked. What starts is the recipe's business (a Python actor's
+    /// upgrade loads new code). Returns at once.
+    pub fn restart(&self) {
+        tracing::debug!(actor = %self.cell.id, "restart requested");
+        self.cell.request(Signal::Restart);
+    }
+
     /// Runs `f` when the actor stops for good (restarts do not count), on the actor's
     /// thread as it ends, or at once if it already has. `f` must not block for long.
     pub fn monitor(&self, f: impl FnOnce(&Down) + Send + 'static) -> MonitorId {

@@ -193,7 +193,11 @@ fn live<S: Spawn>(
             }
             None => debug!("actor restarted"),
         }
-        let exit = serve(&mut actor, ctx, policy, pending);
+        let exit = if actor.max_concurrency() > 1 {
+            serve_concurrently(&mut actor, ctx, policy, pending)
+        } else {
+            serve(&mut actor, ctx, policy, pending)
+        };
         let reason = match &exit {
             Exit::Stopped(reason) => reason.clone(),
             Exit::Failed(failure) => failure.reason(),
@@ -363,6 +367,187 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
     }
 }
 
+/// How long the thread of an actor that handles several messages at once waits for an
+/// outcome or for mail before it looks at its signals again.
+const CONCURRENT_POLL: Duration = Duration::from_millis(20);
+/// How long a killed actor's messages in hand may take to end after their
+/// cancellation before they are reported killed regardless.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+
+/// What the core keeps of a message begun: where its reply goes, and a copy of a tell
+/// for the dead letters.
+type InHand<A> = std::collections::HashMap<u64, (Option<crate::cell::ReplyTo<A>>, Option<Value>)>;
+
+/// [`serve`] for an actor that handles up to [`Actor::max_concurrency`] messages at
+/// once: messages are begun in mailbox order while fewer are in hand, and each is
+/// reported when it ends. A failure (under a policy other than resume) stops the
+/// taking of new messages; the incarnation fails once those in hand have ended. A stop
+/// waits for everything queued and in hand; a restart request for what is in hand; a
+/// kill cancels what is in hand ([`Actor::cancel_all`]).
+fn serve_concurrently<A: Actor>(
+    actor: &mut A,
+    ctx: &ActorContext<A>,
+    policy: FailurePolicy,
+    pending: &mut Pending<A>,
+) -> Exit {
+    let cell = &*ctx.myself.cell;
+    let busy = Busy::enter();
+    let max = actor.max_concurrency();
+    let (ready_tx, ready_rx) = flume::bounded::<()>(1);
+    actor.set_waker(crate::actor::Waker::new(move || {
+        let _ = ready_tx.try_send(());
+    }));
+    let mut in_hand: InHand<A> = InHand::new();
+    let mut next_token = 0_u64;
+    let mut failure: Option<Failure> = None;
+    let mut closing = false;
+    loop {
+        collect_finished(actor, ctx, &mut in_hand, &mut failure, policy);
+        let signal = cell.signal();
+        if signal == Signal::Kill {
+            cancel_in_hand(actor, ctx, &mut in_hand, &ready_rx, policy);
+            return Exit::Stopped(StopReason::Killed);
+        }
+        if let Err(fault) = actor.health() {
+            for (_, (reply, copy)) in in_hand.drain() {
+                report_fault(cell, reply, copy.as_ref(), &fault);
+            }
+            return Exit::Failed(Failure { kind: FailureKind::Died, message: fault.to_string() });
+        }
+        let taking = failure.is_none() && signal != Signal::Restart;
+        while taking && in_hand.len() < max {
+            let Some(envelope) = cell
+                .take_urgent()
+                .map(Envelope::Tell)
+                .or_else(|| pending.pop_front())
+                .or_else(|| cell.rx.try_recv().ok())
+            else {
+                break;
+            };
+            cell.made_room();
+            let (msg, reply) = match envelope {
+                Envelope::Tell(msg) => (msg, None),
+                Envelope::Ask(msg, reply) => (msg, Some(reply)),
+                Envelope::Wake => continue,
+            };
+            let copy = (reply.is_none() && policy != FailurePolicy::Resume && cell.dead_letters.wants_messages())
+                .then(|| (&msg as &dyn Any).downcast_ref::<Value>().cloned())
+                .flatten();
+            next_token += 1;
+            let wants_reply = reply.is_some();
+            let handled = match catch_unwind(AssertUnwindSafe(|| actor.begin(ctx, next_token, msg, wants_reply))) {
+                Ok(Ok(())) => {
+                    in_hand.insert(next_token, (reply, copy));
+                    continue;
+                }
+                Ok(Err(error)) => Handled::Error(error),
+                Err(panic) => Handled::Panic(panic_message(&*panic)),
+            };
+            if let Some(failed) = settle(actor, cell, handled, reply, copy.as_ref(), policy) {
+                failure.get_or_insert(failed);
+            }
+        }
+        if in_hand.is_empty() {
+            if let Some(failure) = failure.take() {
+                return Exit::Failed(failure);
+            }
+            if signal == Signal::Restart && cell.take_restart() {
+                return Exit::Restart;
+            }
+            if signal == Signal::Stop && pending.is_empty() && cell.rx.is_empty() {
+                if closing {
+                    return Exit::Stopped(StopReason::Normal);
+                }
+                // Graceful: close the mailbox, then handle whatever raced in.
+                cell.close();
+                closing = true;
+                continue;
+            }
+        }
+        let room = in_hand.len() < max && failure.is_none() && signal != Signal::Restart;
+        let received = busy.idle(|| {
+            if room {
+                flume::Selector::new()
+                    .recv(&cell.rx, Result::ok)
+                    .recv(&ready_rx, |_| None)
+                    .wait_timeout(CONCURRENT_POLL)
+                    .ok()
+                    .flatten()
+            } else {
+                let _ = ready_rx.recv_timeout(CONCURRENT_POLL);
+                None
+            }
+        });
+        if let Some(envelope) = received {
+            pending.push_back(envelope);
+        }
+    }
+}
+
+/// Reports the outcomes that are ready; the first failure is kept in `failure`.
+fn collect_finished<A: Actor>(
+    actor: &mut A,
+    ctx: &ActorContext<A>,
+    in_hand: &mut InHand<A>,
+    failure: &mut Option<Failure>,
+    policy: FailurePolicy,
+) {
+    for (token, finished) in actor.finished(ctx) {
+        let Some((reply, copy)) = in_hand.remove(&token) else { continue };
+        let handled = match finished {
+            crate::actor::Finished::Replied(value) => Handled::Ok(Some(value)),
+            crate::actor::Finished::Failed(error) => Handled::Error(error),
+            crate::actor::Finished::Interrupted(cause) => Handled::Interrupted(cause, None),
+        };
+        // A tell's answer is dropped, as `handle_tell` would.
+        let handled = if reply.is_none() { handled.map_ok(|_| None) } else { handled };
+        if let Some(failed) = settle(actor, &ctx.myself.cell, handled, reply, copy.as_ref(), policy) {
+            failure.get_or_insert(failed);
+        }
+    }
+}
+
+/// A kill: cancels what is in hand, reports each as it ends (within [`CANCEL_WAIT`]),
+/// then reports the rest killed.
+fn cancel_in_hand<A: Actor>(
+    actor: &mut A,
+    ctx: &ActorContext<A>,
+    in_hand: &mut InHand<A>,
+    ready: &flume::Receiver<()>,
+    policy: FailurePolicy,
+) {
+    if in_hand.is_empty() {
+        return;
+    }
+    actor.cancel_all(InterruptCause::Kill);
+    let until = Instant::now() + CANCEL_WAIT;
+    let mut ignored = None;
+    while !in_hand.is_empty() && Instant::now() < until {
+        let _ = ready.recv_timeout(CONCURRENT_POLL);
+        collect_finished(actor, ctx, in_hand, &mut ignored, policy);
+    }
+    for (_, (reply, copy)) in in_hand.drain() {
+        report_fault(&ctx.myself.cell, reply, copy.as_ref(), &Fault::Killed);
+    }
+}
+
+/// Reports a message in hand lost to `fault`.
+fn report_fault<A: Actor>(cell: &Cell<A>, reply: Option<crate::cell::ReplyTo<A>>, copy: Option<&Value>, fault: &Fault) {
+    match reply {
+        Some(reply) => reply.send(Err(Failed::Fault(fault.clone()))),
+        None => {
+            let reason = if *fault == Fault::Killed { DeadLetterReason::Killed } else { DeadLetterReason::Failed };
+            cell.dead_letters.record_typed(
+                cell.id,
+                cell.name.as_deref(),
+                reason,
+                std::any::type_name::<A::Msg>(),
+                copy,
+            );
+        }
+    }
+}
+
 /// Handles a batch of consecutive tells (see [`Actor::handle_tells`]) with each
 /// message's failure reported as [`deliver`] reports a tell's; what the batch did not
 /// reach goes back to `pending`. `Err` ends this incarnation.
@@ -488,6 +673,26 @@ fn deliver<A: Actor>(
         }
         Envelope::Wake => return Ok(()),
     };
+    let failure = settle(actor, cell, handled, reply, copy.as_ref(), policy);
+    match failure {
+        // Killed meanwhile: the kill wins over a restart.
+        Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
+        Some(failure) => Err(Exit::Failed(failure)),
+        None => Ok(()),
+    }
+}
+
+/// Reports how a message's handler ended — to its asker, or as a dead letter for a
+/// failed tell (with `copy`, its message, for subscribers) — and says whether the
+/// incarnation fails because of it.
+fn settle<A: Actor>(
+    actor: &mut A,
+    cell: &Cell<A>,
+    handled: Handled<Option<A::Reply>, A::Error>,
+    reply: Option<crate::cell::ReplyTo<A>>,
+    copy: Option<&Value>,
+    policy: FailurePolicy,
+) -> Option<Failure> {
     let limit = cell.time_limit.unwrap_or_default();
     let (outcome, failure) = match handled {
         Handled::Ok(value) => (Ok(value), None),
@@ -542,16 +747,11 @@ fn deliver<A: Actor>(
             };
             if let Some(reason) = reason {
                 let type_name = std::any::type_name::<A::Msg>();
-                cell.dead_letters.record_typed(cell.id, cell.name.as_deref(), reason, type_name, copy.as_ref());
+                cell.dead_letters.record_typed(cell.id, cell.name.as_deref(), reason, type_name, copy);
             }
         }
     }
-    match failure {
-        // Killed meanwhile: the kill wins over a restart.
-        Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
-        Some(failure) => Err(Exit::Failed(failure)),
-        None => Ok(()),
-    }
+    failure
 }
 
 impl<R, E> Handled<R, E> {

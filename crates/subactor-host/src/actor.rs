@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use subactor_core::{
-    Actor, ActorContext, FailurePolicy, Fault, Interrupt, Placement, Spawn, SpawnOptions, StopReason, TellBatch, Value,
+    Actor, ActorContext, FailurePolicy, Fault, Finished, Interrupt, InterruptCause, Placement, Spawn, SpawnOptions,
+    StopReason, TellBatch, Value, Waker,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use crate::ffi::interp::Interpreter;
-use crate::ffi::module::ActorLink;
+use crate::ffi::interp::{Incarnation, Interpreter};
+use crate::ffi::module::{ActorLink, FinishSink};
 use crate::process::{ChildProcess, LocalEnv};
-use crate::{PythonHost, ReceiveError, StartError};
+use crate::state::{Keeper, Snapshots, StateStore, Upgrade};
+use crate::{PythonException, PythonHost, ReceiveError, StartError};
 
 /// How long a process actor's handler may take to end after a kill or a time limit
 /// was raised in it, before its process is killed.
@@ -41,6 +43,15 @@ pub struct PythonActor {
     placement: Placement,
     memory_limit: Option<u64>,
     kill_grace: Duration,
+    snapshots: Option<Snapshots>,
+    store: StateStore,
+    max_concurrency: usize,
+    /// The host, kept for `release` to unregister the actor from its upgrades.
+    host_for_release: Option<Arc<PythonHost>>,
+    /// Shared by the recipe's clones and its running actor: the memory store, upgrades.
+    keeper: Arc<Keeper>,
+    /// The actor this recipe runs, once started (for the host's upgrade registry).
+    id: Option<subactor_core::ActorId>,
 }
 
 thread_local! {
@@ -62,6 +73,108 @@ impl PythonActor {
             placement: Placement::Auto,
             memory_limit: None,
             kill_grace: DEFAULT_KILL_GRACE,
+            snapshots: None,
+            store: StateStore::Memory,
+            max_concurrency: 1,
+            host_for_release: None,
+            keeper: Keeper::new(),
+            id: None,
+        }
+    }
+
+    /// Keeps snapshots of the actor's state so that a restart restores it: the class
+    /// defines `snapshot(self)`, returning its state (any value that can be sent to an
+    /// actor), and `restore(self, state)`. A snapshot is taken after the messages
+    /// `policy` counts, and whenever the actor calls `subactor.checkpoint()` (when that
+    /// handler returns); never after a handler that raised. A restart — in a fresh
+    /// interpreter, or in a new process for a process actor — calls `restore` with the
+    /// latest snapshot, after `__init__` and before `started` and the first message.
+    ///
+    /// What a restart loses: whatever the messages handled since the latest snapshot
+    /// did to the state (with [`Snapshots::EveryMessage`], nothing but the message that
+    /// failed, whose effects die with its incarnation), and module-level state. The
+    /// messages still queued are not lost: they wait for the next incarnation.
+    ///
+    /// The recipe's clones (a supervisor's child spec) share its memory store.
+    #[must_use]
+    pub fn snapshots(mut self, policy: Snapshots) -> PythonActor {
+        self.snapshots = Some(policy);
+        self
+    }
+
+    /// How many messages an asyncio actor (`async def receive`) handles at once, each
+    /// as a task on its event loop (1 by default: one after the other). Above 1, a
+    /// message is begun as soon as fewer are in hand, and each is answered when it
+    /// ends; a time limit applies to each message on its own, and a kill cancels them
+    /// all (`CancelledError` inside). A class whose `receive` is not `async def` fails
+    /// to spawn with it. Interpreter actors only, for now.
+    #[must_use]
+    pub fn max_concurrency(mut self, n: usize) -> PythonActor {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Where snapshots are kept ([`StateStore::Memory`] by default).
+    #[must_use]
+    pub fn state_store(mut self, store: StateStore) -> PythonActor {
+        self.store = store;
+        self
+    }
+
+    /// The snapshot policy, if the actor keeps snapshots.
+    pub fn snapshot_policy(&self) -> Option<Snapshots> {
+        self.snapshots
+    }
+
+    /// The latest snapshot kept for this recipe's actor, if any.
+    pub fn kept_state(&self) -> Result<Option<Value>, crate::StateError> {
+        self.keeper.load(&self.store, self.options.name.as_deref())
+    }
+
+    /// How the next incarnation starts: the kept state (or the one an upgrade carries),
+    /// and whether it is an upgrade (then with the module and class it names).
+    fn next_incarnation(&mut self) -> Result<Incarnation, StartError> {
+        let upgrade = self.keeper.take_upgrade();
+        let name = self.options.name.as_deref();
+        let state = match &upgrade {
+            Some(Upgrade { module, class }) => {
+                if let Some(module) = module {
+                    self.module.clone_from(module);
+                }
+                if let Some(class) = class {
+                    self.class.clone_from(class);
+                }
+                let carried = self.keeper.take_carried();
+                if let (Some(state), Some(_)) = (&carried, self.snapshots) {
+                    self.keeper.save(&self.store, name, state.clone()).map_err(|e| StartError::State(e.to_string()))?;
+                }
+                carried
+            }
+            None if self.snapshots.is_some() => {
+                self.keeper.load(&self.store, name).map_err(|e| StartError::State(e.to_string()))?
+            }
+            None => None,
+        };
+        if let (Some(_), StateStore::Directory(_), None) = (self.snapshots, &self.store, name) {
+            return Err(StartError::State(crate::StateError::Unnamed.to_string()));
+        }
+        Ok(Incarnation {
+            max_concurrency: self.max_concurrency,
+            time_limit: self.options.time_limit,
+            snapshot_every: self.snapshots.map(Snapshots::every),
+            state,
+            upgrading: upgrade.is_some(),
+            fresh_code: upgrade.is_some(),
+        })
+    }
+
+    /// What the running actor needs of the recipe's state keeping.
+    fn keeping(&self) -> Keeping {
+        Keeping {
+            keeper: Arc::clone(&self.keeper),
+            snapshots: self.snapshots.is_some(),
+            store: self.store.clone(),
+            name: self.options.name.clone(),
         }
     }
 
@@ -116,30 +229,67 @@ impl PythonActor {
     }
 
     /// Starts the actor in a child process.
-    fn start_process(&self, ctx: &ActorContext<PyActor>, host: Arc<PythonHost>) -> Result<PyActor, StartError> {
-        let child = ChildProcess::start(&host, ctx, self)?;
-        Ok(PyActor { interp: None, child: Some(child), keep: false, _host: host })
+    fn start_process(
+        &self,
+        ctx: &ActorContext<PyActor>,
+        host: Arc<PythonHost>,
+        incarnation: &Incarnation,
+    ) -> Result<PyActor, StartError> {
+        if incarnation.max_concurrency > 1 {
+            return Err(StartError::Process(
+                "max_concurrency above 1 is supported in interpreter actors only, for now (a process actor's \
+                 asyncio handler runs one message at a time)"
+                    .into(),
+            ));
+        }
+        let child = ChildProcess::start(&host, ctx, self, incarnation)?;
+        Ok(PyActor {
+            interp: None,
+            child: Some(child),
+            finished: None,
+            concurrency: 1,
+            keep: false,
+            keeping: self.keeping(),
+            _host: host,
+        })
     }
 
     /// Starts the actor in an own-GIL interpreter on this thread (the one it kept, on a
     /// restart with `keep_interpreter_on_restart`).
-    fn start_interpreter(&self, ctx: &ActorContext<PyActor>, host: Arc<PythonHost>) -> Result<PyActor, StartError> {
+    fn start_interpreter(
+        &self,
+        ctx: &ActorContext<PyActor>,
+        host: Arc<PythonHost>,
+        incarnation: &Incarnation,
+    ) -> Result<PyActor, StartError> {
         if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
             debug!(interpreter = kept.interpreter_id(), "restarting in the kept interpreter");
             let interp = kept.interp();
             interp.attach();
-            interp.instantiate(&self.module, &self.class, &self.args)?;
+            interp.instantiate_with(&self.module, &self.class, &self.args, incarnation)?;
+            kept.keeping = self.keeping();
+            kept.concurrency = incarnation.max_concurrency;
             return Ok(kept);
         }
         let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
+        let finished = Arc::new(FinishSink::default());
         interp.install_module(ActorLink {
             env: Arc::new(LocalEnv { system: ctx.system().clone() }),
             myself: ctx.myself().clone().into(),
             arena: host.arena().clone(),
+            finished: Some(Arc::clone(&finished)),
         })?;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
-        interp.instantiate(&self.module, &self.class, &self.args)?;
-        Ok(PyActor { interp: Some(interp), child: None, keep: self.keep_interpreter, _host: host })
+        interp.instantiate_with(&self.module, &self.class, &self.args, incarnation)?;
+        Ok(PyActor {
+            interp: Some(interp),
+            child: None,
+            finished: Some(finished),
+            concurrency: incarnation.max_concurrency,
+            keep: self.keep_interpreter,
+            keeping: self.keeping(),
+            _host: host,
+        })
     }
 
     pub(crate) fn kill_grace_period(&self) -> Duration {
@@ -235,17 +385,60 @@ impl Spawn for PythonActor {
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
         let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
+        if self.id.is_none() {
+            self.id = Some(ctx.id());
+            host.register_keeper(ctx.myself(), Arc::clone(&self.keeper));
+        }
+        let incarnation = self.next_incarnation()?;
+        let started = self.start_placed(ctx, host, &incarnation);
+        if started.is_err() && incarnation.upgrading {
+            // The state stays for the next attempt (a supervisor's restart).
+            if let Some(state) = incarnation.state {
+                self.keeper.carry(Some(state));
+            }
+        }
+        started
+    }
+
+    fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    fn release(&mut self) {
+        if let (Some(id), Some(host)) = (self.id.take(), self.host_for_release.take()) {
+            host.forget_keeper(id);
+        }
+        // The last incarnation kept its interpreter for a restart that will not come:
+        // end it now.
+        if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
+            kept.keep = false;
+            drop(kept);
+        }
+    }
+}
+
+impl PythonActor {
+    /// Starts the actor where its placement says.
+    fn start_placed(
+        &mut self,
+        ctx: &ActorContext<PyActor>,
+        host: Arc<PythonHost>,
+        incarnation: &Incarnation,
+    ) -> Result<PyActor, StartError> {
+        if self.host_for_release.is_none() {
+            self.host_for_release = Some(Arc::clone(&host));
+        }
         match self.placement {
-            Placement::Interpreter => self.start_interpreter(ctx, host),
-            Placement::Process => self.start_process(ctx, host),
+            Placement::Interpreter => self.start_interpreter(ctx, host, incarnation),
+            Placement::Process => self.start_process(ctx, host, incarnation),
             Placement::Auto => {
                 // Remembered per class: a module's constructor may import what its other
                 // classes never touch.
                 let key = format!("{}:{}", self.module, self.class);
                 if host.known_placement(&key) == Some(Placement::Process) {
-                    return self.start_process(ctx, host);
+                    return self.start_process(ctx, host, incarnation);
                 }
-                match self.start_interpreter(ctx, Arc::clone(&host)) {
+                match self.start_interpreter(ctx, Arc::clone(&host), incarnation) {
                     Err(StartError::IncompatibleExtension { module: refusing, .. }) => {
                         info!(
                             module = %self.module,
@@ -254,7 +447,7 @@ impl Spawn for PythonActor {
                              it runs in a process actor (and so will later actors of this module)"
                         );
                         host.remember_placement(&key, Placement::Process);
-                        self.start_process(ctx, host)
+                        self.start_process(ctx, host, incarnation)
                     }
                     started => {
                         if started.is_ok() {
@@ -267,19 +460,15 @@ impl Spawn for PythonActor {
             Placement::Thread => Err(StartError::Process("a Python actor cannot have the thread placement".into())),
         }
     }
+}
 
-    fn placement(&self) -> Placement {
-        self.placement
-    }
-
-    fn release(&mut self) {
-        // The last incarnation kept its interpreter for a restart that will not come:
-        // end it now.
-        if let Some(mut kept) = KEPT.with_borrow_mut(Option::take) {
-            kept.keep = false;
-            drop(kept);
-        }
-    }
+/// What a running actor needs of its recipe's state keeping.
+#[derive(Clone, Debug)]
+struct Keeping {
+    keeper: Arc<Keeper>,
+    snapshots: bool,
+    store: StateStore,
+    name: Option<Arc<str>>,
 }
 
 /// A running Python actor: an instance in its own subinterpreter, or in a child
@@ -293,8 +482,14 @@ pub struct PyActor {
     interp: Option<Interpreter>,
     /// A process actor's child.
     child: Option<ChildProcess>,
+    /// Where an asyncio actor's event loop reports messages it finished.
+    finished: Option<Arc<FinishSink>>,
+    /// How many messages it handles at once.
+    concurrency: usize,
     /// Whether a restart reuses the interpreter.
     keep: bool,
+    /// Snapshots and upgrades.
+    keeping: Keeping,
     _host: Arc<PythonHost>,
 }
 
@@ -307,6 +502,27 @@ impl PyActor {
     /// The process id of a process actor's child.
     pub fn process_id(&self) -> Option<i32> {
         self.child.as_ref().map(ChildProcess::pid)
+    }
+
+    /// Keeps the snapshot due after a message handled without error, if one is.
+    fn keep_snapshot(&mut self) -> Result<(), ReceiveError> {
+        if !self.keeping.snapshots {
+            return Ok(());
+        }
+        let due = match (&mut self.child, &mut self.interp) {
+            (Some(child), _) => child.take_snapshot(),
+            (None, Some(interp)) => interp.take_snapshot().map_err(ReceiveError::Snapshot)?,
+            (None, None) => None,
+        };
+        let Some(state) = due else { return Ok(()) };
+        let keeping = &self.keeping;
+        keeping.keeper.save(&keeping.store, keeping.name.as_deref(), state).map_err(|error| {
+            ReceiveError::Snapshot(PythonException {
+                type_name: "subactor.StateError".into(),
+                message: error.to_string(),
+                traceback: String::new(),
+            })
+        })
     }
 
     fn interp(&mut self) -> &mut Interpreter {
@@ -324,7 +540,15 @@ impl Drop for PyActor {
         if let Some(mut interp) = self.interp.take() {
             interp.forget_instance();
             interp.detach();
-            let kept = PyActor { interp: Some(interp), child: None, keep: true, _host: Arc::clone(&self._host) };
+            let kept = PyActor {
+                interp: Some(interp),
+                child: None,
+                finished: self.finished.clone(),
+                concurrency: 1,
+                keep: true,
+                keeping: self.keeping.clone(),
+                _host: Arc::clone(&self._host),
+            };
             KEPT.with_borrow_mut(|slot| *slot = Some(kept));
         }
     }
@@ -345,10 +569,12 @@ impl Actor for PyActor {
     type Error = ReceiveError;
 
     fn handle(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<Value, ReceiveError> {
-        match &mut self.child {
+        let reply = match &mut self.child {
             Some(child) => child.receive(msg, true),
             None => self.interp().receive(&msg, true),
-        }
+        }?;
+        self.keep_snapshot()?;
+        Ok(reply)
     }
 
     fn handle_tell(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<(), ReceiveError> {
@@ -356,7 +582,8 @@ impl Actor for PyActor {
             Some(child) => child.receive(msg, false),
             None => self.interp().receive(&msg, false),
         };
-        result.map(drop).inspect_err(|error| {
+        let result = result.and_then(|_| self.keep_snapshot());
+        result.inspect_err(|error| {
             if let Some(exception) = error.exception() {
                 debug!(traceback = %exception.traceback, "receive() failed on a tell");
             }
@@ -389,7 +616,14 @@ impl Actor for PyActor {
             }
             return TellBatch { results, unhandled: msgs.collect() };
         };
-        let batch = child.receive_tells(msgs, stop_at_failure);
+        let mut batch = child.receive_tells(msgs, stop_at_failure);
+        if let Err(error) = self.keep_snapshot() {
+            // The batch's last handled message is the one whose snapshot failed.
+            match batch.results.last_mut() {
+                Some(last @ Ok(())) => *last = Err(error),
+                _ => warn!(%error, "a snapshot after a batch of tells failed"),
+            }
+        }
         for error in batch.results.iter().filter_map(|r| r.as_ref().err()) {
             if let Some(exception) = error.exception() {
                 debug!(traceback = %exception.traceback, "receive() failed on a tell");
@@ -411,6 +645,26 @@ impl Actor for PyActor {
     }
 
     fn stopped(&mut self, _ctx: &ActorContext<Self>, reason: &StopReason) {
+        if self.keeping.keeper.pending_upgrade().is_some() {
+            // An upgrade restarts the actor: carry its state over, in a fresh
+            // interpreter.
+            self.keep = false;
+            let state = match (&mut self.child, &mut self.interp) {
+                (Some(child), _) => child.snapshot_now(),
+                (None, Some(interp)) => {
+                    interp.attach();
+                    interp.snapshot_now().map_err(ReceiveError::Snapshot)
+                }
+                (None, None) => Ok(None),
+            };
+            match state {
+                Ok(state) => self.keeping.keeper.carry(state),
+                Err(error) => {
+                    warn!(%error, "the actor's snapshot() failed before its upgrade: the new code starts without a state");
+                    self.keeping.keeper.carry(None);
+                }
+            }
+        }
         debug!(interpreter = self.interpreter_id(), %reason, keep = self.keep, "instance ended");
     }
 
@@ -430,5 +684,54 @@ impl Actor for PyActor {
 
     fn placement(&self) -> Placement {
         if self.child.is_some() { Placement::Process } else { Placement::Interpreter }
+    }
+
+    fn max_concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    fn set_waker(&mut self, waker: Waker) {
+        if let Some(finished) = &self.finished {
+            finished.set_waker(waker);
+        }
+        // The event loop's thread runs the messages: it needs the GIL from now on.
+        if let Some(interp) = &mut self.interp {
+            interp.detach();
+        }
+    }
+
+    fn begin(&mut self, _ctx: &ActorContext<Self>, token: u64, msg: Value, reply: bool) -> Result<(), ReceiveError> {
+        let interp = self.interp();
+        interp.attach();
+        let begun = interp.begin(token, &msg, reply);
+        interp.detach();
+        begun
+    }
+
+    fn finished(&mut self, _ctx: &ActorContext<Self>) -> Vec<(u64, Finished<Value, ReceiveError>)> {
+        let Some(sink) = self.finished.clone() else { return Vec::new() };
+        let mut outcomes = sink.take();
+        if let Some(state) = sink.take_snapshot() {
+            let keeping = &self.keeping;
+            if let Err(error) = keeping.keeper.save(&keeping.store, keeping.name.as_deref(), state) {
+                warn!(%error, "an asyncio actor's snapshot cannot be kept");
+                // The latest answered message is the one whose snapshot failed.
+                if let Some((_, last)) = outcomes.iter_mut().rev().find(|(_, o)| matches!(o, Finished::Replied(_))) {
+                    *last = Finished::Failed(ReceiveError::Snapshot(PythonException {
+                        type_name: "subactor.StateError".into(),
+                        message: error.to_string(),
+                        traceback: String::new(),
+                    }));
+                }
+            }
+        }
+        outcomes
+    }
+
+    fn cancel_all(&mut self, cause: InterruptCause) {
+        let interp = self.interp();
+        interp.attach();
+        interp.cancel_all(cause == InterruptCause::Kill);
+        interp.detach();
     }
 }

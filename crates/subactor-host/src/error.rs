@@ -84,6 +84,11 @@ pub enum ReceiveError {
     /// The actor's process died while it handled the message (a process actor).
     #[error("the actor's process died: {0}")]
     ProcessDied(subactor_core::Death),
+    /// The message was handled, but the snapshot due after it failed (`snapshot()`
+    /// raised, or the store refused its state): a failure of the actor, whose next
+    /// incarnation restores the previous snapshot.
+    #[error("the snapshot after the message failed: {0}")]
+    Snapshot(PythonException),
 }
 
 impl ReceiveError {
@@ -92,6 +97,7 @@ impl ReceiveError {
         match self {
             ReceiveError::Exception(e) => Some(e),
             ReceiveError::Message(c) | ReceiveError::Reply(c) => c.exception(),
+            ReceiveError::Snapshot(e) => Some(e),
             ReceiveError::NotInstantiated | ReceiveError::ProcessDied(_) => None,
         }
     }
@@ -172,6 +178,10 @@ pub enum StartError {
     /// actor started.
     #[error("cannot start the actor's process: {0}")]
     Process(String),
+    /// The kept state could not be read (a directory store), or the recipe's state
+    /// keeping is misconfigured.
+    #[error("cannot restore the actor's state: {0}")]
+    State(String),
 }
 
 impl StartError {
@@ -184,9 +194,11 @@ impl StartError {
             | StartError::MissingClass { exception: e, .. }
             | StartError::Constructor { exception: e, .. } => Some(e),
             StartError::Arguments(c) => c.exception(),
-            StartError::NoHost | StartError::Interpreter(_) | StartError::NoReceive { .. } | StartError::Process(_) => {
-                None
-            }
+            StartError::NoHost
+            | StartError::Interpreter(_)
+            | StartError::NoReceive { .. }
+            | StartError::Process(_)
+            | StartError::State(_) => None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod actor;
 mod error;
 mod ffi;
 mod process;
+mod state;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartErr
 pub use ffi::fork;
 pub use ffi::main as main_interpreter;
 pub use process::Launcher;
+pub use state::{Snapshots, StateError, StateStore, Upgrade};
 
 use process::template::{Template, TemplateSettings};
 
@@ -80,6 +82,25 @@ pub struct PythonHost {
     /// Where automatically placed actors of each class (`module:Class`) run (see
     /// `Placement::Auto`).
     placements: Mutex<std::collections::HashMap<String, subactor_core::Placement>>,
+    /// The running Python actors of this host, for upgrades.
+    keepers: Mutex<
+        std::collections::HashMap<subactor_core::ActorId, (subactor_core::ActorRef<PyActor>, Arc<state::Keeper>)>,
+    >,
+}
+
+/// Why an upgrade could not be asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UpgradeError {
+    /// No Python actor of this runtime has that id (it has stopped, or it is not a
+    /// Python actor).
+    #[error("no running Python actor {0}")]
+    NotRunning(subactor_core::ActorId),
+    /// The runtime has shut down.
+    #[error("the runtime has shut down")]
+    NoHost,
+    /// The supervisor did not answer with its children.
+    #[error("the supervisor has no running Python children to upgrade")]
+    NoChildren,
 }
 
 /// How a host starts process actors.
@@ -117,6 +138,7 @@ impl PythonHost {
             template: Mutex::new(None),
             exports,
             placements: Mutex::default(),
+            keepers: Mutex::default(),
         })
     }
 
@@ -170,6 +192,57 @@ impl PythonHost {
         let template = Template::start(settings)?;
         *slot = Some(Arc::clone(&template));
         Ok(template)
+    }
+
+    /// Upgrades a running Python actor in place: once the message in hand (if any) is
+    /// handled, its state is taken with `snapshot()` (when the class defines it), the
+    /// incarnation ends (its `stopped` hook runs), and a new one starts in a fresh
+    /// interpreter (or a new process) with the module loaded anew from its source — or
+    /// `upgrade`'s module and class — and gets the state through
+    /// `upgrade(self, old_state)` if the new class defines it, else `restore(state)`.
+    /// The reference, the mailbox and every queued message stay: nothing is lost, and
+    /// messages wait while the new code starts. Returns at once; the actor's
+    /// `restarts()` counts the upgrade once it has happened.
+    ///
+    /// If the new code fails to start (it does not import, or its constructor raises),
+    /// that is a failed restart: its supervisor or failure policy decides, and the
+    /// carried state stays for the next start.
+    pub fn upgrade(&self, actor: subactor_core::ActorId, upgrade: Upgrade) -> Result<(), UpgradeError> {
+        let keepers = self.keepers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (actor_ref, keeper) = keepers.get(&actor).ok_or(UpgradeError::NotRunning(actor))?;
+        keeper.request_upgrade(upgrade);
+        actor_ref.restart();
+        Ok(())
+    }
+
+    /// Upgrades every running Python child of a supervisor ([`PythonHost::upgrade`]
+    /// for each, in start order); returns how many were asked.
+    pub fn upgrade_children(
+        &self,
+        supervisor: &subactor_core::ActorRef<subactor_core::Supervisor>,
+        upgrade: &Upgrade,
+    ) -> Result<usize, UpgradeError> {
+        let mut asked = 0;
+        for child in supervisor.children() {
+            if let Some(actor) = child.actor::<PyActor>() {
+                self.upgrade(actor.id(), upgrade.clone())?;
+                asked += 1;
+            }
+        }
+        if asked == 0 {
+            return Err(UpgradeError::NoChildren);
+        }
+        Ok(asked)
+    }
+
+    pub(crate) fn register_keeper(&self, actor: &subactor_core::ActorRef<PyActor>, keeper: Arc<state::Keeper>) {
+        let mut keepers = self.keepers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        keepers.insert(actor.id(), (actor.clone(), keeper));
+    }
+
+    pub(crate) fn forget_keeper(&self, actor: subactor_core::ActorId) {
+        let mut keepers = self.keepers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        keepers.remove(&actor);
     }
 
     /// Starts the template of process actors now rather than at the first process

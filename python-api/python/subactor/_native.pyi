@@ -220,7 +220,11 @@ class RuntimeCore:
         placement: str | None = None,
         memory_limit: int | None = None,
         node: str | None = None,
+        max_concurrency: int | None = None,
+        snapshots: str | int | None = None,
+        state_dir: str | None = None,
     ) -> ActorRef: ...
+    def upgrade(self, actor_id: int, module: str | None = None, class_name: str | None = None) -> None: ...
     def executor(
         self,
         workers: int,

@@ -249,6 +249,9 @@ class Runtime:
         placement: str | None = None,
         memory_limit: int | None = None,
         node: str | None = None,
+        max_concurrency: int | None = None,
+        snapshots: str | int | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> ActorRef: ...
 
     @overload
@@ -267,6 +270,9 @@ class Runtime:
         placement: str | None = None,
         memory_limit: int | None = None,
         node: str | None = None,
+        max_concurrency: int | None = None,
+        snapshots: str | int | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> ActorRef | Supervisor:
         """Starts an actor and returns its reference once its constructor has returned.
 
@@ -295,6 +301,15 @@ class Runtime:
         on (its mailbox lives there; the reference works from anywhere). ``memory_limit``: bytes a process actor's process may allocate
         (an allocation past it raises ``MemoryError`` in the handler).
 
+        An asyncio actor (``async def receive``) runs an event loop of its own for its
+        whole life; ``max_concurrency`` (interpreter actors) is how many messages it
+        handles at once, each a task (1 by default). ``snapshots`` keeps the actor's
+        state across restarts (its class defines ``snapshot(self)`` and
+        ``restore(self, state)``): taken after every message (``"message"``), every N
+        messages (an int), or on ``subactor.checkpoint()`` only (``"checkpoint"``); kept
+        in memory, or in ``state_dir`` (a file ``<name>.state``, the actor needs a
+        name). A restart loses what the messages since the latest snapshot did.
+
         A ``SupervisorSpec`` starts a supervisor and returns a ``Supervisor``.
 
         Raises ``SpawnError`` (with the actor's traceback as the cause), its subclass
@@ -304,13 +319,40 @@ class Runtime:
         from ._supervision import SupervisorSpec
 
         if isinstance(actor, SupervisorSpec):
-            given = (name, mailbox, core, on_failure, time_limit, placement, memory_limit, node)
-            if args or any(option is not None for option in given):
+            options = (name, mailbox, core, on_failure, time_limit, placement, memory_limit, node)
+            services = (max_concurrency, snapshots, state_dir)
+            if args or any(option is not None for option in options + services):
                 raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
             return self._core.supervise(actor._flatten())
         options = actor_options(name, mailbox, core, on_failure, time_limit, placement, memory_limit)
         module, qualname, leading = actor_target(actor)
-        return self._core.spawn(module, qualname, leading + args, *options, _check.optional_text(node, "node"))
+        return self._core.spawn(
+            module,
+            qualname,
+            leading + args,
+            *options,
+            _check.optional_text(node, "node"),
+            _check.optional_count(max_concurrency, "max_concurrency"),
+            snapshots,
+            None if state_dir is None else os.fspath(state_dir),
+        )
+
+    def upgrade(self, actor: ActorRef, to: type | str | None = None) -> None:
+        """Upgrades a running actor in place: once the message in hand is handled, its
+        state is taken with ``snapshot()``, and a new incarnation starts in a fresh
+        interpreter (or process) with its module loaded anew from its source — or the
+        class ``to`` (a class, or ``"module:Class"``) — and gets the state through
+        ``upgrade(self, old_state)`` if it defines one, else ``restore(state)``. The
+        reference, the mailbox and every queued message stay. Returns at once;
+        ``actor.restarts`` counts the upgrade once done. Raises ``ActorStopped`` when no
+        such actor runs."""
+        if to is None:
+            self._core.upgrade(actor.id, None, None)
+            return
+        module, qualname, leading = actor_target(to)
+        if leading:
+            raise TypeError(f"cannot upgrade to {to!r}: actors cannot import it (define it in a module)")
+        self._core.upgrade(actor.id, module, qualname)
 
     def lookup(self, name: str) -> ActorRef | None:
         """The running Python actor with this name, or ``None``."""

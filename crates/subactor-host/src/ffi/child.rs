@@ -20,12 +20,13 @@ use subactor_wire::{LinkError, LinkHandles};
 use tracing::{debug, warn};
 
 use super::helpers::Helpers;
-use super::interp::Interpreter;
+use super::interp::{Incarnation, Interpreter};
 use super::module::ActorLink;
-use crate::StartError;
 use crate::process::client::Client;
 use crate::process::proto::{self, FromChild, ToChild};
 use crate::process::sys;
+use crate::{ReceiveError, StartError};
+use subactor_core::Value;
 
 /// Runs the child on the calling thread (the forked template's only thread, holding
 /// the main interpreter's GIL); never returns.
@@ -36,6 +37,21 @@ pub(crate) fn run(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> ! {
     // standard streams.
     unsafe { ffi::Py_FinalizeEx() };
     sys::exit_now(code)
+}
+
+/// The snapshot due after a message handled without error; a failed snapshot is the
+/// message's failure.
+fn snapshot_after(
+    interp: &mut Interpreter,
+    result: Result<Value, ReceiveError>,
+) -> (Result<Value, ReceiveError>, Option<Value>) {
+    match result {
+        Ok(value) => match interp.take_snapshot() {
+            Ok(snapshot) => (Ok(value), snapshot),
+            Err(exception) => (Err(ReceiveError::Snapshot(exception)), None),
+        },
+        Err(error) => (Err(error), None),
+    }
 }
 
 /// Releases the GIL around `f`.
@@ -78,7 +94,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
             return 3;
         }
     };
-    let spec = match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
+    let mut spec = match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
         Ok(ToChild::Start(spec)) => spec,
         Ok(other) => {
             warn!(?other, "a child's first frame is not its start");
@@ -120,12 +136,21 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     if let Some(interrupter) = interp.interrupter() {
         client.set_interrupter(interrupter);
     }
-    let link = ActorLink { env: Arc::clone(&client) as _, myself: link.import(spec.myself), arena };
+    let link = ActorLink { env: Arc::clone(&client) as _, myself: link.import(spec.myself), arena, finished: None };
     if let Err(error) = interp.install_module(link) {
         return refuse(error);
     }
     client.serving(Some(0));
-    let started = interp.instantiate(&spec.module, &spec.class, &spec.args);
+    let incarnation = Incarnation {
+        max_concurrency: 1,
+        time_limit: None,
+        snapshot_every: spec.snapshot_every,
+        state: spec.state.take(),
+        upgrading: spec.upgrading,
+        fresh_code: spec.upgrading,
+    };
+    let started = interp.instantiate_with(&spec.module, &spec.class, &spec.args, &incarnation);
+    drop(incarnation);
     client.serving(None);
     let failed = started.is_err();
     if let Err(error) = client.send_data(&FromChild::Started(started)) {
@@ -151,9 +176,10 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
             Ok(ToChild::Msg { seq, msg, reply }) => {
                 client.serving(Some(seq));
                 let result = interp.receive(&msg, reply);
+                let (result, snapshot) = snapshot_after(&mut interp, result);
                 client.serving(None);
                 drop(msg);
-                if let Err(error) = client.send_data(&FromChild::Done { seq, result }) {
+                if let Err(error) = client.send_data(&FromChild::Done { seq, result, snapshot }) {
                     debug!(%error, "cannot report a handler's outcome: the parent has gone");
                     break;
                 }
@@ -161,8 +187,14 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
             Ok(ToChild::Tells { seq, msgs, stop_at_failure }) => {
                 client.serving(Some(seq));
                 let mut results = Vec::with_capacity(msgs.len());
+                let mut snapshot = None;
                 for msg in msgs.iter() {
-                    let result = interp.receive(msg, false).map(drop);
+                    let received = interp.receive(msg, false);
+                    let (result, due) = snapshot_after(&mut interp, received);
+                    if due.is_some() {
+                        snapshot = due;
+                    }
+                    let result = result.map(drop);
                     let failed = result.is_err();
                     results.push(result);
                     if failed && (stop_at_failure || client.kill_requested()) {
@@ -171,8 +203,18 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
                 }
                 client.serving(None);
                 drop(msgs);
-                if let Err(error) = client.send_data(&FromChild::Told { seq, results }) {
+                if let Err(error) = client.send_data(&FromChild::Told { seq, results, snapshot }) {
                     debug!(%error, "cannot report the tells' outcomes: the parent has gone");
+                    break;
+                }
+            }
+            Ok(ToChild::Snapshot { seq }) => {
+                client.serving(Some(seq));
+                let result = interp.snapshot_now().map_err(ReceiveError::Snapshot);
+                client.serving(None);
+                let result = result.map(|state| state.map_or(Value::None, |state| Value::Tuple(vec![state])));
+                if let Err(error) = client.send_data(&FromChild::Done { seq, result, snapshot: None }) {
+                    debug!(%error, "cannot send a snapshot: the parent has gone");
                     break;
                 }
             }

@@ -79,7 +79,6 @@ pub(crate) struct Helpers {
     types: std::cell::RefCell<Option<ModuleTypes>>,
     load_module: Obj,
     get_class: Obj,
-    receive_of: Obj,
     type_name: Obj,
     describe: Obj,
     teardown: Obj,
@@ -263,7 +262,6 @@ impl Helpers {
                 types: std::cell::RefCell::new(None),
                 load_module: get(c"load_module")?,
                 get_class: get(c"get_class")?,
-                receive_of: get(c"receive_of")?,
                 type_name: get(c"type_name")?,
                 describe: get(c"describe")?,
                 teardown: get(c"teardown")?,
@@ -364,16 +362,76 @@ impl Helpers {
         unsafe { call(&self.get_class, &[module.as_ptr(), new_str(name)?.as_ptr()]) }
     }
 
-    /// The bound `receive` method of an instance, if it has one.
+    /// Makes a new instance ready (bootstrap's `prepare`): the callable that handles
+    /// one message, or `None` when the class has no `receive`.
     ///
     /// # Safety
     ///
     /// `instance` belongs to the owning interpreter, which is attached.
-    pub(crate) unsafe fn receive_of(&self, instance: &Obj) -> Result<Option<Obj>, Obj> {
+    pub(crate) unsafe fn prepare(
+        &self,
+        instance: &Obj,
+        incarnation: &super::interp::Incarnation,
+    ) -> Result<Option<Obj>, Obj> {
+        // SAFETY: attached (contract); every object made here is owned by an `Obj`.
+        unsafe {
+            let func = self.attr(c"prepare").map_err(|_| take_exception().unwrap_or_else(missing_exception))?;
+            let none = || Obj::from_borrowed(ffi::Py_None()).unwrap_or_else(|| unreachable!("None always exists"));
+            let every = match incarnation.snapshot_every {
+                Some(n) => Obj::from_owned(ffi::PyLong_FromUnsignedLong(n.into()))
+                    .ok_or_else(|| take_exception().unwrap_or_else(missing_exception))?,
+                None => none(),
+            };
+            let state = match &incarnation.state {
+                Some(state) => super::convert::to_python(state, self).map_err(|error| {
+                    let message = format!("the kept state cannot be rebuilt: {error}");
+                    if let Ok(text) = std::ffi::CString::new(message) {
+                        ffi::PyErr_SetString(ffi::PyExc_TypeError, text.as_ptr());
+                    }
+                    take_exception().unwrap_or_else(missing_exception)
+                })?,
+                None => none(),
+            };
+            let flag = |b: bool| {
+                Obj::from_borrowed(if b { ffi::Py_True() } else { ffi::Py_False() })
+                    .unwrap_or_else(|| unreachable!("booleans always exist"))
+            };
+            let concurrency = Obj::from_owned(ffi::PyLong_FromSize_t(incarnation.max_concurrency))
+                .ok_or_else(|| take_exception().unwrap_or_else(missing_exception))?;
+            let limit = match incarnation.time_limit {
+                Some(limit) => Obj::from_owned(ffi::PyFloat_FromDouble(limit.as_secs_f64()))
+                    .ok_or_else(|| take_exception().unwrap_or_else(missing_exception))?,
+                None => none(),
+            };
+            let prepared = call(
+                &func,
+                &[
+                    instance.as_ptr(),
+                    every.as_ptr(),
+                    state.as_ptr(),
+                    flag(incarnation.state.is_some()).as_ptr(),
+                    flag(incarnation.upgrading).as_ptr(),
+                    concurrency.as_ptr(),
+                    limit.as_ptr(),
+                ],
+            )?;
+            Ok((prepared.as_ptr() != ffi::Py_None()).then_some(prepared))
+        }
+    }
+
+    /// Imports a module anew from its source (an upgrade): see bootstrap's
+    /// `load_module_fresh`.
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn load_module_fresh(&self, target: &str) -> Result<Obj, Obj> {
         // SAFETY: attached (contract).
-        let receive = unsafe { call(&self.receive_of, &[instance.as_ptr()])? };
-        // SAFETY: attached.
-        Ok((receive.as_ptr() != unsafe { ffi::Py_None() }).then_some(receive))
+        unsafe {
+            let func =
+                self.attr(c"load_module_fresh").map_err(|_| take_exception().unwrap_or_else(missing_exception))?;
+            call(&func, &[new_str(target)?.as_ptr()])
+        }
     }
 
     /// The `subactor.Down` class.

@@ -21,7 +21,7 @@ use super::helpers::{Helpers, call};
 use super::interrupt::Interrupter;
 use super::module::{self, ActorLink};
 use super::object::{Obj, c_str_lossy};
-use crate::{ReceiveError, StartError};
+use crate::{PythonException, ReceiveError, StartError};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -46,6 +46,39 @@ pub(crate) struct Interpreter {
     actor: Option<ActorObjects>,
     /// How the watchdog breaks into this interpreter's handlers.
     interrupter: Option<Arc<Interrupter>>,
+}
+
+/// How a new instance of an actor starts (see [`Interpreter::instantiate_with`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Incarnation {
+    /// How many messages an asyncio actor handles at once.
+    pub(crate) max_concurrency: usize,
+    /// The recipe's time limit: an asyncio actor with `max_concurrency` above 1
+    /// enforces it per message.
+    pub(crate) time_limit: Option<std::time::Duration>,
+    /// `None`: no snapshots; `Some(0)`: on `subactor.checkpoint()` only; `Some(n)`:
+    /// after every n messages (and on checkpoints).
+    pub(crate) snapshot_every: Option<u32>,
+    /// The state to restore before the first message.
+    pub(crate) state: Option<Value>,
+    /// An upgrade: the state goes to `upgrade(old_state)` when the class defines it.
+    pub(crate) upgrading: bool,
+    /// Load the module's code anew from its source, bypassing `sys.modules` and the
+    /// bytecode cache (an upgrade).
+    pub(crate) fresh_code: bool,
+}
+
+impl Default for Incarnation {
+    fn default() -> Incarnation {
+        Incarnation {
+            max_concurrency: 1,
+            time_limit: None,
+            snapshot_every: None,
+            state: None,
+            upgrading: false,
+            fresh_code: false,
+        }
+    }
 }
 
 /// The actor instance and its bound `receive` method.
@@ -184,14 +217,24 @@ impl Interpreter {
         unsafe { module::install(helpers, link) }.map_err(StartError::Setup)
     }
 
-    /// Imports `target`, finds `class`, and calls it with `args`; keeps the instance and
-    /// its bound `receive`.
-    pub(crate) fn instantiate(&mut self, target: &str, class: &str, args: &[Value]) -> Result<(), StartError> {
+    /// Imports `target`, finds `class`, calls it with `args`, and keeps the instance
+    /// and what handles its messages; then makes the instance ready as `incarnation`
+    /// says: restores a kept state (or hands it to `upgrade`), starts an
+    /// asyncio actor's event loop, runs `started`.
+    pub(crate) fn instantiate_with(
+        &mut self,
+        target: &str,
+        class: &str,
+        args: &[Value],
+        incarnation: &Incarnation,
+    ) -> Result<(), StartError> {
         assert!(self.attached, "instantiate needs the interpreter attached");
         let helpers = self.helpers();
         // SAFETY: the interpreter is attached; every object is owned by an `Obj` of it.
         let objects = unsafe {
-            let module = helpers.load_module(target).map_err(|exc| {
+            let loaded =
+                if incarnation.fresh_code { helpers.load_module_fresh(target) } else { helpers.load_module(target) };
+            let module = loaded.map_err(|exc| {
                 let (exception, refusing) = helpers.describe(exc);
                 match refusing {
                     Some(module) => StartError::IncompatibleExtension { module, exception },
@@ -216,7 +259,7 @@ impl Interpreter {
                 }
             })?;
             let receive = helpers
-                .receive_of(&instance)
+                .prepare(&instance, incarnation)
                 .map_err(|exc| StartError::Constructor { class: class.to_owned(), exception: helpers.describe(exc).0 })?
                 .ok_or_else(|| StartError::NoReceive { class: class.to_owned() })?;
             ActorObjects { _instance: instance, receive }
@@ -228,7 +271,91 @@ impl Interpreter {
     /// Drops the actor instance (the interpreter stays, with its modules).
     pub(crate) fn forget_instance(&mut self) {
         self.attach();
+        self.end_actor();
+    }
+
+    /// Ends the actor's shell (its `stopped` hook, an asyncio actor's event loop), then
+    /// drops the instance.
+    fn end_actor(&mut self) {
+        if self.actor.is_some() {
+            if let Some(helpers) = &self.helpers {
+                // SAFETY: attached (callers).
+                if let Err(exception) = unsafe { helpers.call_attr(c"close_shell", &[]) } {
+                    tracing::warn!(%exception, "the actor's stopped hook (or its event loop's end) failed");
+                }
+            }
+        }
         self.actor = None;
+    }
+
+    /// Begins a message of an asyncio actor with `max_concurrency` above 1, as a task
+    /// on its event loop; its end is reported through `subactor._finish`.
+    pub(crate) fn begin(&mut self, token: u64, msg: &Value, reply: bool) -> Result<(), ReceiveError> {
+        debug_assert!(self.attached, "begin needs the interpreter attached");
+        let helpers = self.helpers();
+        // SAFETY: attached; every object is owned by an `Obj` of this interpreter.
+        unsafe {
+            let arg = to_python(msg, helpers).map_err(ReceiveError::Message)?;
+            let token = Obj::from_owned(ffi::PyLong_FromUnsignedLongLong(token))
+                .ok_or_else(|| ReceiveError::Exception(helpers.current_exception()))?;
+            let reply = Obj::from_borrowed(if reply { ffi::Py_True() } else { ffi::Py_False() })
+                .unwrap_or_else(|| unreachable!("booleans always exist"));
+            helpers
+                .call_attr(c"begin", &[token.as_ptr(), arg.as_ptr(), reply.as_ptr()])
+                .map(drop)
+                .map_err(ReceiveError::Exception)
+        }
+    }
+
+    /// Cancels every message an asyncio actor has in hand (`kill`: else a failure).
+    pub(crate) fn cancel_all(&mut self, kill: bool) {
+        let helpers = self.helpers();
+        // SAFETY: attached (callers).
+        unsafe {
+            let kill = Obj::from_borrowed(if kill { ffi::Py_True() } else { ffi::Py_False() })
+                .unwrap_or_else(|| unreachable!("booleans always exist"));
+            if let Err(exception) = helpers.call_attr(c"cancel_all", &[kill.as_ptr()]) {
+                tracing::warn!(%exception, "cancelling an asyncio actor's tasks failed");
+            }
+        }
+    }
+
+    /// A snapshot of the actor's state taken now (before an upgrade); `None` when its
+    /// class has no `snapshot` method.
+    pub(crate) fn snapshot_now(&mut self) -> Result<Option<Value>, PythonException> {
+        self.snapshot_from(c"snapshot_now")
+    }
+
+    /// The snapshot of the actor's state that is due after the message it just handled
+    /// (see `subactor.checkpoint()` and the recipe's snapshot policy), if one is.
+    pub(crate) fn take_snapshot(&mut self) -> Result<Option<Value>, PythonException> {
+        self.snapshot_from(c"take_snapshot")
+    }
+
+    /// Calls the bootstrap's `helper`, which answers `None` or `(state,)`.
+    fn snapshot_from(&mut self, helper: &std::ffi::CStr) -> Result<Option<Value>, PythonException> {
+        debug_assert!(self.attached, "snapshots need the interpreter attached");
+        let helpers = self.helpers();
+        // SAFETY: attached; the helper answers None or a 1-tuple.
+        unsafe {
+            let due = helpers.call_attr(helper, &[])?;
+            if due.as_ptr() == ffi::Py_None() {
+                return Ok(None);
+            }
+            if ffi::PyTuple_Check(due.as_ptr()) == 0 || ffi::PyTuple_GET_SIZE(due.as_ptr()) != 1 {
+                return Err(PythonException {
+                    type_name: "SystemError".into(),
+                    message: "take_snapshot answered something else than (state,)".into(),
+                    traceback: String::new(),
+                });
+            }
+            let state = ffi::PyTuple_GET_ITEM(due.as_ptr(), 0);
+            from_python(state, helpers).map(Some).map_err(|error| PythonException {
+                type_name: "TypeError".into(),
+                message: format!("the actor's snapshot() returned a state that cannot be kept: {error}"),
+                traceback: String::new(),
+            })
+        }
     }
 
     /// Calls the actor's `receive(msg)`; converts the result back when `reply` is set
@@ -284,7 +411,7 @@ impl Drop for Interpreter {
             unsafe { interrupter.clear_pending() };
         }
         // Objects of this interpreter go while it is attached and alive.
-        self.actor = None;
+        self.end_actor();
         if let Some(helpers) = self.helpers.take() {
             // SAFETY: attached just above.
             unsafe {

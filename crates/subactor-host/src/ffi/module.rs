@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use pyo3_ffi as ffi;
 use subactor_arena::Arena;
-use subactor_core::{AnyRef, AskError, Fault, MonitorId, Placement, SendError, Value};
+use subactor_core::{AnyRef, AskError, Fault, Finished, InterruptCause, MonitorId, Placement, SendError, Value, Waker};
 use subactor_wire::{ActorEnv, SpawnRequest};
 
 use super::convert::{from_python, to_python};
@@ -46,6 +46,47 @@ pub(crate) struct ActorLink {
     pub(crate) env: Arc<dyn ActorEnv>,
     pub(crate) myself: AnyRef,
     pub(crate) arena: Arena,
+    /// Where an asyncio actor with `max_concurrency` above 1 reports the messages it
+    /// finished (`subactor._finish`).
+    pub(crate) finished: Option<Arc<FinishSink>>,
+}
+
+/// The outcomes of an asyncio actor's concurrent messages, from its event loop's
+/// thread to the actor's (see `subactor_core::Actor::finished`).
+#[derive(Default)]
+pub(crate) struct FinishSink {
+    outcomes: std::sync::Mutex<Vec<(u64, Finished<Value, crate::ReceiveError>)>>,
+    /// The latest snapshot taken after a message finished, not kept yet.
+    snapshot: std::sync::Mutex<Option<Value>>,
+    waker: std::sync::Mutex<Option<Waker>>,
+}
+
+impl FinishSink {
+    pub(crate) fn set_waker(&self, waker: Waker) {
+        *lock(&self.waker) = Some(waker);
+    }
+
+    pub(crate) fn take(&self) -> Vec<(u64, Finished<Value, crate::ReceiveError>)> {
+        std::mem::take(&mut *lock(&self.outcomes))
+    }
+
+    pub(crate) fn take_snapshot(&self) -> Option<Value> {
+        lock(&self.snapshot).take()
+    }
+
+    fn push(&self, token: u64, outcome: Finished<Value, crate::ReceiveError>, snapshot: Option<Value>) {
+        lock(&self.outcomes).push((token, outcome));
+        if snapshot.is_some() {
+            *lock(&self.snapshot) = snapshot;
+        }
+        if let Some(waker) = lock(&self.waker).as_ref() {
+            waker.wake();
+        }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The module's per-interpreter state (`m_size` bytes, zeroed by CPython).
@@ -97,7 +138,7 @@ pub(super) const fn method(
     ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: meth, ml_flags: flags, ml_doc: doc.as_ptr() }
 }
 
-static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 9]> = CStatic::new([
+static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 10]> = CStatic::new([
     method(
         c"self_ref",
         ffi::PyMethodDefPointer { PyCFunction: self_ref },
@@ -148,6 +189,12 @@ static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 9]> = CStatic::new([
         ffi::METH_O,
         c"alloc(size) -> BufferMut\n\nA writable, zero-filled buffer of the shared arena; freeze() it to send it.",
     ),
+    method(
+        c"_finish",
+        ffi::PyMethodDefPointer { PyCFunctionFast: finish },
+        ffi::METH_FASTCALL,
+        c"_finish(token, kind, value, reply, snapshot)\n\nThe host's: an asyncio actor's message has ended.",
+    ),
     ffi::PyMethodDef::zeroed(),
 ]);
 
@@ -168,7 +215,7 @@ static MODULE_DEF: CStatic<ffi::PyModuleDef> = CStatic::new(ffi::PyModuleDef {
     m_free: Some(module_free),
 });
 
-static REF_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
+static REF_METHODS: CStatic<[ffi::PyMethodDef; 8]> = CStatic::new([
     method(
         c"tell",
         ffi::PyMethodDefPointer { PyCFunction: ref_tell },
@@ -198,6 +245,18 @@ static REF_METHODS: CStatic<[ffi::PyMethodDef; 6]> = CStatic::new([
         ffi::PyMethodDefPointer { PyCFunction: ref_kill },
         ffi::METH_NOARGS,
         c"kill()\n\nStops the actor before its next message.",
+    ),
+    method(
+        c"ask_async",
+        ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: ref_ask_async },
+        ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+        c"ask_async(msg, timeout=30.0)\n\nA coroutine: ask(msg, timeout) awaited on the running event loop.",
+    ),
+    method(
+        c"tell_async",
+        ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: ref_tell_async },
+        ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+        c"tell_async(msg)\n\nA coroutine: tell(msg) awaited, the loop going on while the mailbox is full.",
     ),
     ffi::PyMethodDef::zeroed(),
 ]);
@@ -1119,6 +1178,117 @@ unsafe extern "C" fn ref_ask(
                 Ok(reply) => state.object(&reply),
                 Err(error) => Err(raise_ask(helpers, error)),
             }
+        }
+    })
+}
+
+/// `subactor._finish(token, kind, value, reply, snapshot)`: the bootstrap's shell
+/// reports a concurrent message's end. `kind`: 0 answered `value` (converted when
+/// `reply`), 1 raised `value`, 2 killed, 3 past its time limit; `snapshot` is None or
+/// `(state,)`.
+unsafe extern "C" fn finish(
+    module: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: `module` is our module, attached; `args` holds `nargs` objects.
+        unsafe {
+            let state = state_of_module(module);
+            let helpers = state.helpers();
+            if nargs != 5 {
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "_finish() takes 5 arguments"));
+            }
+            let link = state.link()?;
+            let Some(sink) = link.finished.as_ref() else {
+                return Err(helpers.raise_builtin(ffi::PyExc_RuntimeError, "this actor reports no concurrent messages"));
+            };
+            let token = unsigned(*args)?;
+            let kind = unsigned(*args.add(1))?;
+            let value = *args.add(2);
+            let reply = ffi::PyObject_IsTrue(*args.add(3)) == 1;
+            let outcome = match kind {
+                0 if reply => match from_python(value, helpers) {
+                    Ok(value) => Finished::Replied(value),
+                    Err(error) => Finished::Failed(ReceiveError::Reply(error)),
+                },
+                0 => Finished::Replied(Value::None),
+                1 => {
+                    let exc = Obj::from_borrowed(value).ok_or(Raised)?;
+                    Finished::Failed(ReceiveError::Exception(helpers.describe(exc).0))
+                }
+                2 => Finished::Interrupted(InterruptCause::Kill),
+                _ => Finished::Interrupted(InterruptCause::TimeLimit),
+            };
+            let snapshot = *args.add(4);
+            let snapshot = if snapshot != ffi::Py_None()
+                && ffi::PyTuple_Check(snapshot) != 0
+                && ffi::PyTuple_GET_SIZE(snapshot) == 1
+            {
+                match from_python(ffi::PyTuple_GET_ITEM(snapshot, 0), helpers) {
+                    Ok(state) => Some(state),
+                    Err(error) => {
+                        tracing::warn!(%error, "an asyncio actor's snapshot cannot be kept");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            sink.push(token, outcome, snapshot);
+            Ok(ffi::Py_NewRef(ffi::Py_None()))
+        }
+    })
+}
+
+unsafe extern "C" fn ref_ask_async(
+    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: forwarded from CPython's call of this method.
+    unsafe { forward_to_bootstrap(c"ask_async", obj, args, nargs, kwnames) }
+}
+
+unsafe extern "C" fn ref_tell_async(
+    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: forwarded from CPython's call of this method.
+    unsafe { forward_to_bootstrap(c"tell_async", obj, args, nargs, kwnames) }
+}
+
+/// Calls the bootstrap's function `name(obj, *args, **kwargs)` (the asyncio methods of
+/// `ActorRef` are written in Python).
+///
+/// # Safety
+///
+/// `obj` is an ActorRef of the attached interpreter; `args` holds `nargs` positional
+/// arguments followed by the values of `kwnames` (vectorcall's convention).
+unsafe fn forward_to_bootstrap(
+    name: &std::ffi::CStr,
+    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: attached (contract); the argument array is rebuilt with `obj` first.
+        unsafe {
+            let state = state_of_ref(obj)?;
+            let helpers = state.helpers();
+            let func = helpers.attr(name).map_err(|e| helpers.raise_builtin(ffi::PyExc_SystemError, &e.to_string()))?;
+            let positional = usize::try_from(ffi::PyVectorcall_NARGS(nargs as usize)).unwrap_or(0);
+            let keywords =
+                if kwnames.is_null() { 0 } else { usize::try_from(ffi::PyTuple_GET_SIZE(kwnames)).unwrap_or(0) };
+            let mut all = Vec::with_capacity(1 + positional + keywords);
+            all.push(obj);
+            all.extend((0..positional + keywords).map(|i| *args.add(i)));
+            let result = ffi::PyObject_Vectorcall(func.as_ptr(), all.as_ptr(), positional + 1, kwnames);
+            if result.is_null() { Err(Raised) } else { Ok(result) }
         }
     })
 }

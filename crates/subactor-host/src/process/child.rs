@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 use super::LocalEnv;
 use super::proto::{self, FromChild, StartSpec, ToChild};
 use super::template::{ChildExit, Template};
+use crate::ffi::interp::Incarnation;
 use crate::{ConvertError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError};
 
 /// How long a stopped child may take to end by itself before it is killed.
@@ -71,6 +72,8 @@ pub(crate) struct ChildProcess {
     env: Arc<LocalEnv>,
     watcher: Option<JoinHandle<()>>,
     seq: u64,
+    /// The snapshot the child sent with its last outcome, not taken yet.
+    snapshot: Option<Value>,
 }
 
 impl std::fmt::Debug for ChildProcess {
@@ -86,6 +89,7 @@ impl ChildProcess {
         host: &PythonHost,
         ctx: &ActorContext<PyActor>,
         spec: &PythonActor,
+        incarnation: &Incarnation,
     ) -> Result<ChildProcess, StartError> {
         let template = host.template().map_err(StartError::Process)?;
         let (spawned, exit) = template.spawn().map_err(StartError::Process)?;
@@ -125,7 +129,7 @@ impl ChildProcess {
                 .spawn(move || watch(&shared, &env, ctrl_r, &alarm))
                 .map_err(|e| StartError::Process(format!("cannot start the child's watcher thread: {e}")))?
         };
-        let mut child = ChildProcess { data_w, data_r, shared, env, watcher: Some(watcher), seq: 0 };
+        let mut child = ChildProcess { data_w, data_r, shared, env, watcher: Some(watcher), seq: 0, snapshot: None };
         let myself: AnyRef = ctx.myself().clone().into();
         let start = ToChild::Start(Box::new(StartSpec {
             module: spec.module().to_owned(),
@@ -135,6 +139,9 @@ impl ChildProcess {
             memory_limit: spec.memory_limit_bytes(),
             core: spec.options_core(),
             spin_us: u64::try_from(spin.as_micros()).unwrap_or(u64::MAX),
+            snapshot_every: incarnation.snapshot_every,
+            state: incarnation.state.clone(),
+            upgrading: incarnation.upgrading,
         }));
         child.send(&start).map_err(|e| child.start_failed(&e))?;
         loop {
@@ -232,6 +239,28 @@ impl ChildProcess {
         TellBatch { results, unhandled }
     }
 
+    /// The snapshot the child took after the last message, if one was due.
+    pub(crate) fn take_snapshot(&mut self) -> Option<Value> {
+        self.snapshot.take()
+    }
+
+    /// A snapshot of the actor's state taken now (before an upgrade): `None` when its
+    /// class has no `snapshot` method.
+    pub(crate) fn snapshot_now(&mut self) -> Result<Option<Value>, ReceiveError> {
+        if let Some(error) = self.refusal() {
+            return Err(error);
+        }
+        let seq = self.begin();
+        let result = self.round_trip(seq, &ToChild::Snapshot { seq });
+        self.shared.running.store(0, Ordering::Release);
+        match result? {
+            Outcome::One(Ok(Value::Tuple(mut state))) if state.len() == 1 => Ok(state.pop()),
+            Outcome::One(Ok(_)) => Ok(None),
+            Outcome::One(Err(error)) => Err(error),
+            Outcome::Many(_) => Err(self.lost(&LinkError::Malformed("tells answered for a snapshot".into()))),
+        }
+    }
+
     fn begin(&mut self) -> u64 {
         self.seq += 1;
         self.shared.running.store(self.seq, Ordering::Release);
@@ -256,8 +285,18 @@ impl ChildProcess {
                 Err(error) => return Err(self.lost(&error)),
             };
             match proto::decode::<FromChild>(&mut frame, &self.shared.handles) {
-                Ok(FromChild::Done { seq: done, result }) if done == seq => return Ok(Outcome::One(result)),
-                Ok(FromChild::Told { seq: done, results }) if done == seq => return Ok(Outcome::Many(results)),
+                Ok(FromChild::Done { seq: done, result, snapshot }) if done == seq => {
+                    if snapshot.is_some() {
+                        self.snapshot = snapshot;
+                    }
+                    return Ok(Outcome::One(result));
+                }
+                Ok(FromChild::Told { seq: done, results, snapshot }) if done == seq => {
+                    if snapshot.is_some() {
+                        self.snapshot = snapshot;
+                    }
+                    return Ok(Outcome::Many(results));
+                }
                 Ok(FromChild::Call { call, request }) => {
                     let answer = serve(request, &*self.env);
                     if let Err(error) = self.send(&ToChild::Answer { call, answer }) {

@@ -93,6 +93,14 @@ pub(crate) struct StartSpec {
     pub(crate) core: Option<usize>,
     /// How long the child's reader spins before it sleeps, in microseconds.
     pub(crate) spin_us: u64,
+    /// Snapshots: `None` none; 0 on `subactor.checkpoint()` only; n after every n
+    /// messages.
+    pub(crate) snapshot_every: Option<u32>,
+    /// The state to restore before the first message.
+    pub(crate) state: Option<Value>,
+    /// An upgrade: the state goes to `upgrade(old_state)` when the class defines it,
+    /// and the module is loaded anew from its source.
+    pub(crate) upgrading: bool,
 }
 
 /// Runtime -> child.
@@ -112,6 +120,10 @@ pub(crate) enum ToChild<'a> {
     Interrupt { seq: u64, kill: bool },
     /// The runtime is done with the buffer the child lent as `lend` (control socket).
     Release { lend: u64 },
+    /// Take a snapshot of the actor's state now, as handler call `seq`: answered with
+    /// `Done` whose result is `(state,)`, or `None` when the class has no `snapshot`
+    /// (data socket).
+    Snapshot { seq: u64 },
 }
 
 /// Child -> runtime.
@@ -119,10 +131,11 @@ pub(crate) enum ToChild<'a> {
 pub(crate) enum FromChild {
     /// The actor started, or why not (data socket).
     Started(Result<(), StartError>),
-    /// Handler `seq` ended (data socket).
-    Done { seq: u64, result: Result<Value, ReceiveError> },
-    /// Tells `seq` ended: the outcome of each message handled, in order (data socket).
-    Told { seq: u64, results: Vec<Result<(), ReceiveError>> },
+    /// Handler `seq` ended, with the snapshot due after it, if any (data socket).
+    Done { seq: u64, result: Result<Value, ReceiveError>, snapshot: Option<Value> },
+    /// Tells `seq` ended: the outcome of each message handled, in order, and the last
+    /// snapshot due after them, if any (data socket).
+    Told { seq: u64, results: Vec<Result<(), ReceiveError>>, snapshot: Option<Value> },
     /// A call on the parent's actors: on the data socket when the handler's own thread
     /// makes it, else on the control socket.
     Call { call: u64, request: Call },
