@@ -36,6 +36,7 @@ REPEATED = (model.THROUGHPUT, model.CPU)
 BENCH_METRICS = {
     "core": {CORE},
     "foundation": {model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT, model.CPU},
+    "process": {model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT},
     "actors": {model.ROUND_TRIP},
     "arena": {model.HANDOFF},
     "memory": {model.MEMORY},
