@@ -242,6 +242,7 @@ def _core(ms: list[Measurement], path: Path) -> bool:
 def _process(ms: list[Measurement], path: Path) -> bool:
     """Process actors beside multiprocessing: spawn, ask round trip, tell throughput."""
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     titles = {
         model.SPAWN: "spawn until the first answer (lower is better)",
@@ -258,7 +259,13 @@ def _process(ms: list[Measurement], path: Path) -> bool:
     heights = [0.5 * len(rows) + 1.2 for _, rows in panels]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + 0.4), height_ratios=heights, squeeze=False)
     for ax, (metric, rows) in zip(axes[:, 0], panels, strict=True):
-        _bar_axes(ax, ms, metric.key, titles[metric.key], log=False, only=rows)
+        # Spawns range from a fork's few ms to a fresh interpreter's tens: log scale,
+        # labelled in plain numbers.
+        log = metric.key == model.SPAWN
+        _bar_axes(ax, ms, metric.key, titles[metric.key], log=log, only=rows)
+        if log:
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     fig.suptitle(f"Process actors beside multiprocessing\n{SPREAD}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
