@@ -36,6 +36,7 @@ REPEATED = (model.THROUGHPUT, model.CPU)
 BENCH_METRICS = {
     "core": {CORE},
     "foundation": {model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT, model.CPU},
+    "process": {model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT},
     "actors": {model.ROUND_TRIP},
     "arena": {model.HANDOFF},
     "memory": {model.MEMORY},
@@ -66,7 +67,7 @@ def run(argv: list[str] | None) -> int:
     """Parses the command line, runs what it asks, writes the report; the exit status."""
     parser = argparse.ArgumentParser(prog="bench/run", description="subactor beside its peers, in one run.")
     parser.add_argument(
-        "--quick", action="store_true", help="a short run for development (under a minute on 2 cores, once built)"
+        "--quick", action="store_true", help="a short run for development (under 2 minutes on 2 cores, once built)"
     )
     parser.add_argument("--rounds", type=int, help="rounds of the repeated figures (default: 3 quick, 5 full)")
     parser.add_argument("--only", help=f"comma-separated metrics to measure, of: {', '.join(METRICS)}")

@@ -28,8 +28,27 @@ PY_TELL = "from Python (main interpreter): ref.tell() of ints"
 PY_HANDOFF = "from Python: arena Buffer (rt.alloc().freeze()), no copy"
 PY_CPU = "from Python: rt.executor().map, start-up included"  # the runner's cpu_variant + ", start-up included"
 
+# Process actors (Placement::Process): from Rust (benches/process.rs) and from Python.
+PROC_SPAWN = "process actor: rt.spawn() until its first answer"
+PROC_ASK = "process actor, Rust -> Python: blocking_ask"
+PROC_TELL = "process actor, Rust -> Python: blocking_tell"
+PY_PROC_SPAWN = 'process actor from Python: rt.spawn(placement="process") until it answers'
+PY_PROC_ASK = "process actor from Python (main interpreter): ref.ask()"
+PY_PROC_TELL = "process actor from Python (main interpreter): ref.tell() of ints"
+PROCESS_ROWS = {
+    model.SPAWN: (PROC_SPAWN, PY_PROC_SPAWN),
+    model.ROUND_TRIP: (PROC_ASK, PY_PROC_ASK),
+    model.THROUGHPUT: (PROC_TELL, PY_PROC_TELL),
+}
+# multiprocessing's figures that process actors are compared with (harness.runners.multiproc).
+MP_START = "Process.start() until the worker answers"
+PIPE_ASK = "Pipe send() + recv()"
+PIPE_TELL = "Pipe send() of ints"
+MP_SYSTEMS = (model.MP_FORK, model.MP_FORKSERVER, model.MP_SPAWN)
+MP_PEER = {model.SPAWN: MP_START, model.ROUND_TRIP: PIPE_ASK, model.THROUGHPUT: PIPE_TELL}
+
 # The peers that run Python on several cores at once (threads share one GIL).
-PARALLEL_PEERS = (model.MP_FORK, model.MP_SPAWN, model.INTERPRETERS, model.INTERPRETER_POOL)
+PARALLEL_PEERS = (model.MP_FORK, model.MP_FORKSERVER, model.MP_SPAWN, model.INTERPRETERS, model.INTERPRETER_POOL)
 
 
 def find(
@@ -97,3 +116,16 @@ def speedups(measurements: Iterable[Measurement], system: str, variant: str) -> 
 def sizes(measurements: Iterable[Measurement], metric: str = model.HANDOFF) -> list[float]:
     """The payload sizes measured, smallest first."""
     return sorted({m.x for m in measurements if m.metric == metric and m.x is not None})
+
+
+def process_rows(measurements: Iterable[Measurement], metric: str) -> list[tuple[str, str]]:
+    """The (system, variant) pairs of ``metric`` that process actors are compared
+    with: subactor's process-actor rows, then multiprocessing's (worker start, Pipe),
+    in report order."""
+    mine = PROCESS_ROWS.get(metric, ())
+    theirs = MP_PEER.get(metric)
+    return [
+        (system, variant)
+        for system, variant in rows(measurements, metric)
+        if (is_subactor(system) and variant in mine) or (system in MP_SYSTEMS and variant == theirs)
+    ]

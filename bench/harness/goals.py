@@ -1,5 +1,5 @@
-"""The performance goals (issue 7, and the foundation's spawn goal), judged on the
-figures of one run."""
+"""The performance goals (issue 7's, the foundation's spawn goal, and issue 12's for
+process actors), judged on the figures of one run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from harness import figures, model
 from harness.machine import Probe
 from harness.model import Measurement
-from harness.stats import fmt_bytes, fmt_duration, fmt_ratio, fmt_size_label, fmt_value, summarize
+from harness.stats import Summary, fmt_bytes, fmt_duration, fmt_ratio, fmt_size_label, fmt_value, summarize
 
 KB = 1 << 10
 GB = 1 << 30
@@ -38,6 +38,7 @@ def evaluate(measurements: Sequence[Measurement], probes: Sequence[Probe], cores
         _handoff(ms),
         _memory(ms),
         _spawn(ms),
+        *_process(ms),
     ]
 
 
@@ -147,3 +148,89 @@ def _spawn(ms: list[Measurement]) -> Goal:
     figure = f"{fmt_duration(mine)} vs {fmt_duration(bare)} ({fmt_ratio(mine / bare)})"
     note = "not one of issue 7's goals; the spawn includes importing the actor's module, the bare creation does not"
     return Goal(name, target, figure, mine <= bare, note)
+
+
+# ---- process actors (issue 12) ------------------------------------------------------
+
+# (name, target, metric, subactor's figures from Rust and from Python, the
+# multiprocessing systems compared with (the best figure among them), factor): met
+# when the process actor's median is at most factor x the peer's (times), or at least
+# factor x it (rates).
+_PROCESS_GOALS: tuple[tuple[str, str, str, tuple[str, str], tuple[str, ...], float], ...] = (
+    (
+        "spawn <= multiprocessing fork's worker start",
+        "p50 <= fork's p50",
+        model.SPAWN,
+        figures.PROCESS_ROWS[model.SPAWN],
+        (model.MP_FORK,),
+        1.0,
+    ),
+    (
+        "spawn <= 1/5 of forkserver's worker start",
+        "p50 <= 1/5 of forkserver's p50",
+        model.SPAWN,
+        figures.PROCESS_ROWS[model.SPAWN],
+        (model.MP_FORKSERVER,),
+        1 / 5,
+    ),
+    (
+        "ask round trip <= 1/3 of a Pipe round trip",
+        "p50 <= 1/3 of the fastest Pipe's p50",
+        model.ROUND_TRIP,
+        figures.PROCESS_ROWS[model.ROUND_TRIP],
+        figures.MP_SYSTEMS,
+        1 / 3,
+    ),
+    (
+        "tell throughput >= 2x a Pipe's",
+        "median >= 2x the fastest Pipe's",
+        model.THROUGHPUT,
+        figures.PROCESS_ROWS[model.THROUGHPUT],
+        figures.MP_SYSTEMS,
+        2.0,
+    ),
+)
+
+
+def _process(ms: list[Measurement]) -> list[Goal]:
+    """Issue 12's goals, each judged twice: on the figure taken from Rust and on the one
+    taken from Python."""
+    found = []
+    for name, target, metric, (rust, python), peers, factor in _PROCESS_GOALS:
+        for variant, where in ((rust, "from Rust"), (python, "from Python")):
+            name_here = f"process actor: {name}, {where}"
+            found.append(_against_peer(ms, name_here, target, metric, variant, peers, factor))
+    return found
+
+
+def _against_peer(
+    ms: list[Measurement], name: str, target: str, metric: str, variant: str, peers: tuple[str, ...], factor: float
+) -> Goal:
+    """A goal that the process actor's figure ``variant`` is within ``factor`` of the
+    best multiprocessing figure among ``peers`` (lowest time, highest rate)."""
+    higher = metric == model.THROUGHPUT
+    mine = figures.one(ms, metric, model.SUBACTOR, variant)
+    candidates = [m for p in peers if (m := figures.one(ms, metric, p, figures.MP_PEER[metric])) and m.samples]
+    if mine is None or not mine.samples or not candidates:
+        return _not_measured(name, target)
+    best = (max if higher else min)(candidates, key=lambda m: summarize(m.samples).median)
+    s, t = summarize(mine.samples), summarize(best.samples)
+    limit = t.median * factor
+    met = s.median >= limit if higher else s.median <= limit
+    figure = f"{_described(s, mine.unit)} vs {best.system} {_described(t, best.unit)}: "
+    figure += f"{fmt_ratio(s.median / t.median)} the peer's"
+    # Whether the verdict holds across both spreads, or only between the medians.
+    if higher:
+        sure, opposite = s.low >= t.high * factor, s.high < t.low * factor
+    else:
+        sure, opposite = s.high <= t.low * factor, s.low > t.high * factor
+    if met:
+        note = "met across both spreads" if sure else "met by the medians; the spreads overlap the target"
+    else:
+        note = "missed across both spreads" if opposite else "missed by the medians; the spreads overlap the target"
+    return Goal(name, target, figure, met, note)
+
+
+def _described(s: Summary, unit: str) -> str:
+    """A median with its spread: "p50 1.2 ms (p10-p90 1.0 ms - 1.5 ms)"."""
+    return f"p50 {fmt_value(s.median, unit)} ({s.spread} {fmt_value(s.low, unit)} - {fmt_value(s.high, unit)})"

@@ -28,10 +28,16 @@ SPAWN = Metric(
 - **subactor**: `rt.spawn(PythonActor)` returns once the actor's thread has created its
   own-GIL interpreter, imported the actor's module and run its constructor
   (`benches/foundation.rs`). Beside it, CPython's bare `_interpreters.create()` (no
-  import, timed inside an actor) is the floor.
+  import, timed inside an actor) is the floor. From Python, `rt.spawn(Echo)` until the
+  actor's first answer.
+- **subactor, process actors**: `rt.spawn()` of an echo actor with `Placement::Process`
+  (from Rust, `benches/process.rs`) or `placement="process"` (from Python) until its first
+  answer: the template hands over a child it forked in advance, which imports the actor's
+  module and runs its constructor in its main interpreter.
 - **multiprocessing**: `Process.start()` until the worker's first message arrives over
   its Pipe (spawn starts a fresh interpreter that re-imports the parent's main module;
-  fork copies the parent).
+  fork copies the parent; forkserver forks a child of its server, already running, which
+  imports the worker's module).
 - **threads**: `Thread.start()` until the thread's first message arrives over a queue.
 - **interpreters**: `interpreters.create()`, then a thread entering it to run the worker
   loop, until the loop's first message arrives.
@@ -50,6 +56,9 @@ warm-up; the spread is that of all round trips.
 - **subactor, Python -> Python**: a Python actor asking another with `ref.ask()`, timed in
   Python (`benches/actors.rs`). This is the row the ratios compare with: every peer's
   caller is Python too.
+- **subactor, process actors**: `blocking_ask` from Rust (`benches/process.rs`), and
+  `ref.ask()` from the main interpreter of a Python program, to an echo actor running in a
+  child process (the message crosses a Unix socket both ways).
 - **multiprocessing**: `send()` and `recv()` on a Pipe to a worker process.
 - **threads**: two `queue.Queue`s to a thread.
 - **interpreters**: two `interpreters` queues to a thread running inside another
@@ -68,6 +77,9 @@ worker has handled the last (it counts them, then answers the count); one figure
 round.
 - **subactor**: `blocking_tell` from Rust into a Python actor whose `receive` counts
   (`benches/foundation.rs`; bounded mailbox of 1,024: the sender waits when it is full).
+- **subactor, process actors**: `blocking_tell` from Rust (`benches/process.rs`), and
+  `ref.tell()` from Python, into a counting actor in a child process; the tells wait in the
+  parent's mailbox and go to the child in batches.
 - **multiprocessing**: `Pipe.send()` (each int pickled).
 - **threads**: an unbounded `queue.Queue`.
 - **interpreters**: an unbounded `interpreters` queue passing ints natively, into a
@@ -162,6 +174,30 @@ message over flume's: above 1 the core adds cost.""",
 
 CORE_TELL = Metric(model.CORE_TELL, "Rust core: one-way throughput beside raw flume", True, "core.png", "")
 
+PROCESS = Metric(
+    "process",
+    "Process actors beside multiprocessing",
+    False,
+    "process.png",
+    """Process actors (`Placement::Process`, `placement="process"`) run a Python actor in the
+main interpreter of a child process, forked from the runtime's template process (which
+keeps one spare child forked in advance): a process of its own, as a multiprocessing
+worker has. The figures are those of sections 1-3, shown beside multiprocessing's only;
+the ratios are the process actor's advantage, from Rust and from Python, over each row
+(above 1: the process actor is better). The goals compare with fork's and forkserver's
+worker start, and with the fastest Pipe of the run.
+- **spawn**: until the first answer, beside `Process.start()` until the worker's first
+  message arrives over its Pipe (forkserver's server already running).
+- **ask round trip**: an int to an echo actor and back, beside `send()` + `recv()` of an
+  int on a Pipe to an echo worker.
+- **tell throughput**: many ints told to a counting actor, then one ask that answers the
+  count, beside `send()` of ints on a Pipe to a worker that counts them and answers the
+  count.
+
+forkserver is measured for its worker start only: its workers' Pipes are those of the
+fork and spawn rows.""",
+)
+
 PIPELINE = Metric(
     model.PIPELINE,
     "Other subactor figures: pipeline throughput",
@@ -171,7 +207,7 @@ PIPELINE = Metric(
 2 workers per stage, least-loaded routing (`benches/actors.rs`). No peer is measured.""",
 )
 
-ALL = (SPAWN, ROUND_TRIP, THROUGHPUT, CPU, HANDOFF, MEMORY, CORE_ASK, CORE_TELL, PIPELINE)
+ALL = (SPAWN, ROUND_TRIP, THROUGHPUT, PROCESS, CPU, HANDOFF, MEMORY, CORE_ASK, CORE_TELL, PIPELINE)
 BY_KEY = {m.key: m for m in ALL}
 
 

@@ -28,6 +28,7 @@ ITEMS_PER_S = "items/s"
 # harness.runners.base.Runner.system); those come after these.
 SUBACTOR = "subactor"
 MP_FORK = "multiprocessing (fork)"
+MP_FORKSERVER = "multiprocessing (forkserver)"
 MP_SPAWN = "multiprocessing (spawn)"
 THREADS = "threads"
 INTERPRETERS = "interpreters (PEP 734)"
@@ -35,7 +36,7 @@ INTERPRETER_POOL = "InterpreterPoolExecutor"
 SUBACTOR_CORE = "subactor core"
 FLUME = "flume"
 BASELINE = "CPython alone"
-SYSTEMS = (SUBACTOR, MP_FORK, MP_SPAWN, THREADS, INTERPRETERS, INTERPRETER_POOL)
+SYSTEMS = (SUBACTOR, MP_FORK, MP_FORKSERVER, MP_SPAWN, THREADS, INTERPRETERS, INTERPRETER_POOL)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ COLOURS = {
     model.SUBACTOR: "#d62728",
     model.SUBACTOR_CORE: "#d62728",
     model.MP_FORK: "#1f77b4",
+    model.MP_FORKSERVER: "#aec7e8",
     model.MP_SPAWN: "#17becf",
     model.THREADS: "#7f7f7f",
     model.INTERPRETERS: "#2ca02c",
@@ -57,6 +58,8 @@ def write_all(measurements: list[Measurement], probes: list[Probe], out: Path) -
         written[model.HANDOFF] = metrics.HANDOFF.plot
     if _core(measurements, out / metrics.CORE_ASK.plot):
         written[model.CORE_ASK] = metrics.CORE_ASK.plot
+    if _process(measurements, out / metrics.PROCESS.plot):
+        written[metrics.PROCESS.key] = metrics.PROCESS.plot
     return written
 
 
@@ -69,8 +72,12 @@ def _label(system: str, variant: str, width: int = 55) -> str:
     return "\n".join(textwrap.wrap(f"{system}: {variant}", width))
 
 
-def _bar_axes(ax: Any, ms: list[Measurement], metric: str, title: str, log: bool) -> bool:
-    rows = [r for r in figures.rows(ms, metric) if (m := figures.one(ms, metric, *r)) and m.samples]
+def _bar_axes(
+    ax: Any, ms: list[Measurement], metric: str, title: str, log: bool, only: list[tuple[str, str]] | None = None
+) -> bool:
+    """Bars of the rows of ``metric`` (those of ``only``, when given)."""
+    chosen = figures.rows(ms, metric) if only is None else only
+    rows = [r for r in chosen if (m := figures.one(ms, metric, *r)) and m.samples]
     if not rows:
         return False
     scale, unit = SCALES[metric]
@@ -226,6 +233,40 @@ def _core(ms: list[Measurement], path: Path) -> bool:
     fig, (ask, tell) = plt.subplots(2, 1, figsize=(9, 5.5))
     _bar_axes(ask, ms, model.CORE_ASK, "Rust core vs raw flume: ask round trip (lower is better)", log=False)
     _bar_axes(tell, ms, model.CORE_TELL, "Rust core vs raw flume: one-way throughput (higher is better)", log=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _process(ms: list[Measurement], path: Path) -> bool:
+    """Process actors beside multiprocessing: spawn, ask round trip, tell throughput."""
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    titles = {
+        model.SPAWN: "spawn until the first answer (lower is better)",
+        model.ROUND_TRIP: "ask round trip of an int (lower is better)",
+        model.THROUGHPUT: "tell throughput of ints into one worker (higher is better)",
+    }
+    panels = [
+        (metric, rows)
+        for metric in (metrics.SPAWN, metrics.ROUND_TRIP, metrics.THROUGHPUT)
+        if (rows := figures.process_rows(ms, metric.key))
+    ]
+    if not panels:
+        return False
+    heights = [0.5 * len(rows) + 1.2 for _, rows in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + 0.4), height_ratios=heights, squeeze=False)
+    for ax, (metric, rows) in zip(axes[:, 0], panels, strict=True):
+        # Spawns range from a fork's few ms to a fresh interpreter's tens: log scale,
+        # labelled in plain numbers.
+        log = metric.key == model.SPAWN
+        _bar_axes(ax, ms, metric.key, titles[metric.key], log=log, only=rows)
+        if log:
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    fig.suptitle(f"Process actors beside multiprocessing\n{SPREAD}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

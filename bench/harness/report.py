@@ -140,6 +140,9 @@ def render(data: RunData) -> str:
         out += _section(number, metric, data, fill)
         out += _plain_table(ms, metric, "subactor advantage")
     number += 1
+    out += _section(number, metrics.PROCESS, data, fill)
+    out += _process_tables(ms)
+    number += 1
     out += _section(number, metrics.CPU, data, fill)
     out += _cpu_table(ms, data.probes)
     number += 1
@@ -324,6 +327,22 @@ def _summary_items(ms: list[Measurement]) -> list[tuple[str, _Figure, list[_Figu
             times = peers_of(figures.find(ms, model.CPU, x=float(n)))
             items.append((f"CPU-bound job, wall time at {n} workers{where}", figure, times, False))
 
+    for metric, what in (
+        (metrics.SPAWN, "spawn"),
+        (metrics.ROUND_TRIP, "ask round trip"),
+        (metrics.THROUGHPUT, "tell throughput"),
+    ):
+        variant = figures.PROCESS_ROWS[metric.key][0]
+        mine = figures.one(ms, metric.key, model.SUBACTOR, variant)
+        if mine and mine.samples:
+            figure = _Figure(model.SUBACTOR, variant, summarize(mine.samples).median, mine.unit)
+            mp = [
+                m
+                for s, v in figures.process_rows(ms, metric.key)
+                if s in figures.MP_SYSTEMS and (m := figures.one(ms, metric.key, s, v))
+            ]
+            items.append((f"Process actor: {what} (from Rust)", figure, peers_of(mp), metric.higher_is_better))
+
     buffers = {m.x: m for m in figures.find(ms, model.HANDOFF, model.SUBACTOR, figures.HANDOFF_BUFFER) if m.samples}
     if buffers:
         size = max(x for x in buffers if x is not None)
@@ -384,6 +403,42 @@ def _ratio_cell(ms: list[Measurement], metric: metrics.Metric, m: Measurement, s
         # The core's cost over this row's.
         return fmt_ratio(advantage(s.median, ref_median, metric.higher_is_better))
     return fmt_ratio(advantage(ref_median, s.median, metric.higher_is_better))
+
+
+def _process_tables(ms: list[Measurement]) -> list[str]:
+    """Per metric, the process actor's rows and multiprocessing's, with the process
+    actor's advantage over each row, from Rust and from Python."""
+    out: list[str] = []
+    header = ["system", "how", "median", "spread", "n", "advantage, from Rust", "advantage, from Python"]
+    for metric, what in (
+        (metrics.SPAWN, "Spawn, until the first answer"),
+        (metrics.ROUND_TRIP, "Ask round trip"),
+        (metrics.THROUGHPUT, "Tell throughput into one worker"),
+    ):
+        references = [
+            figures.one(ms, metric.key, model.SUBACTOR, variant) for variant in figures.PROCESS_ROWS[metric.key]
+        ]
+        rows = []
+        for system, variant in figures.process_rows(ms, metric.key):
+            m = figures.one(ms, metric.key, system, variant)
+            if m is None or not m.samples:
+                continue
+            s = summarize(m.samples)
+            cells = []
+            for ref in references:
+                if ref is None or not ref.samples:
+                    cells.append("")
+                elif (system, variant) == (ref.system, ref.variant):
+                    cells.append("reference")
+                elif figures.is_subactor(system):
+                    cells.append("")
+                else:
+                    ref_median = summarize(ref.samples).median
+                    cells.append(fmt_ratio(advantage(ref_median, s.median, metric.higher_is_better)))
+            rows.append([system, variant, fmt_value(s.median, m.unit), _spread(s, m.unit), str(s.n), *cells])
+        out += [f"**{what}**", ""]
+        out += (_table(header, rows) if rows else ["Not measured in this run."]) + [""]
+    return out
 
 
 def _cpu_table(ms: list[Measurement], probes: Sequence[Probe]) -> list[str]:

@@ -1,9 +1,10 @@
 """The Rust benchmarks (``benches/*.rs``): building them, running them with ``--json``,
 and turning the series they record into :class:`~harness.model.Measurement` s.
 
-The benchmarks measure subactor itself: Python actors driven from Rust, Python actors
-asking Python actors, arena handoffs, memory per actor, and the Rust core beside raw
-flume. Their human-readable output goes to a log file beside their JSON.
+The benchmarks measure subactor itself: Python actors driven from Rust (in interpreters
+and in child processes), Python actors asking Python actors, arena handoffs, memory per
+actor, and the Rust core beside raw flume. Their human-readable output goes to a log
+file beside their JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from harness import figures, model
 from harness.model import Measurement
 
 # Every benchmark the suite runs, in the order it runs them.
-BENCHES = ("core", "foundation", "actors", "arena", "memory")
+BENCHES = ("core", "foundation", "process", "actors", "arena", "memory")
 
 # (bench, series key) -> (metric, system, variant). A series whose key has a number in
 # place of `{}` (pipeline.rounds400) is found by its prefix.
@@ -38,6 +39,9 @@ SERIES: dict[tuple[str, str], tuple[str, str, str]] = {
     ),
     ("foundation", "ask.blocking"): (model.ROUND_TRIP, model.SUBACTOR, figures.ASK_RUST),
     ("foundation", "ask.tokio"): (model.ROUND_TRIP, model.SUBACTOR, "Rust -> Python: ask().await (tokio, 1 thread)"),
+    ("process", "spawn.process"): (model.SPAWN, model.SUBACTOR, figures.PROC_SPAWN),
+    ("process", "ask.process"): (model.ROUND_TRIP, model.SUBACTOR, figures.PROC_ASK),
+    ("process", "tell.process"): (model.THROUGHPUT, model.SUBACTOR, figures.PROC_TELL),
     ("actors", "ask.python"): (model.ROUND_TRIP, model.SUBACTOR, figures.ASK_PYTHON),
     ("foundation", "tell.blocking"): (model.THROUGHPUT, model.SUBACTOR, figures.TELL_RUST),
     ("foundation", "tell.tokio"): (model.THROUGHPUT, model.SUBACTOR, "Rust -> Python: tell().await (tokio, 1 thread)"),

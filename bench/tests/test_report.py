@@ -9,7 +9,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from harness import figures, goals, model, report
+from harness import figures, goals, metrics, model, report
 from harness.machine import Load, MachineInfo, Probe
 from harness.model import Measurement
 
@@ -49,6 +49,20 @@ def made_up_run(**changes: object) -> report.RunData:
         m(model.CORE_TELL, model.SUBACTOR_CORE, figures.CORE_TELL, "msg/s", [4e6] * 3),
         m(model.PIPELINE, model.SUBACTOR, "two stages", "items/s", [1000.0], 1),
         m(model.PIPELINE, model.SUBACTOR, "two stages", "items/s", [1800.0], 2),
+        # Process actors: from Rust they meet every goal but forkserver's; from Python
+        # they miss every one.
+        m(model.SPAWN, model.SUBACTOR, figures.PROC_SPAWN, "s", [0.003] * 20),
+        m(model.SPAWN, model.SUBACTOR, figures.PY_PROC_SPAWN, "s", [0.006] * 20),
+        m(model.SPAWN, model.MP_FORK, figures.MP_START, "s", [0.005] * 20),
+        m(model.SPAWN, model.MP_FORKSERVER, figures.MP_START, "s", [0.012] * 20),
+        m(model.ROUND_TRIP, model.SUBACTOR, figures.PROC_ASK, "s", [10 * US] * 50),
+        m(model.ROUND_TRIP, model.SUBACTOR, figures.PY_PROC_ASK, "s", [15 * US] * 50),
+        m(model.ROUND_TRIP, model.MP_FORK, figures.PIPE_ASK, "s", [40 * US] * 50),
+        m(model.ROUND_TRIP, model.MP_SPAWN, figures.PIPE_ASK, "s", [35 * US] * 50),  # the best Pipe
+        m(model.THROUGHPUT, model.SUBACTOR, figures.PROC_TELL, "msg/s", [1e6, 0.9e6, 1.1e6]),
+        m(model.THROUGHPUT, model.SUBACTOR, figures.PY_PROC_TELL, "msg/s", [7e5, 6e5, 8e5]),
+        m(model.THROUGHPUT, model.MP_FORK, figures.PIPE_TELL, "msg/s", [3e5, 3e5, 3e5]),
+        m(model.THROUGHPUT, model.MP_SPAWN, figures.PIPE_TELL, "msg/s", [4e5, 4e5, 4e5]),
     ]
     data = report.RunData(
         machine=MachineInfo(2, "Test CPU", "Linux 6", 8.0, "CPython 3.13.0", "rustc 1.95", "a" * 40, False, "today"),
@@ -82,6 +96,57 @@ class Goals(unittest.TestCase):
         self.assertTrue(results["buffer handoff, 1 KB to 1 GB"].met)
         self.assertTrue(results["memory per idle actor"].met)
         self.assertFalse(results["spawn latency (foundation's goal)"].met)
+
+    def test_process_goals_are_judged_from_rust_and_from_python(self) -> None:
+        data = made_up_run()
+        results = {g.name: g for g in goals.evaluate(data.measurements, data.probes, cores=2)}
+        verdicts = {name: g.met for name, g in results.items() if name.startswith("process actor")}
+        self.assertEqual(
+            verdicts,
+            {
+                "process actor: spawn <= multiprocessing fork's worker start, from Rust": True,
+                "process actor: spawn <= multiprocessing fork's worker start, from Python": False,
+                # 3 ms against 12 ms / 5 = 2.4 ms.
+                "process actor: spawn <= 1/5 of forkserver's worker start, from Rust": False,
+                "process actor: spawn <= 1/5 of forkserver's worker start, from Python": False,
+                # Against the best Pipe of the run (spawn's, 35 µs): 10 µs <= 11.7 µs; 15 µs is not.
+                "process actor: ask round trip <= 1/3 of a Pipe round trip, from Rust": True,
+                "process actor: ask round trip <= 1/3 of a Pipe round trip, from Python": False,
+                # Against the best Pipe (400k/s): 1.0M >= 800k; 700k is not.
+                "process actor: tell throughput >= 2x a Pipe's, from Rust": True,
+                "process actor: tell throughput >= 2x a Pipe's, from Python": False,
+            },
+        )
+        ask = results["process actor: ask round trip <= 1/3 of a Pipe round trip, from Rust"]
+        self.assertIn("multiprocessing (spawn) p50 35.0 µs", ask.figure)
+        self.assertIn("0.29× the peer's", ask.figure)
+        self.assertEqual(ask.target, "p50 <= 1/3 of the fastest Pipe's p50")
+        tell = results["process actor: tell throughput >= 2x a Pipe's, from Rust"]
+        self.assertIn("p50 1.00 Mmsg/s (min-max 900 kmsg/s - 1.10 Mmsg/s)", tell.figure)
+        self.assertEqual(tell.target, "median >= 2x the fastest Pipe's")
+        # 0.9M at worst is above 2 x 400k: the verdict holds across both spreads.
+        self.assertEqual(tell.note, "met across both spreads")
+
+    def test_a_process_goal_says_when_the_spreads_overlap_the_target(self) -> None:
+        def spawn_goal(mine: list[float], fork: list[float]) -> goals.Goal:
+            ms = [
+                m(model.SPAWN, model.SUBACTOR, figures.PROC_SPAWN, "s", mine),
+                m(model.SPAWN, model.MP_FORK, figures.MP_START, "s", fork),
+            ]
+            return next(g for g in goals.evaluate(ms, [], 2) if g.name.endswith("fork's worker start, from Rust"))
+
+        overlapping = spawn_goal([0.003, 0.004, 0.009], [0.005, 0.006, 0.007])
+        self.assertTrue(overlapping.met)
+        self.assertEqual(overlapping.note, "met by the medians; the spreads overlap the target")
+        missed = spawn_goal([0.008, 0.009, 0.010], [0.005, 0.006, 0.007])
+        self.assertFalse(missed.met)
+        self.assertEqual(missed.note, "missed across both spreads")
+        no_peer = next(
+            g
+            for g in goals.evaluate([m(model.SPAWN, model.SUBACTOR, figures.PROC_SPAWN, "s", [0.003])], [], 2)
+            if g.name.endswith("fork's worker start, from Rust")
+        )
+        self.assertIsNone(no_peer.met)
 
     def test_a_figure_not_taken_is_not_judged(self) -> None:
         results = goals.evaluate([], [], cores=2)
@@ -119,10 +184,11 @@ class Rendering(unittest.TestCase):
             "## Goals",
             "## Summary",
             "## 1. Spawn latency",
-            "## 4. CPU-bound speedup",
-            "## 5. Large-buffer handoff",
-            "## 6. Memory per idle worker",
-            "## 7. Rust core",
+            "## 4. Process actors beside multiprocessing",
+            "## 5. CPU-bound speedup",
+            "## 6. Large-buffer handoff",
+            "## 7. Memory per idle worker",
+            "## 8. Rust core",
             "## Other subactor figures",
             "## Not measured, and why",
         ):
@@ -136,6 +202,31 @@ class Rendering(unittest.TestCase):
         self.assertIn("| CPU-bound job, wall time at 2 workers | 1.05 s (start-up included) |", text)
         self.assertIn("threads: handoff: something left out", text)
         self.assertIn("```sh\nbench/run\n```", text)
+
+    def test_process_actors_are_compared_with_multiprocessing(self) -> None:
+        text = report.render(made_up_run())
+        section = text.split("## 4. Process actors beside multiprocessing")[1].split("## 5.")[0]
+        # Each row's advantage of the process actor from Rust, then from Python.
+        spread = "3.00 ms – 3.00 ms"
+        self.assertIn(f"| subactor | {figures.PROC_SPAWN} | 3.00 ms | {spread} | 20 | reference |  |", section)
+        spread = "6.00 ms – 6.00 ms"
+        self.assertIn(f"| subactor | {figures.PY_PROC_SPAWN} | 6.00 ms | {spread} | 20 |  | reference |", section)
+        # forkserver: 12 ms against 3 ms (from Rust) and 6 ms (from Python).
+        forkserver = "| multiprocessing (forkserver) | Process.start() until the worker answers | 12.0 ms"
+        self.assertIn(f"{forkserver} | 12.0 ms – 12.0 ms | 20 | 4.00× | 2.00× |", section)
+        pipe = "| multiprocessing (spawn) | Pipe send() + recv() | 35.0 µs"
+        self.assertIn(f"{pipe} | 35.0 µs – 35.0 µs | 50 | 3.50× | 2.33× |", section)
+        self.assertIn("| multiprocessing (fork) | Pipe send() of ints | 300 kmsg/s", section)
+        self.assertNotIn('Process.start()" |', section)
+        # Other rows of the same metrics are not in this section.
+        self.assertNotIn(figures.ASK_PYTHON, section)
+        self.assertNotIn("queue.Queue", section)
+        # The summary compares the process actor with multiprocessing's best.
+        self.assertIn(
+            "| Process actor: ask round trip (from Rust) | 10.0 µs "
+            f"({figures.PROC_ASK}) | multiprocessing (spawn): 35.0 µs (Pipe send() + recv()) | 3.50× |",
+            text,
+        )
 
     def test_a_shared_machine_is_said_so(self) -> None:
         self.assertNotIn("was shared", report.render(made_up_run()))
@@ -177,7 +268,16 @@ class Plots(unittest.TestCase):
                 self.assertGreater((Path(folder) / name).stat().st_size, 1000)
         self.assertEqual(
             set(written),
-            {model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT, model.CPU, model.HANDOFF, model.MEMORY, model.CORE_ASK},
+            {
+                model.SPAWN,
+                model.ROUND_TRIP,
+                model.THROUGHPUT,
+                model.CPU,
+                model.HANDOFF,
+                model.MEMORY,
+                model.CORE_ASK,
+                metrics.PROCESS.key,
+            },
         )
 
 

@@ -46,6 +46,23 @@ class RustRecords(unittest.TestCase):
         self.assertEqual([p.variant for p in pipeline], ["two stages, 400 rounds of work per item"])
         self.assertEqual(len(found), 3)  # the unknown series is left out
 
+    def test_the_process_benchmark_gives_process_actor_rows(self) -> None:
+        series = [
+            {"key": "spawn.process", "x": None, "unit": "s", "samples": [4e-3]},
+            {"key": "ask.process", "x": None, "unit": "s", "samples": [17e-6]},
+            {"key": "tell.process", "x": None, "unit": "msg/s", "samples": [2e6]},
+        ]
+        found = rust.measurements([rust.BenchRun("process", {}, series, 1.0)])
+        self.assertEqual(
+            [(f.metric, f.system, f.variant) for f in found],
+            [
+                (model.SPAWN, model.SUBACTOR, figures.PROC_SPAWN),
+                (model.ROUND_TRIP, model.SUBACTOR, figures.PROC_ASK),
+                (model.THROUGHPUT, model.SUBACTOR, figures.PROC_TELL),
+            ],
+        )
+        self.assertIn("process", rust.BENCHES)
+
     def test_executables_come_from_cargo_messages(self) -> None:
         lines = [
             json.dumps(
@@ -123,6 +140,17 @@ class Runners(unittest.TestCase):
             system = "nothing"
 
         self.assertEqual(Nothing().measure(config()), ([], []))
+
+    def test_a_runner_measures_only_the_metrics_it_is_limited_to(self) -> None:
+        class SpawnOnly(Counting):
+            key = "test-spawn-only"
+            measures = frozenset({model.SPAWN})
+
+        runner = SpawnOnly()
+        found, notes = runner.measure(config())
+        # Neither the CPU job nor the broken round trip ran; the spawn did.
+        self.assertEqual((found, runner.jobs), ([], []))
+        self.assertEqual(notes, ["spawn: no spawning here"])
 
     def test_config_round_trips_through_json(self) -> None:
         c = config()

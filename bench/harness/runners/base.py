@@ -93,6 +93,9 @@ class Runner:
     system: ClassVar[str]
     # How the CPU-bound job runs, for the report (e.g. "ProcessPoolExecutor.map").
     cpu_variant: ClassVar[str] = ""
+    # The metrics this runner measures, when not every one it implements (a subclass
+    # that shares its parent's methods but is compared on one figure only).
+    measures: ClassVar[frozenset[str] | None] = None
 
     def __init__(self) -> None:
         # Figures left out on purpose, one line each for the report
@@ -166,7 +169,7 @@ class Runner:
         skipped: list[str] = []
         for metric in cfg.metrics:
             method = methods.get(metric)
-            if method is None:
+            if method is None or (self.measures is not None and metric not in self.measures):
                 continue
             try:
                 found += method(cfg)

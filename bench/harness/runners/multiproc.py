@@ -1,9 +1,13 @@
-"""multiprocessing, with the fork and the spawn start methods.
+"""multiprocessing, with the fork, forkserver and spawn start methods.
 
 Workers are ``multiprocessing.Process`` es talking over a ``Pipe`` (the fastest of its
 transports); the CPU-bound job runs on a ``ProcessPoolExecutor``; large payloads go
 through the pipe (copied twice, through the kernel) or, the zero-copy way, as a
 ``SharedMemory`` block whose name goes through the pipe and which the worker attaches.
+
+forkserver is measured for its worker start only (beside process actors' spawn): once
+a worker runs, it talks over the same Pipe as a forked one, whose figures the fork and
+spawn rows already show.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, ClassVar
 
-from harness import model, workers
+from harness import figures, model, workers
 from harness.model import Measurement
 from harness.runners.base import (
     Config,
@@ -64,20 +68,18 @@ class _Multiprocessing(Runner):
         self._stop(conn, process, lambda: conn.send(None))
 
     def spawn(self, cfg: Config) -> list[Measurement]:
-        fork = self.start_method == "fork"
-        rounds = cfg.rounds(quick=10 if fork else 5, full=40 if fork else 20)
-        self._stop_echo(*self._start(workers.pipe_echo))  # first-time costs
+        forked = self.start_method != "spawn"
+        rounds = cfg.rounds(quick=10 if forked else 5, full=40 if forked else 20)
+        # First-time costs; with forkserver, this first start also starts its server,
+        # which its users have running by the time they start workers.
+        self._stop_echo(*self._start(workers.pipe_echo))
         samples = []
         for _ in range(rounds):
             started = time.perf_counter()
             conn, process = self._start(workers.pipe_echo)
             samples.append(time.perf_counter() - started)
             self._stop_echo(conn, process)
-        return [
-            Measurement(
-                model.SPAWN, self.system, "Process.start() until the worker answers", model.SECONDS, tuple(samples)
-            )
-        ]
+        return [Measurement(model.SPAWN, self.system, figures.MP_START, model.SECONDS, tuple(samples))]
 
     def round_trip(self, cfg: Config) -> list[Measurement]:
         conn, process = self._start(workers.pipe_echo)
@@ -88,7 +90,7 @@ class _Multiprocessing(Runner):
 
         samples = time_calls(ask, cfg.rounds(quick=2_000, full=20_000), warm_up=500)
         self._stop_echo(conn, process)
-        return [Measurement(model.ROUND_TRIP, self.system, "Pipe send() + recv()", model.SECONDS, tuple(samples))]
+        return [Measurement(model.ROUND_TRIP, self.system, figures.PIPE_ASK, model.SECONDS, tuple(samples))]
 
     def throughput(self, cfg: Config) -> list[Measurement]:
         messages = cfg.rounds(quick=50_000, full=200_000)
@@ -105,7 +107,7 @@ class _Multiprocessing(Runner):
                 raise RuntimeError(f"the worker counted {count} messages, not {messages}")
             rates.append(messages / elapsed)
         self._stop(conn, process, lambda: conn.send("stop"))
-        return [Measurement(model.THROUGHPUT, self.system, "Pipe send() of ints", model.MSG_PER_S, tuple(rates))]
+        return [Measurement(model.THROUGHPUT, self.system, figures.PIPE_TELL, model.MSG_PER_S, tuple(rates))]
 
     def cpu_job(self, workers: int, spans: Spans) -> int:
         from primes import count_primes
@@ -188,6 +190,14 @@ class Fork(_Multiprocessing):
     key = "mp-fork"
     system = model.MP_FORK
     start_method = "fork"
+
+
+@register
+class Forkserver(_Multiprocessing):
+    key = "mp-forkserver"
+    system = model.MP_FORKSERVER
+    start_method = "forkserver"
+    measures = frozenset({model.SPAWN})
 
 
 @register
