@@ -164,6 +164,74 @@ fn actors_on_two_nodes_spawn_tell_ask_look_up_and_pass_references() {
 }
 
 #[test]
+fn messages_and_answers_larger_than_a_nats_message_cross_whole_even_many_at_once() {
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+    let echo = rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn");
+
+    // One message of 3 MiB (NATS allows 1 MiB messages): there and back in parts.
+    let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 253) as u8).collect();
+    let back = echo.blocking_ask(Value::Bytes(big.clone()), TIMEOUT).expect("a 3 MiB round trip");
+    assert_eq!(back, Value::Bytes(big));
+
+    // Many answers of 300 KB in flight at once: their bunches are larger than a NATS
+    // message. Every one comes back, each to its own asker.
+    let (tx, rx) = flume::unbounded();
+    for i in 0..64u8 {
+        let tx = tx.clone();
+        let payload = vec![i; 300_000];
+        echo.blocking_ask_then(Value::Bytes(payload), move |outcome| {
+            let _ = tx.send((i, outcome));
+        })
+        .expect("sent");
+    }
+    drop(tx);
+    let mut seen = HashSet::new();
+    for _ in 0..64 {
+        let (i, outcome) = rx.recv_timeout(TIMEOUT).expect("every answer comes back");
+        match outcome {
+            subactor::Outcome::Replied(Value::Bytes(bytes)) => {
+                assert!(bytes.len() == 300_000 && bytes.iter().all(|&b| b == i), "answer {i} intact");
+            }
+            other => panic!("answer {i}: {other:?}"),
+        }
+        seen.insert(i);
+    }
+    assert_eq!(seen.len(), 64);
+
+    // A pipeline whose stages run on the other node (as examples/cluster.rs does).
+    let workers: Vec<AnyRef> =
+        (0..2).map(|_| rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn")).collect();
+    let mut pipeline =
+        subactor::Pipeline::builder().stage("echo", workers, subactor::Routing::LeastLoaded).build().expect("pipeline");
+    let outputs = pipeline.outputs();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..500i64 {
+            pipeline.send(Value::Bytes(vec![(i % 256) as u8; 50_000])).expect("send");
+        }
+        pipeline.close();
+    });
+    // `outputs()` gives them as they come: each item once, intact.
+    let mut items: Vec<(u64, Vec<u8>)> = outputs
+        .iter()
+        .map(|item| match item {
+            subactor::Output::Item { seq, value: Value::Bytes(bytes) } => (seq, bytes),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    feeder.join().expect("feeder");
+    items.sort_by_key(|(seq, _)| *seq);
+    assert_eq!(items.len(), 500);
+    for (i, (seq, bytes)) in items.into_iter().enumerate() {
+        assert_eq!(seq, i as u64);
+        assert!(bytes.len() == 50_000 && bytes.iter().all(|&b| b == (i % 256) as u8), "item {i} intact");
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn a_node_killed_mid_stream_leaves_every_message_handled_once_or_reported() {
     const MESSAGES: i64 = 20_000;
     let nats = Nats::start(&[]);

@@ -16,6 +16,7 @@ use subactor_wire::{Answer, AskFailure, Call, serve};
 use tracing::warn;
 
 use crate::handles::holds_pickle;
+use crate::parts::{Piece, Reassembly};
 use crate::proto::{Ack, Batch, Item, Wire};
 use crate::{Inner, decode_plain, encode_plain};
 
@@ -28,33 +29,19 @@ struct Work {
     reply: Option<async_nats::Subject>,
 }
 
-/// (sender, its incarnation, frame): whose parts these are.
-type PartsKey = (String, u64, u64);
-
 /// Receives the batches sent to this node.
 pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscriber) {
     let mut workers: HashMap<String, flume::Sender<Work>> = HashMap::new();
-    let mut parts: HashMap<PartsKey, Vec<Option<Vec<u8>>>> = HashMap::new();
+    let mut reassembly = Reassembly::default();
     while let Some(message) = futures_util::StreamExt::next(&mut inbox).await {
         let Some(inner) = cluster.upgrade() else { return };
         let reply = message.reply.clone();
-        let bytes = match decode_plain::<Wire>(&message.payload) {
-            Ok(Wire::Whole(bytes)) => bytes,
-            Ok(Wire::Part { from, incarnation, frame, index, total, bytes }) => {
-                let key = (from, incarnation, frame);
-                let slots = parts.entry(key.clone()).or_insert_with(|| vec![None; total as usize]);
-                if slots.len() != total as usize || index >= total {
-                    answer(&inner, reply, Err("inconsistent parts of a batch".into()));
-                    parts.remove(&key);
-                    continue;
-                }
-                slots[index as usize] = Some(bytes);
-                if slots.iter().any(Option::is_none) {
-                    // Not the last part: acknowledged so that the next one comes.
-                    answer(&inner, reply, Ok(Ack { seq: 0, accepted: 0, refused: Vec::new() }));
-                    continue;
-                }
-                parts.remove(&key).unwrap_or_default().into_iter().flatten().flatten().collect()
+        let bytes = match decode_plain::<Wire>(&message.payload).and_then(|wire| reassembly.take(wire)) {
+            Ok(Piece::Frame(bytes)) => bytes,
+            Ok(Piece::Kept) => {
+                // Not the last part: acknowledged so that the next one comes.
+                answer(&inner, reply, Ok(Ack { seq: 0, accepted: 0, refused: Vec::new() }));
+                continue;
             }
             Err(error) => {
                 warn!(%error, "a malformed frame from another node");

@@ -18,6 +18,7 @@ mod config;
 mod handles;
 mod inbound;
 mod link;
+mod parts;
 mod proto;
 
 use std::collections::HashMap;
@@ -74,6 +75,15 @@ pub enum ClusterError {
     Runtime(String),
 }
 
+/// Why a batch did not reach another node.
+#[derive(Debug)]
+pub(crate) enum SendFailure {
+    /// NATS did not carry it, or no ack came: worth sending again.
+    Transport(String),
+    /// It cannot be sent, or the other node refused it for good: its calls fail.
+    Refused(String),
+}
+
 /// A node of a cluster: this runtime's membership.
 ///
 /// Cheap to clone. Leave the cluster with [`Cluster::leave`] (the `subactor` facade's
@@ -96,6 +106,20 @@ struct Peer {
     incarnation: u64,
     last_seen: Instant,
     up: bool,
+    /// This incarnation said it leaves: a heartbeat of it that comes later (published
+    /// just before it left) does not bring it back.
+    left: bool,
+}
+
+/// Why a node is no longer in the cluster.
+#[derive(Clone, Copy, Debug)]
+enum Gone {
+    /// It said it leaves.
+    Left,
+    /// Its heartbeats stopped.
+    Silent,
+    /// It came back as a new incarnation (what the old one had is gone).
+    Restarted,
 }
 
 /// What the runtime gives the cluster once it is built.
@@ -126,6 +150,8 @@ pub(crate) struct Inner {
     replies: Mutex<HashMap<String, Vec<(u64, subactor_wire::Answer)>>>,
     replies_waiting: Arc<tokio::sync::Notify>,
     max_payload: usize,
+    /// Numbers the bunches of answers this node sends (to tell their parts apart).
+    reply_frames: std::sync::atomic::AtomicU64,
     left: AtomicBool,
 }
 
@@ -200,6 +226,7 @@ impl Cluster {
             replies: Mutex::default(),
             replies_waiting: Arc::new(tokio::sync::Notify::new()),
             max_payload,
+            reply_frames: std::sync::atomic::AtomicU64::new(1),
             left: AtomicBool::new(false),
         });
         inner.handle.block_on(inner.refuse_duplicate_name())?;
@@ -496,34 +523,30 @@ impl Inner {
 
     /// Sends a batch to `node` (in parts if it is larger than a NATS message) and waits
     /// for its ack.
-    pub(crate) async fn send_batch(&self, node: &str, batch: &Batch) -> Result<Ack, String> {
+    pub(crate) async fn send_batch(&self, node: &str, batch: &Batch) -> Result<Ack, SendFailure> {
         let subject = self.node_subject(node, "in");
-        let bytes = encode_plain(batch)?;
-        let part_size = self.max_payload.saturating_sub(4096).max(16 << 10);
+        let bytes = encode_plain(batch).map_err(SendFailure::Refused)?;
+        let parts = parts::split(&batch.from, batch.incarnation, batch.seq, bytes, self.part_size())
+            .map_err(SendFailure::Refused)?;
         let wait = Duration::from_secs(5);
-        let reply = if bytes.len() <= part_size {
-            let wire = encode_plain(&Wire::Whole(bytes))?;
-            self.request(subject, wire, wait).await?
-        } else {
-            let total = u32::try_from(bytes.len().div_ceil(part_size)).map_err(|e| e.to_string())?;
-            let frame = batch.seq;
-            let mut last = None;
-            for (index, chunk) in bytes.chunks(part_size).enumerate() {
-                let index = u32::try_from(index).map_err(|e| e.to_string())?;
-                let part = Wire::Part {
-                    from: batch.from.clone(),
-                    incarnation: batch.incarnation,
-                    frame,
-                    index,
-                    total,
-                    bytes: chunk.to_vec(),
-                };
-                // Each part is acknowledged: the next one waits (backpressure).
-                last = Some(self.request(subject.clone(), encode_plain(&part)?, wait).await?);
-            }
-            last.ok_or("an empty batch")?
-        };
-        decode_plain::<Result<Ack, String>>(&reply)?.map_err(|e| format!("node {node} refused a batch: {e}"))
+        let mut last = None;
+        for part in parts {
+            // Each part is acknowledged: the next one waits (backpressure).
+            let part = encode_plain(&part).map_err(SendFailure::Refused)?;
+            last = Some(self.request(subject.clone(), part, wait).await.map_err(SendFailure::Transport)?);
+        }
+        let reply = last.ok_or_else(|| SendFailure::Refused("an empty batch".into()))?;
+        match decode_plain::<Result<Ack, String>>(&reply) {
+            Ok(Ok(ack)) => Ok(ack),
+            Ok(Err(refusal)) => Err(SendFailure::Refused(format!("node {node} refused a batch: {refusal}"))),
+            Err(error) => Err(SendFailure::Transport(format!("an unreadable ack from node {node}: {error}"))),
+        }
+    }
+
+    /// The largest part of a frame this node sends (a NATS message, less room for the
+    /// part's header).
+    fn part_size(&self) -> usize {
+        self.max_payload.saturating_sub(4096).max(parts::MIN_PART)
     }
 
     async fn request(&self, subject: String, payload: Vec<u8>, wait: Duration) -> Result<Bytes, String> {
@@ -534,12 +557,20 @@ impl Inner {
         }
     }
 
-    /// Sends answers to `node` until it acknowledges them (answers are idempotent: one
-    /// that arrives twice is taken once), or until it is down. A word lost while a NATS
-    /// server fails over is sent again.
+    /// Sends a bunch of answers to `node`, part after part (an answer may be larger than
+    /// a NATS message), each until `node` acknowledges it (answers are idempotent: one that
+    /// arrives twice is taken once), or until it is down. A part lost while a NATS server
+    /// fails over is sent again.
     fn deliver(&self, node: &str, subject: String, payload: Vec<u8>) {
+        let frame = self.reply_frames.fetch_add(1, Ordering::Relaxed);
+        let parts = match parts::split(&self.node, self.incarnation, frame, payload, self.part_size()) {
+            Ok(parts) => parts,
+            Err(error) => {
+                warn!(%error, %node, "answers cannot be sent to another node");
+                return;
+            }
+        };
         let client = self.client.clone();
-        let payload = Bytes::from(payload);
         let node = node.to_owned();
         // Checked between tries: the node went down, or this one left.
         let gone = move |inner: &Inner| {
@@ -547,18 +578,27 @@ impl Inner {
         };
         let cluster = self.me.clone();
         self.handle.spawn(async move {
-            loop {
-                let sent =
-                    tokio::time::timeout(Duration::from_secs(2), client.request(subject.clone(), payload.clone()));
-                if let Ok(Ok(_)) = sent.await {
-                    return;
+            for part in parts {
+                let payload = match encode_plain(&part) {
+                    Ok(payload) => Bytes::from(payload),
+                    Err(error) => {
+                        warn!(%error, "a part of answers cannot be encoded");
+                        return;
+                    }
+                };
+                loop {
+                    let sent =
+                        tokio::time::timeout(Duration::from_secs(2), client.request(subject.clone(), payload.clone()));
+                    if let Ok(Ok(_)) = sent.await {
+                        break;
+                    }
+                    let Some(inner) = cluster.upgrade() else { return };
+                    if gone(&inner) {
+                        return;
+                    }
+                    drop(inner);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                let Some(inner) = cluster.upgrade() else { return };
-                if gone(&inner) {
-                    return;
-                }
-                drop(inner);
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
     }
@@ -623,8 +663,12 @@ impl Inner {
         }
     }
 
-    fn node_down(self: &Arc<Self>, node: &str) {
-        warn!(%node, "node is down");
+    fn node_down(self: &Arc<Self>, node: &str, why: Gone) {
+        match why {
+            Gone::Left => info!(%node, "node left the cluster"),
+            Gone::Silent => warn!(%node, "node is down (its heartbeats stopped)"),
+            Gone::Restarted => warn!(%node, "node restarted: its former actors are gone"),
+        }
         if let Some(link) = lock(&self.links).get(node) {
             link.fail_all();
         }
@@ -633,7 +677,14 @@ impl Inner {
             let down = Down {
                 id: ActorId::from_u64(target.id),
                 name: target.name.as_deref().map(Into::into),
-                reason: StopReason::Failed(format!("node {node} is down").into()),
+                reason: StopReason::Failed(
+                    match why {
+                        Gone::Left => format!("node {node} is down: it left the cluster"),
+                        Gone::Silent => format!("node {node} is down: its heartbeats stopped"),
+                        Gone::Restarted => format!("node {node} is down: it restarted"),
+                    }
+                    .into(),
+                ),
             };
             watcher.notify(Value::Down(Box::new(down)));
         }
@@ -707,7 +758,7 @@ async fn heartbeat(cluster: Weak<Inner>) {
                 .collect()
         };
         for node in down {
-            inner.node_down(&node);
+            inner.node_down(&node, Gone::Silent);
         }
         let every = inner.config.heartbeat;
         drop(inner);
@@ -728,16 +779,24 @@ async fn listen_heartbeats(cluster: Weak<Inner>, mut beats: async_nats::Subscrib
                 incarnation: beat.incarnation,
                 last_seen: Instant::now(),
                 up: false,
+                left: false,
             });
-            let restarted = peer.incarnation != beat.incarnation && peer.up;
+            let same = peer.incarnation == beat.incarnation;
+            if same && peer.left {
+                continue;
+            }
+            let restarted = !same && peer.up;
             let was_up = peer.up;
             peer.incarnation = beat.incarnation;
             peer.last_seen = Instant::now();
             peer.up = !beat.leaving;
-            (restarted || (was_up && beat.leaving), !beat.leaving && (!was_up || restarted))
+            peer.left = beat.leaving;
+            let went_down =
+                if restarted { Some(Gone::Restarted) } else { (was_up && beat.leaving).then_some(Gone::Left) };
+            (went_down, !beat.leaving && (!was_up || restarted))
         };
-        if went_down {
-            inner.node_down(&beat.node);
+        if let Some(why) = went_down {
+            inner.node_down(&beat.node, why);
         }
         if came_up {
             info!(node = %beat.node, "node is up");
@@ -747,10 +806,20 @@ async fn listen_heartbeats(cluster: Weak<Inner>, mut beats: async_nats::Subscrib
 }
 
 async fn listen_replies(cluster: Weak<Inner>, mut replies: async_nats::Subscriber) {
+    let mut reassembly = parts::Reassembly::default();
     while let Some(message) = futures_util::StreamExt::next(&mut replies).await {
         let Some(inner) = cluster.upgrade() else { return };
-        match inner.decode::<Replies>(&message.payload) {
-            Ok(Replies { from, answers }) => {
+        let frame = match decode_plain::<Wire>(&message.payload).and_then(|wire| reassembly.take(wire)) {
+            Ok(parts::Piece::Frame(frame)) => Some(frame),
+            Ok(parts::Piece::Kept) => None,
+            Err(error) => {
+                warn!(%error, "a malformed part of answers from another node");
+                None
+            }
+        };
+        match frame.map(|frame| inner.decode::<Replies>(&frame)).transpose() {
+            Ok(None) => {}
+            Ok(Some(Replies { from, answers })) => {
                 let link = lock(&inner.links).get(&from).cloned();
                 if let Some(link) = link {
                     for (corr, answer) in answers {
@@ -758,9 +827,9 @@ async fn listen_replies(cluster: Weak<Inner>, mut replies: async_nats::Subscribe
                     }
                 }
             }
-            Err(error) => warn!(%error, "malformed replies from another node"),
+            Err(error) => warn!(%error, "malformed answers from another node"),
         }
-        // Taken: the sender stops sending them again.
+        // Taken (or refused for good): the sender goes on.
         if let Some(reply) = message.reply {
             let _ = inner.client.publish(reply, Bytes::new()).await;
         }

@@ -27,7 +27,7 @@ use subactor_wire::{Answer, Call};
 use tracing::{debug, warn};
 
 use crate::proto::{Ack, Batch, Item};
-use crate::{Inner, lock};
+use crate::{Inner, SendFailure, lock};
 
 /// At most this many calls in one batch.
 const MAX_ITEMS: usize = 512;
@@ -313,15 +313,32 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
                 break None;
             }
             match inner.send_batch(&link.node, &frame).await {
-                Ok(ack) => break Some(ack),
-                Err(error) => {
+                Ok(ack) => break Some(Ok(ack)),
+                Err(SendFailure::Transport(error)) => {
                     debug!(%error, node = %link.node, "sending a batch failed: trying again");
                     drop(inner);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+                Err(SendFailure::Refused(error)) => break Some(Err(error)),
             }
         };
-        let Some(Ack { accepted, refused, .. }) = ack else { continue };
+        let Ack { accepted, refused, .. } = match ack {
+            None => continue,
+            Some(Ok(ack)) => ack,
+            Some(Err(error)) => {
+                // Sending it again would not help: its calls fail (their askers get the
+                // reason, its tells are dead letters here).
+                warn!(%error, node = %link.node, "a batch cannot reach another node: its calls fail");
+                for out in batch.drain(..taken) {
+                    if out.corr != 0 && !matches!(out.call, Call::Tell { .. } | Call::TryTell { .. }) {
+                        link.answer(out.corr, Answer::Refused(error.clone()));
+                    } else {
+                        link.dead_letter(&out.call, DeadLetterReason::Failed);
+                    }
+                }
+                continue;
+            }
+        };
         let accepted = (accepted as usize).min(taken);
         let mut refused: HashMap<u32, Answer> = refused.into_iter().collect();
         for (i, out) in batch.drain(..accepted).enumerate() {

@@ -168,7 +168,7 @@ pub trait Actor: Sized + 'static {
 
     /// The outcomes of the messages begun that ended since the last call, with their
     /// tokens (never waits).
-    fn finished(&mut self, _ctx: &ActorContext<Self>) -> Vec<(u64, Finished<Self::Reply, Self::Error>)> {
+    fn finished(&mut self, _ctx: &ActorContext<Self>) -> Vec<Ended<Self>> {
         Vec::new()
     }
 
@@ -176,6 +176,9 @@ pub trait Actor: Sized + 'static {
     /// their outcomes come from [`Actor::finished`] as they end.
     fn cancel_all(&mut self, _cause: InterruptCause) {}
 }
+
+/// A message begun with [`Actor::begin`] that ended: its token and how.
+pub type Ended<A> = (u64, Finished<<A as Actor>::Reply, <A as Actor>::Error>);
 
 /// How a message begun with [`Actor::begin`] ended.
 #[derive(Debug)]

@@ -44,8 +44,8 @@ mod value;
 mod watchdog;
 
 pub use actor::{
-    Actor, ActorContext, Finished, HealthAlarm, Interrupt, InterruptCause, NeverFails, Props, Spawn, SpawnOptions,
-    TellBatch, Waker,
+    Actor, ActorContext, Ended, Finished, HealthAlarm, Interrupt, InterruptCause, NeverFails, Props, Spawn,
+    SpawnOptions, TellBatch, Waker,
 };
 pub use actor_ref::ActorRef;
 pub use any_ref::{AnyRef, BoxError, RemoteActor, ValueCallback};

@@ -64,6 +64,9 @@ pub enum MainModule {
     Module(String),
 }
 
+/// A running Python actor and what it keeps across restarts and upgrades.
+type Kept = (subactor_core::ActorRef<PyActor>, Arc<state::Keeper>);
+
 /// A runtime's share of the process's Python, and its settings for Python actors.
 ///
 /// Put it in an actor system as an extension (`ActorSystem::builder().extension(host)`);
@@ -83,9 +86,7 @@ pub struct PythonHost {
     /// `Placement::Auto`).
     placements: Mutex<std::collections::HashMap<String, subactor_core::Placement>>,
     /// The running Python actors of this host, for upgrades.
-    keepers: Mutex<
-        std::collections::HashMap<subactor_core::ActorId, (subactor_core::ActorRef<PyActor>, Arc<state::Keeper>)>,
-    >,
+    keepers: Mutex<std::collections::HashMap<subactor_core::ActorId, Kept>>,
 }
 
 /// Why an upgrade could not be asked for.
