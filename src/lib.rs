@@ -326,14 +326,7 @@ impl Runtime {
     #[cfg(feature = "cluster")]
     pub fn spawn_on(&self, node: &str, spec: PythonActor) -> Result<AnyRef, Error> {
         let cluster = self.cluster.as_ref().ok_or_else(|| Error::NotInCluster(node.to_owned()))?;
-        let request = subactor_wire::SpawnRequest {
-            module: spec.module().to_owned(),
-            class: spec.class().to_owned(),
-            args: spec.arguments().to_vec(),
-            name: spec.options().name.as_deref().map(str::to_owned),
-            placement: spec.requested_placement(),
-            node: None,
-        };
+        let request = spec.to_request();
         cluster.spawn_on(node, request).map_err(|why| Error::RemoteSpawn { node: node.to_owned(), why })
     }
 

@@ -92,14 +92,7 @@ impl Spawn for OnNode {
         let fail = |why: String| RemoteStartError { node: self.node.clone(), why };
         let cluster =
             ctx.system().extension::<Cluster>().ok_or_else(|| fail("this runtime did not join a cluster".into()))?;
-        let request = subactor_wire::SpawnRequest {
-            module: self.actor.module().to_owned(),
-            class: self.actor.class().to_owned(),
-            args: self.actor.arguments().to_vec(),
-            name: self.actor.options().name.as_deref().map(str::to_owned),
-            placement: self.actor.requested_placement(),
-            node: None,
-        };
+        let request = self.actor.to_request();
         let remote = cluster.spawn_on(&self.node, request).map_err(fail)?;
         let gone = Arc::new(AtomicBool::new(false));
         let why = Arc::new(std::sync::Mutex::new(None));

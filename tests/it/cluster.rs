@@ -160,6 +160,25 @@ fn actors_on_two_nodes_spawn_tell_ask_look_up_and_pass_references() {
     let raiser = rt.spawn_on("b", PythonActor::new("actors", "Raiser")).expect("spawn");
     let failed = raiser.blocking_ask("value", TIMEOUT).expect_err("raises");
     assert!(format!("{failed:?}").contains("ValueError"), "{failed:?}");
+
+    // The recipe's settings travel with it: b runs the actor in a process of its own,
+    // applies the time limit and the kill grace (the handler ignores the interrupt: its
+    // process is killed) and the failure policy (the actor then stops).
+    let limited = rt
+        .spawn_on(
+            "b",
+            PythonActor::new("procs", "Sleeper")
+                .placement(subactor::Placement::Process)
+                .time_limit(Duration::from_millis(200))
+                .kill_grace(Duration::from_millis(200))
+                .on_failure(subactor::FailurePolicy::Stop)
+                .mailbox_capacity(2),
+        )
+        .expect("spawn");
+    assert_eq!(limited.placement(), subactor::Placement::Process);
+    let failed = limited.blocking_ask("stuck", TIMEOUT).expect_err("the time limit applies on b");
+    assert!(format!("{failed:?}").contains("TimeLimit"), "{failed:?}");
+    eventually("the actor on b stops after failing", || limited.state() == subactor::ActorState::Stopped);
     rt.shutdown().expect("shutdown");
 }
 

@@ -115,7 +115,7 @@ pub struct Down {
 }
 
 /// What an actor does when one of its handlers fails (returns an error).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum FailurePolicy {
     /// Keep serving with the same state (the default for actors without a supervisor).
     #[default]

@@ -15,6 +15,7 @@ use crate::ffi::module::{ActorLink, FinishSink};
 use crate::process::{ChildProcess, LocalEnv};
 use crate::state::{Keeper, Snapshots, StateStore, Upgrade};
 use crate::{PythonException, PythonHost, ReceiveError, StartError};
+use subactor_wire::{SpawnRequest, SpawnSettings};
 
 /// How long a process actor's handler may take to end after a kill or a time limit
 /// was raised in it, before its process is killed.
@@ -372,6 +373,83 @@ impl PythonActor {
     /// The class name.
     pub fn class(&self) -> &str {
         &self.class
+    }
+
+    /// The recipe as data, for spawning it in another process or on another node
+    /// (everything it says travels; a memory state store is the other side's memory).
+    pub fn to_request(&self) -> SpawnRequest {
+        let options = &self.options;
+        SpawnRequest {
+            module: self.module.clone(),
+            class: self.class.clone(),
+            args: self.args.clone(),
+            name: options.name.as_deref().map(str::to_owned),
+            placement: self.placement,
+            node: None,
+            settings: SpawnSettings {
+                mailbox: options.mailbox_capacity.map(|n| n as u64),
+                core: options.core.map(|n| n as u64),
+                on_failure: options.on_failure,
+                time_limit: options.time_limit,
+                keep_interpreter: self.keep_interpreter,
+                memory_limit: self.memory_limit,
+                kill_grace: Some(self.kill_grace),
+                max_concurrency: Some(self.max_concurrency as u64),
+                snapshot_every: self.snapshots.map(Snapshots::every),
+                state_dir: match &self.store {
+                    StateStore::Memory => None,
+                    StateStore::Directory(dir) => Some(dir.clone()),
+                },
+            },
+        }
+    }
+
+    /// The recipe a [`SpawnRequest`] carries (its `node` is not part of it); an
+    /// impossible setting (a mailbox of 0, a core number beyond this machine's word) is
+    /// an error naming it.
+    pub fn from_request(request: SpawnRequest) -> Result<PythonActor, String> {
+        let SpawnRequest { module, class, args, name, placement, node: _, settings } = request;
+        let mut spec = PythonActor::new(module, class).args(Value::Tuple(args)).placement(placement);
+        if let Some(name) = name {
+            spec = spec.name(name);
+        }
+        let count = |n: u64, what: &str| usize::try_from(n).map_err(|_| format!("{what} {n} is out of range"));
+        if let Some(mailbox) = settings.mailbox {
+            if mailbox == 0 {
+                return Err("a mailbox capacity must be at least 1".into());
+            }
+            spec = spec.mailbox_capacity(count(mailbox, "mailbox capacity")?);
+        }
+        if let Some(core) = settings.core {
+            spec = spec.pin_to_core(count(core, "core")?);
+        }
+        if let Some(policy) = settings.on_failure {
+            spec = spec.on_failure(policy);
+        }
+        if let Some(limit) = settings.time_limit {
+            spec = spec.time_limit(limit);
+        }
+        spec = spec.keep_interpreter_on_restart(settings.keep_interpreter);
+        if let Some(bytes) = settings.memory_limit {
+            spec = spec.memory_limit(bytes);
+        }
+        if let Some(grace) = settings.kill_grace {
+            spec = spec.kill_grace(grace);
+        }
+        if let Some(n) = settings.max_concurrency {
+            spec = spec.max_concurrency(count(n, "max_concurrency")?);
+        }
+        if let Some(every) = settings.snapshot_every {
+            spec = spec.snapshots(match every {
+                0 => Snapshots::OnCheckpoint,
+                1 => Snapshots::EveryMessage,
+                n => Snapshots::Every(n),
+            });
+        }
+        if let Some(dir) = settings.state_dir {
+            spec = spec.state_store(StateStore::Directory(dir));
+        }
+        Ok(spec)
     }
 }
 
@@ -733,5 +811,47 @@ impl Actor for PyActor {
         interp.attach();
         interp.cancel_all(cause == InterruptCause::Kill);
         interp.detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_of_a_recipe_travels_in_a_spawn_request() {
+        let spec = PythonActor::new("mod", "Class")
+            .args((1, "two"))
+            .name("n")
+            .placement(Placement::Process)
+            .mailbox_capacity(3)
+            .pin_to_core(1)
+            .on_failure(FailurePolicy::Stop)
+            .time_limit(Duration::from_millis(250))
+            .keep_interpreter_on_restart(true)
+            .memory_limit(1 << 30)
+            .kill_grace(Duration::from_millis(40))
+            .max_concurrency(7)
+            .snapshots(Snapshots::Every(5))
+            .state_store(StateStore::Directory("/tmp/states".into()));
+        let request = spec.to_request();
+        assert_eq!(request.settings.mailbox, Some(3));
+        assert_eq!(request.settings.snapshot_every, Some(5));
+        let again = PythonActor::from_request(request.clone()).expect("a good request");
+        assert_eq!(again.to_request(), request);
+        for every in [0, 1, 9] {
+            let mut request = request.clone();
+            request.settings.snapshot_every = Some(every);
+            let again = PythonActor::from_request(request.clone()).expect("a good request");
+            assert_eq!(again.to_request().settings.snapshot_every, Some(every));
+        }
+    }
+
+    #[test]
+    fn an_impossible_setting_in_a_request_is_an_error_naming_it() {
+        let mut request = PythonActor::new("mod", "Class").to_request();
+        request.settings.mailbox = Some(0);
+        let Err(error) = PythonActor::from_request(request) else { panic!("a mailbox of 0 is refused") };
+        assert!(error.contains("mailbox"), "{error}");
     }
 }

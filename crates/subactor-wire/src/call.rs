@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use subactor_core::{
-    ActorState, AnyRef, AskError, BoxError, Down, Fault, MonitorId, Placement, SendError, StopReason, Value,
+    ActorState, AnyRef, AskError, BoxError, Down, FailurePolicy, Fault, MonitorId, Placement, SendError, StopReason,
+    Value,
 };
 
 /// How to start a Python actor somewhere else: the recipe, as data.
@@ -31,6 +32,36 @@ pub struct SpawnRequest {
     pub placement: Placement,
     /// The node of a cluster to spawn it on (`None`: where the request is served).
     pub node: Option<String>,
+    /// Everything else the recipe says (mailbox, limits, failure policy, snapshots...).
+    pub settings: SpawnSettings,
+}
+
+/// A Python actor's settings beyond its class, arguments, name and placement, as they
+/// travel with a [`SpawnRequest`]: none is dropped on the way to another process or
+/// node. `None` (and `false`) is the serving side's default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpawnSettings {
+    /// The mailbox's capacity.
+    pub mailbox: Option<u64>,
+    /// The CPU core its thread is pinned to.
+    pub core: Option<u64>,
+    /// What a failing handler leads to.
+    pub on_failure: Option<FailurePolicy>,
+    /// The longest a handler may run.
+    pub time_limit: Option<Duration>,
+    /// Whether a restart keeps the interpreter.
+    pub keep_interpreter: bool,
+    /// The bytes a process actor's process may allocate.
+    pub memory_limit: Option<u64>,
+    /// How long a killed process actor has before SIGKILL.
+    pub kill_grace: Option<Duration>,
+    /// How many messages an asyncio actor handles at once.
+    pub max_concurrency: Option<u64>,
+    /// Snapshots of its state: after every `n` messages (1: every message; 0: only when
+    /// the actor calls `subactor.checkpoint()`); `None`: none.
+    pub snapshot_every: Option<u32>,
+    /// The directory its snapshots are kept in (`None`: the serving runtime's memory).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// A request to act on the other side's actors.

@@ -872,6 +872,7 @@ unsafe extern "C" fn spawn(
                 name: None,
                 placement: Placement::Auto,
                 node: None,
+                settings: subactor_wire::SpawnSettings::default(),
             };
             let keywords = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) };
             for k in 0..keywords {

@@ -93,12 +93,7 @@ impl ActorEnv for LocalEnv {
                 return nodes.0.spawn_on(&node, request);
             }
         }
-        let mut spec = PythonActor::new(request.module, request.class)
-            .args(Value::Tuple(request.args))
-            .placement(request.placement);
-        if let Some(name) = request.name {
-            spec = spec.name(name);
-        }
+        let spec = PythonActor::from_request(request)?;
         match self.system.spawn(spec) {
             Ok(actor) => Ok(actor.into()),
             Err(error) => {

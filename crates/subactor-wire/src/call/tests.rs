@@ -127,6 +127,7 @@ fn serving_a_call_acts_on_the_actor() {
         name: None,
         placement: subactor_core::Placement::Interpreter,
         node: None,
+        settings: crate::SpawnSettings::default(),
     };
     let spawned = serve(Call::Spawn(request), &Env);
     assert!(matches!(spawned, Answer::SpawnFailed(ref e) if e == "no spawning C"), "{spawned:?}");
