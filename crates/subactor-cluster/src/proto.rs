@@ -81,3 +81,85 @@ pub(crate) struct NameEntry {
     pub(crate) id: u64,
     pub(crate) placement: subactor_core::Placement,
 }
+
+#[cfg(test)]
+mod tests {
+    //! Everything a node decodes comes from the network: arbitrary bytes, and valid
+    //! frames cut short or with bytes changed, are an error or a value, never a panic or
+    //! an allocation the bytes do not pay for.
+
+    use proptest::prelude::*;
+    use subactor_core::Value;
+
+    use super::*;
+    use crate::{decode_plain, encode_plain};
+
+    /// Decodes `bytes` as every type that comes from another node.
+    fn decode_all(bytes: &[u8]) {
+        let _ = decode_plain::<Wire>(bytes);
+        let _ = decode_plain::<Batch>(bytes);
+        let _ = decode_plain::<Item>(bytes);
+        let _ = decode_plain::<Result<Ack, String>>(bytes);
+        let _ = decode_plain::<Replies>(bytes);
+        let _ = decode_plain::<Heartbeat>(bytes);
+        let _ = decode_plain::<NameEntry>(bytes);
+    }
+
+    /// Valid frames of each kind, to mutate.
+    fn samples() -> Vec<Vec<u8>> {
+        let item =
+            encode_plain(&Item { corr: 7, call: subactor_wire::Call::Lookup("counter".into()) }).expect("encodes");
+        let batch =
+            Batch { from: "a".into(), incarnation: 3, seq: 9, items: vec![serde_bytes::ByteBuf::from(item.clone())] };
+        let batch = encode_plain(&batch).expect("encodes");
+        let answers = Replies {
+            from: "b".into(),
+            answers: vec![(7, Answer::Reply(Value::from((1, "two", vec![3u8; 40])))), (8, Answer::Done)],
+        };
+        vec![
+            item,
+            encode_plain(&Wire::Whole(batch.clone())).expect("encodes"),
+            encode_plain(&Wire::Part { from: "a".into(), incarnation: 1, frame: 2, index: 0, total: 3, bytes: batch })
+                .expect("encodes"),
+            encode_plain(&Ok::<Ack, String>(Ack { seq: 9, accepted: 1, refused: vec![(0, Answer::Done)] }))
+                .expect("encodes"),
+            encode_plain(&answers).expect("encodes"),
+            encode_plain(&Heartbeat { node: "a".into(), incarnation: 1, leaving: false }).expect("encodes"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            decode_all(&bytes);
+        }
+
+        #[test]
+        fn changed_or_cut_frames_never_panic(
+            which in 0usize..6,
+            changes in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = samples().swap_remove(which);
+            for (at, byte) in changes {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            decode_all(&bytes);
+            let end = cut.index(bytes.len() + 1);
+            decode_all(&bytes[..end]);
+        }
+    }
+
+    #[test]
+    fn the_samples_decode_as_what_they_are() {
+        let samples = samples();
+        assert!(decode_plain::<Item>(&samples[0]).is_ok());
+        assert!(matches!(decode_plain::<Wire>(&samples[1]), Ok(Wire::Whole(_))));
+        assert!(matches!(decode_plain::<Wire>(&samples[2]), Ok(Wire::Part { total: 3, .. })));
+        assert!(decode_plain::<Replies>(&samples[4]).is_ok());
+        assert!(decode_plain::<Heartbeat>(&samples[5]).is_ok());
+    }
+}
