@@ -266,7 +266,7 @@ impl Cluster {
 
     /// Waits until `node` is up, for at most `timeout`.
     pub fn wait_for_node(&self, node: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = subactor_core::deadline_after(timeout);
         while Instant::now() < deadline {
             if lock(&self.inner.peers).get(node).is_some_and(|p| p.up) {
                 return true;

@@ -87,7 +87,7 @@ impl<A: Actor> ActorRef<A> {
         let sent = if timeout.is_zero() {
             self.cell.try_send(envelope)
         } else {
-            self.cell.send_blocking(envelope, Some(Instant::now() + timeout))
+            self.cell.send_blocking(envelope, Some(crate::deadline_after(timeout)))
         };
         sent.map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
     }
@@ -121,7 +121,7 @@ impl<A: Actor> ActorRef<A> {
         if self.cell.is_own_thread() {
             return Err(AskError::SelfAsk(msg));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline_after(timeout);
         let (reply_tx, reply_rx) = flume::bounded(1);
         self.cell
             .send_async(Envelope::Ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
@@ -147,7 +147,7 @@ impl<A: Actor> ActorRef<A> {
         if self.cell.is_own_thread() {
             return Err(AskError::SelfAsk(msg));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline_after(timeout);
         let (reply_tx, reply_rx) = flume::bounded(1);
         self.cell
             .send_blocking(Envelope::Ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
@@ -187,7 +187,7 @@ impl<A: Actor> ActorRef<A> {
         let sent = if timeout.is_zero() {
             self.cell.try_send(envelope)
         } else {
-            self.cell.send_blocking(envelope, Some(Instant::now() + timeout))
+            self.cell.send_blocking(envelope, Some(crate::deadline_after(timeout)))
         };
         sent.map_err(|(envelope, refusal)| self.refused_callback(envelope, refusal))
     }

@@ -414,7 +414,7 @@ impl<A: Actor> Cell<A> {
     pub(crate) fn begin_handler(&self) -> u64 {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         if let Some(limit) = self.time_limit {
-            self.deadline.store(nanos_since_epoch(Instant::now() + limit), Ordering::SeqCst);
+            self.deadline.store(nanos_since_epoch(crate::deadline_after(limit)), Ordering::SeqCst);
         }
         self.handler.store(seq << 2, Ordering::SeqCst);
         seq

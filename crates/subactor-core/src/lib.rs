@@ -69,3 +69,13 @@ pub mod testing;
 
 #[cfg(test)]
 mod tests;
+
+/// The instant `after` from now, saturating: a timeout too large to be an instant (a
+/// user's `Duration::MAX`) is a deadline about a century away, not a panic.
+pub fn deadline_after(after: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(after).unwrap_or_else(|| {
+        let century = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+        now.checked_add(century).unwrap_or(now)
+    })
+}

@@ -272,7 +272,7 @@ fn restart_after<A: Actor>(cell: &Cell<A>, parent: &ParentLink, failure: &str) -
     match parent.decide(cell.id, failure.to_owned(), &stop_requested) {
         Decision::Stop => None,
         Decision::Restart(delay) => {
-            let until = Instant::now() + delay;
+            let until = crate::deadline_after(delay);
             while Instant::now() < until {
                 if stop_requested() {
                     return None;

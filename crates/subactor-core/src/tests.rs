@@ -104,6 +104,31 @@ fn tell_and_ask_reach_the_handler() {
 }
 
 #[test]
+fn timeouts_too_large_for_an_instant_mean_no_limit_not_a_panic() {
+    let f = Fixture::new();
+    let probe = f.system.spawn(f.props().time_limit(Duration::MAX)).expect("spawn");
+    assert_eq!(probe.blocking_ask(Cmd::Record(0, 1), Duration::MAX).expect("ask"), 1);
+    probe.blocking_tell_timeout(Cmd::Record(0, 2), Duration::MAX).expect("tell");
+    let blocked_ask = probe.blocking_ask_then_timeout(Cmd::Record(0, 3), Duration::MAX, |_| {});
+    assert!(blocked_ask.is_ok());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    assert_eq!(runtime.block_on(probe.ask(Cmd::Record(0, 4), Duration::MAX)).expect("async ask"), 4);
+    struct Sink;
+    impl Actor for Sink {
+        type Msg = crate::Value;
+        type Reply = crate::Value;
+        type Error = NeverFails;
+        fn handle(&mut self, _ctx: &ActorContext<Self>, msg: crate::Value) -> Result<crate::Value, NeverFails> {
+            Ok(msg)
+        }
+    }
+    let sink = f.system.spawn(Props::new(|| Ok::<_, NeverFails>(Sink))).expect("spawn");
+    assert!(f.system.send_after(Duration::MAX, sink.into(), crate::Value::None).is_some());
+    assert!(crate::deadline_after(Duration::ZERO) <= Instant::now());
+    f.system.shutdown();
+}
+
+#[test]
 fn messages_from_each_sender_arrive_in_order() {
     let f = Fixture::new();
     let probe = f.system.spawn(f.props().mailbox_capacity(8)).expect("spawn");

@@ -61,7 +61,7 @@ pub(crate) struct Timers {
 impl Timers {
     /// Runs `job` after `delay`; `None` once the service has been shut down.
     pub(crate) fn schedule(&self, delay: Duration, job: Box<dyn Job>) -> Option<TimerId> {
-        let deadline = Instant::now() + delay;
+        let deadline = crate::deadline_after(delay);
         let id = {
             let mut queue = lock(&self.shared.queue);
             if queue.closed {

@@ -428,7 +428,7 @@ impl Interrupt for ChildInterrupter {
         if let Err(error) = proto::send(&shared.ctrl_w, Channel::Control, &frame, &shared.handles, &[]) {
             debug!(%error, "cannot send an interrupt to a child");
         }
-        let deadline = Instant::now() + shared.grace;
+        let deadline = subactor_core::deadline_after(shared.grace);
         while Instant::now() < deadline {
             if shared.running.load(Ordering::Acquire) != seq || shared.broken.load(Ordering::Acquire) {
                 return;

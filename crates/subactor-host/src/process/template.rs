@@ -97,7 +97,7 @@ impl ChildExit {
 
     /// How the child ended, waiting up to `timeout` for the template's report.
     pub(crate) fn wait(&self, timeout: Duration) -> Option<Death> {
-        let deadline = Instant::now() + timeout;
+        let deadline = subactor_core::deadline_after(timeout);
         let mut slot = self.death.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while slot.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
