@@ -237,7 +237,7 @@ impl Caller for Client {
     fn call(&self, call: Call, wait: Option<Duration>) -> Result<Answer, CallFailed> {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         if thread::current().id() == self.main_thread && self.serving.load(Ordering::Acquire) {
-            self.call_on_data(id, call, wait.map(|w| subactor_core::deadline_after(w)))
+            self.call_on_data(id, call, wait.map(subactor_core::deadline_after))
         } else {
             self.call_on_control(id, call, wait)
         }
