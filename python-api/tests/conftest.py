@@ -16,6 +16,12 @@ TESTS = Path(__file__).resolve().parent
 SCRIPTS = TESTS / "scripts"
 
 
+def pytest_report_header() -> str:
+    """Which package and interpreter the run tests: an installed wheel, never the sources."""
+    debug = " (Py_DEBUG)" if hasattr(sys, "gettotalrefcount") else ""
+    return f"subactor: {Path(subactor.__file__).parent}; CPython {sys.version.split()[0]}{debug}"
+
+
 @pytest.fixture
 def rt() -> Iterator[subactor.Runtime]:
     runtime = subactor.Runtime()

@@ -42,6 +42,51 @@ fn trailing_bytes_are_rejected() {
     assert!(matches!(codec::decode(&bytes), Err(codec::CodecError::TrailingBytes { extra: 1 })));
 }
 
+/// A length prefix that claims more bytes than the input holds (here ~145 PB, and
+/// `u64::MAX`) is an error, for every string and byte string a value can hold. bincode's
+/// owned decoding allocates the claimed length before reading: a 10-byte message used to
+/// abort the receiving process (found by the `codec_decode` fuzz target).
+#[test]
+fn a_length_prefix_longer_than_the_input_is_an_error() {
+    let claims: [&[u8]; 2] = [
+        &[253, 0xff, 0xff, 0x02, 0xff, 0xff, 0xff, 0x05, 0x02],
+        &[253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    ];
+    // Str, Bytes, Pickled; a Down's name; a Down's StartFailed, Panicked and Failed reasons.
+    let heads: [&[u8]; 6] = [&[5], &[6], &[12], &[15, 7, 1], &[15, 7, 0, 2], &[15, 7, 0, 4]];
+    for head in heads {
+        for claim in claims {
+            let bytes = [head, claim, b"abc"].concat();
+            assert!(codec::decode(&bytes).is_err(), "{bytes:?}");
+        }
+    }
+    // The same prefixes with their bytes present decode.
+    let fine = [5, 3, b'a', b'b', b'c'];
+    assert_eq!(codec::decode(&fine).expect("decode"), Value::from("abc"));
+}
+
+/// Every input that ever crashed a fuzz target of the decoder (`fuzz/regressions/`)
+/// decodes to an error or to a value that round-trips.
+#[test]
+fn fuzz_regressions_of_the_decoder() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/codec_decode");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut count = 0;
+    for entry in entries {
+        let path = entry.expect("entry").path();
+        if path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.')) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        if let Ok(value) = codec::decode(&bytes) {
+            let again = codec::encode(&value).expect("encode");
+            assert_eq!(codec::decode(&again).expect("decode"), value, "{}", path.display());
+        }
+        count += 1;
+    }
+    assert!(count > 0, "no regression inputs in {}", dir.display());
+}
+
 #[test]
 fn decoding_refuses_hostile_nesting() {
     let mut deep = Value::None;
