@@ -4,12 +4,14 @@ interpreter of a child process, where numpy works and a crash is that actor's al
 from __future__ import annotations
 
 import os
+import time
+from typing import Any
 
 import pytest
 from conftest import run_script
 
 import subactor
-from sa_process import Forwarder, Fragile, Numeric
+from sa_process import AtExit, Forwarder, Fragile, Numeric
 
 
 def test_numpy_runs_in_a_process_actor_and_not_in_an_interpreter(rt: subactor.Runtime) -> None:
@@ -61,6 +63,19 @@ def test_process_and_interpreter_actors_ask_each_other(rt: subactor.Runtime) -> 
     in_process = rt.spawn(Forwarder, placement="process")
     in_interp = rt.spawn(Forwarder)
     assert in_process.ask((in_interp, (numeric, 3))) == ("process", ("interpreter", 5))
+
+
+def test_a_process_actors_atexit_callbacks_run_when_it_stops(rt: subactor.Runtime, tmp_path: Any) -> None:
+    marker = tmp_path / "atexit"
+    actor = rt.spawn(AtExit, str(marker), placement="process")
+    pid = actor.ask(None)
+    assert pid != os.getpid()
+    actor.stop()
+    actor.wait(30)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.read_text() == f"ran in {pid}"
 
 
 def test_bad_placements_are_value_errors(rt: subactor.Runtime) -> None:

@@ -1084,6 +1084,18 @@ def refusing_module(exc):
     return None
 
 
+def exit_child():
+    """What a process actor's child does before it exits: runs the ``atexit`` callbacks
+    (an exception in one is printed, as at an interpreter's exit) and flushes the
+    standard streams. The child does not finalize the interpreter: it may be the main
+    program's frame (``python -c``, the template's launcher) that is still running, and
+    a process that ends needs no teardown (``multiprocessing``'s children do the same)."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    flush_std()
+
+
 def flush_std():
     """Flushes ``sys.stdout`` and ``sys.stderr`` (before a fork, so that buffered text
     is not written twice)."""

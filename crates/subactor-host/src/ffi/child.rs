@@ -5,8 +5,8 @@
 //! on the data socket (with the GIL released) and calls `receive` for each, answering
 //! with the outcome. `import subactor` gives the same in-actor module as in an
 //! interpreter actor; its references reach the parent's actors through the
-//! [`Client`]. When the parent closes the link, the child finalises Python (running
-//! `atexit` callbacks) and exits.
+//! [`Client`]. When the parent closes the link, the child runs its `atexit` callbacks,
+//! flushes its standard streams and exits (without finalizing Python).
 
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -32,10 +32,14 @@ use subactor_core::Value;
 /// the main interpreter's GIL); never returns.
 pub(crate) fn run(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> ! {
     // SAFETY: the main interpreter is attached on this, the process's only thread.
-    let code = unsafe { serve(data, control, helpers) };
-    // SAFETY: attached; the actor's objects are gone. Runs atexit callbacks, flushes the
-    // standard streams.
-    unsafe { ffi::Py_FinalizeEx() };
+    let code = unsafe { serve(data, control, Rc::clone(&helpers)) };
+    // SAFETY: attached; the actor's objects are gone. Runs atexit callbacks and flushes
+    // the standard streams, without finalizing: the template's launcher may be a
+    // `python -c` whose main frame still runs here, and finalizing under it trips
+    // CPython's checks (`PyThreadState_Clear` of the thread running `__main__`).
+    if let Err(exception) = unsafe { helpers.call_attr(c"exit_child", &[]) } {
+        warn!(%exception, "the child's exit callbacks failed");
+    }
     sys::exit_now(code)
 }
 
