@@ -22,6 +22,8 @@ pub(crate) const EXPIRY: Duration = Duration::from_secs(60);
 
 /// The most parts one frame may have.
 const MAX_PARTS: usize = MAX_FRAME.div_ceil(MIN_PART);
+/// The memory of one part's slot in an unfinished frame.
+const SLOT: usize = std::mem::size_of::<Option<Vec<u8>>>();
 
 /// A frame's parts, in order (one [`Wire::Whole`] when it fits in `part_size` bytes).
 pub(crate) fn split(
@@ -63,15 +65,26 @@ type Key = (String, u64, u64);
 
 struct Partial {
     slots: Vec<Option<Vec<u8>>>,
+    /// The bytes of the parts in.
     bytes: usize,
+    /// The memory of `slots` itself (counted in [`Reassembly::held`] with `bytes`, so that
+    /// parts claiming many slots cannot hold memory unaccounted).
+    overhead: usize,
     touched: Instant,
 }
 
 /// Puts frames together from their parts.
-#[derive(Default)]
 pub(crate) struct Reassembly {
     partial: HashMap<Key, Partial>,
     held: usize,
+    /// The most it holds ([`MAX_HELD`]; less in tests).
+    limit: usize,
+}
+
+impl Default for Reassembly {
+    fn default() -> Reassembly {
+        Reassembly { partial: HashMap::new(), held: 0, limit: MAX_HELD }
+    }
 }
 
 /// What a part came to.
@@ -97,15 +110,18 @@ impl Reassembly {
             return Err(format!("part {index} of {total}: not a possible part of a frame"));
         }
         let key = (from, incarnation, frame);
-        if self.held + bytes.len() > MAX_HELD {
+        let overhead = if self.partial.contains_key(&key) { 0 } else { total * SLOT };
+        if self.held + overhead + bytes.len() > self.limit {
             self.drop_frame(&key);
-            return Err(format!("more than {MAX_HELD} bytes of unfinished frames: part refused"));
+            return Err(format!("more than {} bytes of unfinished frames: part refused", self.limit));
         }
         let partial = self.partial.entry(key.clone()).or_insert_with(|| Partial {
             slots: vec![None; total],
             bytes: 0,
+            overhead,
             touched: Instant::now(),
         });
+        self.held += overhead;
         if partial.slots.len() != total {
             self.drop_frame(&key);
             return Err("parts of one frame disagree on their count".into());
@@ -127,7 +143,7 @@ impl Reassembly {
             return Ok(Piece::Kept);
         }
         let Some(done) = self.partial.remove(&key) else { return Ok(Piece::Kept) };
-        self.held -= done.bytes;
+        self.held -= done.bytes + done.overhead;
         let mut frame = Vec::with_capacity(done.bytes);
         for slot in done.slots.into_iter().flatten() {
             frame.extend_from_slice(&slot);
@@ -143,7 +159,7 @@ impl Reassembly {
 
     fn drop_frame(&mut self, key: &Key) {
         if let Some(partial) = self.partial.remove(key) {
-            self.held -= partial.bytes;
+            self.held -= partial.bytes + partial.overhead;
         }
     }
 
@@ -155,7 +171,7 @@ impl Reassembly {
         self.partial.retain(|_, partial| {
             let keep = now.saturating_duration_since(partial.touched) < EXPIRY;
             if !keep {
-                *held -= partial.bytes;
+                *held -= partial.bytes + partial.overhead;
             }
             keep
         });
@@ -212,10 +228,26 @@ mod tests {
     }
 
     #[test]
+    fn parts_claiming_many_slots_count_them_against_the_limit() {
+        // Each first part of a frame of MAX_PARTS parts costs its slots (3 MiB), not its
+        // one byte: a sender cannot make a node hold memory by claiming huge counts.
+        let mut whole = Reassembly { limit: 10 << 20, ..Reassembly::default() };
+        let total = u32::try_from(MAX_PARTS).expect("fits");
+        let kept = (0..10).take_while(|&frame| whole.take(part(frame, 0, total, b"x")).is_ok()).count();
+        assert_eq!(kept, (10 << 20) / (MAX_PARTS * SLOT + 1));
+        assert!(whole.held() <= 10 << 20);
+        // Finished or dropped frames give their slots back.
+        whole.expire(Instant::now() + EXPIRY + Duration::from_secs(1));
+        assert_eq!(whole.held(), 0);
+        assert_eq!(whole.take(part(99, 0, 1, b"y")), Ok(Piece::Frame(b"y".to_vec())));
+        assert_eq!(whole.held(), 0);
+    }
+
+    #[test]
     fn unfinished_frames_expire() {
         let mut whole = Reassembly::default();
         assert_eq!(whole.take(part(1, 0, 2, b"abc")), Ok(Piece::Kept));
-        assert_eq!(whole.held(), 3);
+        assert_eq!(whole.held(), 3 + 2 * SLOT);
         whole.expire(Instant::now() + EXPIRY + Duration::from_secs(1));
         assert_eq!(whole.held(), 0);
     }
@@ -234,7 +266,8 @@ mod tests {
                 if let Ok(Piece::Frame(frame)) = whole.take(part(frame, index, total, &bytes)) {
                     prop_assert!(frame.len() <= given);
                 }
-                prop_assert!(whole.held() <= given);
+                // What was given, and the slots of at most 3 unfinished frames of 6 parts.
+                prop_assert!(whole.held() <= given + 3 * 6 * SLOT);
             }
         }
     }
