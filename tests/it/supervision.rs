@@ -190,7 +190,9 @@ fn a_handler_stuck_in_c_holding_its_gil_does_not_delay_other_interrupts() {
     let started = Instant::now();
     let in_c = {
         let stuck = stuck.clone();
-        thread::spawn(move || stuck.blocking_ask(("csum", 200_000_000), TIMEOUT))
+        // Its own long timeout: the C call runs for seconds on a quiet machine, far
+        // longer on a loaded one or under a debug CPython; the ask must see it end.
+        thread::spawn(move || stuck.blocking_ask(("csum", 200_000_000), Duration::from_secs(600)))
     };
     // Its interrupt is under way, waiting for a GIL that C code holds for seconds.
     thread::sleep(Duration::from_millis(300));

@@ -15,6 +15,9 @@
 //! ([`ClusterConfig::trusted`]): unpickling bytes from the network runs code.
 
 mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handles;
 mod inbound;
 mod link;
