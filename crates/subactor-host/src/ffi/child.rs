@@ -97,6 +97,18 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
         interp.prepare_module()?;
         Ok(interp)
     });
+    // So is the control thread's start (it sends its id, for pinning to a core).
+    let control = {
+        let client = Arc::clone(&client);
+        let (tid_tx, tid_rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("subactor-control".into())
+            .spawn(move || {
+                let _ = tid_tx.send(rustix::thread::gettid());
+                client.read_control(ctrl_r);
+            })
+            .map(|_| tid_rx)
+    };
     // A spare waits here until it is handed over (or its template ends).
     // SAFETY: attached (contract).
     let mut frame = match unsafe { without_gil(|| client.recv_data(None)) } {
@@ -128,17 +140,14 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
             return refuse(StartError::Process(format!("cannot limit the child's memory to {limit} bytes: {error}")));
         }
     }
+    let control = match control.map(|tid| tid.recv()) {
+        Ok(Ok(tid)) => tid,
+        Ok(Err(_)) => return refuse(StartError::Process("the child's control thread ended at its start".into())),
+        Err(error) => return refuse(StartError::Process(format!("cannot start the child's control thread: {error}"))),
+    };
     if let Some(core) = spec.core {
-        if let Err(error) = sys::pin_to_core(core) {
+        if let Err(error) = sys::pin_to_core(core, control) {
             return refuse(StartError::Process(format!("cannot pin the child to core {core}: {error}")));
-        }
-    }
-    {
-        let client = Arc::clone(&client);
-        let spawned =
-            std::thread::Builder::new().name("subactor-control".into()).spawn(move || client.read_control(ctrl_r));
-        if let Err(error) = spawned {
-            return refuse(StartError::Process(format!("cannot start the child's control thread: {error}")));
         }
     }
     let mut interp = match prepared {

@@ -120,14 +120,7 @@ impl ChildProcess {
             handles,
         });
         let env = Arc::new(LocalEnv { system: ctx.system().clone() });
-        let watcher = {
-            let (shared, env, alarm) = (Arc::clone(&shared), Arc::clone(&env), ctx.health_alarm());
-            thread::Builder::new()
-                .name(format!("subactor-child:{pid}"))
-                .spawn(move || watch(&shared, &env, ctrl_r, &alarm))
-                .map_err(|e| StartError::Process(format!("cannot start the child's watcher thread: {e}")))?
-        };
-        let mut child = ChildProcess { data_w, data_r, shared, env, watcher: Some(watcher), seq: 0, snapshot: None };
+        let mut child = ChildProcess { data_w, data_r, shared, env, watcher: None, seq: 0, snapshot: None };
         let myself: AnyRef = ctx.myself().clone().into();
         let start = ToChild::Start(Box::new(StartSpec {
             module: spec.module().to_owned(),
@@ -142,6 +135,16 @@ impl ChildProcess {
             upgrading: incarnation.upgrading,
         }));
         child.send(&start).map_err(|e| child.start_failed(&e))?;
+        // The watcher starts while the child starts its actor (what the child sends on
+        // the control socket meanwhile waits for it there).
+        let watcher = {
+            let (shared, env, alarm) = (Arc::clone(&child.shared), Arc::clone(&child.env), ctx.health_alarm());
+            thread::Builder::new()
+                .name(format!("subactor-child:{pid}"))
+                .spawn(move || watch(&shared, &env, ctrl_r, &alarm))
+                .map_err(|e| StartError::Process(format!("cannot start the child's watcher thread: {e}")))?
+        };
+        child.watcher = Some(watcher);
         loop {
             let mut frame = child.data_r.recv(None).map_err(|e| child.start_failed(&e))?;
             match proto::decode::<FromChild>(&mut frame, &child.shared.handles) {
