@@ -297,6 +297,20 @@ fn mailboxes_order_backpressure_names_and_dead_letters_are_the_same() {
 }
 
 #[test]
+fn a_process_actor_pinned_to_a_core_has_every_thread_of_its_child_there() {
+    let rt = runtime();
+    let actor = rt.spawn(process("Where").pin_to_core(0)).expect("the process actor starts");
+    let Value::List(threads) = ask(&actor, "affinity") else { panic!("expected a list of threads") };
+    // The actor's thread and the control thread (started before the child knew its
+    // actor, so pinned separately) at least.
+    assert!(threads.len() >= 2, "{threads:?}");
+    for cores in &threads {
+        assert_eq!(cores, &Value::List(vec![Value::Int(0)]), "every thread on core 0: {threads:?}");
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn one_hundred_spawn_and_stop_cycles_leave_no_process_thread_or_descriptor_behind() {
     let rt = runtime();
     // The first spawn starts the template (a thread and a socket stay for the runtime).

@@ -9,7 +9,8 @@ import subactor
 
 
 class Where:
-    """Answers where it runs: its pid, whether it is the main interpreter, numpy's sum."""
+    """Answers where it runs: its pid, whether it is the main interpreter, numpy's sum,
+    the cores its threads may run on."""
 
     def receive(self, msg):
         if msg == "pid":
@@ -25,6 +26,9 @@ class Where:
             return float((a * 2).sum())
         if msg == "self":
             return subactor.self_ref()
+        if msg == "affinity":
+            # The cores each thread of this process may run on.
+            return [sorted(os.sched_getaffinity(int(task))) for task in os.listdir("/proc/self/task")]
         return msg
 
 

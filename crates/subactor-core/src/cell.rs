@@ -661,26 +661,6 @@ fn spare_core() -> bool {
     BUSY.load(Ordering::Relaxed) < cores()
 }
 
-/// Counts work done on this machine's cores outside the process's actor threads — a
-/// process actor's child handling a message — as busy while it lives, so that threads
-/// waiting for an answer spin only while a core is really spare (see [`spin_for`]).
-#[derive(Debug)]
-pub struct BusyElsewhere(());
-
-impl BusyElsewhere {
-    /// Counts one more busy worker until dropped.
-    pub fn enter() -> BusyElsewhere {
-        BUSY.fetch_add(1, Ordering::Relaxed);
-        BusyElsewhere(())
-    }
-}
-
-impl Drop for BusyElsewhere {
-    fn drop(&mut self) {
-        BUSY.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Counts an actor thread as busy for as long as it lives (see [`Busy::idle`]).
 pub(crate) struct Busy(());
 
@@ -713,10 +693,11 @@ impl Drop for Busy {
 
 /// Polls `poll` for up to `spin` before giving up: a few iterations of pure spinning
 /// (an answer due in a microsecond or two is taken at once), then yielding the CPU
-/// between polls, and only while a core is spare (fewer actors, and children of
-/// process actors, are busy than there are cores), so that a waiting thread never
-/// takes CPU from actors that have work. The one spin policy of the project: the links
-/// to process actors' children wait with it too.
+/// between polls, and only while a core is spare (fewer actors are busy than there are
+/// cores; a process actor's thread stands for its child, which works while the thread
+/// waits for it), so that a waiting thread never takes CPU from actors that have work.
+/// The one spin policy of the project: the links to process actors' children wait
+/// with it too.
 pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     const PURE_SPINS: u32 = 64;
     if spin.is_zero() {

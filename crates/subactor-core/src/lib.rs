@@ -28,7 +28,7 @@ mod actor;
 mod actor_ref;
 mod any_ref;
 mod cell;
-pub use cell::{BusyElsewhere, Outcome, spin_for};
+pub use cell::{Outcome, spin_for};
 pub mod codec;
 mod dead_letters;
 mod error;

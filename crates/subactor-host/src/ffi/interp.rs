@@ -211,10 +211,24 @@ impl Interpreter {
 
     /// Installs the in-actor module `subactor`, linked to the actor's system.
     pub(crate) fn install_module(&mut self, link: ActorLink) -> Result<(), StartError> {
-        assert!(self.attached, "install_module needs the interpreter attached");
+        self.prepare_module()?;
+        self.link_module(link)
+    }
+
+    /// Installs the in-actor module `subactor`, not linked to an actor yet (its
+    /// functions raise `ActorStopped` until [`Interpreter::link_module`]).
+    pub(crate) fn prepare_module(&mut self) -> Result<(), StartError> {
+        assert!(self.attached, "prepare_module needs the interpreter attached");
         let helpers = self.helpers.as_ref().unwrap_or_else(|| unreachable!("helpers live as long as the interpreter"));
         // SAFETY: the interpreter is attached on this thread.
-        unsafe { module::install(helpers, link) }.map_err(StartError::Setup)
+        unsafe { module::install(helpers) }.map_err(StartError::Setup)
+    }
+
+    /// Links the module [`Interpreter::prepare_module`] installed to its actor.
+    pub(crate) fn link_module(&mut self, link: ActorLink) -> Result<(), StartError> {
+        assert!(self.attached, "link_module needs the interpreter attached");
+        // SAFETY: the interpreter is attached on this thread.
+        unsafe { module::link(self.helpers(), link) }.map_err(StartError::Setup)
     }
 
     /// Imports `target`, finds `class`, calls it with `args`, and keeps the instance

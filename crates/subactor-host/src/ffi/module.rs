@@ -387,21 +387,21 @@ pub(super) unsafe fn new_module(
     }
 }
 
-/// Builds this interpreter's `subactor` module and makes it importable.
+/// Builds this interpreter's `subactor` module and makes it importable, not linked to
+/// an actor yet: until [`link`] gives it one, its functions raise `ActorStopped`. (A
+/// process actor's spare child builds it before it knows its actor.)
 ///
 /// # Safety
 ///
 /// The interpreter that owns `helpers` is attached on this thread.
-pub(crate) unsafe fn install(helpers: &Rc<Helpers>, link: ActorLink) -> Result<(), crate::PythonException> {
-    // SAFETY: attached (contract); the state is ours, filled by `new_module` but for the
-    // link, set here before any code can use the module.
+pub(crate) unsafe fn install(helpers: &Rc<Helpers>) -> Result<(), crate::PythonException> {
+    // SAFETY: attached (contract); the state is ours, filled by `new_module`, its link
+    // left null.
     unsafe {
         let (module, types) = new_module(
             helpers,
             [REF_SPEC.as_ptr(), super::buffers::BUFFER_SPEC.as_ptr(), super::buffers::BUFFER_MUT_SPEC.as_ptr()],
         )?;
-        let state = ffi::PyModule_GetState(module.as_ptr()).cast::<ModuleState>();
-        (*state).link = Box::into_raw(Box::new(link));
         for (name, ty) in
             [(c"ActorRef", &types.actor_ref), (c"Buffer", &types.buffer), (c"BufferMut", &types.buffer_mut)]
         {
@@ -420,6 +420,30 @@ pub(crate) unsafe fn install(helpers: &Rc<Helpers>, link: ActorLink) -> Result<(
             c"install",
             &[new_str("subactor").map_err(|e| helpers.describe(e).0)?.as_ptr(), module.as_ptr()],
         )?;
+        Ok(())
+    }
+}
+
+/// Links the module [`install`] made to its actor (replacing the link it had, if any).
+///
+/// # Safety
+///
+/// The interpreter that owns `helpers` is attached on this thread.
+pub(crate) unsafe fn link(helpers: &Helpers, link: ActorLink) -> Result<(), crate::PythonException> {
+    // SAFETY: attached (contract); the state belongs to the module we installed, and
+    // its non-null link is a Box it owns.
+    unsafe {
+        let Some(state) = module_state_of_interpreter(helpers) else {
+            return Err(crate::PythonException {
+                type_name: "RuntimeError".into(),
+                message: "the subactor module is not installed in this interpreter".into(),
+                traceback: String::new(),
+            });
+        };
+        let old = std::mem::replace(&mut (*state).link, Box::into_raw(Box::new(link)));
+        if !old.is_null() {
+            drop(Box::from_raw(old));
+        }
         Ok(())
     }
 }

@@ -45,12 +45,14 @@ pub(crate) fn limit_memory(bytes: u64) -> std::io::Result<()> {
     rustix::process::setrlimit(rustix::process::Resource::Data, limit).map_err(Into::into)
 }
 
-/// Pins this process (its calling thread, the only one when called) to `core`.
-pub(crate) fn pin_to_core(core: usize) -> std::io::Result<()> {
+/// Pins this process to `core`: its calling thread and `other`, its only other thread
+/// when called (the control thread).
+pub(crate) fn pin_to_core(core: usize, other: rustix::thread::Pid) -> std::io::Result<()> {
     let mut set = rustix::thread::CpuSet::new();
     if core >= rustix::thread::CpuSet::MAX_CPU {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such core"));
     }
     set.set(core);
-    rustix::thread::sched_setaffinity(None, &set).map_err(Into::into)
+    rustix::thread::sched_setaffinity(None, &set)?;
+    rustix::thread::sched_setaffinity(Some(other), &set).map_err(Into::into)
 }
