@@ -46,6 +46,16 @@
 //! `PyInterpreterState_Main()` (the field that follows `head`). If the check fails,
 //! nothing is installed and a warning says that a fork with actors running would abort.
 //!
+//! **What stays behind.** Each interpreter counted itself as a user of CPython's static
+//! builtin types (`_PyRuntime.types.managed_static`); unlinked, it never uncounts. A
+//! release build does not look at those counts again; a debug build (`Py_DEBUG`)
+//! asserts that they are zero when the child's main interpreter finalizes, so there a
+//! forked child that exits through finalization (`sys.exit`, the end of its script)
+//! aborts with "managed_static_type_state_clear: Assertion ..." after its `atexit`
+//! callbacks ran, and one that ends with `os._exit` (multiprocessing's children) does
+//! not. Fixing the counts would mean writing more of CPython's private state, of a
+//! layout no table publishes; the fork tests expect exactly this on debug builds.
+//!
 //! **The rest of subactor in the child.** The actor threads do not exist there, and
 //! whatever process-wide state they held a lock on at that moment is stuck. The handler
 //! therefore also records that this process is a fork of one whose runtime was open
