@@ -313,17 +313,18 @@ impl FrameReader {
         }
     }
 
-    /// Makes room after `end` for at least the rest of the frame being read (and at
-    /// least 64 KiB), moving the unread bytes to the front or growing the buffer.
+    /// Makes room after `end` for more of the frame being read (its rest, or as much again
+    /// as has arrived of it; at least 64 KiB), moving the unread bytes to the front or
+    /// growing the buffer.
     fn make_room(&mut self) {
         let unread = self.end - self.start;
         let frame = match self.buf[self.start..self.end].get(..4) {
             Some(len) => HEADER + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
             None => HEADER,
         };
-        // Memory grows with what arrives (at most 64 MiB ahead of it), not with what a
-        // header claims.
-        let wanted = frame.max(unread + (64 << 10)).min(unread + (64 << 20));
+        // Memory grows with what arrives (doubling: at most as much again ahead of it,
+        // and 64 KiB), not with what a header claims: 5 bytes claiming 4 GiB cost 64 KiB.
+        let wanted = frame.min(unread + unread.max(64 << 10)).max(unread + (64 << 10));
         if self.buf.len() - self.start >= wanted && self.end < self.buf.len() {
             return;
         }
