@@ -61,7 +61,8 @@ pub use subactor_core::{
 };
 pub use subactor_host::{
     ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,
-    PythonHost, ReceiveError, Snapshots, StartError, StateError, StateStore, Upgrade, UpgradeError, fork,
+    PythonHost, ReceiveError, ReclaimStats, Snapshots, StartError, StateError, StateStore, Upgrade, UpgradeError, fork,
+    interpreter_memory,
 };
 
 /// A reference to a Python actor.

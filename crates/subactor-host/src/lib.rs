@@ -29,10 +29,18 @@ pub use actor::{DEFAULT_KILL_GRACE, PyActor, PythonActor};
 pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartError};
 pub use ffi::fork;
 pub use ffi::main as main_interpreter;
+pub use ffi::reclaim::ReclaimStats;
 pub use process::Launcher;
 pub use state::{Snapshots, StateError, StateStore, Upgrade};
 
 use process::template::{Template, TemplateSettings};
+
+/// How much of the memory that CPython keeps after an own-GIL interpreter ends the
+/// host gave back in this process (see `ARCHITECTURE.md`, "Memory of ended
+/// interpreters").
+pub fn interpreter_memory() -> ReclaimStats {
+    ffi::reclaim::stats()
+}
 
 /// What serving other processes' calls needs of a runtime (its registry, spawning of
 /// Python actors, timers, how Python errors travel): for the cluster's nodes.
