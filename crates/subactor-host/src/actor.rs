@@ -59,6 +59,19 @@ thread_local! {
     /// The interpreter an actor of this thread keeps across restarts
     /// ([`PythonActor::keep_interpreter_on_restart`]); emptied by `Spawn::release`.
     static KEPT: RefCell<Option<PyActor>> = const { RefCell::new(None) };
+    /// An interpreter of the warm pool, created on this thread and waiting for the
+    /// actor this thread will run (see `pool.rs`).
+    static WARM: RefCell<Option<Interpreter>> = const { RefCell::new(None) };
+}
+
+/// Keeps `interp`, created on this thread, for the actor this thread will run.
+pub(crate) fn set_warm(interp: Interpreter) {
+    WARM.set(Some(interp));
+}
+
+/// The warm interpreter of this thread, if it has one not taken yet.
+pub(crate) fn take_warm() -> Option<Interpreter> {
+    WARM.with_borrow_mut(Option::take)
 }
 
 impl PythonActor {
@@ -272,7 +285,14 @@ impl PythonActor {
             kept.concurrency = incarnation.max_concurrency;
             return Ok(kept);
         }
-        let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
+        let mut interp = match take_warm() {
+            Some(mut warm) => {
+                debug!(interpreter = warm.id(), "a warm interpreter from the pool");
+                warm.attach();
+                warm
+            }
+            None => Interpreter::create(host.python_path(), host.main_module())?,
+        };
         let finished = Arc::new(FinishSink::default());
         interp.install_module(ActorLink {
             env: Arc::new(LocalEnv { system: ctx.system().clone() }),
@@ -480,6 +500,18 @@ impl Spawn for PythonActor {
 
     fn placement(&self) -> Placement {
         self.placement
+    }
+
+    fn warm_thread(&mut self, system: &subactor_core::ActorSystem) -> Option<subactor_core::WarmThread> {
+        let host = system.extension::<PythonHost>()?;
+        let interpreter = match self.placement {
+            Placement::Interpreter => true,
+            Placement::Auto => {
+                host.known_placement(&format!("{}:{}", self.module, self.class)) != Some(Placement::Process)
+            }
+            Placement::Process | Placement::Thread => false,
+        };
+        if interpreter { host.take_warm() } else { None }
     }
 
     fn release(&mut self) {
