@@ -482,19 +482,9 @@ impl Spawn for PythonActor {
     }
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
-        let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
-        if self.id.is_none() {
-            self.id = Some(ctx.id());
-            host.register_keeper(ctx.myself(), Arc::clone(&self.keeper));
-        }
-        let incarnation = self.next_incarnation()?;
-        let started = self.start_placed(ctx, host, &incarnation);
-        if started.is_err() && incarnation.upgrading {
-            // The state stays for the next attempt (a supervisor's restart).
-            if let Some(state) = incarnation.state {
-                self.keeper.carry(Some(state));
-            }
-        }
+        let started = self.start_here(ctx);
+        // A warm pool's slot that this actor took is replaced from now on.
+        crate::pool::actor_started();
         started
     }
 
@@ -528,6 +518,24 @@ impl Spawn for PythonActor {
 }
 
 impl PythonActor {
+    /// Starts an incarnation of the actor (see `Spawn::start`).
+    fn start_here(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
+        let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
+        if self.id.is_none() {
+            self.id = Some(ctx.id());
+            host.register_keeper(ctx.myself(), Arc::clone(&self.keeper));
+        }
+        let incarnation = self.next_incarnation()?;
+        let started = self.start_placed(ctx, host, &incarnation);
+        if started.is_err() && incarnation.upgrading {
+            // The state stays for the next attempt (a supervisor's restart).
+            if let Some(state) = incarnation.state {
+                self.keeper.carry(Some(state));
+            }
+        }
+        started
+    }
+
     /// Starts the actor where its placement says.
     fn start_placed(
         &mut self,

@@ -4,12 +4,15 @@
 //! Each slot is a [`WarmThread`] that creates an own-GIL interpreter, detaches it, keeps
 //! it in a thread-local (`actor::WARM`) and waits. A spawn of an interpreter actor that
 //! finds a ready slot hands its actor's body to that thread, where the actor's start
-//! takes the interpreter instead of creating one; a new slot is started in the
-//! background at once. A slot that is never taken ends its interpreter on its own thread
-//! when the pool closes.
+//! takes the interpreter instead of creating one. Once that actor has started (its
+//! constructor ran, or the start failed), a new slot starts filling in the background:
+//! not before, so that the refill's interpreter creation does not compete with the spawn
+//! for a core. A slot that is never taken ends its interpreter on its own thread when the
+//! pool closes.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use subactor_core::{ThreadJob, WarmThread};
 use tracing::{debug, warn};
@@ -43,6 +46,12 @@ struct Slot {
 
 /// The interpreters a host keeps ready.
 pub(crate) struct WarmPool {
+    shared: Arc<Shared>,
+}
+
+/// The pool's state, shared with its slots' threads (weakly: a slot asks for its
+/// replacement once its actor has started).
+struct Shared {
     size: usize,
     paths: Vec<String>,
     main: Option<MainModule>,
@@ -57,7 +66,21 @@ pub(crate) struct WarmPool {
 
 impl std::fmt::Debug for WarmPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WarmPool").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("WarmPool").field("size", &self.shared.size).finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// On a slot's thread whose interpreter an actor took: the pool to refill once that
+    /// actor has started.
+    static REFILL: RefCell<Option<Weak<Shared>>> = const { RefCell::new(None) };
+}
+
+/// Called on an actor's thread once its start is over: if the actor took a warm
+/// interpreter, the pool starts filling a slot in its place.
+pub(crate) fn actor_started() {
+    if let Some(shared) = REFILL.with_borrow_mut(Option::take).and_then(|weak| weak.upgrade()) {
+        shared.refill_now();
     }
 }
 
@@ -67,7 +90,7 @@ const MAX_FAILURES: u64 = 3;
 impl WarmPool {
     /// A pool of `size` interpreters, started filling now (in the background).
     pub(crate) fn start(size: usize, paths: Vec<String>, main: Option<MainModule>) -> WarmPool {
-        let pool = WarmPool {
+        let shared = Arc::new(Shared {
             size,
             paths,
             main,
@@ -75,14 +98,39 @@ impl WarmPool {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-        };
-        {
-            let mut slots = pool.slots();
-            if let Some(slots) = slots.as_mut() {
-                pool.refill(slots);
-            }
+        });
+        shared.refill_now();
+        WarmPool { shared }
+    }
+
+    /// A thread with a ready interpreter, if one is (its replacement starts filling
+    /// once its actor has started).
+    pub(crate) fn take(&self) -> Option<WarmThread> {
+        self.shared.take()
+    }
+
+    pub(crate) fn stats(&self) -> WarmPoolStats {
+        self.shared.stats()
+    }
+
+    /// Ends every waiting interpreter and its thread, and waits for them.
+    pub(crate) fn close(&self) {
+        self.shared.close();
+    }
+}
+
+impl Drop for WarmPool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    fn refill_now(self: &Arc<Self>) {
+        let mut slots = self.slots();
+        if let Some(slots) = slots.as_mut() {
+            self.refill(slots);
         }
-        pool
     }
 
     fn slots(&self) -> MutexGuard<'_, Option<Vec<Slot>>> {
@@ -91,7 +139,7 @@ impl WarmPool {
 
     /// Starts slots until there are `size` of them (ready or being created); drops the
     /// ones that failed.
-    fn refill(&self, slots: &mut Vec<Slot>) {
+    fn refill(self: &Arc<Self>, slots: &mut Vec<Slot>) {
         let failed = slots.iter().filter(|s| s.state.load(Ordering::Acquire) == FAILED).count() as u64;
         if failed > 0 {
             self.failures.fetch_add(failed, Ordering::Relaxed);
@@ -103,9 +151,9 @@ impl WarmPool {
         while slots.len() < self.size {
             let state = Arc::new(AtomicU8::new(CREATING));
             let (paths, main, slot_state) = (self.paths.clone(), self.main.clone(), Arc::clone(&state));
-            match WarmThread::spawn("subactor-warm".into(), move |jobs| {
-                warm_body(&paths, main.as_ref(), &slot_state, &jobs)
-            }) {
+            let pool = Arc::downgrade(self);
+            let body = move |jobs| warm_body(&paths, main.as_ref(), &slot_state, &jobs, pool);
+            match WarmThread::spawn("subactor-warm".into(), body) {
                 Ok(thread) => slots.push(Slot { thread, state }),
                 Err(error) => {
                     warn!(%error, "cannot start a thread for the warm pool");
@@ -116,8 +164,7 @@ impl WarmPool {
         }
     }
 
-    /// A thread with a ready interpreter, if one is; a new slot starts filling in its place.
-    pub(crate) fn take(&self) -> Option<WarmThread> {
+    fn take(self: &Arc<Self>) -> Option<WarmThread> {
         let mut guard = self.slots();
         let slots = guard.as_mut()?;
         let ready = slots.iter().position(|s| s.state.load(Ordering::Acquire) == READY);
@@ -129,13 +176,14 @@ impl WarmPool {
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
+                // Replaces slots that failed, if any.
+                self.refill(slots);
             }
         }
-        self.refill(slots);
         taken
     }
 
-    pub(crate) fn stats(&self) -> WarmPoolStats {
+    fn stats(&self) -> WarmPoolStats {
         let ready = self
             .slots()
             .as_ref()
@@ -148,8 +196,7 @@ impl WarmPool {
         }
     }
 
-    /// Ends every waiting interpreter and its thread, and waits for them.
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         let slots = self.slots().take();
         for slot in slots.into_iter().flatten() {
             slot.thread.close();
@@ -157,15 +204,15 @@ impl WarmPool {
     }
 }
 
-impl Drop for WarmPool {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
 /// A warm thread's body: create the interpreter, wait for an actor, run it; an
 /// interpreter that no actor took ends here, on the thread that created it.
-fn warm_body(paths: &[String], main: Option<&MainModule>, state: &AtomicU8, jobs: &flume::Receiver<ThreadJob>) {
+fn warm_body(
+    paths: &[String],
+    main: Option<&MainModule>,
+    state: &AtomicU8,
+    jobs: &flume::Receiver<ThreadJob>,
+    pool: Weak<Shared>,
+) {
     match Interpreter::create(paths, main) {
         Ok(mut interp) => {
             interp.detach();
@@ -181,7 +228,10 @@ fn warm_body(paths: &[String], main: Option<&MainModule>, state: &AtomicU8, jobs
     }
     if let Ok(job) = jobs.recv() {
         crate::process::sys::name_this_thread(job.name());
+        REFILL.set(Some(pool));
         job.run();
+        // In case the actor's start never said it was over.
+        actor_started();
     }
     // Not taken (the pool closed), or taken by an actor that did not use it.
     drop(crate::actor::take_warm());
