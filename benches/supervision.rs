@@ -1,6 +1,8 @@
 //! Supervision's figures: how long a Python actor takes to restart (failure to
-//! replacement serving) beside a cold spawn, and how long a kill takes to interrupt a
-//! runaway pure-Python loop.
+//! replacement serving) beside a cold spawn, how long a kill takes to interrupt a
+//! runaway pure-Python loop, and how much RSS 1,000 fresh-interpreter restarts leave
+//! behind (`SUBACTOR_KEEP_INTERPRETER_MEMORY=1` shows it without the host giving back
+//! what CPython keeps).
 //!
 //! Run with: `cargo bench --bench supervision` (add `-- --quick` for a shorter run)
 //!
@@ -26,6 +28,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     println!();
     restart_latency(&rt, rounds)?;
+    restart_memory(&rt, if quick { 200 } else { 1000 })?;
     interrupt_latency(&rt, rounds / 2)?;
     rt.shutdown()?;
     Ok(())
@@ -140,5 +143,58 @@ fn interrupt_latency(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> 
     let kill_p50 = line("kill() -> asker has Killed", &mut kills);
     line("time limit 50 ms: answer past limit", &mut overshoots);
     println!("  goal: interrupt <= 100 ms   ({:.1} ms p50)", ms(kill_p50));
+    Ok(())
+}
+
+/// This process's resident set size, in KiB.
+fn rss_kib() -> Result<u64, Box<dyn Error>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).ok_or("no VmRSS")?;
+    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
+}
+
+/// RSS growth over `rounds` restarts of a supervised actor in a fresh interpreter each
+/// (a failing message, then one answer), after 10 to warm up.
+fn restart_memory(rt: &Runtime, rounds: usize) -> Result<(), Box<dyn Error>> {
+    let sup = rt.spawn(
+        SupervisorSpec::new(Strategy::OneForOne)
+            .intensity(u32::MAX, Duration::from_secs(60))
+            .child(ChildSpec::new(scorer())),
+    )?;
+    let fresh = sup.child::<PyActor>(0).ok_or("child 0")?;
+    let restart = || -> Result<(), Box<dyn Error>> {
+        if fresh.blocking_ask("bad:x", TIMEOUT).is_ok() {
+            return Err("the worker should have failed".into());
+        }
+        fresh.blocking_ask("ok:1", TIMEOUT)?;
+        Ok(())
+    };
+    for _ in 0..10 {
+        restart()?;
+    }
+    let (before, given_back) = (rss_kib()?, subactor::interpreter_memory());
+    let started = Instant::now();
+    for _ in 0..rounds {
+        restart()?;
+    }
+    let took = started.elapsed();
+    let growth = rss_kib()?.saturating_sub(before);
+    let after = subactor::interpreter_memory();
+    let per_1000 = growth as f64 * 1000.0 / rounds as f64 / 1024.0;
+    println!("memory of fresh-interpreter restarts ({rounds} restarts in {:.1} s)", took.as_secs_f64());
+    println!(
+        "  RSS growth             {:>8.1} MiB   = {per_1000:.1} MiB per 1,000 restarts   (goal: <= 50 MiB per 1,000)",
+        growth as f64 / 1024.0
+    );
+    println!(
+        "  given back by the host {:>8.1} MiB of arenas, {} interpreters ({} kept what they had){}",
+        (after.bytes_reclaimed - given_back.bytes_reclaimed) as f64 / (1 << 20) as f64,
+        after.interpreters_reclaimed - given_back.interpreters_reclaimed,
+        after.interpreters_kept - given_back.interpreters_kept,
+        if after.available { "" } else { "   (off: SUBACTOR_KEEP_INTERPRETER_MEMORY=1, or not available here)" }
+    );
+    println!();
+    sup.stop();
+    sup.blocking_wait();
     Ok(())
 }

@@ -30,6 +30,10 @@ SPAWN = Metric(
   (`benches/foundation.rs`). Beside it, CPython's bare `_interpreters.create()` (no
   import, timed inside an actor) is the floor. From Python, `rt.spawn(Echo)` until the
   actor's first answer.
+- **subactor, warm pool**: the same spawn in a runtime with `warm_interpreters(2)`, each
+  made when the pool is full (a spawn that finds a ready interpreter: the actor's thread
+  and interpreter exist, the import and constructor remain; the pool then creates the
+  next one in the background, which is not timed).
 - **subactor, process actors**: `rt.spawn()` of an echo actor with `Placement::Process`
   (from Rust, `benches/process.rs`) or `placement="process"` (from Python) until its first
   answer: the template hands over a child it forked in advance, which imports the actor's

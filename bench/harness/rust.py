@@ -37,6 +37,7 @@ SERIES: dict[tuple[str, str], tuple[str, str, str]] = {
         model.BASELINE,
         figures.SPAWN_BARE,
     ),
+    ("foundation", "spawn.warm"): (model.SPAWN, model.SUBACTOR, figures.SPAWN_WARM),
     ("foundation", "ask.blocking"): (model.ROUND_TRIP, model.SUBACTOR, figures.ASK_RUST),
     ("foundation", "ask.tokio"): (model.ROUND_TRIP, model.SUBACTOR, "Rust -> Python: ask().await (tokio, 1 thread)"),
     ("process", "spawn.process"): (model.SPAWN, model.SUBACTOR, figures.PROC_SPAWN),

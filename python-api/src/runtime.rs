@@ -216,7 +216,7 @@ impl RuntimeCore {
     /// Starts a runtime whose actors find modules on `python_path` first and load the
     /// main program (`main_path` or `main_name`) when they need what it defines.
     #[new]
-    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None, cluster=None))]
+    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None, cluster=None, warm_interpreters=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         python_path: Vec<String>,
@@ -228,8 +228,10 @@ impl RuntimeCore {
         preload: Vec<String>,
         executable: Option<String>,
         cluster: Option<ClusterTuple>,
+        warm_interpreters: usize,
     ) -> PyResult<RuntimeCore> {
-        let mut builder = Runtime::builder().python_path(python_path).preload(preload);
+        let mut builder =
+            Runtime::builder().python_path(python_path).preload(preload).warm_interpreters(warm_interpreters);
         if let Some((urls, node, name, user, password, token, trusted)) = cluster {
             let auth = match (user, password, token) {
                 (Some(user), Some(password), _) => Auth::UserPassword { user, password },
@@ -479,6 +481,12 @@ impl RuntimeCore {
     /// A subscription to the dead letters from now on.
     fn subscribe_dead_letters(&self, py: Python<'_>) -> PyResult<DeadLetterSubscription> {
         Ok(DeadLetterSubscription::new(self.runtime(py)?.dead_letters().subscribe()))
+    }
+
+    /// The warm pool's (size, ready, hits, misses).
+    fn warm_pool(&self, py: Python<'_>) -> PyResult<(usize, usize, u64, u64)> {
+        let stats = self.runtime(py)?.warm_pool();
+        Ok((stats.size, stats.ready, stats.hits, stats.misses))
     }
 
     /// How many actors are alive.

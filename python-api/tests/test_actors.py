@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import os
 import queue
 import threading
 import time
@@ -304,3 +305,26 @@ def test_a_monitor_callback_may_close_the_last_runtime() -> None:
         echo.monitor(seen.put)
         echo.kill()
         assert seen.get(timeout=10).kind == "killed"
+
+
+def test_a_warm_pool_serves_spawns_and_is_off_by_default(rt: subactor.Runtime) -> None:
+    assert rt.warm_pool() == (0, 0, 0, 0)
+    with pytest.raises(TypeError, match="warm_interpreters"):
+        subactor.Runtime(warm_interpreters=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="warm_interpreters"):
+        subactor.Runtime(warm_interpreters=-1)
+    with subactor.Runtime(warm_interpreters=2) as warm:
+        deadline = time.monotonic() + 30
+        while warm.warm_pool().ready < 2:
+            assert time.monotonic() < deadline, warm.warm_pool()
+            time.sleep(0.005)
+        first, second = warm.spawn(Counter, 0), warm.spawn(Counter, 10)
+        assert (first.ask(1), second.ask(1)) == (1, 11)
+        pool = warm.warm_pool()
+        assert (pool.size, pool.hits, pool.misses) == (2, 2, 0)
+        assert "subactor-warm" in _thread_names()
+    assert "subactor-warm" not in _thread_names(), "closing ends the pool's threads"
+
+
+def _thread_names() -> list[str]:
+    return [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task")]

@@ -220,3 +220,50 @@ fn actors_run_on_named_threads_and_can_be_pinned_to_a_core() {
     }
     rt.shutdown().expect("shutdown");
 }
+
+/// The names of this process's threads, as the system shows them.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_warm_pool_hands_ready_interpreters_to_spawns_and_refills() {
+    let plain = runtime();
+    assert_eq!(plain.warm_pool(), subactor::WarmPoolStats::default(), "no pool unless asked for");
+    plain.shutdown().expect("shutdown");
+    let rt = subactor::Runtime::builder()
+        .python_path([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")])
+        .warm_interpreters(2)
+        .build()
+        .expect("the runtime starts");
+    crate::common::eventually("the pool fills", || rt.warm_pool().ready == 2);
+    assert_eq!(thread_names().iter().filter(|n| *n == "subactor-warm").count(), 2);
+
+    let a = rt.spawn(PythonActor::new("actors", "Globals").name("warm-a")).expect("spawn a");
+    let b = rt.spawn(PythonActor::new("actors", "Globals")).expect("spawn b");
+    let stats = rt.warm_pool();
+    assert_eq!((stats.hits, stats.misses), (2, 0), "both spawns found a ready interpreter: {stats:?}");
+    assert_eq!(a.blocking_ask((), TIMEOUT).expect("a"), Value::from(1));
+    assert_eq!(a.blocking_ask((), TIMEOUT).expect("a"), Value::from(2));
+    assert_eq!(b.blocking_ask((), TIMEOUT).expect("b"), Value::from(1), "warm interpreters share no globals");
+    assert!(thread_names().iter().any(|n| n == "actor:warm-a"), "the warm thread takes the actor's name");
+    let who = [spawn(&rt, "Whoami"), spawn(&rt, "Whoami")].map(|w| w.blocking_ask((), TIMEOUT).expect("whoami"));
+    assert_ne!(who[0], who[1], "each actor has its own interpreter");
+    assert_ne!(who[0], Value::Int(0));
+
+    // A spawn that fails takes an interpreter too; the next one works.
+    let missing = start_error(rt.spawn(PythonActor::new("actors", "NoSuchClass")));
+    assert!(matches!(missing, StartError::MissingClass { .. }), "{missing:?}");
+    assert_eq!(spawn(&rt, "Echo").blocking_ask(7, TIMEOUT).expect("echo"), Value::from(7));
+    crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    let stats = rt.warm_pool();
+    assert_eq!(stats.hits + stats.misses, 6, "{stats:?}");
+
+    rt.shutdown().expect("shutdown");
+    assert!(!thread_names().iter().any(|n| n == "subactor-warm"), "the pool's threads end at shutdown");
+    assert_eq!(rt.warm_pool(), subactor::WarmPoolStats::default());
+}

@@ -238,3 +238,14 @@ class Placement:
 
     def receive(self, _msg):
         return sorted(os.sched_getaffinity(0))
+
+
+class Heavy:
+    """Imports a good part of the standard library (what a service actor would), so
+    that its interpreter ends with several allocator arenas in use."""
+
+    def __init__(self):
+        import asyncio, collections, dataclasses, json, re, threading, typing  # noqa: F401, E401
+
+    def receive(self, msg):
+        return msg

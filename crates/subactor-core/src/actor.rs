@@ -293,6 +293,13 @@ pub trait Spawn: Send + 'static {
         Placement::Thread
     }
 
+    /// A thread started in advance to run this actor (a warm pool's), instead of a new
+    /// one; called once per spawn, on the spawner's thread. `None` (the default): the
+    /// actor gets a thread of its own, named after it.
+    fn warm_thread(&mut self, _system: &crate::ActorSystem) -> Option<crate::WarmThread> {
+        None
+    }
+
     /// The failure policy when the options set none: restart under a supervisor,
     /// resume without one.
     fn default_failure_policy(&self, supervised: bool) -> FailurePolicy {

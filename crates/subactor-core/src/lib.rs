@@ -41,6 +41,7 @@ mod sync;
 mod system;
 mod timers;
 mod value;
+mod warm;
 mod watchdog;
 
 pub use actor::{
@@ -63,6 +64,7 @@ pub use supervisor::{
 pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, NameClaimError, NameService, SystemBuilder};
 pub use timers::TimerId;
 pub use value::{MAX_DEPTH, Value, ValueError};
+pub use warm::{ThreadJob, WarmThread};
 
 #[cfg(any(test, feature = "proptest"))]
 pub mod testing;

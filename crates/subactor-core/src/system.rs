@@ -46,7 +46,7 @@ pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// The stack size of actor threads: Python code expects the 8 MiB of a main thread.
-const ACTOR_STACK_SIZE: usize = 8 << 20;
+pub(crate) const ACTOR_STACK_SIZE: usize = 8 << 20;
 
 /// Runs actors, each on its own OS thread.
 ///
@@ -183,7 +183,7 @@ impl ActorSystem {
     /// Spawns an actor whose failures are decided by `parent` (a supervisor).
     pub(crate) fn spawn_child<S: Spawn>(
         &self,
-        spec: S,
+        mut spec: S,
         parent: Option<ParentLink>,
     ) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
         let inner = &self.inner;
@@ -240,10 +240,20 @@ impl ActorSystem {
         };
         let system = self.clone();
         let thread_cell = Arc::clone(&cell);
-        let spawned = thread::Builder::new()
-            .name(thread_name)
-            .stack_size(ACTOR_STACK_SIZE)
-            .spawn(move || run(spec, thread_cell, system, started_tx, parent));
+        let warm = spec.warm_thread(self);
+        let job =
+            crate::ThreadJob::new(thread_name, Box::new(move || run(spec, thread_cell, system, started_tx, parent)));
+        let own_thread = |job: crate::ThreadJob| {
+            thread::Builder::new().name(job.name().to_owned()).stack_size(ACTOR_STACK_SIZE).spawn(move || job.run())
+        };
+        let spawned = match warm {
+            Some(warm) => match warm.run(job) {
+                Ok(handle) => Ok(handle),
+                // It ended before it took the job: a thread of its own.
+                Err(job) => own_thread(job),
+            },
+            None => own_thread(job),
+        };
         let handle = match spawned {
             Ok(handle) => handle,
             Err(e) => {

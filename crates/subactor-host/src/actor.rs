@@ -59,6 +59,19 @@ thread_local! {
     /// The interpreter an actor of this thread keeps across restarts
     /// ([`PythonActor::keep_interpreter_on_restart`]); emptied by `Spawn::release`.
     static KEPT: RefCell<Option<PyActor>> = const { RefCell::new(None) };
+    /// An interpreter of the warm pool, created on this thread and waiting for the
+    /// actor this thread will run (see `pool.rs`).
+    static WARM: RefCell<Option<Interpreter>> = const { RefCell::new(None) };
+}
+
+/// Keeps `interp`, created on this thread, for the actor this thread will run.
+pub(crate) fn set_warm(interp: Interpreter) {
+    WARM.set(Some(interp));
+}
+
+/// The warm interpreter of this thread, if it has one not taken yet.
+pub(crate) fn take_warm() -> Option<Interpreter> {
+    WARM.with_borrow_mut(Option::take)
 }
 
 impl PythonActor {
@@ -272,7 +285,14 @@ impl PythonActor {
             kept.concurrency = incarnation.max_concurrency;
             return Ok(kept);
         }
-        let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
+        let mut interp = match take_warm() {
+            Some(mut warm) => {
+                debug!(interpreter = warm.id(), "a warm interpreter from the pool");
+                warm.attach();
+                warm
+            }
+            None => Interpreter::create(host.python_path(), host.main_module())?,
+        };
         let finished = Arc::new(FinishSink::default());
         interp.install_module(ActorLink {
             env: Arc::new(LocalEnv { system: ctx.system().clone() }),
@@ -462,24 +482,26 @@ impl Spawn for PythonActor {
     }
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
-        let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
-        if self.id.is_none() {
-            self.id = Some(ctx.id());
-            host.register_keeper(ctx.myself(), Arc::clone(&self.keeper));
-        }
-        let incarnation = self.next_incarnation()?;
-        let started = self.start_placed(ctx, host, &incarnation);
-        if started.is_err() && incarnation.upgrading {
-            // The state stays for the next attempt (a supervisor's restart).
-            if let Some(state) = incarnation.state {
-                self.keeper.carry(Some(state));
-            }
-        }
+        let started = self.start_here(ctx);
+        // A warm pool's slot that this actor took is replaced from now on.
+        crate::pool::actor_started();
         started
     }
 
     fn placement(&self) -> Placement {
         self.placement
+    }
+
+    fn warm_thread(&mut self, system: &subactor_core::ActorSystem) -> Option<subactor_core::WarmThread> {
+        let host = system.extension::<PythonHost>()?;
+        let interpreter = match self.placement {
+            Placement::Interpreter => true,
+            Placement::Auto => {
+                host.known_placement(&format!("{}:{}", self.module, self.class)) != Some(Placement::Process)
+            }
+            Placement::Process | Placement::Thread => false,
+        };
+        if interpreter { host.take_warm() } else { None }
     }
 
     fn release(&mut self) {
@@ -496,6 +518,24 @@ impl Spawn for PythonActor {
 }
 
 impl PythonActor {
+    /// Starts an incarnation of the actor (see `Spawn::start`).
+    fn start_here(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
+        let host = ctx.system().extension::<PythonHost>().ok_or(StartError::NoHost)?;
+        if self.id.is_none() {
+            self.id = Some(ctx.id());
+            host.register_keeper(ctx.myself(), Arc::clone(&self.keeper));
+        }
+        let incarnation = self.next_incarnation()?;
+        let started = self.start_placed(ctx, host, &incarnation);
+        if started.is_err() && incarnation.upgrading {
+            // The state stays for the next attempt (a supervisor's restart).
+            if let Some(state) = incarnation.state {
+                self.keeper.carry(Some(state));
+            }
+        }
+        started
+    }
+
     /// Starts the actor where its placement says.
     fn start_placed(
         &mut self,

@@ -15,6 +15,7 @@
 mod actor;
 mod error;
 mod ffi;
+mod pool;
 mod process;
 mod state;
 
@@ -29,10 +30,19 @@ pub use actor::{DEFAULT_KILL_GRACE, PyActor, PythonActor};
 pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartError};
 pub use ffi::fork;
 pub use ffi::main as main_interpreter;
+pub use ffi::reclaim::ReclaimStats;
+pub use pool::WarmPoolStats;
 pub use process::Launcher;
 pub use state::{Snapshots, StateError, StateStore, Upgrade};
 
 use process::template::{Template, TemplateSettings};
+
+/// How much of the memory that CPython keeps after an own-GIL interpreter ends the
+/// host gave back in this process (see `ARCHITECTURE.md`, "Memory of ended
+/// interpreters").
+pub fn interpreter_memory() -> ReclaimStats {
+    ffi::reclaim::stats()
+}
 
 /// What serving other processes' calls needs of a runtime (its registry, spawning of
 /// Python actors, timers, how Python errors travel): for the cluster's nodes.
@@ -87,6 +97,8 @@ pub struct PythonHost {
     placements: Mutex<std::collections::HashMap<String, subactor_core::Placement>>,
     /// The running Python actors of this host, for upgrades.
     keepers: Mutex<std::collections::HashMap<subactor_core::ActorId, Kept>>,
+    /// Interpreters kept ready for spawns (none by default).
+    warm: Option<pool::WarmPool>,
 }
 
 /// Why an upgrade could not be asked for.
@@ -140,6 +152,7 @@ impl PythonHost {
             exports,
             placements: Mutex::default(),
             keepers: Mutex::default(),
+            warm: None,
         })
     }
 
@@ -172,6 +185,38 @@ impl PythonHost {
     pub fn with_spin(mut self, spin: Duration) -> PythonHost {
         self.processes.spin = spin;
         self
+    }
+
+    /// Keeps `size` own-GIL interpreters created in advance, each on the thread that
+    /// will run the actor that takes it, and refilled in the background as spawns take
+    /// them (0, the default: none). A spawn of an interpreter actor that finds one
+    /// costs its module's import and constructor, not an interpreter's creation.
+    ///
+    /// What it costs: each ready interpreter holds its memory while it waits (about
+    /// 2.4 MiB of RSS, what an idle actor costs) and a parked thread, and every spawn
+    /// that takes one creates the next in the background, on another core if there is
+    /// one. Interpreters created in advance see the host's settings of that moment
+    /// (Python path, main module): set those first. Call it before spawning.
+    #[must_use]
+    pub fn with_warm_interpreters(mut self, size: usize) -> PythonHost {
+        if let Some(old) = self.warm.take() {
+            old.close();
+        }
+        if size > 0 {
+            self.warm = Some(pool::WarmPool::start(size, self.python_path.clone(), self.main_module.clone()));
+        }
+        self
+    }
+
+    /// How the warm pool ([`with_warm_interpreters`](Self::with_warm_interpreters))
+    /// has served spawns so far.
+    pub fn warm_pool(&self) -> WarmPoolStats {
+        self.warm.as_ref().map(pool::WarmPool::stats).unwrap_or_default()
+    }
+
+    /// A thread with a ready interpreter from the warm pool, if there is one.
+    pub(crate) fn take_warm(&self) -> Option<subactor_core::WarmThread> {
+        self.warm.as_ref()?.take()
     }
 
     /// The template of process actors, started now if it is not running.
@@ -311,6 +356,10 @@ impl PythonHost {
     /// Every actor of this host must have stopped: they hold the host until then.
     pub fn close(mut self) -> Result<(), HostError> {
         self.stop_processes();
+        // Its interpreters end before Python may be finalised.
+        if let Some(warm) = self.warm.take() {
+            warm.close();
+        }
         match self.lease.take() {
             Some(lease) => lease.release(),
             None => Ok(()),
@@ -331,5 +380,9 @@ impl PythonHost {
 impl Drop for PythonHost {
     fn drop(&mut self) {
         self.stop_processes();
+        // Before the lease (a field declared earlier) is given back.
+        if let Some(warm) = self.warm.take() {
+            warm.close();
+        }
     }
 }

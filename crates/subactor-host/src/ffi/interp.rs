@@ -441,7 +441,11 @@ impl Drop for Interpreter {
         // attached, and the main-interpreter thread state we made in `create` (detached
         // since) is attached, cleared and deleted.
         unsafe {
+            let watch = super::reclaim::watch(ffi::PyThreadState_GetInterpreter(self.tstate.as_ptr()), self.id);
             ffi::Py_EndInterpreter(self.tstate.as_ptr());
+            if let Some(watch) = watch {
+                super::reclaim::after_end(watch);
+            }
             ffi::PyEval_RestoreThread(main_tstate.as_ptr());
             ffi::PyThreadState_Clear(main_tstate.as_ptr());
             ffi::PyThreadState_DeleteCurrent();

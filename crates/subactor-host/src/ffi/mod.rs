@@ -15,6 +15,8 @@
 //!   `subactor_host::fork`);
 //! - [`main`]: the same objects and conversions in the main interpreter, for the Python
 //!   package (public as `subactor_host::main_interpreter`);
+//! - [`reclaim`]: the allocator memory CPython keeps after an own-GIL interpreter
+//!   ends, given back (see its module docs);
 //! - [`zygote`]: the template process of process actors (Python initialised once, a
 //!   fork per child), and [`child`]: the actor in such a child, in its main
 //!   interpreter.
@@ -39,4 +41,5 @@ pub mod main;
 pub(crate) mod module;
 pub(crate) mod object;
 pub(crate) mod process;
+pub(crate) mod reclaim;
 pub(crate) mod zygote;

@@ -103,6 +103,8 @@ impl Lease {
         }
         // Before the first subinterpreter: a fork() must find the handler in place.
         super::fork::install();
+        // Before the first subinterpreter too: its arenas must be recorded.
+        super::reclaim::install();
         slot.leases += 1;
         Ok(Lease { version, released: false })
     }

@@ -56,3 +56,16 @@ pub(crate) fn pin_to_core(core: usize, other: rustix::thread::Pid) -> std::io::R
     rustix::thread::sched_setaffinity(None, &set)?;
     rustix::thread::sched_setaffinity(Some(other), &set).map_err(Into::into)
 }
+
+/// Names the calling thread as the system shows it (`/proc/.../comm`, at most 15
+/// bytes: longer names are cut, as `std::thread::Builder::name` does).
+pub(crate) fn name_this_thread(name: &str) {
+    let mut bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+    while std::str::from_utf8(&bytes).is_err() {
+        bytes.pop();
+    }
+    if let Ok(name) = std::ffi::CString::new(bytes) {
+        // Naming is cosmetic: a failure leaves the old name.
+        let _ = rustix::thread::set_name(&name);
+    }
+}
