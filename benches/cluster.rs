@@ -18,7 +18,8 @@
 //!
 //! Run with: `cargo bench --bench cluster` (add `-- --quick` for a shorter run, and
 //! `-- --json PATH` to write the samples for the benchmark suite, `bench/run`).
-//! `nats-server` must be on PATH (`bench/run` installs Debian's package when it is not).
+//! `nats-server` must be on PATH (Debian's package; `bench/run` skips this benchmark,
+//! saying so, when it is not).
 //!
 //! Nothing here asserts: the machines are shared and noisy, so the numbers are for
 //! reading, not for failing builds.
@@ -119,7 +120,7 @@ impl Nats {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start nats-server ({e}): bench/run installs Debian's nats-server"))?;
+            .map_err(|e| format!("cannot start nats-server ({e}): install Debian's nats-server package"))?;
         let nats = Nats { child, port, store };
         let deadline = Instant::now() + TIMEOUT;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

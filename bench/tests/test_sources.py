@@ -114,6 +114,24 @@ class RustRecords(unittest.TestCase):
         ]
         self.assertEqual({k: str(v) for k, v in rust.executables_from_cargo(lines).items()}, {"core": "/t/core-1"})
 
+    def test_the_cluster_benchmark_is_skipped_without_nats_server(self) -> None:
+        # The harness's entry module, imported as bench/run runs it.
+        import importlib
+        import os
+        import tempfile
+        from unittest import mock
+
+        main = importlib.import_module("harness.__main__")
+        with tempfile.TemporaryDirectory() as empty, mock.patch.dict(os.environ, {"PATH": empty}):
+            self.assertEqual(main._unavailable("cluster"), main.NO_NATS)
+            self.assertIsNone(main._unavailable("placement"))
+        with tempfile.TemporaryDirectory() as bin_dir, mock.patch.dict(os.environ, {"PATH": bin_dir}):
+            server = os.path.join(bin_dir, "nats-server")
+            with open(server, "w") as f:
+                f.write("#!/bin/sh\n")
+            os.chmod(server, 0o755)
+            self.assertIsNone(main._unavailable("cluster"))
+
 
 def config(**changes: object) -> Config:
     values: dict[str, object] = {
