@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -29,18 +30,43 @@ WORK = REPO / "target" / "bench"
 RESULTS = REPO / "bench" / "results"
 
 CORE = "core"  # the Rust core benchmark's two metrics, selected together
-METRICS = (model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT, model.CPU, model.HANDOFF, model.MEMORY, CORE)
+PLACEMENT = "placement"  # automatic placement beside the interpreter's: spawn and ask
+CLUSTER = "cluster"  # nodes over NATS: remote ask, remote tell, node loss (Rust only)
+METRICS = (
+    model.SPAWN,
+    model.ROUND_TRIP,
+    model.THROUGHPUT,
+    model.CPU,
+    model.HANDOFF,
+    model.MEMORY,
+    model.NUMPY,
+    PLACEMENT,
+    CLUSTER,
+    CORE,
+)
 # Figures with one sample per run: measured again in every round.
-REPEATED = (model.THROUGHPUT, model.CPU)
-# What each Rust benchmark measures (the pipeline comes with `actors`).
+REPEATED = (model.THROUGHPUT, model.CPU, model.NUMPY)
+# What each Rust benchmark measures (the pipeline comes with `actors`; buffers handed to
+# process actors come with the handoffs).
 BENCH_METRICS = {
     "core": {CORE},
     "foundation": {model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT, model.CPU},
     "process": {model.SPAWN, model.ROUND_TRIP, model.THROUGHPUT},
+    "placement": {model.HANDOFF, model.NUMPY, PLACEMENT},
     "actors": {model.ROUND_TRIP},
     "arena": {model.HANDOFF},
     "memory": {model.MEMORY},
+    "cluster": {CLUSTER},
 }
+# Rust benchmarks whose process actors import numpy: run with the benchmark venv as
+# VIRTUAL_ENV, so that the embedded Python finds its packages.
+NEEDS_VENV = {"placement"}
+# The cluster benchmark starts a nats-server of its own: without one on PATH, its
+# section is left out (the report says why).
+NO_NATS = (
+    "cluster: not measured: nats-server is not on PATH (install Debian's package: apt-get install nats-server); "
+    "the remote ask, remote tell and node loss figures need one"
+)
 HANDOFF_SIZES = (1 << 10, 1 << 20, 100 << 20, 1 << 30)
 RUNNER_TIMEOUT = 30 * 60.0
 
@@ -105,6 +131,7 @@ def run(argv: list[str] | None) -> int:
     outcomes: list[RunnerOutcome] = []
     probes: list[machine.Probe] = []
     config: Config | None = None
+    skipped: list[str] = []
     for round_ in range(rounds):
         todo = set(chosen) if round_ == 0 else set(chosen) & set(REPEATED)
         progress(f"round {round_ + 1} of {rounds}: {', '.join(sorted(todo))}")
@@ -113,8 +140,15 @@ def run(argv: list[str] | None) -> int:
         progress(f"  machine parallelism probe: {probe.parallelism:.2f}x of {cores}")
         for bench in rust.BENCHES:
             if BENCH_METRICS[bench] & todo:
+                why = _unavailable(bench)
+                if why is not None:
+                    if why not in skipped:
+                        skipped.append(why)
+                    progress(f"  {bench} benchmark skipped: {why}")
+                    continue
                 out = WORK / f"{bench}-{round_}.json"
-                run = rust.run(REPO, executables[bench], bench, args.quick, out, WORK / f"{bench}.log")
+                bench_env = {**os.environ, "VIRTUAL_ENV": sys.prefix} if bench in NEEDS_VENV else None
+                run = rust.run(REPO, executables[bench], bench, args.quick, out, WORK / f"{bench}.log", bench_env)
                 runs.append(run)
                 progress(f"  {bench} benchmark: {run.seconds:.1f} s")
         config = _config(args.quick, cores, runs, todo)
@@ -128,10 +162,19 @@ def run(argv: list[str] | None) -> int:
 
     measurements: list[Measurement] = rust.measurements(runs)
     measurements += model.merge([m for o in outcomes for m in o.measurements])
-    notes = _notes(outcomes)
+    notes = skipped + _notes(outcomes)
     rust_meta = next((r.meta for r in runs if r.bench == "foundation"), runs[0].meta if runs else {})
     if config is not None:
-        rust_meta = {**rust_meta, "cpu_limit": config.cpu_limit, "cpu_chunks": config.cpu_chunks}
+        rust_meta = {
+            **rust_meta,
+            "cpu_limit": config.cpu_limit,
+            "cpu_chunks": config.cpu_chunks,
+            "numpy_tasks": config.numpy_tasks,
+            "numpy_size": config.numpy_size,
+        }
+    nats = next((r.meta.get("nats_server") for r in runs if r.bench == "cluster"), None)
+    if nats:
+        rust_meta["nats_server"] = nats
     data = report.RunData(
         machine=info,
         command=command,
@@ -147,6 +190,13 @@ def run(argv: list[str] | None) -> int:
     data.save(WORK / "run.json")
     failed = any(o.error and not o.error.startswith("not available") for o in outcomes)
     return _write(data, args.out, progress, failed)
+
+
+def _unavailable(bench: str) -> str | None:
+    """Why a Rust benchmark cannot run on this machine, or None when it can."""
+    if bench == "cluster" and shutil.which("nats-server") is None:
+        return NO_NATS
+    return None
 
 
 def _choose(parser: argparse.ArgumentParser, given: str | None, known: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -174,8 +224,10 @@ def _child_env() -> dict[str, str]:
 
 def _config(quick: bool, cores: int, runs: list[rust.BenchRun], todo: set[str]) -> Config:
     """The peers' configuration: the CPU-bound job exactly as the foundation benchmark
-    cut it in this run (or as it would have, when it did not run)."""
+    cut it in this run, and the numpy job as the placement benchmark did (or as they
+    would have, when they did not run)."""
     meta = next((r.meta for r in runs if r.bench == "foundation"), {})
+    numpy = next((r.meta for r in runs if r.bench == "placement"), {})
     return Config(
         quick=quick,
         cores=cores,
@@ -183,7 +235,9 @@ def _config(quick: bool, cores: int, runs: list[rust.BenchRun], todo: set[str]) 
         cpu_chunks=int(meta.get("cpu_chunks", 32 * cores)),
         reps=1,
         sizes=HANDOFF_SIZES,
-        metrics=tuple(sorted(todo - {CORE})),
+        metrics=tuple(sorted(todo - {CORE, CLUSTER})),
+        numpy_tasks=int(numpy.get("numpy_tasks", 64 if quick else 128)),
+        numpy_size=int(numpy.get("numpy_size", 250 if quick else 300)),
     )
 
 

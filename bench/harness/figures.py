@@ -41,6 +41,31 @@ PROCESS_ROWS = {
     model.ROUND_TRIP: (PROC_ASK, PY_PROC_ASK),
     model.THROUGHPUT: (PROC_TELL, PY_PROC_TELL),
 }
+# Buffers handed to process actors (issue 13): from Rust (benches/placement.rs), from a
+# Python actor in an interpreter (subactor.alloc), from the main interpreter (rt.alloc).
+PROC_HANDOFF = "process actor, from Rust: arena Buffer in a blocking_ask"
+PROC_HANDOFF_ACTOR = "process actor, from a Python actor: subactor.alloc() Buffer in ref.ask()"
+PY_PROC_HANDOFF = "process actor, from Python (main interpreter): rt.alloc() Buffer in ref.ask()"
+PROC_HANDOFF_ROWS = (PROC_HANDOFF, PY_PROC_HANDOFF, PROC_HANDOFF_ACTOR)
+# multiprocessing's handoffs (rows of HANDOFF), beside which process actors are judged.
+SHARED_MEMORY = "SharedMemory: name over the Pipe, worker attaches"
+PIPE_BYTES = "Pipe send_bytes() (copied)"
+# The numpy job (issue 13): process actors, and the pools beside them.
+NUMPY_RUST = "process actors from Rust (a thread per actor asks), start-up included"
+NUMPY_PY = "process actors from Python (ask_async), start-up included"
+NUMPY_POOL = "ProcessPoolExecutor.map, start-up included"
+NUMPY_ROWS = (NUMPY_RUST, NUMPY_PY)
+# Automatic placement beside the interpreter placement, for a pure-Python actor.
+AUTO_RUST = {"interpreter": "from Rust: placement interpreter", "auto": "from Rust: placement auto"}
+AUTO_PY = {"interpreter": 'from Python: placement="interpreter"', "auto": 'from Python: placement="auto"'}
+# Nodes over NATS (issue 14, benches/cluster.rs).
+REMOTE_ASK_RUST = "remote ask, node a -> Echo on node b: blocking_ask"
+RAW_NATS_ASK = "request/reply of 8 bytes to a responder process: client.request().await"
+REMOTE_TELL_RUST = "remote tell from one sender, node a -> counter on node b: blocking_tell"
+NODE_DOWN_RUST = "node process SIGKILLed until a monitor here gets Down (default heartbeat)"
+# Ray's actor-call figure as published by Ray (never measured here): quoted, labelled so.
+RAY_PUBLISHED = "Ray, as published by Ray (not measured here): about 2,000 synchronous actor calls/s, ~0.5 ms each"
+
 # multiprocessing's figures that process actors are compared with (harness.runners.multiproc).
 MP_START = "Process.start() until the worker answers"
 PIPE_ASK = "Pipe send() + recv()"
@@ -104,10 +129,13 @@ def is_subactor(system: str) -> bool:
     return system.startswith(model.SUBACTOR)
 
 
-def speedups(measurements: Iterable[Measurement], system: str, variant: str) -> dict[int, list[float]]:
-    """The CPU-bound speedup of N workers over one, for every N measured: the time
-    with one worker divided by the time with N, paired within each repetition."""
-    times = {int(m.x): list(m.samples) for m in find(measurements, model.CPU, system, variant) if m.x is not None}
+def speedups(
+    measurements: Iterable[Measurement], system: str, variant: str, metric: str = model.CPU
+) -> dict[int, list[float]]:
+    """The speedup of N workers over one (of the CPU-bound job, or of ``metric``'s), for
+    every N measured: the time with one worker divided by the time with N, paired
+    within each repetition."""
+    times = {int(m.x): list(m.samples) for m in find(measurements, metric, system, variant) if m.x is not None}
     if 1 not in times:
         return {}
     n = min(len(t) for t in times.values())

@@ -1,5 +1,6 @@
 """The performance goals (issue 7's, the foundation's spawn goal, issue 12's for
-process actors and issue 16's for spawns), judged on the figures of one run."""
+process actors, issue 16's for spawns, issue 13's for buffers, numpy and automatic
+placement, and issue 14's for nodes over NATS), judged on the figures of one run."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def evaluate(measurements: Sequence[Measurement], probes: Sequence[Probe], cores
         _spawn(ms),
         _warm_spawn(ms),
         *_process(ms),
+        *_process_handoff(ms),
+        *_numpy(ms, cores),
+        *_auto(ms),
+        *_cluster(ms),
     ]
 
 
@@ -249,3 +254,175 @@ def _against_peer(
 def _described(s: Summary, unit: str) -> str:
     """A median with its spread: "p50 1.2 ms (p10-p90 1.0 ms - 1.5 ms)"."""
     return f"p50 {fmt_value(s.median, unit)} ({s.spread} {fmt_value(s.low, unit)} - {fmt_value(s.high, unit)})"
+
+
+# ---- buffers to process actors, numpy, automatic placement (issue 13) ----------------
+
+# A handoff is flat when every size's p50 is within this factor of the smallest size's.
+FLAT = 1.5
+# And fast enough when SharedMemory's p50 is at least this many times its own.
+SHM_FACTOR = 10.0
+
+
+def _process_handoff(ms: list[Measurement]) -> list[Goal]:
+    """Per source (Rust, Python's main interpreter, a Python actor): flat from 1 KB to
+    1 GB, and >= 10x faster than SharedMemory's name-and-attach (the fastest of the run)
+    at every size."""
+    found = []
+    shm = [m for m in figures.find(ms, model.HANDOFF, variant=figures.SHARED_MEMORY) if m.samples]
+    for variant, where in (
+        (figures.PROC_HANDOFF, "from Rust"),
+        (figures.PY_PROC_HANDOFF, "from Python"),
+        (figures.PROC_HANDOFF_ACTOR, "from a Python actor"),
+    ):
+        mine = {
+            m.x: summarize(m.samples)
+            for m in figures.find(ms, model.PROC_HANDOFF, model.SUBACTOR, variant)
+            if m.x is not None and m.samples
+        }
+        flat_name = f"buffer handoff to a process actor, {where}: flat"
+        flat_target = f"1 KB to 1 GB, every p50 within {FLAT:g}x of the smallest size's"
+        fast_name = f"buffer handoff to a process actor, {where}: >= 10x faster than SharedMemory"
+        fast_target = "p50 <= 1/10 of SharedMemory name-and-attach's, at every size"
+        if not mine:
+            found += [_not_measured(flat_name, flat_target), _not_measured(fast_name, fast_target)]
+            continue
+        covered = min(mine) <= KB and max(mine) >= GB
+        medians = {x: s.median for x, s in sorted(mine.items())}
+        base = medians[min(medians)]
+        spread = max(medians.values()) / base
+        figure = ", ".join(f"{fmt_size_label(x)} {fmt_duration(v)}" for x, v in medians.items())
+        figure += f" (largest p50 {fmt_ratio(spread)} the smallest size's)"
+        note = "" if covered else "1 KB and 1 GB were not both measured"
+        found.append(Goal(flat_name, flat_target, figure, covered and spread <= FLAT, note))
+        # Against the fastest SharedMemory row at each size.
+        ratios, sure, opposite, missing = [], True, True, []
+        for x, s_ in sorted(mine.items()):
+            peers = [summarize(m.samples) for m in shm if m.x == x]
+            if not peers:
+                missing.append(fmt_size_label(x))
+                continue
+            t = min(peers, key=lambda p: p.median)
+            ratios.append((x, t.median / s_.median))
+            sure = sure and s_.high * SHM_FACTOR <= t.low
+            opposite = opposite and s_.low * SHM_FACTOR > t.high
+        if not ratios:
+            found.append(_not_measured(fast_name, fast_target))
+            continue
+        met = not missing and covered and all(r >= SHM_FACTOR for _, r in ratios)
+        figure = "SharedMemory's p50 over the process actor's: " + ", ".join(
+            f"{fmt_size_label(x)} {fmt_ratio(r)}" for x, r in ratios
+        )
+        notes = []
+        if missing:
+            notes.append(f"SharedMemory not measured at {', '.join(missing)}")
+        if met:
+            notes.append("met across both spreads" if sure else "met by the medians; the spreads overlap the target")
+        else:
+            notes.append(
+                "missed across both spreads at every size"
+                if opposite
+                else "missed by the medians; at some size the spreads overlap the target"
+            )
+        found.append(Goal(fast_name, fast_target, figure, met, "; ".join(notes)))
+    return found
+
+
+def _numpy(ms: list[Measurement], cores: int) -> list[Goal]:
+    """The numpy job's speedup at 2 process actors >= the best ProcessPoolExecutor's of
+    the same run, from Rust and from Python."""
+    found = []
+    pools = []
+    for system in figures.MP_SYSTEMS:
+        theirs = figures.speedups(ms, system, figures.NUMPY_POOL, model.NUMPY).get(2)
+        if theirs:
+            pools.append((system, summarize(theirs)))
+    best = max(pools, key=lambda p: p[1].median) if pools else None
+    for variant, where in ((figures.NUMPY_RUST, "from Rust"), (figures.NUMPY_PY, "from Python")):
+        name = f"numpy job, 2 process actors, {where}: speedup >= ProcessPoolExecutor's"
+        target = ">= the best ProcessPoolExecutor's speedup at 2, same run"
+        if cores < 2:
+            found.append(Goal(name, target, f"the machine has {cores} core", None))
+            continue
+        ours = figures.speedups(ms, model.SUBACTOR, variant, model.NUMPY).get(2)
+        if not ours or best is None:
+            found.append(_not_measured(name, target))
+            continue
+        mine, pool = summarize(ours), best[1]
+        method = best[0].split("(")[1].rstrip(")")
+        figure = (
+            f"{fmt_ratio(mine.median)} ({mine.spread} {fmt_ratio(mine.low)} - {fmt_ratio(mine.high)}, {mine.n} rounds) "
+            f"vs ProcessPoolExecutor ({method}) {fmt_ratio(pool.median)} "
+            f"({pool.spread} {fmt_ratio(pool.low)} - {fmt_ratio(pool.high)})"
+        )
+        met = mine.median >= pool.median
+        overlap = mine.low <= pool.high and pool.low <= mine.high
+        note = ("met" if met else "missed") + (
+            " by the medians; the spreads overlap" if overlap else " across both spreads"
+        )
+        found.append(Goal(name, target, figure, met, note))
+    return found
+
+
+def _auto(ms: list[Measurement]) -> list[Goal]:
+    """``auto`` within noise of ``interpreter``: its p50 within the interpreter
+    placement's spread, for spawn and ask, from Rust and from Python."""
+    found = []
+    for metric, what in ((model.AUTO_SPAWN, "spawn"), (model.AUTO_ASK, "ask round trip")):
+        for labels, where in ((figures.AUTO_RUST, "from Rust"), (figures.AUTO_PY, "from Python")):
+            name = f"placement auto beside interpreter: {what}, {where}"
+            target = "auto's p50 within interpreter's spread"
+            auto = figures.one(ms, metric, model.SUBACTOR, labels["auto"])
+            interp = figures.one(ms, metric, model.SUBACTOR, labels["interpreter"])
+            if auto is None or interp is None or not auto.samples or not interp.samples:
+                found.append(_not_measured(name, target))
+                continue
+            a, i = summarize(auto.samples), summarize(interp.samples)
+            figure = f"auto {_described(a, auto.unit)} vs interpreter {_described(i, interp.unit)}: "
+            figure += f"{fmt_ratio(a.median / i.median)} of it"
+            found.append(Goal(name, target, figure, i.low <= a.median <= i.high))
+    return found
+
+
+# ---- nodes over NATS (issue 14) -----------------------------------------------------
+
+# The remote ask's p50 at most this many times raw request/reply's.
+REMOTE_ASK_FACTOR = 1.5
+# Remote tells from one sender, per second, at least.
+REMOTE_TELL_RATE = 100_000.0
+# A node's loss noticed within this many seconds.
+NODE_DOWN_LIMIT = 2.0
+
+
+def _cluster(ms: list[Measurement]) -> list[Goal]:
+    found = []
+    name, target = "remote ask round trip over NATS", f"p50 <= {REMOTE_ASK_FACTOR:g}x raw async-nats request/reply's"
+    mine = figures.one(ms, model.REMOTE_ASK, model.SUBACTOR, figures.REMOTE_ASK_RUST)
+    raw = figures.one(ms, model.REMOTE_ASK, model.RAW_NATS, figures.RAW_NATS_ASK)
+    if mine is None or raw is None or not mine.samples or not raw.samples:
+        found.append(_not_measured(name, target))
+    else:
+        s, t = summarize(mine.samples), summarize(raw.samples)
+        figure = f"{_described(s, mine.unit)} vs raw {_described(t, raw.unit)}: {fmt_ratio(s.median / t.median)}"
+        found.append(Goal(name, target, figure, s.median <= REMOTE_ASK_FACTOR * t.median))
+
+    name, target = "remote tell throughput over NATS, one sender", f">= {REMOTE_TELL_RATE:,.0f} msg/s"
+    tell = figures.one(ms, model.REMOTE_TELL, model.SUBACTOR, figures.REMOTE_TELL_RUST)
+    if tell is None or not tell.samples:
+        found.append(_not_measured(name, target))
+    else:
+        s = summarize(tell.samples)
+        figure = f"median {fmt_value(s.median, tell.unit)} of {s.n} runs ({s.spread} "
+        figure += f"{fmt_value(s.low, tell.unit)} - {fmt_value(s.high, tell.unit)})"
+        found.append(Goal(name, target, figure, s.median >= REMOTE_TELL_RATE))
+
+    name, target = "node loss noticed (SIGKILL to Down), default settings", f"every loss within {NODE_DOWN_LIMIT:g} s"
+    down = figures.one(ms, model.NODE_DOWN, model.SUBACTOR, figures.NODE_DOWN_RUST)
+    if down is None or not down.samples:
+        found.append(_not_measured(name, target))
+    else:
+        s = summarize(down.samples)
+        worst = max(down.samples)
+        figure = f"median {fmt_duration(s.median)}, worst {fmt_duration(worst)} of {s.n} kills"
+        found.append(Goal(name, target, figure, worst <= NODE_DOWN_LIMIT))
+    return found

@@ -202,6 +202,96 @@ forkserver is measured for its worker start only: its workers' Pipes are those o
 fork and spawn rows.""",
 )
 
+PROC_HANDOFF = Metric(
+    model.PROC_HANDOFF,
+    "Buffers handed to process actors beside multiprocessing",
+    False,
+    "process_handoff.png",
+    """A payload of 1 KB to 1 GB made visible to a worker in another process, which reads its
+first and last byte and answers its length, timed handoff by handoff after a warm-up;
+the same payload every time. Nothing is copied in either zero-copy way: what is timed is
+handing the memory over and the round trip that says it arrived.
+- **subactor**: an arena `Buffer` (shared memory: a memfd) in an ask to a process actor
+  (`bench.Touch`). The buffer is lent: its segment's descriptor crosses the Unix socket
+  (`SCM_RIGHTS`) the first time a segment goes to that child, which maps it read-only
+  **once**; every later buffer of that segment crosses as (segment, offset, length), and
+  the child hands it to `receive` as a `subactor.Buffer` over the same pages (the 1 GiB
+  test of `tests/it/process.rs` checks they are the same pages). From Rust
+  (`rt.arena().alloc()` then `blocking_ask`, `benches/placement.rs`), from a Python actor
+  in an interpreter (`subactor.alloc()` then `ref.ask()`), and from the main interpreter
+  of a Python program (`rt.alloc()` then `ref.ask()`).
+- **multiprocessing, SharedMemory** (its zero-copy way): a block made once; its name goes
+  over a Pipe, and the worker attaches it (`SharedMemory(name)`: `shm_open` and `mmap`
+  every time), reads its first and last byte, closes it and answers its length.
+- **multiprocessing, Pipe**: `send_bytes()` of the payload (copied into the kernel and
+  out again); the worker answers its length.
+
+The advantage is how many times faster the process actor's handoff is than each row
+(above 1: the process actor is faster).""",
+)
+
+NUMPY = Metric(
+    model.NUMPY,
+    "A numpy job on process actors beside ProcessPoolExecutor",
+    True,
+    "numpy.png",
+    """The same CPU-bound numpy work for everyone (`examples/python/bench_numpy.py`): {numpy_tasks}
+tasks, each drawing a {numpy_size}x{numpy_size} matrix of normal values from its own seed
+and multiplying it by itself (one BLAS thread per worker, set before numpy loads), done
+by 1..{cores} workers that each take the next task when done with one. Each time is the
+wall time of starting the workers, doing every task and stopping them; the speedup of N
+workers is the 1-worker time over the N-worker time **of the same round**.
+- **subactor**: process actors of `bench_numpy.Worker`, whose runtime's template process
+  preloads the job's module (`preload=`), so every child starts with numpy loaded; asked
+  for the next task by one Rust thread per actor (`benches/placement.rs`), or by one
+  asyncio task per actor (`ask_async`) from Python. The runtime is running already, as a
+  program's is; its actors are spawned and stopped inside the timing.
+- **multiprocessing**: `ProcessPoolExecutor(N, mp_context=...).map(block, ...)`; the
+  parent imported the job's module, so fork's workers start with numpy loaded, spawn's
+  import it; forkserver's server preloads it (`set_forkserver_preload`).""",
+)
+
+AUTO = Metric(
+    model.AUTO_SPAWN,
+    "Automatic placement beside the interpreter placement",
+    False,
+    "placement.png",
+    """A pure-Python actor (`Echo`) spawned with placement `auto` (the default: an own-GIL
+interpreter unless the actor's module imports an extension that refuses them, then a
+process; the outcome remembered per class) and with placement `interpreter`,
+alternately: spawn until the first answer (then stop, not timed), and ask round trips of
+an int, in interleaved blocks so that both meet the same load. From Rust
+(`benches/placement.rs`, `blocking_ask`) and from the main interpreter of a Python
+program (`ref.ask()`). The goal: `auto` costs nothing on the interpreter path, i.e. its
+median lies within the interpreter placement's spread.""",
+)
+
+CLUSTER = Metric(
+    model.REMOTE_ASK,
+    "Nodes over NATS: remote ask, remote tell, node loss",
+    False,
+    "cluster.png",
+    """Two nodes of one actor system on this machine, through a real `nats-server` ({nats_server})
+on loopback that the benchmark starts (a free port, JetStream on): this process is node
+`a`, and node `b` is a `subactor node` process (`benches/cluster.rs`).
+- **remote ask round trip**: `blocking_ask` of an int from `a` to a Python `Echo` actor on
+  `b` (the call goes in a batch acknowledged by `b`, the answer comes back in a bunch of
+  replies that `a` acknowledges). Beside it, the floor: raw **async-nats** request/reply
+  of 8 bytes, `client.request().await` in a loop on a multi-thread Tokio runtime (as the
+  client's own examples run), to a responder process (the benchmark's executable again)
+  that publishes each payload back, through the same server. The two alternate in blocks.
+- **remote tell throughput**: `blocking_tell` of ints from one sender on `a` into a
+  counting actor on `b`, then an ask for the count, answered once every tell has been
+  handled on `b`. Tells go in batches; the bounded outbox (4,096 calls) and the window of
+  tells not yet confirmed as handled (8,192) are the backpressure. One figure per run of
+  the stream.
+- **node loss**: a node process with an `Echo` actor that `a` monitors is SIGKILLed; the
+  time from the kill until the monitor's `Down`, at the default settings (a heartbeat
+  every 250 ms, a node down after 1.5 s of silence).
+
+{ray}""",
+)
+
 PIPELINE = Metric(
     model.PIPELINE,
     "Other subactor figures: pipeline throughput",
@@ -211,7 +301,22 @@ PIPELINE = Metric(
 2 workers per stage, least-loaded routing (`benches/actors.rs`). No peer is measured.""",
 )
 
-ALL = (SPAWN, ROUND_TRIP, THROUGHPUT, PROCESS, CPU, HANDOFF, MEMORY, CORE_ASK, CORE_TELL, PIPELINE)
+ALL = (
+    SPAWN,
+    ROUND_TRIP,
+    THROUGHPUT,
+    PROCESS,
+    CPU,
+    HANDOFF,
+    MEMORY,
+    CORE_ASK,
+    CORE_TELL,
+    PROC_HANDOFF,
+    NUMPY,
+    AUTO,
+    CLUSTER,
+    PIPELINE,
+)
 BY_KEY = {m.key: m for m in ALL}
 
 

@@ -17,6 +17,17 @@ MEMORY = "memory"
 CORE_ASK = "core_ask"
 CORE_TELL = "core_tell"
 PIPELINE = "pipeline"
+# Issue 13: buffers handed to process actors (subactor's rows; multiprocessing's
+# SharedMemory and Pipe rows are those of HANDOFF), a numpy job on process actors
+# beside ProcessPoolExecutor, automatic placement beside the interpreter placement.
+PROC_HANDOFF = "process_handoff"
+NUMPY = "numpy"
+AUTO_SPAWN = "auto_spawn"
+AUTO_ASK = "auto_ask"
+# Issue 14: nodes over NATS.
+REMOTE_ASK = "remote_ask"
+REMOTE_TELL = "remote_tell"
+NODE_DOWN = "node_down"
 
 # Base units of samples: durations in seconds, sizes in bytes, rates per second.
 SECONDS = "s"
@@ -36,6 +47,7 @@ INTERPRETER_POOL = "InterpreterPoolExecutor"
 SUBACTOR_CORE = "subactor core"
 FLUME = "flume"
 BASELINE = "CPython alone"
+RAW_NATS = "async-nats (raw)"
 SYSTEMS = (SUBACTOR, MP_FORK, MP_FORKSERVER, MP_SPAWN, THREADS, INTERPRETERS, INTERPRETER_POOL)
 
 

@@ -28,6 +28,7 @@ COLOURS = {
     model.INTERPRETER_POOL: "#9467bd",
     model.BASELINE: "#bcbd22",
     model.FLUME: "#ff7f0e",
+    model.RAW_NATS: "#ff7f0e",
 }
 OTHER = "#8c564b"
 SPREAD = "median; whiskers: p10-p90, or min-max under 10 samples"
@@ -40,6 +41,11 @@ SCALES: dict[str, tuple[float, str]] = {
     model.MEMORY: (1 / (1 << 20), "MiB"),
     model.CORE_ASK: (1e6, "µs"),
     model.CORE_TELL: (1e-6, "million messages per second"),
+    model.AUTO_SPAWN: (1e3, "ms"),
+    model.AUTO_ASK: (1e6, "µs"),
+    model.REMOTE_ASK: (1e6, "µs"),
+    model.REMOTE_TELL: (1e-3, "thousand messages per second"),
+    model.NODE_DOWN: (1.0, "s"),
 }
 
 
@@ -60,6 +66,14 @@ def write_all(measurements: list[Measurement], probes: list[Probe], out: Path) -
         written[model.CORE_ASK] = metrics.CORE_ASK.plot
     if _process(measurements, out / metrics.PROCESS.plot):
         written[metrics.PROCESS.key] = metrics.PROCESS.plot
+    if _process_handoff(measurements, out / metrics.PROC_HANDOFF.plot):
+        written[metrics.PROC_HANDOFF.key] = metrics.PROC_HANDOFF.plot
+    if _speedup(measurements, probes, out / metrics.NUMPY.plot, model.NUMPY, "numpy job on N workers"):
+        written[metrics.NUMPY.key] = metrics.NUMPY.plot
+    if _auto(measurements, out / metrics.AUTO.plot):
+        written[metrics.AUTO.key] = metrics.AUTO.plot
+    if _cluster(measurements, out / metrics.CLUSTER.plot):
+        written[metrics.CLUSTER.key] = metrics.CLUSTER.plot
     return written
 
 
@@ -130,15 +144,20 @@ def _bars(ms: list[Measurement], metric: metrics.Metric, path: Path) -> bool:
 
 
 def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
+    return _speedup(ms, probes, path, model.CPU, "CPU-bound speedup")
+
+
+def _speedup(ms: list[Measurement], probes: list[Probe], path: Path, metric: str, title: str) -> bool:
+    """Speedup over 1 worker against workers, one line per row of ``metric``."""
     import matplotlib.pyplot as plt
 
-    lines = figures.rows(ms, model.CPU)
+    lines = figures.rows(ms, metric)
     if not lines:
         return False
     fig, ax = plt.subplots(figsize=(9, 7))
     top = 1
     for i, (system, variant) in enumerate(lines):
-        speedups = figures.speedups(ms, system, variant)
+        speedups = figures.speedups(ms, system, variant, metric)
         if not speedups:
             continue
         workers = sorted(speedups)
@@ -173,7 +192,7 @@ def _cpu(ms: list[Measurement], probes: list[Probe], path: Path) -> bool:
     ax.set_xticks(ideal)
     ax.set_xlabel("workers")
     ax.set_ylabel("speedup over 1 worker (same round)")
-    ax.set_title(f"CPU-bound speedup over the rounds (higher is better)\n{SPREAD}", fontsize=10)
+    ax.set_title(f"{title}: speedup over the rounds (higher is better)\n{SPREAD}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)
     fig.tight_layout()
@@ -267,6 +286,126 @@ def _process(ms: list[Measurement], path: Path) -> bool:
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     fig.suptitle(f"Process actors beside multiprocessing\n{SPREAD}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _process_handoff(ms: list[Measurement], path: Path) -> bool:
+    """Handoff time against payload size: process actors beside SharedMemory and Pipe."""
+    import matplotlib.pyplot as plt
+
+    mine = [(model.PROC_HANDOFF, s, v) for s, v in figures.rows(ms, model.PROC_HANDOFF)]
+    if not mine:
+        return False
+    peers = [
+        (model.HANDOFF, s, v)
+        for s, v in figures.rows(ms, model.HANDOFF)
+        if s in figures.MP_SYSTEMS and v in (figures.SHARED_MEMORY, figures.PIPE_BYTES)
+    ]
+    fig, ax = plt.subplots(figsize=(10, 8))
+    markers = "osD^v<>p*h"
+    sizes: set[float] = set()
+    for i, (metric, system, variant) in enumerate(mine + peers):
+        found = sorted((m for m in figures.find(ms, metric, system, variant) if m.samples), key=lambda m: m.x or 0)
+        if not found:
+            continue
+        stats = [summarize(m.samples) for m in found]
+        xs = [m.x or 0.0 for m in found]
+        sizes.update(xs)
+        ax.errorbar(
+            xs,
+            [s.median * 1e6 for s in stats],
+            yerr=[[(s.median - s.low) * 1e6 for s in stats], [(s.high - s.median) * 1e6 for s in stats]],
+            label=_label(system, variant, 90),
+            color=_colour(system),
+            marker=markers[i % len(markers)],
+            linestyle="-" if metric == model.PROC_HANDOFF else "--",
+            linewidth=2.5 if variant == figures.PROC_HANDOFF else 1,
+            alpha=1.0 if metric == model.PROC_HANDOFF else 0.8,
+            capsize=3,
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ordered = sorted(sizes)
+    ax.set_xticks(ordered, [fmt_size_label(x) for x in ordered])
+    ax.set_xlabel("payload")
+    ax.set_ylabel("handoff time, µs (log scale)")
+    ax.set_title(
+        "A payload made visible to a worker in another process, which reads its first and last byte "
+        f"(lower is better)\n{SPREAD}",
+        fontsize=10,
+    )
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _auto(ms: list[Measurement], path: Path) -> bool:
+    """Placement auto beside interpreter: spawn and ask, from Rust and from Python."""
+    import matplotlib.pyplot as plt
+
+    panels = [
+        (m, t)
+        for m, t in ((model.AUTO_SPAWN, "spawn until the first answer"), (model.AUTO_ASK, "ask round trip"))
+        if figures.rows(ms, m)
+    ]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), squeeze=False)
+    for ax, (metric, title) in zip(axes[:, 0], panels, strict=True):
+        _bar_axes(ax, ms, metric, f"{title} (lower is better)", log=False)
+    fig.suptitle(f"A pure-Python actor: placement auto beside interpreter\n{SPREAD}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _cluster(ms: list[Measurement], path: Path) -> bool:
+    """Nodes over NATS: remote ask beside raw request/reply (and Ray's published call
+    time, marked as such), remote tell throughput, node loss, each with its goal line."""
+    import matplotlib.pyplot as plt
+
+    from harness import goals
+
+    panels = [
+        (model.REMOTE_ASK, "round trip through nats-server on loopback (lower is better)"),
+        (model.REMOTE_TELL, "remote tell throughput from one sender (higher is better)"),
+        (model.NODE_DOWN, "node loss: SIGKILL until a monitor's Down, default settings (lower is better)"),
+    ]
+    panels = [(m, t) for m, t in panels if figures.rows(ms, m)]
+    if not panels:
+        return False
+    heights = [0.6 * len(figures.rows(ms, m)) + 1.4 for m, _ in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights) + 0.6), height_ratios=heights, squeeze=False)
+    for ax, (metric, title) in zip(axes[:, 0], panels, strict=True):
+        _bar_axes(ax, ms, metric, title, log=False)
+        scale, _ = SCALES[metric]
+        if metric == model.REMOTE_ASK:
+            raw = figures.one(ms, metric, model.RAW_NATS, figures.RAW_NATS_ASK)
+            if raw and raw.samples:
+                limit = summarize(raw.samples).median * goals.REMOTE_ASK_FACTOR * scale
+                ax.axvline(limit, color="black", linestyle=":", linewidth=1, label="goal: 1.5x raw's p50")
+            ax.axvline(
+                500.0, color="#9467bd", linestyle="--", linewidth=1, label="Ray, published (not measured): ~0.5 ms"
+            )
+        elif metric == model.REMOTE_TELL:
+            ax.axvline(
+                goals.REMOTE_TELL_RATE * scale, color="black", linestyle=":", linewidth=1, label="goal: 100,000 msg/s"
+            )
+        else:
+            ax.axvline(goals.NODE_DOWN_LIMIT * scale, color="black", linestyle=":", linewidth=1, label="goal: 2 s")
+            for m in figures.find(ms, metric):
+                rows = figures.rows(ms, metric)
+                position = len(rows) - 1 - rows.index((m.system, m.variant))
+                ax.plot([v * scale for v in m.samples], [position] * len(m.samples), "k.", markersize=5)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Nodes over NATS\n{SPREAD}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

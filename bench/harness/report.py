@@ -128,6 +128,11 @@ def render(data: RunData) -> str:
         "limit": int(data.rust_meta.get("cpu_limit", 0)),
         "chunks": int(data.rust_meta.get("cpu_chunks", 0)),
         "cores": cores,
+        "numpy_tasks": int(data.rust_meta.get("numpy_tasks", 0)),
+        "numpy_size": int(data.rust_meta.get("numpy_size", 0)),
+        "nats_server": str(data.rust_meta.get("nats_server", "nats-server")),
+        "ray": f"Quoted, not measured: {figures.RAY_PUBLISHED}. It is a figure of another system on another "
+        "machine, for scale only; no ratio is taken from it.",
     }
     out: list[str] = []
     out += _header(data)
@@ -157,6 +162,18 @@ def render(data: RunData) -> str:
     out += _plain_table(ms, metrics.CORE_ASK, "core overhead")
     out += ["**One-way throughput**", ""]
     out += _plain_table(ms, metrics.CORE_TELL, "core overhead")
+    number += 1
+    out += _section(number, metrics.PROC_HANDOFF, data, fill)
+    out += _process_handoff_tables(ms)
+    number += 1
+    out += _section(number, metrics.NUMPY, data, fill)
+    out += _speedup_table(ms, model.NUMPY, data.probes, figures.NUMPY_RUST)
+    number += 1
+    out += _section(number, metrics.AUTO, data, fill)
+    out += _auto_table(ms)
+    number += 1
+    out += _section(number, metrics.CLUSTER, data, fill)
+    out += _cluster_tables(ms)
     out += _pipeline(ms)
     out += _reading()
     out += _notes(data.notes)
@@ -343,6 +360,24 @@ def _summary_items(ms: list[Measurement]) -> list[tuple[str, _Figure, list[_Figu
             ]
             items.append((f"Process actor: {what} (from Rust)", figure, peers_of(mp), metric.higher_is_better))
 
+    handed = {m.x: m for m in figures.find(ms, model.PROC_HANDOFF, model.SUBACTOR, figures.PROC_HANDOFF) if m.samples}
+    if handed:
+        size = max(x for x in handed if x is not None)
+        figure = _Figure(model.SUBACTOR, figures.PROC_HANDOFF, summarize(handed[size].samples).median, model.SECONDS)
+        mp = [m for m in figures.find(ms, model.HANDOFF, x=size) if m.system in figures.MP_SYSTEMS]
+        items.append((f"Process actor: handoff of {fmt_size_label(size)} (from Rust)", figure, peers_of(mp), False))
+
+    numpy = figures.speedups(ms, model.SUBACTOR, figures.NUMPY_RUST, model.NUMPY)
+    if numpy and max(numpy) >= 2:
+        n = max(numpy)
+        figure = _Figure(model.SUBACTOR, figures.NUMPY_RUST, summarize(numpy[n]).median, "x")
+        pools = []
+        for system in figures.MP_SYSTEMS:
+            theirs = figures.speedups(ms, system, figures.NUMPY_POOL, model.NUMPY).get(n)
+            if theirs:
+                pools.append(_Figure(system, figures.NUMPY_POOL, summarize(theirs).median, "x"))
+        items.append((f"numpy job on process actors, speedup at {n}", figure, pools, True))
+
     buffers = {m.x: m for m in figures.find(ms, model.HANDOFF, model.SUBACTOR, figures.HANDOFF_BUFFER) if m.samples}
     if buffers:
         size = max(x for x in buffers if x is not None)
@@ -442,35 +477,41 @@ def _process_tables(ms: list[Measurement]) -> list[str]:
 
 
 def _cpu_table(ms: list[Measurement], probes: Sequence[Probe]) -> list[str]:
-    lines = figures.rows(ms, model.CPU)
+    return _speedup_table(ms, model.CPU, probes, figures.CPU_TOTAL)
+
+
+def _speedup_table(ms: list[Measurement], metric: str, probes: Sequence[Probe], reference: str) -> list[str]:
+    """Times at 1..N workers, speedups with their spread, and subactor's advantage (its
+    ``reference`` row's) in speedup and time at the most workers."""
+    lines = figures.rows(ms, metric)
     if not lines:
         return ["Not measured in this run.", ""]
-    workers = sorted({int(m.x) for m in figures.find(ms, model.CPU) if m.x is not None})
+    workers = sorted({int(m.x) for m in figures.find(ms, metric) if m.x is not None})
     top = max(workers)
-    mine = figures.speedups(ms, model.SUBACTOR, figures.CPU_TOTAL).get(top)
+    mine = figures.speedups(ms, model.SUBACTOR, reference, metric).get(top)
     header = ["system", "how"] + [f"time, {w} worker{'s' if w > 1 else ''}" for w in workers]
     header += [f"speedup at {w}" for w in workers if w > 1]
     header += ["rounds", f"subactor advantage: speedup at {top}", f"subactor advantage: time at {top}"]
-    mine_time = _median_of(figures.one(ms, model.CPU, model.SUBACTOR, figures.CPU_TOTAL, float(top)))
+    mine_time = _median_of(figures.one(ms, metric, model.SUBACTOR, reference, float(top)))
     rows = []
     for system, variant in lines:
         row = [system, variant]
         for w in workers:
-            m = figures.one(ms, model.CPU, system, variant, float(w))
+            m = figures.one(ms, metric, system, variant, float(w))
             row.append(fmt_duration(summarize(m.samples).median) if m and m.samples else "")
-        speedups = figures.speedups(ms, system, variant)
+        speedups = figures.speedups(ms, system, variant, metric)
         for w in workers:
             if w > 1:
                 s = speedups.get(w)
                 row.append(f"{fmt_ratio(summarize(s).median)} ({_spread(summarize(s), 'x')})" if s else "")
         theirs = speedups.get(top)
         row.append(str(len(theirs)) if theirs else "")
-        if (system, variant) == (model.SUBACTOR, figures.CPU_TOTAL):
+        if (system, variant) == (model.SUBACTOR, reference):
             row += ["reference", "reference"]
         elif figures.is_subactor(system):
             row += ["", ""]
         else:
-            their_time = _median_of(figures.one(ms, model.CPU, system, variant, float(top)))
+            their_time = _median_of(figures.one(ms, metric, system, variant, float(top)))
             row.append(
                 fmt_ratio(advantage(summarize(mine).median, summarize(theirs).median, True)) if mine and theirs else ""
             )
@@ -484,6 +525,127 @@ def _cpu_table(ms: list[Measurement], probes: Sequence[Probe]) -> list[str]:
         row += [f"{fmt_ratio(probed.median)} ({_spread(probed, 'x')})", str(probed.n), "", ""]
         rows.append(row)
     return _table(header, rows) + [""]
+
+
+def _process_handoff_tables(ms: list[Measurement]) -> list[str]:
+    """The process actor's handoffs and multiprocessing's, per size; then how many times
+    faster each process-actor row is than the fastest SharedMemory and Pipe rows."""
+    mine = [(s, v) for s, v in figures.rows(ms, model.PROC_HANDOFF) if figures.is_subactor(s)]
+    peers = [
+        (s, v)
+        for s, v in figures.rows(ms, model.HANDOFF)
+        if s in figures.MP_SYSTEMS and v in (figures.SHARED_MEMORY, figures.PIPE_BYTES)
+    ]
+    if not mine:
+        return ["Not measured in this run.", ""]
+    sizes = sorted(set(figures.sizes(ms, model.PROC_HANDOFF)) | {x for x in figures.sizes(ms) if peers})
+    labels = [fmt_size_label(x) for x in sizes]
+    medians = []
+    for metric, (system, variant) in [(model.PROC_HANDOFF, r) for r in mine] + [(model.HANDOFF, r) for r in peers]:
+        cells = []
+        for x in sizes:
+            m = figures.one(ms, metric, system, variant, x)
+            if m is None or not m.samples:
+                cells.append("—")
+                continue
+            s = summarize(m.samples)
+            cells.append(f"{fmt_duration(s.median)} ({_spread(s, 's')})")
+        medians.append([system, variant] + cells)
+    out = ["Median (spread) of each handoff:", ""] + _table(["system", "how"] + labels, medians) + [""]
+
+    def fastest(variant: str, x: float) -> float | None:
+        found = [
+            summarize(m.samples).median
+            for m in figures.find(ms, model.HANDOFF, variant=variant, x=x)
+            if m.system in figures.MP_SYSTEMS and m.samples
+        ]
+        return min(found) if found else None
+
+    ratios = []
+    for system, variant in mine:
+        for peer, what in ((figures.SHARED_MEMORY, "SharedMemory"), (figures.PIPE_BYTES, "Pipe send_bytes()")):
+            row = [variant, f"the fastest {what}"]
+            for x in sizes:
+                m = figures.one(ms, model.PROC_HANDOFF, system, variant, x)
+                theirs = fastest(peer, x)
+                if m is None or not m.samples or theirs is None:
+                    row.append("—")
+                else:
+                    row.append(fmt_ratio(advantage(summarize(m.samples).median, theirs, False)))
+            ratios.append(row)
+    out += [
+        "How many times faster the process actor's handoff is than multiprocessing's (medians; above 1: "
+        "the process actor is faster):",
+        "",
+    ]
+    out += _table(["process actor", "beside"] + labels, ratios) + [""]
+    scale = []
+    for variant, where in ((figures.PROC_ASK, "from Rust"), (figures.PY_PROC_ASK, "from Python")):
+        m = figures.one(ms, model.ROUND_TRIP, model.SUBACTOR, variant)
+        if m and m.samples:
+            scale.append(f"{where} p50 {fmt_duration(summarize(m.samples).median)}")
+    if scale:
+        out += [
+            "For scale, the same run's ask round trip of an int (no buffer) to a process actor (section 4): "
+            + ", ".join(scale)
+            + ". What a handoff costs beyond it is the buffer's.",
+            "",
+        ]
+    return out
+
+
+def _auto_table(ms: list[Measurement]) -> list[str]:
+    """Spawn and ask with placement auto and interpreter, from Rust and from Python."""
+    rows = []
+    for labels in (figures.AUTO_RUST, figures.AUTO_PY):
+        for placement in ("interpreter", "auto"):
+            row = [labels[placement]]
+            for metric in (model.AUTO_SPAWN, model.AUTO_ASK):
+                m = figures.one(ms, metric, model.SUBACTOR, labels[placement])
+                other = figures.one(ms, metric, model.SUBACTOR, labels["interpreter"])
+                if m is None or not m.samples:
+                    row += ["—", ""]
+                    continue
+                s = summarize(m.samples)
+                row.append(f"{fmt_value(s.median, m.unit)} ({_spread(s, m.unit)}, n={s.n})")
+                if placement == "interpreter" or other is None or not other.samples:
+                    row.append("reference" if placement == "interpreter" else "")
+                else:
+                    row.append(fmt_ratio(s.median / summarize(other.samples).median))
+            rows.append(row)
+    if all(cell in ("—", "", "reference") for row in rows for cell in row[1:]):
+        return ["Not measured in this run.", ""]
+    header = ["how", "spawn until the first answer", "auto / interpreter", "ask round trip", "auto / interpreter"]
+    return _table(header, rows) + [""]
+
+
+def _cluster_tables(ms: list[Measurement]) -> list[str]:
+    """Remote ask beside raw request/reply, remote tell throughput, node loss."""
+    out: list[str] = []
+    for metric, what, reference in (
+        (model.REMOTE_ASK, "Round trip through nats-server", (model.SUBACTOR, figures.REMOTE_ASK_RUST)),
+        (model.REMOTE_TELL, "Tell throughput from one sender", None),
+        (model.NODE_DOWN, "Node loss, SIGKILL until Down", None),
+    ):
+        rows = []
+        ref = figures.one(ms, metric, *reference) if reference else None
+        for system, variant in figures.rows(ms, metric):
+            m = figures.one(ms, metric, system, variant)
+            if m is None or not m.samples:
+                continue
+            s = summarize(m.samples)
+            row = [system, variant, fmt_value(s.median, m.unit), _spread(s, m.unit), fmt_value(s.p99, m.unit), str(s.n)]
+            if reference:
+                if (system, variant) == reference:
+                    row.append("reference")
+                elif ref is not None and ref.samples:
+                    row.append(fmt_ratio(summarize(ref.samples).median / s.median))
+                else:
+                    row.append("")
+            rows.append(row)
+        header = ["system", "how", "median", "spread", "p99", "n"] + (["subactor / this row"] if reference else [])
+        out += [f"**{what}**", ""] + (_table(header, rows) if rows else ["Not measured in this run."]) + [""]
+    return out
 
 
 def _median_of(m: Measurement | None) -> float | None:

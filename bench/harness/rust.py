@@ -22,7 +22,7 @@ from harness import figures, model
 from harness.model import Measurement
 
 # Every benchmark the suite runs, in the order it runs them.
-BENCHES = ("core", "foundation", "process", "actors", "arena", "memory")
+BENCHES = ("core", "foundation", "process", "placement", "actors", "arena", "memory", "cluster")
 
 # (bench, series key) -> (metric, system, variant). A series whose key has a number in
 # place of `{}` (pipeline.rounds400) is found by its prefix.
@@ -43,6 +43,17 @@ SERIES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("process", "spawn.process"): (model.SPAWN, model.SUBACTOR, figures.PROC_SPAWN),
     ("process", "ask.process"): (model.ROUND_TRIP, model.SUBACTOR, figures.PROC_ASK),
     ("process", "tell.process"): (model.THROUGHPUT, model.SUBACTOR, figures.PROC_TELL),
+    ("placement", "handoff.process"): (model.PROC_HANDOFF, model.SUBACTOR, figures.PROC_HANDOFF),
+    ("placement", "handoff.process_from_actor"): (model.PROC_HANDOFF, model.SUBACTOR, figures.PROC_HANDOFF_ACTOR),
+    ("placement", "numpy.total"): (model.NUMPY, model.SUBACTOR, figures.NUMPY_RUST),
+    ("placement", "auto.spawn.interpreter"): (model.AUTO_SPAWN, model.SUBACTOR, figures.AUTO_RUST["interpreter"]),
+    ("placement", "auto.spawn.auto"): (model.AUTO_SPAWN, model.SUBACTOR, figures.AUTO_RUST["auto"]),
+    ("placement", "auto.ask.interpreter"): (model.AUTO_ASK, model.SUBACTOR, figures.AUTO_RUST["interpreter"]),
+    ("placement", "auto.ask.auto"): (model.AUTO_ASK, model.SUBACTOR, figures.AUTO_RUST["auto"]),
+    ("cluster", "ask.remote"): (model.REMOTE_ASK, model.SUBACTOR, figures.REMOTE_ASK_RUST),
+    ("cluster", "ask.raw_nats"): (model.REMOTE_ASK, model.RAW_NATS, figures.RAW_NATS_ASK),
+    ("cluster", "tell.remote"): (model.REMOTE_TELL, model.SUBACTOR, figures.REMOTE_TELL_RUST),
+    ("cluster", "node.down"): (model.NODE_DOWN, model.SUBACTOR, figures.NODE_DOWN_RUST),
     ("actors", "ask.python"): (model.ROUND_TRIP, model.SUBACTOR, figures.ASK_PYTHON),
     ("foundation", "tell.blocking"): (model.THROUGHPUT, model.SUBACTOR, figures.TELL_RUST),
     ("foundation", "tell.tokio"): (model.THROUGHPUT, model.SUBACTOR, "Rust -> Python: tell().await (tokio, 1 thread)"),
@@ -104,14 +115,17 @@ def executables_from_cargo(lines: Iterable[str]) -> dict[str, Path]:
     return found
 
 
-def run(repo: Path, executable: Path, bench: str, quick: bool, out: Path, log: Path) -> BenchRun:
-    """Runs one benchmark once from the repository root, as `cargo bench` would."""
+def run(
+    repo: Path, executable: Path, bench: str, quick: bool, out: Path, log: Path, env: dict[str, str] | None = None
+) -> BenchRun:
+    """Runs one benchmark once from the repository root, as `cargo bench` would (in
+    ``env``, when given)."""
     command = [str(executable)] + (["--quick"] if quick else []) + ["--json", str(out)]
     started = time.monotonic()
     with log.open("a") as output:
         output.write(f"$ {' '.join(command)}\n")
         output.flush()
-        done = subprocess.run(command, cwd=repo, stdout=output, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(command, cwd=repo, env=env, stdout=output, stderr=subprocess.STDOUT, check=False)
     seconds = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"the {bench} benchmark failed (exit status {done.returncode}); see {log}")

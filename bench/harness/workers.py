@@ -56,8 +56,9 @@ def pipe_length(conn: Connection) -> None:
 
 
 def pipe_shared_memory(conn: Connection) -> None:
-    """Receives the names of shared memory blocks, attaches each and answers its
-    length (touching none of its bytes)."""
+    """Receives the names of shared memory blocks, attaches each, reads its first and
+    last byte (as a process actor does with a buffer it is handed) and answers its
+    length."""
     from multiprocessing import shared_memory
 
     conn.send(READY)
@@ -67,6 +68,11 @@ def pipe_shared_memory(conn: Connection) -> None:
         except TypeError:
             block = shared_memory.SharedMemory(name)
         size = block.size
+        view = block.buf
+        if size and view is not None:
+            view[0]
+            view[size - 1]
+        del view
         block.close()
         conn.send(size)
 
@@ -172,6 +178,17 @@ class ActorCount:
             return self.count
         self.count += 1
         return None
+
+
+class ActorTouch:
+    """Reads the first and last byte of what it receives, answers its length (as
+    examples/python/bench.py's Touch, for buffers handed to process actors)."""
+
+    def receive(self, data: Any) -> int:
+        if len(data):
+            data[0]
+            data[-1]
+        return len(data)
 
 
 class ActorLength:

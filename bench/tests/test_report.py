@@ -15,6 +15,10 @@ from harness.model import Measurement
 
 US = 1e-6
 MIB = float(1 << 20)
+KB = float(1 << 10)
+GB = float(1 << 30)
+# Ten spawns from 9 ms to 11.25 ms: p10-p90 about 9.2 ms - 11.0 ms.
+SPREAD_10MS = [0.009 + 0.00025 * i for i in range(10)]
 
 
 def m(metric: str, system: str, variant: str, unit: str, samples: list[float], x: float | None = None) -> Measurement:
@@ -65,6 +69,35 @@ def made_up_run(**changes: object) -> report.RunData:
         m(model.THROUGHPUT, model.SUBACTOR, figures.PY_PROC_TELL, "msg/s", [7e5, 6e5, 8e5]),
         m(model.THROUGHPUT, model.MP_FORK, figures.PIPE_TELL, "msg/s", [3e5, 3e5, 3e5]),
         m(model.THROUGHPUT, model.MP_SPAWN, figures.PIPE_TELL, "msg/s", [4e5, 4e5, 4e5]),
+        # Buffers to process actors: from Rust 15x faster than SharedMemory at both sizes
+        # and flat; from Python 10x at 1 KB but 5x at 1 GB, and not flat (2x).
+        *[m(model.PROC_HANDOFF, model.SUBACTOR, figures.PROC_HANDOFF, "s", [20 * US] * 20, x) for x in (KB, GB)],
+        m(model.PROC_HANDOFF, model.SUBACTOR, figures.PY_PROC_HANDOFF, "s", [30 * US] * 20, KB),
+        m(model.PROC_HANDOFF, model.SUBACTOR, figures.PY_PROC_HANDOFF, "s", [60 * US] * 20, GB),
+        *[m(model.HANDOFF, model.MP_FORK, figures.SHARED_MEMORY, "s", [300 * US] * 20, x) for x in (KB, GB)],
+        m(model.HANDOFF, model.MP_SPAWN, figures.SHARED_MEMORY, "s", [400 * US] * 20, KB),
+        m(model.HANDOFF, model.MP_FORK, figures.PIPE_BYTES, "s", [40 * US] * 20, KB),
+        # The numpy job: from Rust 2.00x, from Python 1.60x; the fork pool 1.82x.
+        m(model.NUMPY, model.SUBACTOR, figures.NUMPY_RUST, "s", [2.0, 2.0, 2.0], 1),
+        m(model.NUMPY, model.SUBACTOR, figures.NUMPY_RUST, "s", [1.0, 1.0, 1.0], 2),
+        m(model.NUMPY, model.SUBACTOR, figures.NUMPY_PY, "s", [2.0, 2.0, 2.0], 1),
+        m(model.NUMPY, model.SUBACTOR, figures.NUMPY_PY, "s", [1.25, 1.25, 1.25], 2),
+        m(model.NUMPY, model.MP_FORK, figures.NUMPY_POOL, "s", [2.0, 2.0, 2.0], 1),
+        m(model.NUMPY, model.MP_FORK, figures.NUMPY_POOL, "s", [1.1, 1.1, 1.1], 2),
+        # Automatic placement: within the interpreter's spread, but from Python's spawn.
+        m(model.AUTO_SPAWN, model.SUBACTOR, figures.AUTO_RUST["interpreter"], "s", SPREAD_10MS),
+        m(model.AUTO_SPAWN, model.SUBACTOR, figures.AUTO_RUST["auto"], "s", [0.0102] * 10),
+        m(model.AUTO_SPAWN, model.SUBACTOR, figures.AUTO_PY["interpreter"], "s", SPREAD_10MS),
+        m(model.AUTO_SPAWN, model.SUBACTOR, figures.AUTO_PY["auto"], "s", [0.013] * 10),
+        m(model.AUTO_ASK, model.SUBACTOR, figures.AUTO_RUST["interpreter"], "s", [1 * US] * 10),
+        m(model.AUTO_ASK, model.SUBACTOR, figures.AUTO_RUST["auto"], "s", [1 * US] * 10),
+        m(model.AUTO_ASK, model.SUBACTOR, figures.AUTO_PY["interpreter"], "s", [5 * US] * 10),
+        m(model.AUTO_ASK, model.SUBACTOR, figures.AUTO_PY["auto"], "s", [5 * US] * 10),
+        # Nodes over NATS: ask 1.20x raw's, tells 370k/s, one node loss noticed after 2.1 s.
+        m(model.REMOTE_ASK, model.SUBACTOR, figures.REMOTE_ASK_RUST, "s", [96 * US] * 50),
+        m(model.REMOTE_ASK, model.RAW_NATS, figures.RAW_NATS_ASK, "s", [80 * US] * 50),
+        m(model.REMOTE_TELL, model.SUBACTOR, figures.REMOTE_TELL_RUST, "msg/s", [3.7e5, 3.5e5, 3.9e5]),
+        m(model.NODE_DOWN, model.SUBACTOR, figures.NODE_DOWN_RUST, "s", [1.4, 1.5, 2.1]),
     ]
     data = report.RunData(
         machine=MachineInfo(2, "Test CPU", "Linux 6", 8.0, "CPython 3.13.0", "rustc 1.95", "a" * 40, False, "today"),
@@ -76,7 +109,14 @@ def made_up_run(**changes: object) -> report.RunData:
         probes=[Probe(2, 1.0, 0.52), Probe(2, 1.0, 0.55), Probe(2, 1.0, 0.51)],
         measurements=measurements,
         notes=["threads: handoff: something left out"],
-        rust_meta={"python": "3.13.0", "cpu_limit": 1_000_000, "cpu_chunks": 64},
+        rust_meta={
+            "python": "3.13.0",
+            "cpu_limit": 1_000_000,
+            "cpu_chunks": 64,
+            "numpy_tasks": 128,
+            "numpy_size": 300,
+            "nats_server": "nats-server: v2.9.10",
+        },
     )
     for name, value in changes.items():
         setattr(data, name, value)
@@ -167,6 +207,63 @@ class Goals(unittest.TestCase):
         )
         self.assertIsNone(no_peer.met)
 
+    def test_issue_13_goals_are_judged_on_the_same_run(self) -> None:
+        data = made_up_run()
+        results = {g.name: g for g in goals.evaluate(data.measurements, data.probes, cores=2)}
+        verdicts = {
+            name: g.met
+            for name, g in results.items()
+            if name.startswith(("buffer handoff to a process actor", "numpy job", "placement auto"))
+        }
+        self.assertEqual(
+            verdicts,
+            {
+                "buffer handoff to a process actor, from Rust: flat": True,
+                "buffer handoff to a process actor, from Rust: >= 10x faster than SharedMemory": True,
+                "buffer handoff to a process actor, from Python: flat": False,
+                "buffer handoff to a process actor, from Python: >= 10x faster than SharedMemory": False,
+                "buffer handoff to a process actor, from a Python actor: flat": None,
+                "buffer handoff to a process actor, from a Python actor: >= 10x faster than SharedMemory": None,
+                "numpy job, 2 process actors, from Rust: speedup >= ProcessPoolExecutor's": True,
+                "numpy job, 2 process actors, from Python: speedup >= ProcessPoolExecutor's": False,
+                "placement auto beside interpreter: spawn, from Rust": True,
+                "placement auto beside interpreter: spawn, from Python": False,
+                "placement auto beside interpreter: ask round trip, from Rust": True,
+                "placement auto beside interpreter: ask round trip, from Python": True,
+            },
+        )
+        fast = results["buffer handoff to a process actor, from Rust: >= 10x faster than SharedMemory"]
+        # Against the fastest SharedMemory at each size: fork's 300 µs (not spawn's 400 µs).
+        self.assertIn("1 KB 15.00×, 1 GB 15.00×", fast.figure)
+        self.assertEqual(fast.note, "met across both spreads")
+        slow = results["buffer handoff to a process actor, from Python: >= 10x faster than SharedMemory"]
+        self.assertIn("1 KB 10.00×, 1 GB 5.00×", slow.figure)
+        flat = results["buffer handoff to a process actor, from Python: flat"]
+        self.assertIn("largest p50 2.00× the smallest size's", flat.figure)
+        numpy = results["numpy job, 2 process actors, from Python: speedup >= ProcessPoolExecutor's"]
+        self.assertIn("1.60×", numpy.figure)
+        self.assertIn("ProcessPoolExecutor (fork) 1.82×", numpy.figure)
+
+    def test_issue_14_goals_are_judged_on_the_same_run(self) -> None:
+        data = made_up_run()
+        results = {g.name: g for g in goals.evaluate(data.measurements, data.probes, cores=2)}
+        ask = results["remote ask round trip over NATS"]
+        self.assertTrue(ask.met)
+        self.assertIn("1.20×", ask.figure)
+        tell = results["remote tell throughput over NATS, one sender"]
+        self.assertTrue(tell.met)
+        self.assertIn("median 370 kmsg/s of 3 runs", tell.figure)
+        down = results["node loss noticed (SIGKILL to Down), default settings"]
+        self.assertFalse(down.met, "one loss of three took 2.1 s")
+        self.assertEqual(down.figure, "median 1.50 s, worst 2.10 s of 3 kills")
+        # A raw floor far below: the ask misses.
+        slow = [
+            m(model.REMOTE_ASK, model.SUBACTOR, figures.REMOTE_ASK_RUST, "s", [160 * US] * 10),
+            m(model.REMOTE_ASK, model.RAW_NATS, figures.RAW_NATS_ASK, "s", [100 * US] * 10),
+        ]
+        missed = next(g for g in goals.evaluate(slow, [], 2) if g.name == "remote ask round trip over NATS")
+        self.assertFalse(missed.met)
+
     def test_a_figure_not_taken_is_not_judged(self) -> None:
         results = goals.evaluate([], [], cores=2)
         self.assertTrue(all(g.met is None for g in results))
@@ -208,6 +305,10 @@ class Rendering(unittest.TestCase):
             "## 6. Large-buffer handoff",
             "## 7. Memory per idle worker",
             "## 8. Rust core",
+            "## 9. Buffers handed to process actors beside multiprocessing",
+            "## 10. A numpy job on process actors beside ProcessPoolExecutor",
+            "## 11. Automatic placement beside the interpreter placement",
+            "## 12. Nodes over NATS",
             "## Other subactor figures",
             "## Not measured, and why",
         ):
@@ -246,6 +347,31 @@ class Rendering(unittest.TestCase):
             f"({figures.PROC_ASK}) | multiprocessing (spawn): 35.0 µs (Pipe send() + recv()) | 3.50× |",
             text,
         )
+
+    def test_issue_13_and_14_sections(self) -> None:
+        text = report.render(made_up_run())
+        handoff = text.split("## 9.")[1].split("## 10.")[0]
+        # Every process-actor row and multiprocessing's two ways, per size.
+        self.assertIn(f"| subactor | {figures.PROC_HANDOFF} | 20.0 µs", handoff)
+        self.assertIn(f"| multiprocessing (spawn) | {figures.SHARED_MEMORY} | 400 µs", handoff)
+        self.assertIn(f"| {figures.PY_PROC_HANDOFF} | the fastest SharedMemory | 10.00× | 5.00× |", handoff)
+        self.assertIn(f"| {figures.PROC_HANDOFF} | the fastest Pipe send_bytes() | 2.00× | — |", handoff)
+        self.assertIn("a process actor (section 4): from Rust p50 10.0 µs, from Python p50 15.0 µs.", handoff)
+        numpy = text.split("## 10.")[1].split("## 11.")[0]
+        self.assertIn("128\ntasks", numpy)
+        self.assertIn("300x300", numpy)
+        self.assertIn(f"| subactor | {figures.NUMPY_RUST} | 2.00 s | 1.00 s | 2.00× (2.00× – 2.00×) | 3 |", numpy)
+        self.assertIn(f"| multiprocessing (fork) | {figures.NUMPY_POOL} | 2.00 s | 1.10 s | 1.82×", numpy)
+        auto = text.split("## 11.")[1].split("## 12.")[0]
+        self.assertIn('| from Python: placement="auto" | 13.0 ms (13.0 ms – 13.0 ms, n=10) | 1.28× |', auto)
+        cluster = text.split("## 12.")[1]
+        self.assertIn("nats-server: v2.9.10", cluster)
+        self.assertIn(f"| async-nats (raw) | {figures.RAW_NATS_ASK} | 80.0 µs", cluster)
+        self.assertIn("| 1.20× |", cluster)
+        self.assertIn("Quoted, not measured: Ray, as published by Ray (not measured here)", cluster)
+        # The summary compares the 1 GB handoff with multiprocessing's best at that size.
+        self.assertIn("| Process actor: handoff of 1 GB (from Rust) | 20.0 µs", text)
+        self.assertIn("| numpy job on process actors, speedup at 2 | 2.00×", text)
 
     def test_a_shared_machine_is_said_so(self) -> None:
         self.assertNotIn("was shared", report.render(made_up_run()))
@@ -296,6 +422,10 @@ class Plots(unittest.TestCase):
                 model.MEMORY,
                 model.CORE_ASK,
                 metrics.PROCESS.key,
+                metrics.PROC_HANDOFF.key,
+                metrics.NUMPY.key,
+                metrics.AUTO.key,
+                metrics.CLUSTER.key,
             },
         )
 

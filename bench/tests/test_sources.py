@@ -63,6 +63,40 @@ class RustRecords(unittest.TestCase):
         )
         self.assertIn("process", rust.BENCHES)
 
+    def test_the_placement_and_cluster_benchmarks_give_their_rows(self) -> None:
+        placement = [
+            {"key": "handoff.process", "x": 1024.0, "unit": "s", "samples": [20e-6]},
+            {"key": "handoff.process_from_actor", "x": 1024.0, "unit": "s", "samples": [30e-6]},
+            {"key": "numpy.total", "x": 2.0, "unit": "s", "samples": [1.0]},
+            {"key": "auto.spawn.auto", "x": None, "unit": "s", "samples": [0.01]},
+            {"key": "auto.ask.interpreter", "x": None, "unit": "s", "samples": [1e-6]},
+        ]
+        cluster = [
+            {"key": "ask.remote", "x": None, "unit": "s", "samples": [1e-4]},
+            {"key": "ask.raw_nats", "x": None, "unit": "s", "samples": [8e-5]},
+            {"key": "tell.remote", "x": None, "unit": "msg/s", "samples": [3e5]},
+            {"key": "node.down", "x": None, "unit": "s", "samples": [1.5]},
+        ]
+        found = rust.measurements(
+            [rust.BenchRun("placement", {}, placement, 1.0), rust.BenchRun("cluster", {}, cluster, 1.0)]
+        )
+        self.assertEqual(
+            [(f.metric, f.system, f.variant, f.x) for f in found],
+            [
+                (model.PROC_HANDOFF, model.SUBACTOR, figures.PROC_HANDOFF, 1024.0),
+                (model.PROC_HANDOFF, model.SUBACTOR, figures.PROC_HANDOFF_ACTOR, 1024.0),
+                (model.NUMPY, model.SUBACTOR, figures.NUMPY_RUST, 2.0),
+                (model.AUTO_SPAWN, model.SUBACTOR, figures.AUTO_RUST["auto"], None),
+                (model.AUTO_ASK, model.SUBACTOR, figures.AUTO_RUST["interpreter"], None),
+                (model.REMOTE_ASK, model.SUBACTOR, figures.REMOTE_ASK_RUST, None),
+                (model.REMOTE_ASK, model.RAW_NATS, figures.RAW_NATS_ASK, None),
+                (model.REMOTE_TELL, model.SUBACTOR, figures.REMOTE_TELL_RUST, None),
+                (model.NODE_DOWN, model.SUBACTOR, figures.NODE_DOWN_RUST, None),
+            ],
+        )
+        self.assertIn("placement", rust.BENCHES)
+        self.assertIn("cluster", rust.BENCHES)
+
     def test_executables_come_from_cargo_messages(self) -> None:
         lines = [
             json.dumps(
@@ -79,6 +113,24 @@ class RustRecords(unittest.TestCase):
             json.dumps({"reason": "build-finished", "success": True}),
         ]
         self.assertEqual({k: str(v) for k, v in rust.executables_from_cargo(lines).items()}, {"core": "/t/core-1"})
+
+    def test_the_cluster_benchmark_is_skipped_without_nats_server(self) -> None:
+        # The harness's entry module, imported as bench/run runs it.
+        import importlib
+        import os
+        import tempfile
+        from unittest import mock
+
+        main = importlib.import_module("harness.__main__")
+        with tempfile.TemporaryDirectory() as empty, mock.patch.dict(os.environ, {"PATH": empty}):
+            self.assertEqual(main._unavailable("cluster"), main.NO_NATS)
+            self.assertIsNone(main._unavailable("placement"))
+        with tempfile.TemporaryDirectory() as bin_dir, mock.patch.dict(os.environ, {"PATH": bin_dir}):
+            server = os.path.join(bin_dir, "nats-server")
+            with open(server, "w") as f:
+                f.write("#!/bin/sh\n")
+            os.chmod(server, 0o755)
+            self.assertIsNone(main._unavailable("cluster"))
 
 
 def config(**changes: object) -> Config:
@@ -153,8 +205,46 @@ class Runners(unittest.TestCase):
         self.assertEqual(notes, ["spawn: no spawning here"])
 
     def test_config_round_trips_through_json(self) -> None:
-        c = config()
+        c = config(numpy_tasks=9, numpy_size=17)
         self.assertEqual(Config.from_json(json.loads(json.dumps(c.to_json()))), c)
+        # A config written before the numpy job existed reads with its defaults.
+        old = {k: v for k, v in config().to_json().items() if not k.startswith("numpy")}
+        self.assertEqual((Config.from_json(old).numpy_tasks, Config.from_json(old).numpy_size), (128, 300))
+
+    def test_the_numpy_job_runs_every_worker_count_in_every_round_and_checks_the_sums(self) -> None:
+        class Numpy(Runner):
+            key = "test-numpy"
+            system = "test system"
+            numpy_variant = "numpy"
+
+            def __init__(self, wrong_at: int | None = None) -> None:
+                super().__init__()
+                self.jobs: list[tuple[int, int]] = []
+                self.warmed = 0
+                self.wrong_at = wrong_at
+
+            def numpy_warm_up(self) -> None:
+                self.warmed += 1
+
+            def numpy_job(self, workers: int, tasks: list[tuple[int, int]]) -> float:
+                self.jobs.append((workers, len(tasks)))
+                total = float(sum(seed * size for seed, size in tasks))
+                return total * 1.01 if len(self.jobs) == self.wrong_at else total
+
+        runner = Numpy()
+        found, notes = runner.measure(config(metrics=(model.NUMPY,), numpy_tasks=5, numpy_size=3))
+        self.assertEqual((runner.jobs, runner.warmed, notes), ([(1, 5), (2, 5)] * 3, 1, []))
+        self.assertEqual(
+            [(f.metric, f.variant, f.x, len(f.samples)) for f in found],
+            [
+                (model.NUMPY, "numpy", 1, 3),
+                (model.NUMPY, "numpy", 2, 3),
+            ],
+        )
+        # Workers that sum the tasks to something else fail the figure.
+        found, notes = Numpy(wrong_at=4).measure(config(metrics=(model.NUMPY,)))
+        self.assertEqual(found, [])
+        self.assertTrue(notes[0].startswith("numpy: failed: RuntimeError: 2 workers summed"), notes)
 
 
 if __name__ == "__main__":

@@ -332,6 +332,29 @@ fn a_node_killed_mid_stream_leaves_every_message_handled_once_or_reported() {
     rt.shutdown().expect("shutdown");
 }
 
+#[test]
+fn a_long_stream_of_tells_to_a_fast_actor_on_another_node_never_stalls() {
+    // More tells than the outbox and the window of unconfirmed tells hold together, to an
+    // actor that handles each at once: the word that a tell was handled often comes back
+    // before its batch's ack, and must still count (it once was lost, and the window
+    // filled up with tells that had long been handled: sending stalled for good).
+    const MESSAGES: i64 = 60_000;
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+    let counter = rt.spawn_on("b", PythonActor::new("actors", "Counter")).expect("spawn");
+    for n in 0..MESSAGES {
+        if let Err(error) = counter.blocking_tell_timeout(1, Duration::from_secs(30)) {
+            panic!("tell {n} waited 30 s for room: {error:?}");
+        }
+    }
+    assert_eq!(counter.blocking_ask(0, TIMEOUT).expect("ask"), Value::from(MESSAGES), "every tell handled once");
+    eventually("every tell is confirmed", || rt.cluster().expect("cluster").unconfirmed_tells("b") == 0);
+    assert_eq!(rt.dead_letters().count(), 0, "none reported undelivered");
+    rt.shutdown().expect("shutdown");
+}
+
 /// The cluster's window of tells awaiting word of their handling.
 fn subactor_cluster_window() -> usize {
     8192

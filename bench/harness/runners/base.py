@@ -54,8 +54,12 @@ class Config:
     reps: int
     # Payload sizes of the handoff, in bytes.
     sizes: tuple[int, ...]
-    # The metrics to measure (harness.model's metric names).
+    # The metrics to measure (harness.model's metric names, and "placement").
     metrics: tuple[str, ...]
+    # The numpy job: tasks of a numpy_size x numpy_size matrix product (the values the
+    # Rust placement benchmark used in this run).
+    numpy_tasks: int = 128
+    numpy_size: int = 300
 
     def rounds(self, quick: int, full: int) -> int:
         return quick if self.quick else full
@@ -78,6 +82,8 @@ class Config:
             reps=int(data["reps"]),
             sizes=tuple(int(s) for s in data["sizes"]),
             metrics=tuple(str(m) for m in data["metrics"]),
+            numpy_tasks=int(data.get("numpy_tasks", 128)),
+            numpy_size=int(data.get("numpy_size", 300)),
         )
 
 
@@ -93,6 +99,8 @@ class Runner:
     system: ClassVar[str]
     # How the CPU-bound job runs, for the report (e.g. "ProcessPoolExecutor.map").
     cpu_variant: ClassVar[str] = ""
+    # How the numpy job runs, for the report (harness.figures' NUMPY_* labels).
+    numpy_variant: ClassVar[str] = ""
     # The metrics this runner measures, when not every one it implements (a subclass
     # that shares its parent's methods but is compared on one figure only).
     measures: ClassVar[frozenset[str] | None] = None
@@ -125,6 +133,44 @@ class Runner:
     def memory(self, cfg: Config) -> list[Measurement]:
         """Memory of an idle worker."""
         return []
+
+    def placement(self, cfg: Config) -> list[Measurement]:
+        """Spawn and ask of a pure-Python actor with placement "auto" beside
+        "interpreter" (subactor only)."""
+        return []
+
+    def numpy_job(self, workers: int, tasks: list[tuple[int, int]]) -> float:
+        """Runs the numpy job's ``tasks`` (seed, size) with ``workers`` workers started
+        and stopped inside this call (``bench_numpy.block`` each); returns the sum of the
+        results in task order. Not overridden: no numpy figure."""
+        raise NotImplementedError
+
+    def numpy_warm_up(self) -> None:
+        """First-time costs of the numpy job's workers (a server or template to start),
+        paid before timing, as a long-running program has paid them."""
+
+    def numpy(self, cfg: Config) -> list[Measurement]:
+        """Wall time of the numpy job with 1..cores workers, start-up and stop included,
+        repeated cfg.reps times (paired within a repetition, as the CPU-bound job)."""
+        if type(self).numpy_job is Runner.numpy_job:
+            return []
+        tasks = [(seed, cfg.numpy_size) for seed in range(cfg.numpy_tasks)]
+        self.numpy_warm_up()
+        expected: float | None = None
+        times: dict[int, list[float]] = {w: [] for w in range(1, cfg.cores + 1)}
+        for _ in range(cfg.reps):
+            for workers in times:
+                started = time.perf_counter()
+                total = self.numpy_job(workers, tasks)
+                times[workers].append(time.perf_counter() - started)
+                if expected is None:
+                    expected = total
+                elif abs(total - expected) > 1e-6 * max(1.0, abs(expected)):
+                    raise RuntimeError(f"{workers} workers summed {total}, an earlier run {expected}")
+        return [
+            Measurement(model.NUMPY, self.system, self.numpy_variant, model.SECONDS, tuple(t), w)
+            for w, t in times.items()
+        ]
 
     def cpu_job(self, workers: int, spans: Spans) -> int:
         """Counts the primes of every span with ``workers`` workers, started and
@@ -164,6 +210,8 @@ class Runner:
             model.CPU: self.cpu,
             model.HANDOFF: self.handoff,
             model.MEMORY: self.memory,
+            model.NUMPY: self.numpy,
+            "placement": self.placement,
         }
         found: list[Measurement] = []
         skipped: list[str] = []

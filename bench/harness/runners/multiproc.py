@@ -5,9 +5,14 @@ transports); the CPU-bound job runs on a ``ProcessPoolExecutor``; large payloads
 through the pipe (copied twice, through the kernel) or, the zero-copy way, as a
 ``SharedMemory`` block whose name goes through the pipe and which the worker attaches.
 
-forkserver is measured for its worker start only (beside process actors' spawn): once
-a worker runs, it talks over the same Pipe as a forked one, whose figures the fork and
-spawn rows already show.
+forkserver is measured for its worker start (beside process actors' spawn) and its
+pool running the numpy job (its server preloads the job's module, as process actors'
+template does): once a worker runs, it talks over the same Pipe as a forked one, whose
+figures the fork and spawn rows already show.
+
+The numpy job (``bench_numpy.block``, one BLAS thread per worker) runs on a
+``ProcessPoolExecutor`` too; the parent imports the job's module first, so fork's
+workers start with numpy loaded and spawn's import it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ JOIN_TIMEOUT = 30.0
 class _Multiprocessing(Runner):
     start_method: ClassVar[str]
     cpu_variant = "ProcessPoolExecutor.map"
+    numpy_variant = figures.NUMPY_POOL
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,6 +121,21 @@ class _Multiprocessing(Runner):
         with ProcessPoolExecutor(workers, mp_context=self.context) as pool:
             return sum(pool.map(count_primes, [lo for lo, _ in spans], [hi for _, hi in spans]))
 
+    def numpy_warm_up(self) -> None:
+        import bench_numpy
+
+        if self.start_method == "forkserver":
+            self.context.set_forkserver_preload(["bench_numpy"])
+        # Starts forkserver's server; warms the page cache for every method.
+        with ProcessPoolExecutor(1, mp_context=self.context) as pool:
+            list(pool.map(bench_numpy.block, [0], [8]))
+
+    def numpy_job(self, workers: int, tasks: list[tuple[int, int]]) -> float:
+        import bench_numpy
+
+        with ProcessPoolExecutor(workers, mp_context=self.context) as pool:
+            return float(sum(pool.map(bench_numpy.block, [seed for seed, _ in tasks], [size for _, size in tasks])))
+
     def handoff(self, cfg: Config) -> list[Measurement]:
         found = []
         conn, process = self._start(workers.pipe_length)
@@ -131,9 +152,7 @@ class _Multiprocessing(Runner):
             samples = time_calls(send, handoff_rounds(size, cfg.quick), warm_up=1)
             del payload
             found.append(
-                Measurement(
-                    model.HANDOFF, self.system, "Pipe send_bytes() (copied)", model.SECONDS, tuple(samples), size
-                )
+                Measurement(model.HANDOFF, self.system, figures.PIPE_BYTES, model.SECONDS, tuple(samples), size)
             )
         self._stop(conn, process, lambda: conn.send_bytes(b""))
         found += self._shared_memory(cfg)
@@ -164,7 +183,7 @@ class _Multiprocessing(Runner):
                 Measurement(
                     model.HANDOFF,
                     self.system,
-                    "SharedMemory: name over the Pipe, worker attaches",
+                    figures.SHARED_MEMORY,
                     model.SECONDS,
                     tuple(samples),
                     size,
@@ -197,7 +216,7 @@ class Forkserver(_Multiprocessing):
     key = "mp-forkserver"
     system = model.MP_FORKSERVER
     start_method = "forkserver"
-    measures = frozenset({model.SPAWN})
+    measures = frozenset({model.SPAWN, model.NUMPY})
 
 
 @register

@@ -5,10 +5,14 @@ telling actors, handing them arena buffers, and its ``rt.executor()`` (a
 ``concurrent.futures.Executor`` of actors, not pinned: what a user gets) running the
 same CPU-bound job as the peers' pools. Process actors (``placement="process"``, run in
 a child process forked from the runtime's template) are spawned, asked and told the
-same way, beside multiprocessing's workers."""
+same way, beside multiprocessing's workers; they are handed arena buffers (without a
+copy: the child maps the arena's memory) beside multiprocessing's SharedMemory, and run
+the numpy job beside its ProcessPoolExecutor. Automatic placement is timed beside the
+interpreter placement."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import time
 from typing import Any
@@ -27,16 +31,21 @@ class SubactorPackage(Runner):
     key = "subactor-py"
     system = model.SUBACTOR
     cpu_variant = "from Python: rt.executor().map"
+    numpy_variant = figures.NUMPY_PY
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._numpy_rt: Any = None
 
     def unavailable(self) -> str | None:
         if importlib.util.find_spec("subactor") is None:
             return "the subactor package is not installed in the benchmark venv (bench/run installs it)"
         return None
 
-    def _runtime(self, arena_max_bytes: int | None = None) -> Any:
+    def _runtime(self, arena_max_bytes: int | None = None, preload: tuple[str, ...] = ()) -> Any:
         import subactor
 
-        return subactor.Runtime(arena_max_bytes=arena_max_bytes)
+        return subactor.Runtime(arena_max_bytes=arena_max_bytes, preload=preload)
 
     def spawn(self, cfg: Config) -> list[Measurement]:
         with self._runtime() as rt:
@@ -50,16 +59,16 @@ class SubactorPackage(Runner):
         ]
 
     @staticmethod
-    def _spawns(rt: Any, rounds: int, placement: str | None) -> list[float]:
-        """Times ``rounds`` spawns of an echo actor until its first answer, after three
-        untimed ones (they warm the page cache and the bootstrap)."""
+    def _spawns(rt: Any, rounds: int, placement: str | None, warm_up: int = 3) -> list[float]:
+        """Times ``rounds`` spawns of an echo actor until its first answer, after
+        ``warm_up`` untimed ones (they warm the page cache and the bootstrap)."""
         samples = []
-        for i in range(rounds + 3):
+        for i in range(rounds + warm_up):
             started = time.perf_counter()
             actor = rt.spawn(workers.ActorEcho, placement=placement)
             if actor.ask(i) != i:
                 raise RuntimeError(f"the echo did not answer {i}")
-            if i >= 3:
+            if i >= warm_up:
                 samples.append(time.perf_counter() - started)
             actor.stop()
             actor.wait()
@@ -109,8 +118,10 @@ class SubactorPackage(Runner):
 
     def handoff(self, cfg: Config) -> list[Measurement]:
         found = []
-        # Room for the largest payload beside the arena's own bookkeeping.
-        with self._runtime(arena_max_bytes=2 * max(cfg.sizes)) as rt:
+        # Room for the largest payload twice (the process actor's own, while the last
+        # interpreter handoff's is given back) beside the arena's own bookkeeping; the
+        # arena's memory is committed only as buffers are written.
+        with self._runtime(arena_max_bytes=3 * max(cfg.sizes)) as rt:
             reader = rt.spawn(workers.ActorLength)
             for size in cfg.sizes:
                 payload = rt.alloc(size).freeze()
@@ -119,9 +130,114 @@ class SubactorPackage(Runner):
                     return reader.ask(p)
 
                 samples = time_calls(hand, cfg.rounds(quick=500, full=5_000), 50)
-                del payload
+                del payload, hand
                 found.append(Measurement(model.HANDOFF, self.system, HANDOFF, model.SECONDS, tuple(samples), size))
+            reader.stop()
+            found += self._process_handoff(rt, cfg)
         return found
+
+    @staticmethod
+    def _process_handoff(rt: Any, cfg: Config) -> list[Measurement]:
+        """An arena buffer of each size handed to a process actor, which reads its first
+        and last byte and answers its length (the child maps the arena's memory: the
+        buffer is not copied). The same buffer every time, after a warm-up."""
+        found = []
+        touch = rt.spawn(workers.ActorTouch, placement="process")
+        for size in cfg.sizes:
+            draft = rt.alloc(size)
+            view = memoryview(draft)
+            view[0], view[size - 1] = 1, 2
+            view.release()
+            payload = draft.freeze()
+
+            def hand(_: int, p: Any = payload, size: int = size) -> None:
+                if touch.ask(p) != size:
+                    raise RuntimeError(f"the process actor did not answer {size}")
+
+            samples = time_calls(hand, cfg.rounds(quick=300, full=2_000), 20)
+            del payload, draft, hand
+            found.append(
+                Measurement(
+                    model.PROC_HANDOFF,
+                    SubactorPackage.system,
+                    figures.PY_PROC_HANDOFF,
+                    model.SECONDS,
+                    tuple(samples),
+                    size,
+                )
+            )
+        touch.stop()
+        return found
+
+    def placement(self, cfg: Config) -> list[Measurement]:
+        """A pure-Python actor spawned with placement "interpreter" and "auto",
+        alternately, until its first answer; then asks in interleaved blocks."""
+        placements = ("interpreter", "auto")
+        spawns: dict[str, list[float]] = {p: [] for p in placements}
+        asks: dict[str, list[float]] = {p: [] for p in placements}
+        with self._runtime() as rt:
+            for placement in placements:  # warm-up; auto learns the class runs in an interpreter
+                self._spawns(rt, 0, placement)
+            for _ in range(cfg.rounds(quick=10, full=30)):
+                for placement in placements:
+                    spawns[placement] += self._spawns(rt, 1, placement, warm_up=0)
+            actors = {p: rt.spawn(workers.ActorEcho, placement=p) for p in placements}
+            for actor in actors.values():
+                time_calls(actor.ask, 0, warm_up=1_000)
+            blocks, per_block = (5, 1_000) if cfg.quick else (20, 2_000)
+            for _ in range(blocks):
+                for placement, actor in actors.items():
+                    asks[placement] += time_calls(actor.ask, per_block, warm_up=0)
+            for actor in actors.values():
+                actor.stop()
+        found = []
+        for placement in placements:
+            variant = figures.AUTO_PY[placement]
+            found.append(Measurement(model.AUTO_SPAWN, self.system, variant, model.SECONDS, tuple(spawns[placement])))
+            found.append(Measurement(model.AUTO_ASK, self.system, variant, model.SECONDS, tuple(asks[placement])))
+        return found
+
+    def numpy(self, cfg: Config) -> list[Measurement]:
+        try:
+            return super().numpy(cfg)
+        finally:
+            if self._numpy_rt is not None:
+                self._numpy_rt.close()
+                self._numpy_rt = None
+
+    def numpy_warm_up(self) -> None:
+        # One runtime for every run of the job, as multiprocessing's module is there for
+        # every pool: its template (numpy preloaded) starts with the first process actor.
+        if self._numpy_rt is None:
+            self._numpy_rt = self._runtime(preload=("bench_numpy",))
+        import bench_numpy
+
+        actor = self._numpy_rt.spawn(bench_numpy.Worker, placement="process")
+        actor.ask((0, 8))
+        actor.stop()
+        actor.wait()
+
+    def numpy_job(self, workers: int, tasks: list[tuple[int, int]]) -> float:
+        import bench_numpy
+
+        rt = self._numpy_rt
+        actors = [rt.spawn(bench_numpy.Worker, placement="process") for _ in range(workers)]
+        results = [0.0] * len(tasks)
+        pending = iter(enumerate(tasks))
+
+        async def work(actor: Any) -> None:
+            for i, task in pending:
+                results[i] = await actor.ask_async(task)
+
+        async def all_of_them() -> None:
+            await asyncio.gather(*(work(actor) for actor in actors))
+
+        asyncio.run(all_of_them())
+        for actor in actors:
+            actor.stop()
+        for actor in actors:
+            actor.wait()
+        return sum(results)
 
     def cpu_job(self, workers: int, spans: Spans) -> int:
         import subactor

@@ -279,6 +279,12 @@ impl Cluster {
         false
     }
 
+    /// How many tells sent to `node` wait for word that their handler ran there (they
+    /// become dead letters if the node goes first); at most a window's worth.
+    pub fn unconfirmed_tells(&self, node: &str) -> usize {
+        lock(&self.inner.links).get(node).map_or(0, |link| link.unconfirmed())
+    }
+
     /// The actor named `name` on any node.
     pub fn lookup(&self, name: &str) -> Option<AnyRef> {
         self.inner.lookup(name)

@@ -12,7 +12,7 @@
 //! calls get their answer as a reply; when the node goes down, they fail at once.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -61,8 +61,8 @@ pub(crate) struct Link {
     /// Callbacks of asks made with `ask_then`, run in order on the link's callback
     /// thread (they may block, as a pipeline's do while the next stage is full).
     callbacks: std::sync::OnceLock<flume::Sender<(ValueCallback, Answer)>>,
-    /// Tells sent and not yet handled there, by correlation id (kept for their messages).
-    unconfirmed: Mutex<HashMap<u64, Call>>,
+    /// Tells sent and not yet handled there (see [`Told`]).
+    told: Mutex<Told>,
     /// Rung when tells are confirmed (the window has room again).
     confirmed: tokio::sync::Notify,
     next_corr: AtomicU64,
@@ -79,7 +79,7 @@ impl Link {
             outbox: tx,
             pending: Mutex::default(),
             callbacks: std::sync::OnceLock::new(),
-            unconfirmed: Mutex::default(),
+            told: Mutex::default(),
             confirmed: tokio::sync::Notify::new(),
             next_corr: AtomicU64::new(1),
             down: AtomicBool::new(false),
@@ -113,19 +113,37 @@ impl Link {
             }
             None => {}
         }
-        let told = lock(&self.unconfirmed).remove(&corr);
-        if let Some(call) = told {
-            self.confirmed.notify_one();
-            match answer {
-                Answer::Done | Answer::Reply(_) => {}
-                Answer::AskFailed(subactor_wire::AskFailure::Failed(error)) => {
-                    warn!(node = %self.node, %error, "a tell failed on another node");
-                    self.dead_letter(&call, DeadLetterReason::Failed);
+        let confirmed = {
+            let mut told = lock(&self.told);
+            match told.unconfirmed.remove(&corr) {
+                Some(call) => Some((call, answer)),
+                None => {
+                    // The word that its handler ran came before the batch's ack (they
+                    // travel apart): kept until the ack arrives.
+                    if told.in_flight.contains(&corr) {
+                        told.early.insert(corr, answer);
+                    }
+                    None
                 }
-                other => {
-                    debug!(node = %self.node, ?other, "a tell was not handled on another node");
-                    self.dead_letter(&call, DeadLetterReason::NotRunning);
-                }
+            }
+        };
+        if let Some((call, answer)) = confirmed {
+            self.confirm(&call, answer);
+        }
+    }
+
+    /// A tell's handler ran there (or failed, or never ran: a dead letter here).
+    fn confirm(&self, call: &Call, answer: Answer) {
+        self.confirmed.notify_one();
+        match answer {
+            Answer::Done | Answer::Reply(_) => {}
+            Answer::AskFailed(subactor_wire::AskFailure::Failed(error)) => {
+                warn!(node = %self.node, %error, "a tell failed on another node");
+                self.dead_letter(call, DeadLetterReason::Failed);
+            }
+            other => {
+                debug!(node = %self.node, ?other, "a tell was not handled on another node");
+                self.dead_letter(call, DeadLetterReason::NotRunning);
             }
         }
     }
@@ -140,7 +158,11 @@ impl Link {
                 self.run_callback(then, Answer::AskFailed(subactor_wire::AskFailure::NoReply));
             }
         }
-        let unconfirmed = std::mem::take(&mut *lock(&self.unconfirmed));
+        let unconfirmed = {
+            let mut told = lock(&self.told);
+            told.early.clear();
+            std::mem::take(&mut told.unconfirmed)
+        };
         for call in unconfirmed.values() {
             self.dead_letter(call, DeadLetterReason::NotRunning);
         }
@@ -150,7 +172,7 @@ impl Link {
 
     /// How many tells wait for their handler to run there.
     pub(crate) fn unconfirmed(&self) -> usize {
-        lock(&self.unconfirmed).len()
+        lock(&self.told).unconfirmed.len()
     }
 
     /// Runs an `ask_then` callback with its answer, on the link's callback thread.
@@ -304,6 +326,10 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
         if items.is_empty() {
             continue;
         }
+        // Their word may come back before the batch's ack: see `answer`.
+        lock(&link.told)
+            .in_flight
+            .extend(batch.iter().take(taken).filter(|out| is_tell(&out.call)).map(|out| out.corr));
         seq += 1;
         let frame = Batch { from: inner.node.clone(), incarnation: inner.incarnation, seq, items };
         drop(inner);
@@ -323,14 +349,19 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
             }
         };
         let Ack { accepted, refused, .. } = match ack {
-            None => continue,
+            None => {
+                // Down: the batch becomes dead letters (above, on the next turn).
+                lock(&link.told).out_of_flight(batch.iter().take(taken));
+                continue;
+            }
             Some(Ok(ack)) => ack,
             Some(Err(error)) => {
                 // Sending it again would not help: its calls fail (their askers get the
                 // reason, its tells are dead letters here).
                 warn!(%error, node = %link.node, "a batch cannot reach another node: its calls fail");
+                lock(&link.told).out_of_flight(batch.iter().take(taken));
                 for out in batch.drain(..taken) {
-                    if out.corr != 0 && !matches!(out.call, Call::Tell { .. } | Call::TryTell { .. }) {
+                    if out.corr != 0 && !is_tell(&out.call) {
                         link.answer(out.corr, Answer::Refused(error.clone()));
                     } else {
                         link.dead_letter(&out.call, DeadLetterReason::Failed);
@@ -341,19 +372,38 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
         };
         let accepted = (accepted as usize).min(taken);
         let mut refused: HashMap<u32, Answer> = refused.into_iter().collect();
-        for (i, out) in batch.drain(..accepted).enumerate() {
-            let refusal = refused.remove(&u32::try_from(i).unwrap_or(u32::MAX));
-            let tell = matches!(out.call, Call::Tell { .. } | Call::TryTell { .. });
-            match refusal {
-                // A tell the other node could not deliver: a dead letter here.
-                Some(_) if tell => link.dead_letter(&out.call, DeadLetterReason::NotRunning),
-                Some(answer) => link.answer(out.corr, answer),
-                // Kept until its handler has run there (its answer comes as a reply).
-                None if tell => {
-                    lock(&link.unconfirmed).insert(out.corr, out.call);
+        let (mut confirmed, mut undelivered, mut answered) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let mut told = lock(&link.told);
+            for (i, out) in batch.drain(..accepted).enumerate() {
+                let refusal = refused.remove(&u32::try_from(i).unwrap_or(u32::MAX));
+                let tell = is_tell(&out.call);
+                told.in_flight.remove(&out.corr);
+                let early = told.early.remove(&out.corr);
+                match (refusal, early) {
+                    // A tell the other node could not deliver: a dead letter here.
+                    (Some(_), _) if tell => undelivered.push(out.call),
+                    (Some(answer), _) => answered.push((out.corr, answer)),
+                    // Its handler has run already: the word came before this ack.
+                    (None, Some(answer)) if tell => confirmed.push((out.call, answer)),
+                    // Kept until its handler has run there (its answer comes as a reply).
+                    (None, _) if tell => {
+                        told.unconfirmed.insert(out.corr, out.call);
+                    }
+                    (None, _) => {}
                 }
-                None => {}
             }
+            // Not accepted (a mailbox stayed full there): sent again, not handled yet.
+            told.out_of_flight(batch.iter().take(taken - accepted));
+        }
+        for (call, answer) in confirmed {
+            link.confirm(&call, answer);
+        }
+        for call in undelivered {
+            link.dead_letter(&call, DeadLetterReason::NotRunning);
+        }
+        for (corr, answer) in answered {
+            link.answer(corr, answer);
         }
         if link.is_down() {
             // It went down while this batch was out: what was just taken is unconfirmed.
@@ -364,6 +414,32 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+}
+
+/// The tells of a link that wait for word that their handler ran there.
+#[derive(Default)]
+struct Told {
+    /// Accepted there (their batch was acknowledged), not yet handled: by correlation id,
+    /// kept for their messages.
+    unconfirmed: HashMap<u64, Call>,
+    /// In a batch that is out, not yet acknowledged.
+    in_flight: HashSet<u64>,
+    /// Answers to tells of `in_flight` that came before their batch's ack.
+    early: HashMap<u64, Answer>,
+}
+
+impl Told {
+    /// These calls are no longer in a batch that is out.
+    fn out_of_flight<'a>(&mut self, calls: impl Iterator<Item = &'a Outgoing>) {
+        for out in calls {
+            self.in_flight.remove(&out.corr);
+            self.early.remove(&out.corr);
+        }
+    }
+}
+
+fn is_tell(call: &Call) -> bool {
+    matches!(call, Call::Tell { .. } | Call::TryTell { .. })
 }
 
 /// A copy of a call for encoding (the original stays until the batch is acknowledged).
