@@ -388,6 +388,9 @@ pub(crate) struct Pool {
     owns_runtime: bool,
     /// The placement asked for.
     placement: Placement,
+    /// Tasks (a chunk is one) whose outcome came from an interpreter worker, and from a
+    /// process worker.
+    ran: [AtomicUsize; 2],
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -455,6 +458,7 @@ impl Pool {
             max_tasks,
             owns_runtime,
             placement,
+            ran: [AtomicUsize::new(0), AtomicUsize::new(0)],
         });
         let mut pools = lock(&POOLS);
         pools.retain(|p| p.strong_count() > 0);
@@ -597,6 +601,8 @@ impl Pool {
                 return;
             }
         }
+        let kind = usize::from(self.lanes[lane].recipe.placement == Placement::Process);
+        self.ran[kind].fetch_add(1, Ordering::Relaxed);
         if let Some(failure) = init_failure(&outcome) {
             let _ = self.broken.set(failure.clone());
             report(outcome);
@@ -1249,6 +1255,13 @@ impl ExecutorCore {
     #[getter]
     fn placement(&self) -> &'static str {
         self.pool.placement.as_str()
+    }
+
+    /// Tasks (a chunk counts as one) that ran in interpreter workers, and in process
+    /// workers (a task an interpreter refused counts once, where it ran in the end).
+    #[getter]
+    fn ran(&self) -> (usize, usize) {
+        (self.pool.ran[0].load(Ordering::Relaxed), self.pool.ran[1].load(Ordering::Relaxed))
     }
 
     /// What an `auto` executor sends straight to process workers: whether everything is

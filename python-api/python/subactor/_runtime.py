@@ -423,6 +423,7 @@ class Runtime:
         max_tasks_per_child: int | None = None,
         pin: bool = False,
         workers: int | None = None,
+        placement: str = "interpreter",
     ) -> Executor:
         """A ``subactor.Executor`` (a ``concurrent.futures.Executor``) whose workers are
         actors of this runtime: ``Executor(max_workers, ..., runtime=self)``, see there.
@@ -441,6 +442,7 @@ class Runtime:
             max_tasks_per_child=max_tasks_per_child,
             runtime=self,
             pin=_check.flag(pin, "pin"),
+            placement=placement,
         )
 
     def pipeline(
