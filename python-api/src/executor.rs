@@ -833,9 +833,10 @@ impl Pool {
         while let Ok(task) = this.queue.1.try_recv() {
             if task.state.transition(PENDING, DISPATCHED) {
                 let outcome = match this.failed.get() {
-                    Some(why) if self.broken.get().is_none() => Outcome::Failed(
-                        format!("the executor's {} workers cannot start: {why}", this.recipe.placement.as_str()).into(),
-                    ),
+                    Some(why) if self.broken.get().is_none() => Outcome::Failed(BoxError::from(CannotStart(format!(
+                        "the executor's {} workers cannot start: {why}",
+                        this.recipe.placement.as_str()
+                    )))),
                     _ => Outcome::NotHandled,
                 };
                 let _ = tx.send(Event::Reply { ticket: task.ticket, outcome });
@@ -893,6 +894,19 @@ impl Pool {
         self.lanes.iter().flat_map(|lane| (0..lane.slots.len()).filter_map(|i| lane.actor(i))).collect()
     }
 
+    /// The workers not retired for good (a slot that could not be restarted, or the
+    /// interpreter workers of an `auto` pool whose initializer needs a process).
+    fn live_actors(&self) -> Vec<AnyRef> {
+        self.lanes
+            .iter()
+            .flat_map(|lane| {
+                (0..lane.slots.len())
+                    .filter(|&i| lane.slots[i].inflight.load(Ordering::SeqCst) != DEAD)
+                    .filter_map(|i| lane.actor(i))
+            })
+            .collect()
+    }
+
     /// Stops every worker once it has finished what it holds (a replacement that comes
     /// up later stops at once).
     fn stop_workers(&self) {
@@ -943,6 +957,19 @@ impl Lane {
         self.slots[index].inflight.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 }
+
+/// Why a task waiting in a lane whose workers could not be started never runs (it fails
+/// with `BrokenExecutor`, saying so).
+#[derive(Debug)]
+struct CannotStart(String);
+
+impl std::fmt::Display for CannotStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CannotStart {}
 
 /// The message of the exception tasks fail with once an initializer has failed.
 const BROKEN: &str = "a worker's initializer failed: the executor cannot run tasks any more";
@@ -1005,7 +1032,10 @@ fn settle(py: Python<'_>, pool: &Pool, future: &Bound<'_, PyAny>, outcome: Outco
         Outcome::Replied(_) => {
             failed(errors::new(py, c"RemoteError", ("subactor.ProtocolError", "unexpected worker reply", "")))
         }
-        Outcome::Failed(error) => failed(errors::handler(py, &error)),
+        Outcome::Failed(error) => match error.downcast_ref::<CannotStart>() {
+            Some(CannotStart(why)) => failed(broken_executor(py, why, None)),
+            None => failed(errors::handler(py, &error)),
+        },
         Outcome::Fault(fault) => failed(errors::fault(py, &fault)),
         Outcome::NotHandled if pool.broken.get().is_some() => failed(pool.broken_error(py)),
         Outcome::NotHandled => {
@@ -1236,7 +1266,7 @@ impl ExecutorCore {
     /// The workers, as `ActorRef`s (an `auto` executor's process workers once started).
     #[getter]
     fn workers<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        self.pool.actors().into_iter().map(|actor| conv::new_ref(py, actor)).collect()
+        self.pool.live_actors().into_iter().map(|actor| conv::new_ref(py, actor)).collect()
     }
 
     /// Tasks submitted and not yet completed.

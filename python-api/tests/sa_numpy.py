@@ -21,16 +21,20 @@ def pid_and_sum(n: int) -> tuple[int, int]:
 
 
 def fail_in_numpy(code: int) -> None:
-    """Raises ``TaskError(code)`` from a process worker."""
+    """Raises ``TaskError(code, ...)`` from a process worker."""
     if numpy.int64(code) >= 0:
-        raise TaskError(code)
+        raise TaskError(code, "failed in a process")
 
 
-def slow_norm(seconds: float) -> int:
-    """Sleeps, then answers the worker's process id."""
+def slow_norm(seconds: float, started: str | None = None) -> int:
+    """Creates the file ``started`` (if given), sleeps, then answers the worker's process
+    id."""
     import time
 
-    time.sleep(seconds)
+    if started is not None:
+        with open(started, "w"):
+            pass
+    time.sleep(seconds + float(numpy.float64(0)))
     return os.getpid()
 
 

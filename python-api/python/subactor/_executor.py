@@ -270,7 +270,9 @@ class Executor(concurrent.futures.Executor):
 
     @property
     def workers(self) -> list[ActorRef]:
-        """The worker actors (a replaced worker's successor once it runs)."""
+        """The worker actors (a replaced worker's successor once it runs; an ``"auto"``
+        executor's process workers once started, and not its interpreter workers once
+        stopped because the initializer needs a process)."""
         return self._core.workers
 
     @property
