@@ -452,6 +452,12 @@ impl RuntimeCore {
         Ok(self.runtime(py)?.system().cancel_timer(TimerId::from_u64(timer)))
     }
 
+    /// The arena's counters: `(bytes_live, buffers_live, segments_mapped, bytes_mapped)`.
+    fn arena_stats(&self, py: Python<'_>) -> PyResult<(usize, usize, usize, usize)> {
+        let stats = self.runtime(py)?.arena().stats();
+        Ok((stats.bytes_live, stats.buffers_live, stats.segments_mapped, stats.bytes_mapped))
+    }
+
     /// A writable, zero-filled buffer of the runtime's arena.
     fn alloc<'py>(&self, py: Python<'py>, size: usize) -> PyResult<Bound<'py, PyAny>> {
         let buffer = self.runtime(py)?.arena().alloc(size).map_err(|e| PyMemoryError::new_err(e.to_string()))?;
