@@ -21,10 +21,10 @@ A worker made with an initializer (``Worker(initializer_ref, initargs, authkey)`
 before its first task; if it raises, that task does not run and the reply is
 ``(None, pickled_exception_or_None, type_name, message, traceback)``: the executor is
 broken (it runs no task any more), and this worker answers every later task with the same
-reply (a task it is given anyway never runs without the initializer). ``authkey``, when given, is the main program's
-``multiprocessing`` authentication key: ``multiprocessing``, once imported here, gets it, so
-that manager proxies passed to tasks connect to the main program's managers (as they do in
-the child processes of a process pool).
+reply (a task it is given anyway never runs without the initializer). ``authkey``, when
+given, is the main program's ``multiprocessing`` authentication key: ``multiprocessing``,
+once imported here, gets it, so that manager proxies passed to tasks connect to the main
+program's managers (as they do in the child processes of a process pool).
 """
 
 import sys
