@@ -22,3 +22,17 @@ def count_primes(lo, hi):
 def noop(x):
     """A task that does nothing: what is measured is the executor's overhead."""
     return x
+
+
+def numpy_job(seed, size=256, rounds=10):
+    """numpy work (matrix products and tanh; one BLAS thread expected): numpy refuses
+    own-GIL interpreters, so an `auto` executor runs this on its process workers."""
+    import numpy
+
+    rng = numpy.random.default_rng(seed)
+    a = rng.standard_normal((size, size))
+    total = 0.0
+    for _ in range(rounds):
+        a = numpy.tanh(a @ a.T / size)
+        total += float(a.sum())
+    return total

@@ -354,8 +354,10 @@ impl RuntimeCore {
     /// `worker_path`, constructed with `worker_args`), all at once; worker i is pinned to
     /// core i modulo the cores when `pin` is set. A worker is replaced by a fresh one
     /// after `max_tasks` tasks. `owner`: this runtime's Python object when the executor
-    /// opened it for itself (the pool then shuts it down with its workers).
-    #[pyo3(signature = (workers, worker_path, pin=false, worker_args=None, max_tasks=None, owner=None))]
+    /// opened it for itself (the pool then shuts it down with its workers). `placement`:
+    /// where the workers run (`"auto"`: interpreters, and processes for the tasks that
+    /// need one; see `executor.rs`).
+    #[pyo3(signature = (workers, worker_path, pin=false, worker_args=None, max_tasks=None, owner=None, placement="interpreter"))]
     #[allow(clippy::too_many_arguments)]
     fn executor(
         &self,
@@ -366,7 +368,9 @@ impl RuntimeCore {
         worker_args: Option<&Bound<'_, PyTuple>>,
         max_tasks: Option<usize>,
         owner: Option<Py<PyAny>>,
+        placement: &str,
     ) -> PyResult<ExecutorCore> {
+        let placement = placement_of(placement)?;
         if workers == 0 {
             return Err(PyValueError::new_err("max_workers must be greater than 0"));
         }
@@ -378,7 +382,7 @@ impl RuntimeCore {
             None => Value::Tuple(Vec::new()),
         };
         let rt = self.spawn_runtime(py)?;
-        let recipe = WorkerRecipe { worker_path, args, pin };
+        let recipe = WorkerRecipe { worker_path, args, pin, placement };
         ExecutorCore::start(py, rt, recipe, workers, max_tasks, owner)
     }
 
@@ -446,6 +450,12 @@ impl RuntimeCore {
     /// Cancels a `send_after` timer; `True` if it had not fired.
     fn cancel_timer(&self, py: Python<'_>, timer: u64) -> PyResult<bool> {
         Ok(self.runtime(py)?.system().cancel_timer(TimerId::from_u64(timer)))
+    }
+
+    /// The arena's counters: `(bytes_live, buffers_live, segments_mapped, bytes_mapped)`.
+    fn arena_stats(&self, py: Python<'_>) -> PyResult<(usize, usize, usize, usize)> {
+        let stats = self.runtime(py)?.arena().stats();
+        Ok((stats.bytes_live, stats.buffers_live, stats.segments_mapped, stats.bytes_mapped))
     }
 
     /// A writable, zero-filled buffer of the runtime's arena.

@@ -2,6 +2,7 @@
 interpreter) and by actors and executor workers (their own interpreters)."""
 
 import dataclasses
+import os
 import sys
 import time
 
@@ -338,3 +339,13 @@ class ArgumentProbe:
                 answers[label] = (type(exc).__name__, str(exc))
         other.stop()
         return answers
+
+
+def pid_then_numpy(x, first):
+    """``(x, process id)``; from ``x >= first`` on, after importing numpy (which refuses
+    own-GIL interpreters)."""
+    if x >= first:
+        import numpy
+
+        x = int(numpy.int64(x))
+    return x, os.getpid()

@@ -60,3 +60,52 @@ class AtExit:
 
     def receive(self, _msg: Any) -> int:
         return os.getpid()
+
+
+class BufferHolder:
+    """Reads, slices, holds and makes arena buffers in a process actor; answers an error
+    it met as ``("error", type name, message)`` (the actor goes on)."""
+
+    def __init__(self) -> None:
+        self.held: list[memoryview] = []
+
+    def receive(self, msg: Any) -> Any:
+        try:
+            return self.handle(msg)
+        except Exception as error:  # noqa: BLE001 - the test reads what was raised
+            return ("error", type(error).__name__, str(error))
+
+    def handle(self, msg: Any) -> Any:
+        kind = msg[0]
+        if kind == "pid":
+            return os.getpid()
+        if kind == "hold":
+            self.held.append(memoryview(msg[1]))
+            return len(self.held)
+        if kind == "drop":
+            for view in self.held:
+                view.release()
+            self.held.clear()
+            return 0
+        if kind == "read":
+            _, buf, key = msg
+            part = buf[key]
+            return part if isinstance(part, int) else bytes(part)
+        if kind == "write":
+            memoryview(msg[1])[0] = 1
+            return "written"
+        if kind == "alloc":
+            _, size, head = msg
+            draft = subactor.alloc(size)  # type: ignore[attr-defined]  # the in-actor module
+            memoryview(draft)[: len(head)] = head
+            return draft.freeze()
+        if kind == "send":
+            _, target, what = msg
+            if what == "unfrozen":
+                target.tell(subactor.alloc(8))  # type: ignore[attr-defined]
+            elif what == "frozen away":
+                draft = subactor.alloc(8)  # type: ignore[attr-defined]
+                draft.freeze()
+                target.tell(draft)
+            return "sent"
+        raise ValueError(kind)

@@ -6,7 +6,8 @@ mixins written over an executor type (``ExecutorTest``, ``ProcessPoolExecutorTes
 of ``test_init``), which CPython combines with its thread and process pools. Here they
 are combined with subactor's executor, exactly as CPython combines them with its own:
 each test gets ``subactor.Executor(max_workers=5)`` (its own runtime included), and the
-tests run unchanged.
+tests run unchanged. ``ExecutorTest``/``ProcessPoolExecutorTest`` and the initializer
+tests run again with ``placement="process"`` and ``placement="auto"``.
 
 The mixins come from the standard library of the Python running the tests, so each
 CPython of the CI runs its own version of them (3.12, 3.13 and 3.14 differ: 3.14 adds
@@ -234,6 +235,49 @@ class SubactorInitializerTest(SubactorMixin, _InitializerMixin, _BaseTestCase):
 
 class SubactorFailingInitializerTest(SubactorMixin, _FailingInitializerMixin, _BaseTestCase):
     pass
+
+
+# The same tests with the workers placed elsewhere: process actors, and "auto" (whose
+# pure-Python tasks run in interpreters, each kept until its worker answered). In the
+# in-actor module (a worker importing this one to unpickle a test's method), `subactor`
+# has no Executor: the classes exist there, never run.
+_ProcessExecutor: Any = None
+_AutoExecutor: Any = None
+if hasattr(subactor, "Executor"):
+
+    class _ProcessExecutor(subactor.Executor):  # type: ignore[no-redef]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, placement="process", **kwargs)
+
+    class _AutoExecutor(subactor.Executor):  # type: ignore[no-redef]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, placement="auto", **kwargs)
+
+
+@_with_skips
+class SubactorProcessPlacementTest(SubactorMixin, _ProcessPoolExecutorTest, _BaseTestCase):
+    """``ExecutorTest`` and ``ProcessPoolExecutorTest`` with process workers."""
+
+    executor_type = _ProcessExecutor
+
+
+@_with_skips
+class SubactorAutoPlacementTest(SubactorMixin, _ProcessPoolExecutorTest, _BaseTestCase):
+    """``ExecutorTest`` and ``ProcessPoolExecutorTest`` with ``placement="auto"``."""
+
+    executor_type = _AutoExecutor
+
+
+class SubactorProcessInitializerTest(SubactorMixin, _InitializerMixin, _BaseTestCase):
+    executor_type = _ProcessExecutor
+
+
+class SubactorProcessFailingInitializerTest(SubactorMixin, _FailingInitializerMixin, _BaseTestCase):
+    executor_type = _ProcessExecutor
+
+
+class SubactorAutoFailingInitializerTest(SubactorMixin, _FailingInitializerMixin, _BaseTestCase):
+    executor_type = _AutoExecutor
 
 
 def test_every_skip_names_a_test_of_this_python() -> None:

@@ -100,7 +100,7 @@ from ._native import (  # noqa: E402
 )
 from ._pipeline import Pipeline, Stage  # noqa: E402
 from ._ref import _resolve  # noqa: E402  (also attaches ActorRef's methods)
-from ._runtime import DeadLetters, Runtime  # noqa: E402
+from ._runtime import ArenaStats, DeadLetters, Runtime  # noqa: E402
 from ._supervision import ChildSpec, OnFailure, Restart, Strategy, SupervisorSpec  # noqa: E402
 
 _native._register_hooks(IncompatibleExtension, BrokenExecutor, _resolve, _task_traceback, _initializer_failed)
@@ -112,6 +112,7 @@ __all__ = [
     "ActorFailed",
     "ActorRef",
     "ActorStopped",
+    "ArenaStats",
     "AskTimeout",
     "BrokenExecutor",
     "Buffer",

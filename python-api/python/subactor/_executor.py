@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from . import _native, _shipping
 from ._native import ActorRef
@@ -21,7 +21,7 @@ from ._native import ActorRef
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "Ran", "Routes"]
 
 T = TypeVar("T")
 
@@ -143,6 +143,38 @@ def _check_options(
     return count
 
 
+_PLACEMENTS = ("interpreter", "process", "auto")
+
+
+def _check_placement(placement: object) -> None:
+    if not isinstance(placement, str):
+        raise TypeError(f"placement must be a str, not {type(placement).__name__}")
+    if placement not in _PLACEMENTS:
+        raise ValueError(f"placement must be 'interpreter', 'process' or 'auto', got {placement!r}")
+
+
+class Ran(NamedTuple):
+    """Where an executor's tasks ran (``Executor.ran``)."""
+
+    interpreter: int
+    """Tasks run by interpreter workers."""
+    process: int
+    """Tasks run by process workers."""
+
+
+class Routes(NamedTuple):
+    """What an ``"auto"`` executor sends straight to process workers
+    (``Executor.routes``)."""
+
+    everything: bool
+    """Every task: the initializer cannot run in an interpreter."""
+    modules: tuple[str, ...]
+    """Modules that cannot load in an interpreter: every function of theirs."""
+    functions: tuple[str, ...]
+    """Functions (``module.qualname``; ``<by value>`` for a callable sent pickled) that
+    met a refusing module when called, or among their arguments."""
+
+
 class Executor(concurrent.futures.Executor):
     """A ``concurrent.futures.Executor`` whose workers are actors, each a CPython
     interpreter with its own GIL, in this process: CPU-bound Python code runs in
@@ -179,9 +211,23 @@ class Executor(concurrent.futures.Executor):
     interpreter exit, every executor still running finishes its pending tasks first,
     and ``submit`` raises ``RuntimeError`` from then on.
 
-    Modules a worker imports stay imported in that worker, as in a process pool. An
-    extension module that refuses own-GIL interpreters (numpy) fails the task with
-    ``ImportError``: use it in the main interpreter.
+    Modules a worker imports stay imported in that worker, as in a process pool.
+
+    ``placement``: where the workers run. ``"interpreter"`` (the default): own-GIL
+    interpreters of this process, strictly: a task that meets an extension module
+    refusing such interpreters (numpy, for one) fails with that ``ImportError``, which
+    names the module. ``"process"``: child processes (process actors), where every
+    extension loads, as in ``ProcessPoolExecutor``. ``"auto"``: interpreters, and, for the
+    tasks that need one, a second set of ``max_workers`` process workers, started when the
+    first such task comes: a task whose function's module, the function itself, one of
+    its arguments or the initializer meets a refusing module is sent to a process worker
+    instead of failing (a chunk of ``map`` from its first call that did not complete; the
+    calls that did are not run again), and the executor remembers it: later tasks of that
+    function (of every function of a module that cannot load; every task, when the
+    initializer cannot) go straight to processes. What a task did before it met the
+    refusing module (in the interpreter) it does again in the process. Results,
+    exceptions, cancellation, ``shutdown`` and ``map`` behave the same wherever a task
+    runs; ``ran`` and ``routes`` say where tasks ran and what goes to processes.
     """
 
     def __init__(
@@ -194,8 +240,10 @@ class Executor(concurrent.futures.Executor):
         max_tasks_per_child: int | None = None,
         runtime: Runtime | None = None,
         pin: bool = False,
+        placement: str = "interpreter",
     ) -> None:
         count = _check_options(max_workers, mp_context, initializer, max_tasks_per_child)
+        _check_placement(placement)
         init_ref = None if initializer is None else _fn_ref(initializer)
         authkey = _multiprocessing_authkey()
         worker_args = None
@@ -208,7 +256,7 @@ class Executor(concurrent.futures.Executor):
             runtime = owned = Runtime()
         try:
             self._core = runtime._core.executor(
-                count, WORKER_PATH, pin, worker_args, max_tasks_per_child, owned
+                count, WORKER_PATH, pin, worker_args, max_tasks_per_child, owned, placement
             )
         except BaseException:
             if owned is not None:
@@ -222,8 +270,31 @@ class Executor(concurrent.futures.Executor):
 
     @property
     def workers(self) -> list[ActorRef]:
-        """The worker actors (a replaced worker's successor once it runs)."""
+        """The worker actors (a replaced worker's successor once it runs; an ``"auto"``
+        executor's process workers once started, and not its interpreter workers once
+        stopped because the initializer needs a process)."""
         return self._core.workers
+
+    @property
+    def placement(self) -> str:
+        """Where the workers run: ``"interpreter"``, ``"process"`` or ``"auto"``."""
+        return self._core.placement
+
+    @property
+    def ran(self) -> Ran:
+        """How many tasks ran in interpreter workers and in process workers so far
+        (counted when the worker is done, before the future completes; a chunk of ``map``
+        counts as one task; a task an ``"auto"`` executor sent from an interpreter to a
+        process counts once, as a process's)."""
+        interpreter, process = self._core.ran
+        return Ran(interpreter, process)
+
+    @property
+    def routes(self) -> Routes:
+        """What an ``"auto"`` executor sends straight to process workers, as it learnt
+        it (empty for the other placements)."""
+        everything, modules, functions = self._core.routed
+        return Routes(everything, tuple(modules), tuple(functions))
 
     @property
     def _broken(self) -> str | Literal[False]:
@@ -372,7 +443,7 @@ class Executor(concurrent.futures.Executor):
 
     def __repr__(self) -> str:
         return (
-            f"<subactor.Executor {self._max_workers} workers, {self._core.outstanding} outstanding"
+            f"<subactor.Executor {self._max_workers} workers ({self.placement}), {self._core.outstanding} outstanding"
             f"{' (shut down)' if self._shutdown else ''}>"
         )
 

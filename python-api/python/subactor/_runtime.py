@@ -349,9 +349,9 @@ class Runtime:
         from ._supervision import SupervisorSpec
 
         if isinstance(actor, SupervisorSpec):
-            options = (name, mailbox, core, on_failure, time_limit, placement, memory_limit, node)
+            given = (name, mailbox, core, on_failure, time_limit, placement, memory_limit, node)
             services = (max_concurrency, snapshots, state_dir)
-            if args or any(option is not None for option in options + services):
+            if args or any(option is not None for option in given + services):
                 raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
             return self._core.supervise(actor._flatten())
         options = actor_options(name, mailbox, core, on_failure, time_limit, placement, memory_limit)
@@ -423,6 +423,7 @@ class Runtime:
         max_tasks_per_child: int | None = None,
         pin: bool = False,
         workers: int | None = None,
+        placement: str = "interpreter",
     ) -> Executor:
         """A ``subactor.Executor`` (a ``concurrent.futures.Executor``) whose workers are
         actors of this runtime: ``Executor(max_workers, ..., runtime=self)``, see there.
@@ -441,6 +442,7 @@ class Runtime:
             max_tasks_per_child=max_tasks_per_child,
             runtime=self,
             pin=_check.flag(pin, "pin"),
+            placement=placement,
         )
 
     def pipeline(
@@ -469,9 +471,27 @@ class Runtime:
         sending it afterwards copies nothing)."""
         return self._core.buffer(data)
 
+    def arena_stats(self) -> ArenaStats:
+        """The arena's counters now: the buffers alive (in any process: a process
+        actor's views count until it drops them or dies) and the memory mapped."""
+        return ArenaStats(*self._core.arena_stats())
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.actor_count} actors"
         return f"<subactor.Runtime {state}>"
+
+
+class ArenaStats(NamedTuple):
+    """A runtime's arena counters (``Runtime.arena_stats()``)."""
+
+    bytes_live: int
+    """The sum of the lengths of the live buffers."""
+    buffers_live: int
+    """Live allocations (slices and copies of a buffer's handle share one)."""
+    segments_mapped: int
+    """Shared-memory segments mapped."""
+    bytes_mapped: int
+    """Their bytes: what the arena's limit applies to."""
 
 
 @atexit.register

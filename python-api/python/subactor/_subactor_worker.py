@@ -8,13 +8,23 @@ pair or the callable itself (unpickled on arrival). The reply is ``(True, result
 ``(False, pickled_exception_or_None, type_name, message, traceback)`` when the task
 raised: a raising task is a result, not a failure of the worker.
 
+When what raised is a module that refuses to load in this interpreter (an own-GIL
+subinterpreter: numpy, for one), the failure reply has a sixth item,
+``(module, stage, done)``: the refusing module, where it happened (``"init"``: the
+initializer; ``"resolve"``: finding the function, i.e. importing its module; ``"call"``:
+the function itself) and, for a chunk, the results of the calls that completed before the
+refusal. An executor placed ``"auto"`` sends such a task to a process worker instead, from
+the first call that did not complete (the ones in ``done`` are not run again); one placed
+``"interpreter"`` fails it with the exception, which names the module.
+
 A worker made with an initializer (``Worker(initializer_ref, initargs, authkey)``) calls it
 before its first task; if it raises, that task does not run and the reply is
 ``(None, pickled_exception_or_None, type_name, message, traceback)``: the executor is
-broken (it runs no task any more). ``authkey``, when given, is the main program's
-``multiprocessing`` authentication key: ``multiprocessing``, once imported here, gets it, so
-that manager proxies passed to tasks connect to the main program's managers (as they do in
-the child processes of a process pool).
+broken (it runs no task any more), and this worker answers every later task with the same
+reply (a task it is given anyway never runs without the initializer). ``authkey``, when
+given, is the main program's ``multiprocessing`` authentication key: ``multiprocessing``,
+once imported here, gets it, so that manager proxies passed to tasks connect to the main
+program's managers (as they do in the child processes of a process pool).
 """
 
 import sys
@@ -49,7 +59,32 @@ def _type_name(exc: BaseException) -> str:
     return kind.__qualname__ if module in (None, "builtins") else f"{module}.{kind.__qualname__}"
 
 
-def _failure(exc: BaseException) -> tuple[bool, bytes | None, str, str, str]:
+#: What CPython (and the host's import guard) says of a module that refuses to load in an
+#: own-GIL subinterpreter.
+_REFUSAL = "does not support loading in subinterpreters"
+
+
+def _refusing_module(exc: BaseException) -> str | None:
+    """The module named by a refusal to load in this interpreter, if ``exc`` is one or was
+    raised while handling one (the host's ``refusing_module``, on the worker's side)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ImportError):
+            try:
+                text = str(current)
+            except Exception:
+                text = ""
+            if _REFUSAL in text:
+                if text.startswith("module "):
+                    return text.split()[1]
+                return current.name or "an extension module"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _failure(exc: BaseException, stage: str = "call", done: list[Any] | None = None) -> tuple[Any, ...]:
     import pickle
     import traceback
 
@@ -62,6 +97,9 @@ def _failure(exc: BaseException) -> tuple[bool, bytes | None, str, str, str]:
         message = str(exc)
     except Exception:
         message = "<str() failed>"
+    refusing = _refusing_module(exc)
+    if refusing is not None:
+        return (False, data, _type_name(exc), message, text, (refusing, stage, done or []))
     return (False, data, _type_name(exc), message, text)
 
 
@@ -109,6 +147,8 @@ class Worker:
         self._init: tuple[Any, tuple[Any, ...]] | None = (
             (initializer, initargs) if initializer is not None else None
         )
+        #: The reply of an initializer that raised, given to every later task.
+        self._init_failed: tuple[Any, ...] | None = None
         if authkey is not None:
             _share_authkey(authkey)
 
@@ -119,12 +159,23 @@ class Worker:
             try:
                 _resolve(ref)(*initargs)
             except Exception as exc:
-                return (None, *_failure(exc)[1:])
+                self._init_failed = (None, *_failure(exc, "init")[1:])
+        if self._init_failed is not None:
+            return self._init_failed
         kind, ref, payload, kwargs = msg
         try:
             fn = _resolve(ref)
-            if kind == 0:
-                return (True, fn(*payload, **kwargs) if kwargs else fn(*payload))
-            return (True, [fn(*args) for args in payload])
         except Exception as exc:
-            return _failure(exc)
+            return _failure(exc, "resolve")
+        if kind == 0:
+            try:
+                return (True, fn(*payload, **kwargs) if kwargs else fn(*payload))
+            except Exception as exc:
+                return _failure(exc)
+        done: list[Any] = []
+        try:
+            for args in payload:
+                done.append(fn(*args))
+        except Exception as exc:
+            return _failure(exc, "call", done)
+        return (True, done)

@@ -179,6 +179,17 @@ pub(crate) unsafe fn buffer_of<'a>(obj: *mut ffi::PyObject) -> &'a Buffer {
     unsafe { &*(*obj.cast::<BufferObject>()).buffer }
 }
 
+/// Whether a `BufferMut` object has been frozen (its memory now belongs to a `Buffer`).
+///
+/// # Safety
+///
+/// `obj` is a `BufferMut` object.
+pub(crate) unsafe fn buffer_mut_frozen(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: `obj` is a BufferMut object (the caller checked its type); its field is a
+    // pointer, null once frozen.
+    unsafe { (*obj.cast::<BufferMutObject>()).buffer.is_null() }
+}
+
 /// Frees an object of a non-GC heap type and releases its type.
 ///
 /// # Safety

@@ -203,9 +203,14 @@ unsafe fn read(
                 return Ok(Value::Buffer(super::buffers::buffer_of(obj).clone()));
             }
             if ty.cast() == types.buffer_mut {
+                let message = if super::buffers::buffer_mut_frozen(obj) {
+                    "this BufferMut was frozen: send the Buffer freeze() returned"
+                } else {
+                    "a BufferMut cannot be sent: freeze() it into a Buffer first"
+                };
                 return Err(ConvertError::Build(PythonException {
                     type_name: "TypeError".into(),
-                    message: "a BufferMut cannot be sent: freeze() it into a Buffer first".into(),
+                    message: message.into(),
                     traceback: String::new(),
                 }));
             }
