@@ -506,6 +506,18 @@ fn peek_u32(address: usize) -> u32 {
 
 /// If the block at `address` (of `block` bytes) is an immortal `str`: `Some`, with the
 /// address of its separate UTF-8 copy if it has one.
+///
+/// On 3.14 and later always `None` (so an ended interpreter's arenas are kept, as
+/// CPython keeps them): the `str` state bits' accessors are no longer part of the API
+/// that `pyo3-ffi` binds there, and a layout guessed here could misread a block.
+#[cfg(Py_3_14)]
+fn dead_string(_address: usize, _block: usize) -> Option<Option<usize>> {
+    None
+}
+
+/// If the block at `address` (of `block` bytes) is an immortal `str`: `Some`, with the
+/// address of its separate UTF-8 copy if it has one.
+#[cfg(not(Py_3_14))]
 fn dead_string(address: usize, block: usize) -> Option<Option<usize>> {
     if block < size_of::<ffi::PyASCIIObject>() {
         return None;
