@@ -127,13 +127,21 @@ fn ended_interpreters_give_their_allocator_memory_back() {
     let after = subactor::interpreter_memory();
     let per_cycle = rss_kib().saturating_sub(rss) / 100;
     eprintln!("100 spawn/stop cycles of an actor importing asyncio & co: {per_cycle} KiB of RSS each; {after:?}");
+    // CPython alone kept about 6 MiB per interpreter of this actor (3.12, 3.13).
+    assert!(per_cycle < 512, "each spawn/stop cycle grew RSS by {per_cycle} KiB");
+    if after.interpreters_reclaimed == before.interpreters_reclaimed
+        && after.interpreters_kept == before.interpreters_kept
+    {
+        // 3.14: the host takes nothing (see ffi/reclaim.rs), and RSS stayed bounded.
+        eprintln!("this CPython left nothing for the host to give back");
+        rt.shutdown().expect("shutdown");
+        return;
+    }
     // CPython keeps every such interpreter's arenas (strings it made immortal are left);
     // the host gives them back once it has checked that nothing else is left.
     assert_eq!(after.interpreters_kept, before.interpreters_kept, "only dead strings were left");
     assert!(after.interpreters_reclaimed >= before.interpreters_reclaimed + 100, "{after:?}");
     assert!(after.arenas_reclaimed >= before.arenas_reclaimed + 300, "several arenas each: {after:?}");
-    // CPython alone kept about 6 MiB per interpreter of this actor.
-    assert!(per_cycle < 512, "each spawn/stop cycle grew RSS by {per_cycle} KiB");
     rt.shutdown().expect("shutdown");
 }
 
