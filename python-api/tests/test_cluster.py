@@ -16,6 +16,7 @@ import pytest
 
 import subactor
 from sa_actors import Counter, Echo
+from sa_services import Tally
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -110,3 +111,17 @@ def test_bad_cluster_options_are_clear_errors() -> None:
         subactor.Runtime(cluster="nats://127.0.0.1:1", node="a", user="u")
     with pytest.raises(RuntimeError, match="cannot connect to NATS"):
         subactor.Runtime(cluster=f"nats://127.0.0.1:{free_port()}", node="a")
+
+
+@pytest.mark.parametrize("placement", ["interpreter", "process"])
+def test_a_state_kept_in_the_cluster_is_restored_by_another_runtime(nats: str, placement: str) -> None:
+    with subactor.Runtime(cluster=nats, node="a") as rt:
+        tally = rt.spawn(Tally, name="kept-tally", placement=placement, snapshots="message", state_store="cluster")
+        tally.ask(40)
+        tally.ask(2)
+    # Another node, another runtime: the same actor restores it.
+    with subactor.Runtime(cluster=nats, node="c") as rt:
+        tally = rt.spawn(Tally, name="kept-tally", placement=placement, snapshots="message", state_store="cluster")
+        assert tally.ask(0) == 42
+        with pytest.raises(subactor.SpawnError, match="needs a name"):
+            rt.spawn(Tally, snapshots="message", state_store="cluster")

@@ -190,3 +190,31 @@ class ConcurrentStateful:
 
     def restore(self, state):
         self.total = state
+
+
+class Blob:
+    """A value kept across restarts, whatever its size: ("set", value) keeps it,
+    "get" answers it."""
+
+    def __init__(self):
+        self.value = None
+
+    def receive(self, msg):
+        if msg == "get":
+            return self.value
+        if msg[0] == "set":
+            self.value = msg[1]
+            return len(msg[1]) if isinstance(msg[1], (bytes, str)) else None
+        if msg[0] == "fraction":
+            import fractions
+
+            # Not a plain value: it travels (and is kept) pickled.
+            self.value = fractions.Fraction(1, 3)
+            return None
+        raise ValueError(msg)
+
+    def snapshot(self):
+        return self.value
+
+    def restore(self, state):
+        self.value = state
