@@ -90,8 +90,20 @@ fn child_spec(obj: &Bound<'_, PyAny>) -> PyResult<ChildSpec> {
     let child = match kind.as_str() {
         "supervisor" => ChildSpec::new(supervisor_spec(what.as_any())?),
         "actor" => {
-            let (_, module, class, args, name, mailbox, core, on_failure, time_limit, placement, memory_limit, services): ActorTuple<'_> =
-                what.extract()?;
+            let (
+                _,
+                module,
+                class,
+                args,
+                name,
+                mailbox,
+                core,
+                on_failure,
+                time_limit,
+                placement,
+                memory_limit,
+                services,
+            ): ActorTuple<'_> = what.extract()?;
             let (max_concurrency, snapshots, state_dir, state_store) = services;
             let options = ActorOptions {
                 name,

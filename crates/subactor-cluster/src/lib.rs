@@ -734,7 +734,7 @@ impl Inner {
     }
 
     fn lookup(self: &Arc<Self>, name: &str) -> Option<AnyRef> {
-        let entry = self.handle.block_on(self.registry.get(name)).ok().flatten()?;
+        let entry = self.handle.block_on(self.registry.get(state::key_of(name))).ok().flatten()?;
         let entry: NameEntry = decode_plain(&entry).ok()?;
         if entry.node == self.node {
             // Ours: the system's own registry answers for it (it was not found there).
@@ -908,7 +908,8 @@ impl NameService for Names {
         let entry = NameEntry { node: inner.node.clone(), incarnation: inner.incarnation, id: id.as_u64(), placement };
         let bytes = encode_plain(&entry).map_err(NameClaimError::Unavailable)?;
         let registry = inner.registry.clone();
-        let key = name.to_owned();
+        // Names may hold what a key may not (`@`, spaces): escaped, one to one.
+        let key = state::key_of(name);
         let peers_up = |entry: &NameEntry| {
             entry.node == inner.node && entry.incarnation == inner.incarnation
                 || lock(&inner.peers).get(&entry.node).is_some_and(|p| p.up && p.incarnation == entry.incarnation)
@@ -944,7 +945,8 @@ impl NameService for Names {
             return;
         }
         let registry = inner.registry.clone();
-        let key = name.to_owned();
+        // Names may hold what a key may not (`@`, spaces): escaped, one to one.
+        let key = state::key_of(name);
         let node = inner.node.clone();
         let release = async move {
             if let Ok(Some(entry)) = registry.entry(&key).await {

@@ -34,7 +34,8 @@ enum Head {
     Parts { slot: u8, parts: u32, len: u64, checksum: u64 },
 }
 
-/// An actor's name as a key of the bucket: letters, digits and `-` stay; every other
+/// An actor's name as a key of a bucket (the registry's, the states'): letters, digits
+/// and `-` stay; every other
 /// byte becomes `_` and two hex digits (so `_` itself is escaped, and the mapping is
 /// one to one). The result holds no `.`, which separates a part's key.
 pub(crate) fn key_of(name: &str) -> String {
@@ -74,11 +75,6 @@ impl Inner {
             .map_err(|error| format!("the cluster's state bucket is not available (is JetStream enabled?): {error}"))
     }
 
-    /// The largest part of a state sent in one NATS message.
-    fn part_size(&self) -> usize {
-        self.max_payload.saturating_sub(4096).max(16 << 10)
-    }
-
     /// Keeps `state` under the actor name `name`.
     pub(crate) fn save_state(&self, name: &str, state: &Value) -> Result<(), String> {
         if !self.config.trusted && holds_pickle(state) {
@@ -96,7 +92,8 @@ impl Inner {
                 return Ok(());
             }
             // The slot the head does not name.
-            let current = bucket.get(&key).await.map_err(|error| format!("cannot read the state of {name:?}: {error}"))?;
+            let current =
+                bucket.get(&key).await.map_err(|error| format!("cannot read the state of {name:?}: {error}"))?;
             let slot = match current.as_deref().map(decode_plain::<Head>) {
                 Some(Ok(Head::Parts { slot: 0, .. })) => 1,
                 _ => 0,
@@ -130,7 +127,8 @@ impl Inner {
             for _ in 0..3 {
                 let read_error = |error: kv::EntryError| format!("cannot read the state of {name:?}: {error}");
                 let Some(head) = bucket.get(&key).await.map_err(read_error)? else { return Ok(None) };
-                let head = decode_plain::<Head>(&head).map_err(|e| format!("the state of {name:?} is malformed: {e}"))?;
+                let head =
+                    decode_plain::<Head>(&head).map_err(|e| format!("the state of {name:?} is malformed: {e}"))?;
                 let bytes = match head {
                     Head::Whole(bytes) => bytes,
                     Head::Parts { slot, parts, len, checksum: expected } => {

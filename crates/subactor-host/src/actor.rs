@@ -448,9 +448,10 @@ impl PythonActor {
                 max_concurrency: Some(self.max_concurrency as u64),
                 snapshot_every: self.snapshots.map(Snapshots::every),
                 state_dir: match &self.store {
-                    StateStore::Memory | StateStore::Cluster => None,
                     StateStore::Directory(dir) => Some(dir.clone()),
+                    StateStore::Memory | StateStore::Cluster => None,
                 },
+                state_in_cluster: self.store == StateStore::Cluster,
             },
         }
     }
@@ -497,8 +498,11 @@ impl PythonActor {
                 n => Snapshots::Every(n),
             });
         }
-        if let Some(dir) = settings.state_dir {
-            spec = spec.state_store(StateStore::Directory(dir));
+        match (settings.state_dir, settings.state_in_cluster) {
+            (Some(_), true) => return Err("snapshots cannot be kept both in a directory and in the cluster".into()),
+            (Some(dir), false) => spec = spec.state_store(StateStore::Directory(dir)),
+            (None, true) => spec = spec.state_store(StateStore::Cluster),
+            (None, false) => {}
         }
         Ok(spec)
     }
