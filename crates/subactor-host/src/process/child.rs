@@ -556,7 +556,7 @@ impl Servers {
             warn!(%error, "cannot start a thread to serve a child's call: serving it on the watcher");
             self.threads.fetch_sub(1, Ordering::AcqRel);
             if let Ok((call, request)) = self.rx.try_recv() {
-                answer_call(shared, &**env, call, request);
+                answer_call(shared, env, call, request);
             }
         }
     }
