@@ -75,8 +75,17 @@ impl Inner {
             .map_err(|error| format!("the cluster's state bucket is not available (is JetStream enabled?): {error}"))
     }
 
+    /// `Err` once this node has left the cluster (its tasks have ended).
+    fn still_in(&self) -> Result<(), String> {
+        if self.left.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("this node has left the cluster".into());
+        }
+        Ok(())
+    }
+
     /// Keeps `state` under the actor name `name`.
     pub(crate) fn save_state(&self, name: &str, state: &Value) -> Result<(), String> {
+        self.still_in()?;
         if !self.config.trusted && holds_pickle(state) {
             return Err(REFUSED_PICKLE.into());
         }
@@ -120,6 +129,7 @@ impl Inner {
 
     /// The state kept under the actor name `name`, if any.
     pub(crate) fn load_state(&self, name: &str) -> Result<Option<Value>, String> {
+        self.still_in()?;
         let key = key_of(name);
         let load = async {
             let bucket = self.states().await?;
