@@ -395,10 +395,13 @@ class Rendering(unittest.TestCase):
         # The summary compares the 1 GB handoff with multiprocessing's best at that size.
         self.assertIn("| Process actor: handoff of 1 GB (from Rust) | 20.0 µs", text)
         self.assertIn("| numpy job on process actors, speedup at 2 | 2.00×", text)
+
     def test_asyncio_rows_show_100_at_once_over_one(self) -> None:
         text = report.render(made_up_run())
         section = text.split("## 13. Asyncio actors: concurrent asks")[1].split("## Other")[0]
-        self.assertIn(f"| subactor | {figures.async_many('interpreter')} | 22.0 ms | 22.0 ms – 22.0 ms | 10 | 2.00× |", section)
+        self.assertIn(
+            f"| subactor | {figures.async_many('interpreter')} | 22.0 ms | 22.0 ms – 22.0 ms | 10 | 2.00× |", section
+        )
         self.assertIn(f"| subactor | {figures.async_one('process')} | 11.0 ms | 11.0 ms – 11.0 ms | 20 |  |", section)
         self.assertIn(f"| CPython alone | {figures.ASYNC_BASE_MANY} | 10.5 ms", section)
         self.assertIn("| 1.05× |", section)
