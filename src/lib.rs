@@ -234,6 +234,9 @@ impl RuntimeBuilder {
                 system = system
                     .names(cluster.names())
                     .extension(Arc::new(subactor_wire::NodesExt(cluster.as_nodes())))
+                    .extension(Arc::new(subactor_host::ClusterStates(Arc::new(node::ClusterStateStore(
+                        cluster.clone(),
+                    )))))
                     .extension(Arc::new(cluster.clone()));
                 Some(cluster)
             }

@@ -10,6 +10,20 @@ use subactor_core::{
 
 use crate::{Cluster, PythonActor};
 
+/// The cluster's key-value store as the host's store of actors' states
+/// ([`StateStore::Cluster`](crate::StateStore::Cluster)).
+pub(crate) struct ClusterStateStore(pub(crate) Cluster);
+
+impl subactor_host::StateBackend for ClusterStateStore {
+    fn save(&self, key: &str, state: &Value) -> Result<(), String> {
+        self.0.save_state(key, state)
+    }
+
+    fn load(&self, key: &str) -> Result<Option<Value>, String> {
+        self.0.load_state(key)
+    }
+}
+
 /// The recipe of a Python actor that runs on another node of the cluster, represented
 /// here by a local actor ([`NodeActor`]) that a supervisor can watch and restart.
 ///

@@ -43,6 +43,7 @@ METRICS = (
     PLACEMENT,
     CLUSTER,
     CORE,
+    model.ASYNC,
 )
 # Figures with one sample per run: measured again in every round.
 REPEATED = (model.THROUGHPUT, model.CPU, model.NUMPY)

@@ -65,6 +65,24 @@ REMOTE_TELL_RUST = "remote tell from one sender, node a -> counter on node b: bl
 NODE_DOWN_RUST = "node process SIGKILLed until a monitor here gets Down (default heartbeat)"
 # Ray's actor-call figure as published by Ray (never measured here): quoted, labelled so.
 RAY_PUBLISHED = "Ray, as published by Ray (not measured here): about 2,000 synchronous actor calls/s, ~0.5 ms each"
+# Asyncio actors with max_concurrency (issue 16), from Python (harness.runners.subactor_py):
+# per placement, one ask of a 10 ms sleep, and 100 such asks at once; beside them, asyncio
+# alone in the main interpreter (the floor).
+ASYNC_SLEEP = 0.010
+ASYNC_ASKS = 100
+ASYNC_PLACEMENTS = ("interpreter", "process")
+
+
+def async_one(placement: str) -> str:
+    return f"asyncio actor ({placement}): one ask awaiting a 10 ms sleep"
+
+
+def async_many(placement: str) -> str:
+    return f"asyncio actor ({placement}), max_concurrency=100: 100 such asks at once, until the last answer"
+
+
+ASYNC_BASE_ONE = "asyncio alone: one await asyncio.sleep(0.01)"
+ASYNC_BASE_MANY = "asyncio alone: gather() of 100 asyncio.sleep(0.01)"
 
 # multiprocessing's figures that process actors are compared with (harness.runners.multiproc).
 MP_START = "Process.start() until the worker answers"

@@ -45,6 +45,7 @@ def evaluate(measurements: Sequence[Measurement], probes: Sequence[Probe], cores
         *_numpy(ms, cores),
         *_auto(ms),
         *_cluster(ms),
+        *_asyncio(ms),
     ]
 
 
@@ -249,6 +250,38 @@ def _against_peer(
     else:
         note = "missed across both spreads" if opposite else "missed by the medians; the spreads overlap the target"
     return Goal(name, target, figure, met, note)
+
+
+# ---- asyncio actors (issue 16) --------------------------------------------------------
+
+ASYNC_FACTOR = 3.0
+
+
+def _asyncio(ms: list[Measurement]) -> list[Goal]:
+    """Issue 16's goal, in each placement: 100 concurrent asks of an asyncio actor with
+    max_concurrency=100, each awaiting a 10 ms sleep, take at most 3x one ask."""
+    found = []
+    for placement in figures.ASYNC_PLACEMENTS:
+        name = f"asyncio actor ({placement}), max_concurrency=100: 100 concurrent asks awaiting 10 ms each"
+        target = "all 100 answered within 3x one ask's time (p50s)"
+        one = figures.one(ms, model.ASYNC, model.SUBACTOR, figures.async_one(placement))
+        many = figures.one(ms, model.ASYNC, model.SUBACTOR, figures.async_many(placement))
+        if one is None or many is None or not one.samples or not many.samples:
+            found.append(_not_measured(name, target))
+            continue
+        s1, sn = summarize(one.samples), summarize(many.samples)
+        limit = s1.median * ASYNC_FACTOR
+        met = sn.median <= limit
+        figure = f"100 at once {_described(sn, many.unit)}; one ask {_described(s1, one.unit)}: "
+        figure += f"{fmt_ratio(sn.median / s1.median)} one ask"
+        if met:
+            sure = sn.high <= s1.low * ASYNC_FACTOR
+            note = "met across both spreads" if sure else "met by the medians; the spreads overlap the target"
+        else:
+            opposite = sn.low > s1.high * ASYNC_FACTOR
+            note = "missed across both spreads" if opposite else "missed by the medians; the spreads overlap the target"
+        found.append(Goal(name, target, figure, met, note))
+    return found
 
 
 def _described(s: Summary, unit: str) -> str:

@@ -301,6 +301,20 @@ PIPELINE = Metric(
 2 workers per stage, least-loaded routing (`benches/actors.rs`). No peer is measured.""",
 )
 
+ASYNC = Metric(
+    model.ASYNC,
+    "Asyncio actors: concurrent asks",
+    False,
+    "",
+    """An asyncio actor (`async def receive`) whose handler awaits `asyncio.sleep(0.01)`, spawned
+from Python with `max_concurrency=100`, in an interpreter and in a process
+(`placement="process"`). One ask is timed alone, many times; then 100 asks at once
+(`asyncio.gather` of 100 `ref.ask_async(0.01)` in the main interpreter), from the first
+sent until the last answer. With every message a task of the actor's event loop, the 100
+sleeps overlap: the goal is that 100 at once take at most 3 times one ask. Beside them, the
+same sleeps with asyncio alone in the main interpreter (no actor): the floor.""",
+)
+
 ALL = (
     SPAWN,
     ROUND_TRIP,
@@ -316,6 +330,7 @@ ALL = (
     AUTO,
     CLUSTER,
     PIPELINE,
+    ASYNC,
 )
 BY_KEY = {m.key: m for m in ALL}
 

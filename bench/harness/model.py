@@ -28,6 +28,7 @@ AUTO_ASK = "auto_ask"
 REMOTE_ASK = "remote_ask"
 REMOTE_TELL = "remote_tell"
 NODE_DOWN = "node_down"
+ASYNC = "asyncio"
 
 # Base units of samples: durations in seconds, sizes in bytes, rates per second.
 SECONDS = "s"

@@ -174,6 +174,9 @@ def render(data: RunData) -> str:
     number += 1
     out += _section(number, metrics.CLUSTER, data, fill)
     out += _cluster_tables(ms)
+    number += 1
+    out += _section(number, metrics.ASYNC, data, fill)
+    out += _asyncio_table(ms)
     out += _pipeline(ms)
     out += _reading()
     out += _notes(data.notes)
@@ -687,6 +690,28 @@ def _handoff_tables(ms: list[Measurement], quick: bool) -> list[str]:
             "",
         ]
     return out
+
+
+def _asyncio_table(ms: list[Measurement]) -> list[str]:
+    """system | how | median | spread | n | 100 at once over one: each "100 at once" row
+    divided by the "one" row of the same actor (or of asyncio alone)."""
+    ones = {
+        figures.async_many(p): figures.one(ms, model.ASYNC, model.SUBACTOR, figures.async_one(p))
+        for p in figures.ASYNC_PLACEMENTS
+    }
+    ones[figures.ASYNC_BASE_MANY] = figures.one(ms, model.ASYNC, model.BASELINE, figures.ASYNC_BASE_ONE)
+    rows = []
+    for system, variant in figures.rows(ms, model.ASYNC):
+        m = figures.one(ms, model.ASYNC, system, variant)
+        if m is None or not m.samples:
+            continue
+        s = summarize(m.samples)
+        one = ones.get(variant)
+        ratio = fmt_ratio(s.median / summarize(one.samples).median) if one is not None and one.samples else ""
+        rows.append([system, variant, fmt_value(s.median, m.unit), _spread(s, m.unit), str(s.n), ratio])
+    if not rows:
+        return ["Not measured in this run.", ""]
+    return _table(["system", "how", "median", "spread", "n", "100 at once ÷ one"], rows) + [""]
 
 
 def _pipeline(ms: list[Measurement]) -> list[str]:

@@ -196,3 +196,14 @@ class ActorLength:
 
     def receive(self, data: Any) -> int:
         return len(data)
+
+
+class ActorAsyncSleep:
+    """An asyncio actor: each message is a number of seconds to ``await asyncio.sleep``,
+    answered with itself."""
+
+    async def receive(self, seconds: float) -> float:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+        return seconds

@@ -98,6 +98,14 @@ def made_up_run(**changes: object) -> report.RunData:
         m(model.REMOTE_ASK, model.RAW_NATS, figures.RAW_NATS_ASK, "s", [80 * US] * 50),
         m(model.REMOTE_TELL, model.SUBACTOR, figures.REMOTE_TELL_RUST, "msg/s", [3.7e5, 3.5e5, 3.9e5]),
         m(model.NODE_DOWN, model.SUBACTOR, figures.NODE_DOWN_RUST, "s", [1.4, 1.5, 2.1]),
+        # Asyncio actors: 100 asks at once take 2x one ask in an interpreter (met), 4x
+        # in a process (missed).
+        m(model.ASYNC, model.SUBACTOR, figures.async_one("interpreter"), "s", [0.011] * 20),
+        m(model.ASYNC, model.SUBACTOR, figures.async_many("interpreter"), "s", [0.022] * 10),
+        m(model.ASYNC, model.SUBACTOR, figures.async_one("process"), "s", [0.011] * 20),
+        m(model.ASYNC, model.SUBACTOR, figures.async_many("process"), "s", [0.040, 0.044, 0.048] * 4),
+        m(model.ASYNC, model.BASELINE, figures.ASYNC_BASE_ONE, "s", [0.010] * 20),
+        m(model.ASYNC, model.BASELINE, figures.ASYNC_BASE_MANY, "s", [0.0105] * 10),
     ]
     data = report.RunData(
         machine=MachineInfo(2, "Test CPU", "Linux 6", 8.0, "CPython 3.13.0", "rustc 1.95", "a" * 40, False, "today"),
@@ -185,6 +193,20 @@ class Goals(unittest.TestCase):
         self.assertEqual(tell.target, "median >= 2x the fastest Pipe's")
         # 0.9M at worst is above 2 x 400k: the verdict holds across both spreads.
         self.assertEqual(tell.note, "met across both spreads")
+
+    def test_the_asyncio_goal_compares_100_asks_at_once_with_one(self) -> None:
+        data = made_up_run()
+        results = {g.name: g for g in goals.evaluate(data.measurements, data.probes, cores=2)}
+        prefix = "asyncio actor ({}), max_concurrency=100: 100 concurrent asks awaiting 10 ms each"
+        interpreter, process = results[prefix.format("interpreter")], results[prefix.format("process")]
+        self.assertTrue(interpreter.met)
+        self.assertIn("2.00× one ask", interpreter.figure)
+        self.assertEqual(interpreter.note, "met across both spreads")
+        self.assertFalse(process.met)
+        self.assertIn("4.00× one ask", process.figure)
+        self.assertEqual(process.note, "missed across both spreads")
+        empty = {g.name: g for g in goals.evaluate([], [], cores=2)}
+        self.assertIsNone(empty[prefix.format("process")].met)
 
     def test_a_process_goal_says_when_the_spreads_overlap_the_target(self) -> None:
         def spawn_goal(mine: list[float], fork: list[float]) -> goals.Goal:
@@ -309,6 +331,7 @@ class Rendering(unittest.TestCase):
             "## 10. A numpy job on process actors beside ProcessPoolExecutor",
             "## 11. Automatic placement beside the interpreter placement",
             "## 12. Nodes over NATS",
+            "## 13. Asyncio actors: concurrent asks",
             "## Other subactor figures",
             "## Not measured, and why",
         ):
@@ -372,6 +395,16 @@ class Rendering(unittest.TestCase):
         # The summary compares the 1 GB handoff with multiprocessing's best at that size.
         self.assertIn("| Process actor: handoff of 1 GB (from Rust) | 20.0 µs", text)
         self.assertIn("| numpy job on process actors, speedup at 2 | 2.00×", text)
+
+    def test_asyncio_rows_show_100_at_once_over_one(self) -> None:
+        text = report.render(made_up_run())
+        section = text.split("## 13. Asyncio actors: concurrent asks")[1].split("## Other")[0]
+        self.assertIn(
+            f"| subactor | {figures.async_many('interpreter')} | 22.0 ms | 22.0 ms – 22.0 ms | 10 | 2.00× |", section
+        )
+        self.assertIn(f"| subactor | {figures.async_one('process')} | 11.0 ms | 11.0 ms – 11.0 ms | 20 |  |", section)
+        self.assertIn(f"| CPython alone | {figures.ASYNC_BASE_MANY} | 10.5 ms", section)
+        self.assertIn("| 1.05× |", section)
 
     def test_a_shared_machine_is_said_so(self) -> None:
         self.assertNotIn("was shared", report.render(made_up_run()))

@@ -47,6 +47,8 @@ pub(crate) struct ActorOptions {
     pub(crate) snapshots: Option<Snapshots>,
     /// A directory store for them.
     pub(crate) state_dir: Option<String>,
+    /// Another store for them: `"memory"` or `"cluster"`.
+    pub(crate) state_store: Option<String>,
 }
 
 /// Reads a snapshot policy: `"message"` (after every message), `"checkpoint"` (on
@@ -115,6 +117,26 @@ impl ActorOptions {
                 return Err(PyValueError::new_err("state_dir needs snapshots= (when to take them)"));
             }
             spec = spec.state_store(StateStore::Directory(PathBuf::from(dir)));
+        }
+        if let Some(store) = self.state_store {
+            if self.snapshots.is_none() {
+                return Err(PyValueError::new_err("state_store needs snapshots= (when to take them)"));
+            }
+            let store = match store.as_str() {
+                "memory" => StateStore::Memory,
+                "cluster" => StateStore::Cluster,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "state_store must be 'memory' or 'cluster', got {other:?}"
+                    )));
+                }
+            };
+            if spec.state_store_kind() != &StateStore::Memory {
+                return Err(PyValueError::new_err(
+                    "state_dir and state_store name two different stores: give one of them",
+                ));
+            }
+            spec = spec.state_store(store);
         }
         Ok(spec)
     }
@@ -280,7 +302,7 @@ impl RuntimeCore {
     }
 
     /// Spawns `module.class_name(*args)` and returns its `ActorRef` once it runs.
-    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None, placement=None, memory_limit=None, node=None, max_concurrency=None, snapshots=None, state_dir=None))]
+    #[pyo3(signature = (module, class_name, args, name=None, mailbox=None, core=None, on_failure=None, time_limit=None, placement=None, memory_limit=None, node=None, max_concurrency=None, snapshots=None, state_dir=None, state_store=None))]
     #[allow(clippy::too_many_arguments)]
     fn spawn<'py>(
         &self,
@@ -299,6 +321,7 @@ impl RuntimeCore {
         max_concurrency: Option<usize>,
         snapshots: Option<Bound<'py, PyAny>>,
         state_dir: Option<String>,
+        state_store: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let snapshots = snapshots.map(|s| snapshot_policy(&s)).transpose()?;
         let options = ActorOptions {
@@ -312,6 +335,7 @@ impl RuntimeCore {
             max_concurrency,
             snapshots,
             state_dir,
+            state_store,
         };
         let spec = options.spec(module, class_name, args)?;
         let rt = self.spawn_runtime(py)?;
@@ -347,6 +371,21 @@ impl RuntimeCore {
             .extension::<subactor::PythonHost>()
             .ok_or_else(|| errors::new(py, c"ActorStopped", ("the runtime is closed",)))?;
         host.upgrade(subactor::ActorId::from_u64(actor_id), Upgrade { module, class: class_name })
+            .map_err(|error| errors::new(py, c"ActorStopped", (error.to_string(),)))
+    }
+
+    /// Upgrades every running Python child of `supervisor` (see
+    /// `Runtime.upgrade_children`); returns how many.
+    #[pyo3(signature = (supervisor, module=None, class_name=None))]
+    fn upgrade_children(
+        &self,
+        py: Python<'_>,
+        supervisor: PyRef<'_, SupervisorRef>,
+        module: Option<String>,
+        class_name: Option<String>,
+    ) -> PyResult<usize> {
+        let rt = self.runtime(py)?;
+        rt.upgrade_children(supervisor.actor(), &Upgrade { module, class: class_name })
             .map_err(|error| errors::new(py, c"ActorStopped", (error.to_string(),)))
     }
 

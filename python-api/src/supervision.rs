@@ -6,7 +6,8 @@
 //! - `("supervisor", strategy, max_restarts, within, backoff, name, children)`, where
 //!   `backoff` is `None` or `(initial, max)` and `children` a list of child tuples;
 //! - a child: `(kind_tuple, restart, shutdown)` where `kind_tuple` is a supervisor tuple
-//!   or `("actor", module, class, args, name, mailbox, core, on_failure, time_limit)`.
+//!   or `("actor", module, class, args, name, mailbox, core, on_failure, time_limit,
+//!   placement, memory_limit, (max_concurrency, snapshots, state_dir, state_store))`.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -14,7 +15,7 @@ use pyo3::types::{PyList, PyTuple};
 use subactor_core::{ActorRef, ActorState, ChildSpec, RestartType, Strategy, Supervisor, SupervisorSpec, Value};
 use subactor_host::PyActor;
 
-use crate::runtime::ActorOptions;
+use crate::runtime::{ActorOptions, snapshot_policy};
 use crate::wait::{self, Waited};
 use crate::{conv, errors};
 
@@ -44,7 +45,7 @@ fn restart_type(name: &str) -> PyResult<RestartType> {
 type SupervisorTuple<'py> = (String, String, u32, f64, Option<(f64, f64)>, Option<String>, Bound<'py, PyList>);
 
 /// `("actor", module, class, args, name, mailbox, core, on_failure, time_limit,
-/// placement, memory_limit)`.
+/// placement, memory_limit, services)`.
 type ActorTuple<'py> = (
     String,
     String,
@@ -57,7 +58,11 @@ type ActorTuple<'py> = (
     Option<f64>,
     Option<String>,
     Option<u64>,
+    ServiceTuple<'py>,
 );
+
+/// `(max_concurrency, snapshots, state_dir, state_store)`.
+type ServiceTuple<'py> = (Option<usize>, Option<Bound<'py, PyAny>>, Option<String>, Option<String>);
 
 /// A supervisor spec from its tuple.
 pub(crate) fn supervisor_spec(obj: &Bound<'_, PyAny>) -> PyResult<SupervisorSpec> {
@@ -85,9 +90,21 @@ fn child_spec(obj: &Bound<'_, PyAny>) -> PyResult<ChildSpec> {
     let child = match kind.as_str() {
         "supervisor" => ChildSpec::new(supervisor_spec(what.as_any())?),
         "actor" => {
-            let (_, module, class, args, name, mailbox, core, on_failure, time_limit, placement, memory_limit): ActorTuple<
-                '_,
-            > = what.extract()?;
+            let (
+                _,
+                module,
+                class,
+                args,
+                name,
+                mailbox,
+                core,
+                on_failure,
+                time_limit,
+                placement,
+                memory_limit,
+                services,
+            ): ActorTuple<'_> = what.extract()?;
+            let (max_concurrency, snapshots, state_dir, state_store) = services;
             let options = ActorOptions {
                 name,
                 mailbox,
@@ -96,7 +113,10 @@ fn child_spec(obj: &Bound<'_, PyAny>) -> PyResult<ChildSpec> {
                 time_limit,
                 placement,
                 memory_limit,
-                ..ActorOptions::default()
+                max_concurrency,
+                snapshots: snapshots.map(|s| snapshot_policy(&s)).transpose()?,
+                state_dir,
+                state_store,
             };
             ChildSpec::new(options.spec(module, class, &args)?)
         }
@@ -143,6 +163,11 @@ pub(crate) struct SupervisorRef {
 impl SupervisorRef {
     pub(crate) fn new(actor: ActorRef<Supervisor>) -> SupervisorRef {
         SupervisorRef { actor }
+    }
+
+    /// The supervisor's reference.
+    pub(crate) fn actor(&self) -> &ActorRef<Supervisor> {
+        &self.actor
     }
 }
 

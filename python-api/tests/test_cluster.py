@@ -3,6 +3,7 @@ node process (`python -m subactor node`)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -10,12 +11,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import subactor
 from sa_actors import Counter, Echo
+from sa_services import Sleepy, Tally
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -110,3 +113,46 @@ def test_bad_cluster_options_are_clear_errors() -> None:
         subactor.Runtime(cluster="nats://127.0.0.1:1", node="a", user="u")
     with pytest.raises(RuntimeError, match="cannot connect to NATS"):
         subactor.Runtime(cluster=f"nats://127.0.0.1:{free_port()}", node="a")
+
+
+@pytest.mark.parametrize("placement", ["interpreter", "process"])
+def test_a_state_kept_in_the_cluster_is_restored_by_another_runtime(nats: str, placement: str) -> None:
+    with subactor.Runtime(cluster=nats, node="a") as rt:
+        tally = rt.spawn(Tally, name="kept-tally", placement=placement, snapshots="message", state_store="cluster")
+        tally.ask(40)
+        tally.ask(2)
+    # Another node, another runtime: the same actor restores it.
+    with subactor.Runtime(cluster=nats, node="c") as rt:
+        tally = rt.spawn(Tally, name="kept-tally", placement=placement, snapshots="message", state_store="cluster")
+        assert tally.ask(0) == 42
+        with pytest.raises(subactor.SpawnError, match="needs a name"):
+            rt.spawn(Tally, snapshots="message", state_store="cluster")
+
+
+def spawn_when_up(spawn: Callable[[], subactor.ActorRef]) -> subactor.ActorRef:
+    """Spawns on another node once its heartbeat has reached this one."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return spawn()
+        except subactor.SpawnError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_service_options_travel_with_a_spawn_on_another_node(nats: str, node_b: subprocess.Popen[str]) -> None:
+    with subactor.Runtime(cluster=nats, node="a") as rt:
+        sleepy = spawn_when_up(lambda: rt.spawn(Sleepy, node="b", placement="process", max_concurrency=10))
+
+        async def many() -> list[Any]:
+            return list(await asyncio.gather(*(sleepy.ask_async(0.2) for _ in range(20))))
+
+        assert max(asyncio.run(many())) == 10, "max_concurrency applies on b"
+        tally = rt.spawn(Tally, node="b", name="b-tally", snapshots="message", state_store="cluster")
+        tally.ask(40)
+        tally.ask(2)
+        tally.stop()
+        tally.wait()
+        # The state was kept in the cluster by b's runtime: here, it comes back.
+        again = rt.spawn(Tally, name="b-tally", snapshots="message", state_store="cluster")
+        assert again.ask(0) == 42

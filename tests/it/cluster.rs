@@ -31,7 +31,7 @@ fn temp_dir(what: &str) -> PathBuf {
 struct Nats {
     child: Child,
     port: u16,
-    _store: PathBuf,
+    store: PathBuf,
 }
 
 impl Nats {
@@ -47,7 +47,7 @@ impl Nats {
             .spawn()
             .expect("nats-server must be installed (scripts/test installs Debian's nats-server)");
         wait_for_port(port);
-        Nats { child, port, _store: store }
+        Nats { child, port, store }
     }
 
     fn url(&self) -> String {
@@ -59,6 +59,8 @@ impl Drop for Nats {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // JetStream's files (the states kept there run to megabytes).
+        let _ = std::fs::remove_dir_all(&self.store);
     }
 }
 
@@ -604,5 +606,192 @@ fn a_supervisor_here_restarts_its_child_on_another_node() {
     // Node b goes: restarts on b fail, the intensity runs out, the supervisor fails.
     drop(b);
     eventually("the supervisor gave up", || sup.state() == subactor::ActorState::Stopped);
+    rt.shutdown().expect("shutdown");
+}
+
+/// A state kept in the cluster's key-value store outlives the runtime: the same actor
+/// started by a new runtime on another node restores it, in both placements, whatever
+/// its size (past NATS's 1 MiB message, it is kept in parts).
+#[test]
+fn a_state_kept_in_the_cluster_is_restored_by_a_new_runtime_on_another_node() {
+    use subactor::{FailurePolicy, Placement, Snapshots, StateStore};
+    let nats = Nats::start(&[]);
+    let blob = |placement: Placement, name: &str| {
+        PythonActor::new("services", "Blob")
+            .placement(placement)
+            .name(name)
+            .snapshots(Snapshots::EveryMessage)
+            .state_store(StateStore::Cluster)
+            .on_failure(FailurePolicy::Restart)
+    };
+    // 3.5 MiB that no two parts share.
+    let big: Vec<u8> = (0..(7_u32 << 19)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for (i, placement) in [Placement::Interpreter, Placement::Process].into_iter().enumerate() {
+        let name = format!("blob-{placement:?}");
+        let rt = join(&nats.url(), &format!("a{i}"));
+        let actor = rt.spawn(blob(placement, &name)).expect("starts");
+        assert_eq!(actor.blocking_ask(("set", "small"), TIMEOUT).expect("set"), Value::from(5));
+        let size = i64::try_from(big.len()).expect("small");
+        assert_eq!(actor.blocking_ask(("set", Value::Bytes(big.clone())), TIMEOUT).expect("set"), Value::from(size));
+        rt.shutdown().expect("shutdown");
+
+        // Another node, another runtime: the big state comes back whole.
+        let rt = join(&nats.url(), &format!("c{i}"));
+        let actor = rt.spawn(blob(placement, &name)).expect("starts again");
+        assert_eq!(actor.blocking_ask("get", TIMEOUT).expect("get"), Value::Bytes(big.clone()), "{placement:?}");
+        // Parts of the other slot, then a whole value again, then parts: each switch is
+        // read back.
+        let bigger: Vec<u8> = big.iter().chain(big.iter()).map(|b| b ^ 0x5a).collect();
+        actor.blocking_ask(("set", Value::Bytes(bigger.clone())), TIMEOUT).expect("set");
+        actor.stop();
+        actor.blocking_wait();
+        let actor = rt.spawn(blob(placement, &name)).expect("starts again");
+        assert_eq!(actor.blocking_ask("get", TIMEOUT).expect("get"), Value::Bytes(bigger));
+        actor.blocking_ask(("set", "whole"), TIMEOUT).expect("set");
+        actor.stop();
+        actor.blocking_wait();
+        let actor = rt.spawn(blob(placement, &name)).expect("starts again");
+        assert_eq!(actor.blocking_ask("get", TIMEOUT).expect("get"), Value::from("whole"));
+        actor.blocking_ask(("set", Value::Bytes(big.clone())), TIMEOUT).expect("set");
+        actor.stop();
+        actor.blocking_wait();
+        let actor = rt.spawn(blob(placement, &name)).expect("starts again");
+        assert_eq!(actor.blocking_ask("get", TIMEOUT).expect("get"), Value::Bytes(big.clone()));
+
+        // What cannot be kept fails the message, clearly, and the kept state stays.
+        let refused = actor.blocking_ask(("fraction",), TIMEOUT).expect_err("an untrusted cluster");
+        assert!(format!("{refused:?}").contains("pickled"), "{refused:?}");
+        eventually("restarted after the refused snapshot", || actor.restarts() == 1);
+        assert_eq!(actor.blocking_ask("get", TIMEOUT).expect("get"), Value::Bytes(big.clone()));
+        actor.stop();
+        actor.blocking_wait();
+
+        // A cluster store needs a name.
+        let unnamed = PythonActor::new("services", "Blob")
+            .placement(placement)
+            .snapshots(Snapshots::EveryMessage)
+            .state_store(StateStore::Cluster);
+        let error = rt.spawn(unnamed).expect_err("needs a name");
+        assert!(error.to_string().contains("needs a name"), "{error}");
+        rt.shutdown().expect("shutdown");
+    }
+    // A trusted cluster keeps pickled states.
+    let rt = join_with(ClusterConfig::new([nats.url()], "t").trusted(true));
+    let actor = rt.spawn(blob(Placement::Interpreter, "fraction")).expect("starts");
+    actor.blocking_ask(("fraction",), TIMEOUT).expect("kept");
+    actor.stop();
+    actor.blocking_wait();
+    let actor = rt.spawn(blob(Placement::Interpreter, "fraction")).expect("starts again");
+    let back = actor.blocking_ask("get", TIMEOUT).expect("get");
+    assert!(matches!(back, Value::Pickled(_)), "the Fraction, pickled on its way here: {back:?}");
+    rt.shutdown().expect("shutdown");
+
+    // Without a cluster, the store is refused at spawn.
+    let rt = Runtime::builder().python_path([PYTHON]).build().expect("a runtime");
+    let error = rt.spawn(blob(Placement::Interpreter, "nowhere")).expect_err("no cluster");
+    assert!(error.to_string().contains("joined a cluster"), "{error}");
+    rt.shutdown().expect("shutdown");
+}
+
+/// The long-running service options travel with a spawn on another node: an asyncio
+/// actor's `max_concurrency` (in a process there), its snapshot policy and a cluster
+/// store. The state follows the actor: after its node is lost, the same actor spawned on
+/// another node restores it; and a supervisor here that restarts an [`OnNode`] child
+/// (a new spawn on that node, whose memory store would be empty) restores it too.
+#[test]
+fn service_options_travel_to_other_nodes_and_a_state_in_the_cluster_follows_the_actor() {
+    use subactor::{
+        ChildSpec, FailurePolicy, NodeActor, OnNode, Placement, Snapshots, StateStore, Strategy, SupervisorSpec,
+    };
+    let nats = Nats::start(&[]);
+    let b = Node::start(&nats.url(), "b", &[]);
+    let _c = Node::start(&nats.url(), "c", &[]);
+    let rt = join_with(
+        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
+    );
+    wait_for(&rt, "b");
+    wait_for(&rt, "c");
+    let tuple = |items: Vec<Value>| Value::Tuple(items);
+
+    // max_concurrency on b, in a process: 20 sleeps of 200 ms reach 10 at once.
+    let concurrent = rt
+        .spawn_on("b", PythonActor::new("services", "Concurrent").placement(Placement::Process).max_concurrency(10))
+        .expect("spawn");
+    let askers: Vec<_> = (0..20)
+        .map(|_| {
+            let actor = concurrent.clone();
+            std::thread::spawn(move || {
+                actor.blocking_ask(Value::Tuple(vec![Value::from("sleep"), Value::Float(0.2)]), TIMEOUT)
+            })
+        })
+        .collect();
+    for asker in askers {
+        asker.join().expect("joins").expect("answered");
+    }
+    let peak = concurrent.blocking_ask(tuple(vec![Value::from("peak")]), TIMEOUT).expect("peak");
+    assert_eq!(peak, Value::from(10), "max_concurrency applies on b");
+
+    // A state in the cluster, kept by an actor on b, restored on c once b is lost.
+    let kept = |placement: Placement| {
+        PythonActor::new("services", "Stateful")
+            .placement(placement)
+            .name("kept")
+            .snapshots(Snapshots::EveryMessage)
+            .state_store(StateStore::Cluster)
+    };
+    let add = |n: i64| tuple(vec![Value::from("add"), Value::from(n)]);
+    let on_b = rt.spawn_on("b", kept(Placement::Interpreter)).expect("spawn on b");
+    on_b.blocking_ask(add(40), TIMEOUT).expect("add");
+    on_b.blocking_ask(add(2), TIMEOUT).expect("add");
+    drop(b);
+    eventually("b is down", || rt.cluster().expect("cluster").nodes().iter().any(|n| n.name == "b" && !n.up));
+    // The name is b's until c has seen b go too.
+    let deadline = Instant::now() + TIMEOUT;
+    let on_c = loop {
+        match rt.spawn_on("c", kept(Placement::Process)) {
+            Ok(actor) => break actor,
+            Err(error) if Instant::now() < deadline => {
+                assert!(error.to_string().contains("taken") || error.to_string().contains("name"), "{error}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => panic!("cannot spawn on c: {error}"),
+        }
+    };
+    assert_eq!(on_c.blocking_ask("total", TIMEOUT).expect("total"), Value::from(42), "restored on c");
+    assert_eq!(on_c.blocking_ask("restored", TIMEOUT).expect("restored"), Value::from(42));
+    on_c.stop();
+
+    // A supervisor here restarts its child on c: a new spawn there, restored.
+    let child = PythonActor::new("services", "Stateful")
+        .placement(Placement::Process)
+        .name("supervised-kept")
+        .snapshots(Snapshots::EveryMessage)
+        .state_store(StateStore::Cluster)
+        .on_failure(FailurePolicy::Stop);
+    let sup = rt
+        .spawn(
+            SupervisorSpec::new(Strategy::OneForOne)
+                .intensity(3, Duration::from_secs(60))
+                .child(ChildSpec::new(OnNode::new("c", child))),
+        )
+        .expect("supervisor");
+    let local = sup.child::<NodeActor>(0).expect("child");
+    assert_eq!(local.blocking_ask(add(5), TIMEOUT).expect("add"), Value::from(5));
+    assert!(local.blocking_ask(tuple(vec![Value::from("exit")]), TIMEOUT).is_err(), "its process exits on c");
+    eventually("restarted", || local.restarts() == 1);
+    let deadline = Instant::now() + TIMEOUT;
+    let total = loop {
+        match local.blocking_ask("total", TIMEOUT) {
+            Ok(total) => break total,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("not yet: {error:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => panic!("the restarted child does not answer: {error:?}"),
+        }
+    };
+    assert_eq!(total, Value::from(5), "the restart on c restored the state from the cluster");
+    sup.stop();
+    sup.blocking_wait();
     rt.shutdown().expect("shutdown");
 }

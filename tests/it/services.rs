@@ -415,77 +415,201 @@ fn a_supervisor_upgrades_its_children_to_another_class() {
 }
 
 #[test]
-fn max_concurrency_runs_that_many_messages_at_once_and_no_more() {
+fn max_concurrency_runs_that_many_messages_at_once_and_no_more_in_both_placements() {
     let rt = runtime();
-    let actor = rt
-        .spawn(PythonActor::new("services", "Concurrent").placement(Placement::Interpreter).max_concurrency(10))
-        .expect("starts");
-    let askers: Vec<_> = (0..40)
-        .map(|_| {
-            let actor = actor.clone();
-            thread::spawn(move || actor.blocking_ask(msg(vec![s("sleep"), Value::Float(0.2)]), TIMEOUT))
-        })
-        .collect();
-    for asker in askers {
-        let peak = asker.join().expect("joins").expect("answered");
-        assert!(peak.as_i64().is_some_and(|p| (1..=10).contains(&p)), "{peak:?}");
-    }
-    // 40 askers at once reached the limit, never beyond.
-    assert_eq!(ask(&actor, msg(vec![s("peak")])), Value::from(10));
-    actor.stop();
-    actor.blocking_wait();
-
-    // A time limit applies to each message; a kill cancels every one in hand.
     let dir = scratch("concurrent");
-    let marks = dir.join("marks");
+    for placement in PLACEMENTS {
+        let actor = rt
+            .spawn(PythonActor::new("services", "Concurrent").placement(placement).max_concurrency(10))
+            .expect("starts");
+        assert_eq!(actor.placement(), placement);
+        let askers: Vec<_> = (0..40)
+            .map(|_| {
+                let actor = actor.clone();
+                thread::spawn(move || actor.blocking_ask(msg(vec![s("sleep"), Value::Float(0.2)]), TIMEOUT))
+            })
+            .collect();
+        for asker in askers {
+            let peak = asker.join().expect("joins").expect("answered");
+            assert!(peak.as_i64().is_some_and(|p| (1..=10).contains(&p)), "{peak:?} ({placement:?})");
+        }
+        // 40 askers at once reached the limit, never beyond.
+        assert_eq!(ask(&actor, msg(vec![s("peak")])), Value::from(10), "{placement:?}");
+        // Tells are handled the same way.
+        for _ in 0..20 {
+            actor.blocking_tell(msg(vec![s("sleep"), Value::Float(0.01)])).expect("told");
+        }
+        assert_eq!(ask(&actor, msg(vec![s("peak")])), Value::from(10));
+        actor.stop();
+        actor.blocking_wait();
+
+        // A time limit applies to each message.
+        let marks = dir.join(format!("marks-{placement:?}"));
+        let actor = rt
+            .spawn(
+                PythonActor::new("services", "Concurrent")
+                    .placement(placement)
+                    .max_concurrency(8)
+                    .time_limit(Duration::from_millis(500))
+                    .on_failure(FailurePolicy::Resume),
+            )
+            .expect("starts");
+        let slow = msg(vec![s("mark"), Value::from(30), s(&marks.to_string_lossy())]);
+        let quick = msg(vec![s("sleep"), Value::Float(0.01)]);
+        let slow_one = {
+            let (actor, slow) = (actor.clone(), slow.clone());
+            thread::spawn(move || actor.blocking_ask(slow, TIMEOUT))
+        };
+        thread::sleep(Duration::from_millis(50));
+        assert!(ask(&actor, quick.clone()).as_i64().is_some(), "a quick one is answered while the slow one runs");
+        let limited = slow_one.join().expect("joins");
+        assert!(matches!(limited, Err(AskError::Fault(Fault::TimeLimit(_)))), "{limited:?} ({placement:?})");
+        actor.stop();
+        actor.blocking_wait();
+        // Without a time limit (a loaded machine may take longer than one to start five), a
+        // kill cancels every task in hand.
+        let actor = rt
+            .spawn(
+                PythonActor::new("services", "Concurrent")
+                    .placement(placement)
+                    .max_concurrency(8)
+                    .on_failure(FailurePolicy::Resume),
+            )
+            .expect("starts");
+        let pid = ask(&actor, msg(vec![s("pid")]));
+        let in_hand: Vec<_> = (0..5)
+            .map(|_| {
+                let (actor, slow) = (actor.clone(), slow.clone());
+                thread::spawn(move || actor.blocking_ask(slow, TIMEOUT))
+            })
+            .collect();
+        // The "peak" message runs as a task too: six at once is the five slow ones and itself.
+        eventually("five in hand", || ask(&actor, msg(vec![s("peak")])).as_i64().is_some_and(|p| p >= 6));
+        let killed_at = Instant::now();
+        actor.kill();
+        for asker in in_hand {
+            let killed = asker.join().expect("joins");
+            assert!(matches!(killed, Err(AskError::Fault(Fault::Killed))), "{killed:?} ({placement:?})");
+        }
+        actor.blocking_wait();
+        assert!(killed_at.elapsed() < Duration::from_secs(10), "the kill waited for the sleeps");
+        eventually("each task saw its cancellation", || {
+            std::fs::read_to_string(&marks).unwrap_or_default().lines().count() == 6
+        });
+        if placement == Placement::Process {
+            let pid = i32::try_from(pid.as_i64().expect("a pid")).expect("a pid");
+            eventually("the child is gone", || !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+
+    // A receive that is not async is refused clearly.
+    for placement in PLACEMENTS {
+        let error = rt.spawn(stateful(placement, Snapshots::EveryMessage).max_concurrency(4)).expect_err("sync");
+        assert!(error.to_string().contains("needs an asyncio actor"), "{error} ({placement:?})");
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+/// A task that waits for an actor which asks this one back: the second message runs
+/// beside the first (in a process actor, the child's calls that wait are served beside
+/// the ends of its messages).
+#[test]
+fn concurrent_tasks_wait_for_actors_that_ask_back_in_both_placements() {
+    let rt = runtime();
+    for placement in PLACEMENTS {
+        let actor = rt
+            .spawn(PythonActor::new("services", "Concurrent").placement(placement).max_concurrency(4))
+            .expect("starts");
+        let relay = rt.spawn(PythonActor::new("talk", "Relay")).expect("starts");
+        let back = Value::dict([
+            ("op", s("ask")),
+            ("to", Value::Actor(actor.clone().into())),
+            ("payload", msg(vec![s("sleep"), Value::Float(0.01)])),
+        ]);
+        let askers: Vec<_> = (0..3)
+            .map(|_| {
+                let (actor, m) = (actor.clone(), msg(vec![s("ask"), Value::Actor(relay.clone().into()), back.clone()]));
+                thread::spawn(move || actor.blocking_ask(m, TIMEOUT))
+            })
+            .collect();
+        for asker in askers {
+            let reply = asker.join().expect("joins").expect("answered through the relay");
+            assert!(reply.as_i64().is_some_and(|p| p >= 2), "the asked-back message ran beside: {reply:?}");
+        }
+        actor.stop();
+        actor.blocking_wait();
+        relay.stop();
+        relay.blocking_wait();
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+/// Messages handled at once each take their snapshot when they end: a restart (in a
+/// fresh interpreter, or a new process) restores every answered add.
+#[test]
+fn concurrent_messages_snapshot_as_they_end_and_a_restart_restores_them_in_both_placements() {
+    let rt = runtime();
+    for placement in PLACEMENTS {
+        let actor = rt
+            .spawn(
+                PythonActor::new("services", "ConcurrentStateful")
+                    .placement(placement)
+                    .max_concurrency(16)
+                    .snapshots(Snapshots::EveryMessage)
+                    .on_failure(FailurePolicy::Restart),
+            )
+            .expect("starts");
+        let askers: Vec<_> = (1..=20_i64)
+            .map(|n| {
+                let actor = actor.clone();
+                let m = msg(vec![s("add"), Value::from(n), Value::Float(0.001 * (n % 5) as f64)]);
+                thread::spawn(move || actor.blocking_ask(m, TIMEOUT))
+            })
+            .collect();
+        for asker in askers {
+            asker.join().expect("joins").expect("answered");
+        }
+        let pid = ask(&actor, "pid");
+        assert!(matches!(actor.blocking_ask(msg(vec![s("crash")]), TIMEOUT), Err(AskError::Failed(_))));
+        eventually("restarted", || actor.restarts() == 1);
+        assert_eq!(ask(&actor, "total"), Value::from(210), "every answered add was kept ({placement:?})");
+        if placement == Placement::Process {
+            assert_ne!(ask(&actor, "pid"), pid, "a new process");
+        }
+        actor.stop();
+        actor.blocking_wait();
+    }
+    rt.shutdown().expect("shutdown");
+}
+
+/// A process actor's tasks that ignore their cancellation (a coroutine blocking its
+/// event loop) do not hold a kill up: the child is SIGKILLed after the grace period.
+#[test]
+fn a_kill_ends_a_process_actor_whose_tasks_ignore_their_cancellation() {
+    let rt = runtime();
     let actor = rt
         .spawn(
             PythonActor::new("services", "Concurrent")
-                .max_concurrency(8)
-                .time_limit(Duration::from_millis(500))
-                .on_failure(FailurePolicy::Resume),
+                .placement(Placement::Process)
+                .max_concurrency(4)
+                .kill_grace(Duration::from_millis(200)),
         )
         .expect("starts");
-    let slow = msg(vec![s("mark"), Value::from(30), s(&marks.to_string_lossy())]);
-    let quick = msg(vec![s("sleep"), Value::Float(0.01)]);
-    let slow_one = {
-        let (actor, slow) = (actor.clone(), slow.clone());
-        thread::spawn(move || actor.blocking_ask(slow, TIMEOUT))
+    let pid = i32::try_from(ask(&actor, msg(vec![s("pid")])).as_i64().expect("a pid")).expect("a pid");
+    let blocked = {
+        let actor = actor.clone();
+        thread::spawn(move || actor.blocking_ask(msg(vec![s("block"), Value::from(60)]), TIMEOUT))
     };
-    thread::sleep(Duration::from_millis(50));
-    assert!(ask(&actor, quick.clone()).as_i64().is_some(), "a quick one is answered while the slow one runs");
-    assert!(matches!(slow_one.join().expect("joins"), Err(AskError::Fault(Fault::TimeLimit(_)))));
-    actor.stop();
-    actor.blocking_wait();
-    // Without a time limit (a loaded machine may take longer than one to start five), a
-    // kill cancels every task in hand.
-    let actor = rt
-        .spawn(PythonActor::new("services", "Concurrent").max_concurrency(8).on_failure(FailurePolicy::Resume))
-        .expect("starts");
-    let in_hand: Vec<_> = (0..5)
-        .map(|_| {
-            let (actor, slow) = (actor.clone(), slow.clone());
-            thread::spawn(move || actor.blocking_ask(slow, TIMEOUT))
-        })
-        .collect();
-    // The "peak" message runs as a task too: six at once is the five slow ones and itself.
-    eventually("five in hand", || ask(&actor, msg(vec![s("peak")])).as_i64().is_some_and(|p| p >= 6));
+    thread::sleep(Duration::from_millis(300));
+    let killed_at = Instant::now();
     actor.kill();
-    for asker in in_hand {
-        assert!(matches!(asker.join().expect("joins"), Err(AskError::Fault(Fault::Killed))));
-    }
+    let outcome = blocked.join().expect("joins");
+    assert!(matches!(outcome, Err(AskError::Fault(Fault::Killed))), "{outcome:?}");
     actor.blocking_wait();
-    let text = std::fs::read_to_string(&marks).expect("marks");
-    assert_eq!(text.lines().count(), 6, "each task saw its cancellation: {text:?}");
-    let _ = std::fs::remove_dir_all(dir);
-
-    // A receive that is not async, and process actors, are refused clearly.
-    let error =
-        rt.spawn(stateful(Placement::Interpreter, Snapshots::EveryMessage).max_concurrency(4)).expect_err("sync");
-    assert!(error.to_string().contains("needs an asyncio actor"), "{error}");
-    let error = rt
-        .spawn(PythonActor::new("services", "Concurrent").placement(Placement::Process).max_concurrency(4))
-        .expect_err("process");
-    assert!(error.to_string().contains("interpreter actors only"), "{error}");
+    // Waiting for the loop instead would take the core's 2 s for cancelled tasks, then
+    // the 5 s a stopped child is given to exit.
+    assert!(killed_at.elapsed() < Duration::from_secs(4), "the kill waited for the blocked loop");
+    eventually("the child is gone", || !std::path::Path::new(&format!("/proc/{pid}")).exists());
     rt.shutdown().expect("shutdown");
 }

@@ -147,6 +147,74 @@ class Concurrent:
                 return "slept"
             if msg[0] == "peak":
                 return self.peak
+            if msg[0] == "ask":
+                # ("ask", ref, m): awaits ref's answer to m while other tasks run.
+                return await msg[1].ask_async(msg[2])
+            if msg[0] == "pid":
+                return os.getpid()
+            if msg[0] == "block":
+                # Blocks the event loop: cancellation cannot reach it.
+                import time
+
+                time.sleep(msg[1])
+                return "blocked"
             raise ValueError(msg)
         finally:
             self.running -= 1
+
+
+class ConcurrentStateful:
+    """An asyncio actor handling several messages at once whose state survives
+    restarts: ("add", n, seconds) adds n after sleeping, ("crash",) raises after
+    changing the state, "total" answers."""
+
+    def __init__(self):
+        self.total = 0
+
+    async def receive(self, msg):
+        if msg == "total":
+            return self.total
+        if msg == "pid":
+            return os.getpid()
+        if msg[0] == "add":
+            await asyncio.sleep(msg[2])
+            self.total += msg[1]
+            return self.total
+        if msg[0] == "crash":
+            self.total += 1000
+            raise RuntimeError("crash after changing the state")
+        raise ValueError(msg)
+
+    def snapshot(self):
+        return self.total
+
+    def restore(self, state):
+        self.total = state
+
+
+class Blob:
+    """A value kept across restarts, whatever its size: ("set", value) keeps it,
+    "get" answers it."""
+
+    def __init__(self):
+        self.value = None
+
+    def receive(self, msg):
+        if msg == "get":
+            return self.value
+        if msg[0] == "set":
+            self.value = msg[1]
+            return len(msg[1]) if isinstance(msg[1], (bytes, str)) else None
+        if msg[0] == "fraction":
+            import fractions
+
+            # Not a plain value: it travels (and is kept) pickled.
+            self.value = fractions.Fraction(1, 3)
+            return None
+        raise ValueError(msg)
+
+    def snapshot(self):
+        return self.value
+
+    def restore(self, state):
+        self.value = state

@@ -172,6 +172,10 @@ class Runner:
             for w, t in times.items()
         ]
 
+    def concurrent_asks(self, cfg: Config) -> list[Measurement]:
+        """An asyncio worker's asks one at a time and many at once (subactor only)."""
+        return []
+
     def cpu_job(self, workers: int, spans: Spans) -> int:
         """Counts the primes of every span with ``workers`` workers, started and
         stopped inside this call; returns the total. Not overridden: no CPU figure."""
@@ -212,6 +216,7 @@ class Runner:
             model.MEMORY: self.memory,
             model.NUMPY: self.numpy,
             "placement": self.placement,
+            model.ASYNC: self.concurrent_asks,
         }
         found: list[Measurement] = []
         skipped: list[str] = []

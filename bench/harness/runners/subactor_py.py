@@ -239,6 +239,65 @@ class SubactorPackage(Runner):
             actor.wait()
         return sum(results)
 
+    def concurrent_asks(self, cfg: Config) -> list[Measurement]:
+        """An asyncio actor with ``max_concurrency=100`` whose handler sleeps 10 ms: one
+        ask at a time, then 100 at once (``asyncio.gather`` of ``ask_async``), in each
+        placement; and the same sleeps with asyncio alone."""
+        import asyncio
+
+        ones, manys = cfg.rounds(quick=20, full=60), cfg.rounds(quick=10, full=30)
+        sleep, n = figures.ASYNC_SLEEP, figures.ASYNC_ASKS
+        found = []
+        with self._runtime() as rt:
+            for placement in figures.ASYNC_PLACEMENTS:
+                actor = rt.spawn(workers.ActorAsyncSleep, placement=placement, max_concurrency=n)
+
+                async def timed(actor: Any = actor) -> tuple[list[float], list[float]]:
+                    clock = time.perf_counter
+                    for _ in range(3):  # warm: the loop, the dispatcher, the ask threads
+                        await asyncio.gather(*(actor.ask_async(sleep) for _ in range(n)))
+                    one = []
+                    for _ in range(ones):
+                        started = clock()
+                        await actor.ask_async(sleep)
+                        one.append(clock() - started)
+                    many = []
+                    for _ in range(manys):
+                        started = clock()
+                        replies = await asyncio.gather(*(actor.ask_async(sleep) for _ in range(n)))
+                        many.append(clock() - started)
+                        if len(replies) != n:
+                            raise RuntimeError(f"{len(replies)} answers to {n} asks")
+                    return one, many
+
+                one, many = asyncio.run(timed())
+                actor.stop()
+                actor.wait()
+                found.append(
+                    Measurement(model.ASYNC, self.system, figures.async_one(placement), model.SECONDS, tuple(one))
+                )
+                found.append(
+                    Measurement(model.ASYNC, self.system, figures.async_many(placement), model.SECONDS, tuple(many))
+                )
+
+        async def alone() -> tuple[list[float], list[float]]:
+            clock = time.perf_counter
+            one, many = [], []
+            for _ in range(ones):
+                started = clock()
+                await asyncio.sleep(sleep)
+                one.append(clock() - started)
+            for _ in range(manys):
+                started = clock()
+                await asyncio.gather(*(asyncio.sleep(sleep) for _ in range(n)))
+                many.append(clock() - started)
+            return one, many
+
+        one, many = asyncio.run(alone())
+        found.append(Measurement(model.ASYNC, model.BASELINE, figures.ASYNC_BASE_ONE, model.SECONDS, tuple(one)))
+        found.append(Measurement(model.ASYNC, model.BASELINE, figures.ASYNC_BASE_MANY, model.SECONDS, tuple(many)))
+        return found
+
     def cpu_job(self, workers: int, spans: Spans) -> int:
         import subactor
         from primes import count_primes

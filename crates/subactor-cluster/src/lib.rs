@@ -23,6 +23,7 @@ mod inbound;
 mod link;
 mod parts;
 mod proto;
+mod state;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,6 +143,8 @@ pub(crate) struct Inner {
     handle: tokio::runtime::Handle,
     client: async_nats::Client,
     registry: kv::Store,
+    /// Actors' states (see [`state`]), opened on first use.
+    states: tokio::sync::OnceCell<kv::Store>,
     exports: Arc<Exports>,
     attached: OnceLock<Attached>,
     handles: OnceLock<Arc<dyn Handles>>,
@@ -220,6 +223,7 @@ impl Cluster {
             handle,
             client,
             registry,
+            states: tokio::sync::OnceCell::new(),
             exports: Arc::new(Exports::new()),
             attached: OnceLock::new(),
             handles: OnceLock::new(),
@@ -293,6 +297,20 @@ impl Cluster {
     /// Spawns a Python actor on `node`.
     pub fn spawn_on(&self, node: &str, request: SpawnRequest) -> Result<AnyRef, String> {
         self.inner.spawn_on(node, request)
+    }
+
+    /// Keeps an actor's state under its name `name` in the cluster's key-value store
+    /// (the bucket `<prefix>_state`, made on first use), for the actor to restore on any
+    /// node: in parts when it is larger than a NATS message (switched to at once). A
+    /// state holding pickled objects is refused unless the cluster is trusted; one
+    /// holding actor references or buffers cannot be stored.
+    pub fn save_state(&self, name: &str, state: &Value) -> Result<(), String> {
+        self.inner.save_state(name, state)
+    }
+
+    /// The state kept for the actor name `name`, if any (see [`Cluster::save_state`]).
+    pub fn load_state(&self, name: &str) -> Result<Option<Value>, String> {
+        self.inner.load_state(name)
     }
 
     /// The registry of names across the cluster, for the actor system.
@@ -396,38 +414,44 @@ async fn open(config: &ClusterConfig) -> Result<(async_nats::Client, kv::Store),
         }
     })?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let bucket = format!("{}_names", config.prefix);
-    let registry = match jetstream.get_key_value(&bucket).await {
-        Ok(store) => store,
-        Err(_) => {
-            // The bucket's stream, as a key-value bucket has it (async-nats'
-            // `create_key_value` first reads the account's limits, an answer of 2.9
-            // servers it cannot parse; the stream itself is created the same way).
-            let replicas = config.urls.len().clamp(1, 3);
-            let stream = |num_replicas| async_nats::jetstream::stream::Config {
-                name: format!("KV_{bucket}"),
-                subjects: vec![format!("$KV.{bucket}.>")],
-                max_messages_per_subject: 1,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: async_nats::jetstream::stream::DiscardPolicy::New,
-                num_replicas,
-                ..Default::default()
-            };
-            if let Err(first) = jetstream.create_stream(stream(replicas)).await {
-                // Created meanwhile by another node, or fewer servers than replicas.
-                if jetstream.get_key_value(&bucket).await.is_err() {
-                    jetstream
-                        .create_stream(stream(1))
-                        .await
-                        .map_err(|e| ClusterError::Registry(format!("{first}; {e}")))?;
-                }
-            }
-            jetstream.get_key_value(&bucket).await.map_err(|e| ClusterError::Registry(e.to_string()))?
-        }
-    };
+    let registry = open_bucket(&jetstream, &format!("{}_names", config.prefix), config.urls.len())
+        .await
+        .map_err(ClusterError::Registry)?;
     Ok((client, registry))
+}
+
+/// Opens (or creates) the key-value bucket `bucket`, replicated on up to 3 of the
+/// `servers` servers.
+pub(crate) async fn open_bucket(
+    jetstream: &async_nats::jetstream::Context,
+    bucket: &str,
+    servers: usize,
+) -> Result<kv::Store, String> {
+    if let Ok(store) = jetstream.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    // The bucket's stream, as a key-value bucket has it (async-nats' `create_key_value`
+    // first reads the account's limits, an answer of 2.9 servers it cannot parse; the
+    // stream itself is created the same way).
+    let replicas = servers.clamp(1, 3);
+    let stream = |num_replicas| async_nats::jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: async_nats::jetstream::stream::DiscardPolicy::New,
+        num_replicas,
+        ..Default::default()
+    };
+    if let Err(first) = jetstream.create_stream(stream(replicas)).await {
+        // Created meanwhile by another node, or fewer servers than replicas.
+        if jetstream.get_key_value(bucket).await.is_err() {
+            jetstream.create_stream(stream(1)).await.map_err(|e| format!("{first}; {e}"))?;
+        }
+    }
+    jetstream.get_key_value(bucket).await.map_err(|e| e.to_string())
 }
 
 impl Inner {
@@ -710,7 +734,7 @@ impl Inner {
     }
 
     fn lookup(self: &Arc<Self>, name: &str) -> Option<AnyRef> {
-        let entry = self.handle.block_on(self.registry.get(name)).ok().flatten()?;
+        let entry = self.handle.block_on(self.registry.get(state::key_of(name))).ok().flatten()?;
         let entry: NameEntry = decode_plain(&entry).ok()?;
         if entry.node == self.node {
             // Ours: the system's own registry answers for it (it was not found there).
@@ -884,7 +908,8 @@ impl NameService for Names {
         let entry = NameEntry { node: inner.node.clone(), incarnation: inner.incarnation, id: id.as_u64(), placement };
         let bytes = encode_plain(&entry).map_err(NameClaimError::Unavailable)?;
         let registry = inner.registry.clone();
-        let key = name.to_owned();
+        // Names may hold what a key may not (`@`, spaces): escaped, one to one.
+        let key = state::key_of(name);
         let peers_up = |entry: &NameEntry| {
             entry.node == inner.node && entry.incarnation == inner.incarnation
                 || lock(&inner.peers).get(&entry.node).is_some_and(|p| p.up && p.incarnation == entry.incarnation)
@@ -920,7 +945,8 @@ impl NameService for Names {
             return;
         }
         let registry = inner.registry.clone();
-        let key = name.to_owned();
+        // Names may hold what a key may not (`@`, spaces): escaped, one to one.
+        let key = state::key_of(name);
         let node = inner.node.clone();
         let release = async move {
             if let Ok(Some(entry)) = registry.entry(&key).await {

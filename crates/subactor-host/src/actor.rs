@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use crate::ffi::interp::{Incarnation, Interpreter};
 use crate::ffi::module::{ActorLink, FinishSink};
 use crate::process::{ChildProcess, LocalEnv};
-use crate::state::{Keeper, Snapshots, StateStore, Upgrade};
+use crate::state::{Keeper, Snapshots, StateStore, Store, Upgrade};
 use crate::{PythonException, PythonHost, ReceiveError, StartError};
 use subactor_wire::{SpawnRequest, SpawnSettings};
 
@@ -46,6 +46,8 @@ pub struct PythonActor {
     kill_grace: Duration,
     snapshots: Option<Snapshots>,
     store: StateStore,
+    /// The store as this runtime provides it, once the actor has started.
+    resolved: Option<Store>,
     max_concurrency: usize,
     /// The host, kept for `release` to unregister the actor from its upgrades.
     host_for_release: Option<Arc<PythonHost>>,
@@ -89,6 +91,7 @@ impl PythonActor {
             kill_grace: DEFAULT_KILL_GRACE,
             snapshots: None,
             store: StateStore::Memory,
+            resolved: None,
             max_concurrency: 1,
             host_for_release: None,
             keeper: Keeper::new(),
@@ -121,7 +124,9 @@ impl PythonActor {
     /// message is begun as soon as fewer are in hand, and each is answered when it
     /// ends; a time limit applies to each message on its own, and a kill cancels them
     /// all (`CancelledError` inside). A class whose `receive` is not `async def` fails
-    /// to spawn with it. Interpreter actors only, for now.
+    /// to spawn with it. In a process actor the tasks run on the event loop of its
+    /// child, and a kill whose cancelled tasks do not end within the grace period
+    /// ([`PythonActor::kill_grace`]) ends the child.
     #[must_use]
     pub fn max_concurrency(mut self, n: usize) -> PythonActor {
         self.max_concurrency = n.max(1);
@@ -132,7 +137,18 @@ impl PythonActor {
     #[must_use]
     pub fn state_store(mut self, store: StateStore) -> PythonActor {
         self.store = store;
+        self.resolved = None;
         self
+    }
+
+    /// Where snapshots are kept.
+    pub fn state_store_kind(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// How many messages an asyncio actor handles at once.
+    pub fn concurrency(&self) -> usize {
+        self.max_concurrency
     }
 
     /// The snapshot policy, if the actor keeps snapshots.
@@ -142,14 +158,38 @@ impl PythonActor {
 
     /// The latest snapshot kept for this recipe's actor, if any.
     pub fn kept_state(&self) -> Result<Option<Value>, crate::StateError> {
-        self.keeper.load(&self.store, self.options.name.as_deref())
+        let store = match (&self.resolved, &self.store) {
+            (Some(store), _) => store.clone(),
+            (None, StateStore::Memory) => Store::Memory,
+            (None, StateStore::Directory(dir)) => Store::Directory(dir.clone()),
+            (None, _) => return Err(crate::StateError::NoCluster),
+        };
+        self.keeper.load(&store, self.options.name.as_deref())
     }
 
     /// How the next incarnation starts: the kept state (or the one an upgrade carries),
     /// and whether it is an upgrade (then with the module and class it names).
-    fn next_incarnation(&mut self) -> Result<Incarnation, StartError> {
+    fn next_incarnation(&mut self, system: &subactor_core::ActorSystem) -> Result<Incarnation, StartError> {
+        let named = self.options.name.clone();
+        let name = named.as_deref();
+        if self.snapshots.is_some() && name.is_none() {
+            match self.store {
+                StateStore::Directory(_) => return Err(StartError::State(crate::StateError::Unnamed.to_string())),
+                StateStore::Cluster => {
+                    return Err(StartError::State(crate::StateError::UnnamedInCluster.to_string()));
+                }
+                _ => {}
+            }
+        }
+        let store = match &self.resolved {
+            Some(store) => store.clone(),
+            None => {
+                let store = Store::resolve(&self.store, system).map_err(|e| StartError::State(e.to_string()))?;
+                self.resolved = Some(store.clone());
+                store
+            }
+        };
         let upgrade = self.keeper.take_upgrade();
-        let name = self.options.name.as_deref();
         let state = match &upgrade {
             Some(Upgrade { module, class }) => {
                 if let Some(module) = module {
@@ -160,18 +200,15 @@ impl PythonActor {
                 }
                 let carried = self.keeper.take_carried();
                 if let (Some(state), Some(_)) = (&carried, self.snapshots) {
-                    self.keeper.save(&self.store, name, state.clone()).map_err(|e| StartError::State(e.to_string()))?;
+                    self.keeper.save(&store, name, state.clone()).map_err(|e| StartError::State(e.to_string()))?;
                 }
                 carried
             }
             None if self.snapshots.is_some() => {
-                self.keeper.load(&self.store, name).map_err(|e| StartError::State(e.to_string()))?
+                self.keeper.load(&store, name).map_err(|e| StartError::State(e.to_string()))?
             }
             None => None,
         };
-        if let (Some(_), StateStore::Directory(_), None) = (self.snapshots, &self.store, name) {
-            return Err(StartError::State(crate::StateError::Unnamed.to_string()));
-        }
         Ok(Incarnation {
             max_concurrency: self.max_concurrency,
             time_limit: self.options.time_limit,
@@ -187,7 +224,7 @@ impl PythonActor {
         Keeping {
             keeper: Arc::clone(&self.keeper),
             snapshots: self.snapshots.is_some(),
-            store: self.store.clone(),
+            store: self.resolved.clone().unwrap_or(Store::Memory),
             name: self.options.name.clone(),
         }
     }
@@ -249,19 +286,13 @@ impl PythonActor {
         host: Arc<PythonHost>,
         incarnation: &Incarnation,
     ) -> Result<PyActor, StartError> {
-        if incarnation.max_concurrency > 1 {
-            return Err(StartError::Process(
-                "max_concurrency above 1 is supported in interpreter actors only, for now (a process actor's \
-                 asyncio handler runs one message at a time)"
-                    .into(),
-            ));
-        }
-        let child = ChildProcess::start(&host, ctx, self, incarnation)?;
+        let finished = (incarnation.max_concurrency > 1).then(|| Arc::new(FinishSink::default()));
+        let child = ChildProcess::start(&host, ctx, self, incarnation, finished.clone())?;
         Ok(PyActor {
             interp: None,
             child: Some(child),
-            finished: None,
-            concurrency: 1,
+            finished,
+            concurrency: incarnation.max_concurrency,
             keep: false,
             keeping: self.keeping(),
             _host: host,
@@ -417,9 +448,10 @@ impl PythonActor {
                 max_concurrency: Some(self.max_concurrency as u64),
                 snapshot_every: self.snapshots.map(Snapshots::every),
                 state_dir: match &self.store {
-                    StateStore::Memory => None,
                     StateStore::Directory(dir) => Some(dir.clone()),
+                    StateStore::Memory | StateStore::Cluster => None,
                 },
+                state_in_cluster: self.store == StateStore::Cluster,
             },
         }
     }
@@ -466,8 +498,11 @@ impl PythonActor {
                 n => Snapshots::Every(n),
             });
         }
-        if let Some(dir) = settings.state_dir {
-            spec = spec.state_store(StateStore::Directory(dir));
+        match (settings.state_dir, settings.state_in_cluster) {
+            (Some(_), true) => return Err("snapshots cannot be kept both in a directory and in the cluster".into()),
+            (Some(dir), false) => spec = spec.state_store(StateStore::Directory(dir)),
+            (None, true) => spec = spec.state_store(StateStore::Cluster),
+            (None, false) => {}
         }
         Ok(spec)
     }
@@ -525,7 +560,7 @@ impl PythonActor {
             self.id = Some(ctx.id());
             host.register_keeper(ctx.myself(), Arc::clone(&self.keeper));
         }
-        let incarnation = self.next_incarnation()?;
+        let incarnation = self.next_incarnation(ctx.system())?;
         let started = self.start_placed(ctx, host, &incarnation);
         if started.is_err() && incarnation.upgrading {
             // The state stays for the next attempt (a supervisor's restart).
@@ -585,7 +620,7 @@ impl PythonActor {
 struct Keeping {
     keeper: Arc<Keeper>,
     snapshots: bool,
-    store: StateStore,
+    store: Store,
     name: Option<Arc<str>>,
 }
 
@@ -819,6 +854,9 @@ impl Actor for PyActor {
     }
 
     fn begin(&mut self, _ctx: &ActorContext<Self>, token: u64, msg: Value, reply: bool) -> Result<(), ReceiveError> {
+        if let Some(child) = &mut self.child {
+            return child.begin_task(token, msg, reply);
+        }
         let interp = self.interp();
         interp.attach();
         let begun = interp.begin(token, &msg, reply);
@@ -847,6 +885,10 @@ impl Actor for PyActor {
     }
 
     fn cancel_all(&mut self, cause: InterruptCause) {
+        if let Some(child) = &mut self.child {
+            child.cancel_tasks(cause);
+            return;
+        }
         let interp = self.interp();
         interp.attach();
         interp.cancel_all(cause == InterruptCause::Kill);

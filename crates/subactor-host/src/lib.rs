@@ -33,7 +33,7 @@ pub use ffi::main as main_interpreter;
 pub use ffi::reclaim::ReclaimStats;
 pub use pool::WarmPoolStats;
 pub use process::Launcher;
-pub use state::{Snapshots, StateError, StateStore, Upgrade};
+pub use state::{ClusterStates, Snapshots, StateBackend, StateError, StateStore, Upgrade};
 
 use process::template::{Template, TemplateSettings};
 

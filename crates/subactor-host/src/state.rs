@@ -45,6 +45,7 @@ impl Snapshots {
 
 /// Where an actor's latest snapshot is kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StateStore {
     /// In this runtime's memory (the default): survives restarts of the actor, in
     /// interpreters or processes, not the end of the runtime.
@@ -56,6 +57,67 @@ pub enum StateStore {
     /// leaves the previous snapshot or the new one, never a torn file; it is not
     /// `fsync`ed (a power loss can lose the latest ones).
     Directory(PathBuf),
+    /// The key-value store of the cluster this runtime is a node of (a JetStream
+    /// key-value bucket of its NATS servers, see `Runtime::builder().cluster(..)`), under
+    /// the actor's name (a cluster store needs a named actor; names are unique across
+    /// the cluster): survives the runtime and the node, so the actor restarted on
+    /// another node, or by a new runtime, restores it. States larger than a NATS message
+    /// are stored in parts, switched to at once. A spawn with it fails when the runtime
+    /// did not join a cluster. As for messages between nodes, a state holding pickled
+    /// objects is refused unless the cluster is trusted.
+    Cluster,
+}
+
+/// A store of actors' states outside this process, found by key: what
+/// [`StateStore::Cluster`] uses (the `subactor` facade registers the cluster's
+/// key-value store as the actor system's extension [`ClusterStates`]).
+pub trait StateBackend: Send + Sync {
+    /// Keeps `state` under `key`, replacing what was there. Returns once it is stored.
+    fn save(&self, key: &str, state: &Value) -> Result<(), String>;
+    /// The state kept under `key`, if any.
+    fn load(&self, key: &str) -> Result<Option<Value>, String>;
+}
+
+/// The actor system's extension under which [`StateStore::Cluster`] finds its store.
+#[derive(Clone)]
+pub struct ClusterStates(pub Arc<dyn StateBackend>);
+
+impl std::fmt::Debug for ClusterStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterStates")
+    }
+}
+
+/// A [`StateStore`] with what it needs to work (the cluster's store, once found).
+#[derive(Clone)]
+pub(crate) enum Store {
+    Memory,
+    Directory(PathBuf),
+    Shared(Arc<dyn StateBackend>),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Memory => f.write_str("Memory"),
+            Store::Directory(dir) => f.debug_tuple("Directory").field(dir).finish(),
+            Store::Shared(_) => f.write_str("Cluster"),
+        }
+    }
+}
+
+impl Store {
+    /// `store` as the actor system `system` provides it.
+    pub(crate) fn resolve(store: &StateStore, system: &subactor_core::ActorSystem) -> Result<Store, StateError> {
+        Ok(match store {
+            StateStore::Memory => Store::Memory,
+            StateStore::Directory(dir) => Store::Directory(dir.clone()),
+            StateStore::Cluster => {
+                let states = system.extension::<ClusterStates>().ok_or(StateError::NoCluster)?;
+                Store::Shared(Arc::clone(&states.0))
+            }
+        })
+    }
 }
 
 /// Why a state could not be kept or read.
@@ -78,6 +140,15 @@ pub enum StateError {
     /// A directory store needs a named actor.
     #[error("an actor whose state is kept in a directory needs a name (its file is <name>.state)")]
     Unnamed,
+    /// A cluster store needs a named actor.
+    #[error("an actor whose state is kept in the cluster needs a name (its key is the name)")]
+    UnnamedInCluster,
+    /// A cluster store needs a runtime that joined a cluster.
+    #[error("the state store \"cluster\" needs a runtime that joined a cluster")]
+    NoCluster,
+    /// The cluster's store failed or refused the state.
+    #[error("the cluster's state store: {0}")]
+    Cluster(String),
 }
 
 /// A module and class to upgrade an actor to.
@@ -122,21 +193,27 @@ impl Keeper {
     }
 
     /// Keeps `state` as the latest snapshot.
-    pub(crate) fn save(&self, store: &StateStore, name: Option<&str>, state: Value) -> Result<(), StateError> {
+    pub(crate) fn save(&self, store: &Store, name: Option<&str>, state: Value) -> Result<(), StateError> {
         match store {
-            StateStore::Memory => {
+            Store::Memory => {
                 *lock(&self.memory) = Some(state);
                 Ok(())
             }
-            StateStore::Directory(dir) => write_file(&state_file(dir, name)?, &state),
+            Store::Directory(dir) => write_file(&state_file(dir, name)?, &state),
+            Store::Shared(backend) => {
+                backend.save(name.ok_or(StateError::UnnamedInCluster)?, &state).map_err(StateError::Cluster)
+            }
         }
     }
 
     /// The latest snapshot, if any.
-    pub(crate) fn load(&self, store: &StateStore, name: Option<&str>) -> Result<Option<Value>, StateError> {
+    pub(crate) fn load(&self, store: &Store, name: Option<&str>) -> Result<Option<Value>, StateError> {
         match store {
-            StateStore::Memory => Ok(lock(&self.memory).clone()),
-            StateStore::Directory(dir) => read_file(&state_file(dir, name)?),
+            Store::Memory => Ok(lock(&self.memory).clone()),
+            Store::Directory(dir) => read_file(&state_file(dir, name)?),
+            Store::Shared(backend) => {
+                backend.load(name.ok_or(StateError::UnnamedInCluster)?).map_err(StateError::Cluster)
+            }
         }
     }
 
@@ -195,7 +272,7 @@ mod tests {
     fn a_directory_store_keeps_the_latest_state_and_refuses_unnamed_actors() {
         let dir = std::env::temp_dir().join(format!("subactor-state-{}", std::process::id()));
         fs::create_dir_all(&dir).expect("temp dir");
-        let store = StateStore::Directory(dir.clone());
+        let store = Store::Directory(dir.clone());
         let keeper = Keeper::new();
         assert!(keeper.load(&store, Some("a/b")).expect("reads").is_none());
         keeper.save(&store, Some("a/b"), Value::from(1)).expect("writes");

@@ -60,8 +60,12 @@ pub struct SpawnSettings {
     /// Snapshots of its state: after every `n` messages (1: every message; 0: only when
     /// the actor calls `subactor.checkpoint()`); `None`: none.
     pub snapshot_every: Option<u32>,
-    /// The directory its snapshots are kept in (`None`: the serving runtime's memory).
+    /// The directory its snapshots are kept in (`None`: the serving runtime's memory,
+    /// unless `state_in_cluster`).
     pub state_dir: Option<std::path::PathBuf>,
+    /// Its snapshots are kept in the cluster's key-value store (the serving runtime must
+    /// be a node of a cluster).
+    pub state_in_cluster: bool,
 }
 
 /// A request to act on the other side's actors.

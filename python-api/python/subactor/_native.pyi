@@ -224,8 +224,12 @@ class RuntimeCore:
         max_concurrency: int | None = None,
         snapshots: str | int | None = None,
         state_dir: str | None = None,
+        state_store: str | None = None,
     ) -> ActorRef: ...
     def upgrade(self, actor_id: int, module: str | None = None, class_name: str | None = None) -> None: ...
+    def upgrade_children(
+        self, supervisor: Supervisor, module: str | None = None, class_name: str | None = None
+    ) -> int: ...
     def executor(
         self,
         workers: int,

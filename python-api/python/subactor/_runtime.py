@@ -100,6 +100,44 @@ def actor_options(
     )
 
 
+#: ``(max_concurrency, snapshots, state_dir, state_store)``, checked.
+ServiceOptions = tuple[int | None, str | int | None, str | None, str | None]
+
+
+def service_options(
+    max_concurrency: object, snapshots: object, state_dir: object, state_store: object
+) -> ServiceOptions:
+    """The long-running service options of ``spawn`` (and ``ChildSpec``), checked:
+    ``(max_concurrency, snapshots, state_dir, state_store)``."""
+    if snapshots is not None:
+        if isinstance(snapshots, str):
+            if snapshots not in ("message", "checkpoint"):
+                raise ValueError(
+                    f"snapshots must be 'message', 'checkpoint' or a positive number of messages, got {snapshots!r}"
+                )
+        else:
+            snapshots = _check.count(snapshots, "snapshots")
+            if snapshots > 2**32 - 1:
+                raise ValueError(f"snapshots must be at most {2**32 - 1} messages, got {snapshots}")
+    if state_dir is not None:
+        if not isinstance(state_dir, (str, os.PathLike)):
+            raise TypeError(f"state_dir must be a path (str or os.PathLike), not {type(state_dir).__name__}")
+        state_dir = os.fspath(state_dir)
+        if not isinstance(state_dir, str):
+            raise TypeError(f"state_dir must be a str path, not {type(state_dir).__name__}")
+    if state_store is not None:
+        if not isinstance(state_store, str):
+            raise TypeError(f"state_store must be a str, not {type(state_store).__name__}")
+        if state_store not in ("memory", "cluster"):
+            raise ValueError(f"state_store must be 'memory' or 'cluster', got {state_store!r}")
+        if state_dir is not None:
+            raise ValueError("state_dir and state_store name two different stores: give one of them")
+    if (state_dir is not None or state_store is not None) and snapshots is None:
+        which = "state_dir" if state_dir is not None else "state_store"
+        raise ValueError(f"{which} needs snapshots= (when to take them)")
+    return (_check.optional_count(max_concurrency, "max_concurrency"), snapshots, state_dir, state_store)
+
+
 def actor_target(actor: type | str) -> tuple[str, str, tuple[Any, ...]]:
     """``(module, name, leading constructor arguments)`` of an actor class or a
     ``"pkg.mod:Class"`` string (the module may also be the path of a ``.py`` file).
@@ -282,6 +320,7 @@ class Runtime:
         max_concurrency: int | None = None,
         snapshots: str | int | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        state_store: str | None = None,
     ) -> ActorRef: ...
 
     @overload
@@ -303,6 +342,7 @@ class Runtime:
         max_concurrency: int | None = None,
         snapshots: str | int | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        state_store: str | None = None,
     ) -> ActorRef | Supervisor:
         """Starts an actor and returns its reference once its constructor has returned.
 
@@ -332,13 +372,16 @@ class Runtime:
         (an allocation past it raises ``MemoryError`` in the handler).
 
         An asyncio actor (``async def receive``) runs an event loop of its own for its
-        whole life; ``max_concurrency`` (interpreter actors) is how many messages it
-        handles at once, each a task (1 by default). ``snapshots`` keeps the actor's
+        whole life; ``max_concurrency`` is how many messages it handles at once, each a
+        task (1 by default; in both placements). ``snapshots`` keeps the actor's
         state across restarts (its class defines ``snapshot(self)`` and
         ``restore(self, state)``): taken after every message (``"message"``), every N
         messages (an int), or on ``subactor.checkpoint()`` only (``"checkpoint"``); kept
-        in memory, or in ``state_dir`` (a file ``<name>.state``, the actor needs a
-        name). A restart loses what the messages since the latest snapshot did.
+        in memory (``state_store="memory"``, the default), in ``state_dir`` (a file
+        ``<name>.state``, the actor needs a name), or with ``state_store="cluster"`` in
+        the cluster's NATS key-value store under the actor's name (the runtime joined a
+        cluster; the actor restarted on any node, or by a new runtime, restores it). A
+        restart loses what the messages since the latest snapshot did.
 
         A ``SupervisorSpec`` starts a supervisor and returns a ``Supervisor``.
 
@@ -350,11 +393,12 @@ class Runtime:
 
         if isinstance(actor, SupervisorSpec):
             given = (name, mailbox, core, on_failure, time_limit, placement, memory_limit, node)
-            services = (max_concurrency, snapshots, state_dir)
-            if args or any(option is not None for option in given + services):
+            given_services = (max_concurrency, snapshots, state_dir, state_store)
+            if args or any(option is not None for option in given + given_services):
                 raise TypeError("spawn(SupervisorSpec) takes no other arguments: set them on the spec")
             return self._core.supervise(actor._flatten())
         options = actor_options(name, mailbox, core, on_failure, time_limit, placement, memory_limit)
+        services = service_options(max_concurrency, snapshots, state_dir, state_store)
         module, qualname, leading = actor_target(actor)
         return self._core.spawn(
             module,
@@ -362,9 +406,7 @@ class Runtime:
             leading + args,
             *options,
             _check.optional_text(node, "node"),
-            _check.optional_count(max_concurrency, "max_concurrency"),
-            snapshots,
-            None if state_dir is None else os.fspath(state_dir),
+            *services,
         )
 
     def upgrade(self, actor: ActorRef, to: type | str | None = None) -> None:
@@ -375,7 +417,11 @@ class Runtime:
         ``upgrade(self, old_state)`` if it defines one, else ``restore(state)``. The
         reference, the mailbox and every queued message stay. Returns at once;
         ``actor.restarts`` counts the upgrade once done. Raises ``ActorStopped`` when no
-        such actor runs."""
+        such actor runs (``upgrade_children`` upgrades a supervisor's children)."""
+        if isinstance(actor, _native.Supervisor):
+            raise TypeError("upgrade() takes an actor: upgrade_children(supervisor) upgrades a supervisor's children")
+        if not isinstance(actor, ActorRef):
+            raise TypeError(f"actor must be an ActorRef, not {type(actor).__name__}")
         if to is None:
             self._core.upgrade(actor.id, None, None)
             return
@@ -383,6 +429,23 @@ class Runtime:
         if leading:
             raise TypeError(f"cannot upgrade to {to!r}: actors cannot import it (define it in a module)")
         self._core.upgrade(actor.id, module, qualname)
+
+    def upgrade_children(self, supervisor: Supervisor, to: type | str | None = None) -> int:
+        """Upgrades every running Python child of ``supervisor`` as ``upgrade`` does one
+        actor (each after the message it has in hand; references, mailboxes and queued
+        messages stay; states carried over through ``snapshot()`` and ``upgrade`` or
+        ``restore``), and returns how many were asked to. Children of nested supervisors
+        are not included (upgrade those supervisors too). A supervisor's own respawn of a
+        child that stopped for good uses its ``ChildSpec``, i.e. the class it was given.
+        Raises ``ActorStopped`` when the supervisor does not run."""
+        if not isinstance(supervisor, _native.Supervisor):
+            raise TypeError(f"supervisor must be a Supervisor, not {type(supervisor).__name__}")
+        if to is None:
+            return self._core.upgrade_children(supervisor, None, None)
+        module, qualname, leading = actor_target(to)
+        if leading:
+            raise TypeError(f"cannot upgrade to {to!r}: actors cannot import it (define it in a module)")
+        return self._core.upgrade_children(supervisor, module, qualname)
 
     def lookup(self, name: str) -> ActorRef | None:
         """The running Python actor with this name, or ``None``."""

@@ -4,12 +4,13 @@ core's (``subactor_core::supervisor``: strategies, restart types, intensity, bac
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from . import _check
 from ._native import ChildInfo, Supervisor
-from ._runtime import actor_options, actor_target
+from ._runtime import actor_options, actor_target, service_options
 
 __all__ = ["ChildInfo", "ChildSpec", "OnFailure", "Restart", "Strategy", "Supervisor", "SupervisorSpec"]
 
@@ -55,7 +56,10 @@ class ChildSpec:
 
     ``restart``: when it is started again after it exits (``Restart``). ``shutdown``:
     seconds a graceful stop may take before the child is killed. The other options are
-    ``Runtime.spawn``'s; ``on_failure`` defaults to ``"restart"`` under a supervisor.
+    ``Runtime.spawn``'s (``max_concurrency``, ``snapshots``, ``state_dir`` and
+    ``state_store`` included); ``on_failure`` defaults to ``"restart"`` under a
+    supervisor. The child's snapshots outlive its incarnations: a restart, and the
+    supervisor's respawn of a child that stopped, restore the latest one.
     """
 
     def __init__(
@@ -70,12 +74,17 @@ class ChildSpec:
         time_limit: float | None = None,
         placement: str | None = None,
         memory_limit: int | None = None,
+        max_concurrency: int | None = None,
+        snapshots: str | int | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        state_store: str | None = None,
         restart: Restart | str = Restart.PERMANENT,
         shutdown: float = 5.0,
     ) -> None:
         if isinstance(actor, SupervisorSpec):
             given = (name, mailbox, core, on_failure, time_limit, placement, memory_limit)
-            if args or any(option is not None for option in given):
+            given_services = (max_concurrency, snapshots, state_dir, state_store)
+            if args or any(option is not None for option in given + given_services):
                 raise TypeError("a nested SupervisorSpec takes its options on the spec")
         elif not isinstance(actor, (type, str)):
             raise TypeError(
@@ -88,6 +97,8 @@ class ChildSpec:
         self.on_failure = None if options[3] is None else OnFailure(options[3])
         self.time_limit = options[4]
         self.placement, self.memory_limit = options[5], options[6]
+        services = service_options(max_concurrency, snapshots, state_dir, state_store)
+        self.max_concurrency, self.snapshots, self.state_dir, self.state_store = services
         self.restart = _check.choice(restart, "restart", Restart)
         self.shutdown = _check.seconds(shutdown, "shutdown")
 
@@ -108,6 +119,7 @@ class ChildSpec:
                 self.time_limit,
                 self.placement,
                 self.memory_limit,
+                (self.max_concurrency, self.snapshots, self.state_dir, self.state_store),
             )
         return (what, str(self.restart), float(self.shutdown))
 

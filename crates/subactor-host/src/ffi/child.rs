@@ -21,12 +21,12 @@ use tracing::{debug, warn};
 
 use super::helpers::Helpers;
 use super::interp::{Incarnation, Interpreter};
-use super::module::ActorLink;
+use super::module::{ActorLink, FinishSink};
 use crate::process::client::Client;
-use crate::process::proto::{self, FromChild, ToChild};
+use crate::process::proto::{self, Ended, FromChild, ToChild};
 use crate::process::sys;
 use crate::{ReceiveError, StartError};
-use subactor_core::Value;
+use subactor_core::{Finished, InterruptCause, Value};
 
 /// Runs the child on the calling thread (the forked template's only thread, holding
 /// the main interpreter's GIL); never returns.
@@ -157,14 +157,44 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     if let Some(interrupter) = interp.interrupter() {
         client.set_interrupter(interrupter);
     }
-    let link = ActorLink { env: Arc::clone(&client) as _, myself: link.import(spec.myself), arena, finished: None };
+    // An asyncio actor handling several messages at once reports each end from its
+    // event loop's thread, on the control socket.
+    let finished = (spec.max_concurrency > 1).then(|| {
+        let client = Arc::clone(&client);
+        Arc::new(FinishSink::forwarding(Box::new(move |token, outcome, snapshot| {
+            let ended = match outcome {
+                Finished::Replied(value) => Ended::Replied(value),
+                Finished::Failed(error) => Ended::Failed(error),
+                Finished::Interrupted(cause) => Ended::Interrupted { kill: cause == InterruptCause::Kill },
+            };
+            let frame = FromChild::Finished { token, ended, snapshot };
+            if let Err(error) = client.send_control(&frame) {
+                match error {
+                    // A reply that cannot travel is that message's failure.
+                    LinkError::Encode(why) => {
+                        let error = ReceiveError::Reply(crate::ConvertError::Build(crate::PythonException {
+                            type_name: "ValueError".into(),
+                            message: why,
+                            traceback: String::new(),
+                        }));
+                        let frame = FromChild::Finished { token, ended: Ended::Failed(error), snapshot: None };
+                        if let Err(error) = client.send_control(&frame) {
+                            debug!(%error, "cannot report a message's end: the parent has gone");
+                        }
+                    }
+                    other => debug!(error = %other, "cannot report a message's end: the parent has gone"),
+                }
+            }
+        })))
+    });
+    let link = ActorLink { env: Arc::clone(&client) as _, myself: link.import(spec.myself), arena, finished };
     if let Err(error) = interp.link_module(link) {
         return refuse(error);
     }
     client.serving(Some(0));
     let incarnation = Incarnation {
-        max_concurrency: 1,
-        time_limit: None,
+        max_concurrency: spec.max_concurrency.max(1),
+        time_limit: spec.time_limit,
         snapshot_every: spec.snapshot_every,
         state: spec.state.take(),
         upgrading: spec.upgrading,
@@ -239,6 +269,17 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
                     break;
                 }
             }
+            Ok(ToChild::Begin { token, msg, reply }) => {
+                if let Err(error) = interp.begin(token, &msg, reply) {
+                    drop(msg);
+                    let frame = FromChild::Finished { token, ended: Ended::Failed(error), snapshot: None };
+                    if let Err(error) = client.send_control(&frame) {
+                        debug!(%error, "cannot report a message's end: the parent has gone");
+                        break;
+                    }
+                }
+            }
+            Ok(ToChild::CancelAll { kill }) => interp.cancel_all(kill),
             Ok(ToChild::Answer { call, .. }) => debug!(call, "a late answer"),
             Ok(other) => {
                 warn!(?other, "unexpected frame from the parent");

@@ -51,17 +51,28 @@ pub(crate) struct ActorLink {
     pub(crate) finished: Option<Arc<FinishSink>>,
 }
 
+/// How a message's end leaves a process actor's child (to its parent).
+pub(crate) type Forward = Box<dyn Fn(u64, Finished<Value, crate::ReceiveError>, Option<Value>) + Send + Sync>;
+
 /// The outcomes of an asyncio actor's concurrent messages, from its event loop's
-/// thread to the actor's (see `subactor_core::Actor::finished`).
+/// thread to the actor's (see `subactor_core::Actor::finished`). In a process actor's
+/// child, each outcome is forwarded to the parent instead, whose watcher thread pushes
+/// it into the actor's own sink.
 #[derive(Default)]
 pub(crate) struct FinishSink {
     outcomes: std::sync::Mutex<Vec<(u64, Finished<Value, crate::ReceiveError>)>>,
     /// The latest snapshot taken after a message finished, not kept yet.
     snapshot: std::sync::Mutex<Option<Value>>,
     waker: std::sync::Mutex<Option<Waker>>,
+    forward: Option<Forward>,
 }
 
 impl FinishSink {
+    /// A sink that hands every outcome to `forward` (a process actor's child).
+    pub(crate) fn forwarding(forward: Forward) -> FinishSink {
+        FinishSink { forward: Some(forward), ..FinishSink::default() }
+    }
+
     pub(crate) fn set_waker(&self, waker: Waker) {
         *lock(&self.waker) = Some(waker);
     }
@@ -74,10 +85,21 @@ impl FinishSink {
         lock(&self.snapshot).take()
     }
 
-    fn push(&self, token: u64, outcome: Finished<Value, crate::ReceiveError>, snapshot: Option<Value>) {
-        lock(&self.outcomes).push((token, outcome));
-        if snapshot.is_some() {
-            *lock(&self.snapshot) = snapshot;
+    /// Records that message `token` ended (with the snapshot due after it) and wakes
+    /// the actor's thread.
+    pub(crate) fn push(&self, token: u64, outcome: Finished<Value, crate::ReceiveError>, snapshot: Option<Value>) {
+        if let Some(forward) = &self.forward {
+            forward(token, outcome, snapshot);
+            return;
+        }
+        {
+            // The snapshot is in place before the outcome can be taken: the actor keeps
+            // it before the answer leaves.
+            let mut outcomes = lock(&self.outcomes);
+            if snapshot.is_some() {
+                *lock(&self.snapshot) = snapshot;
+            }
+            outcomes.push((token, outcome));
         }
         if let Some(waker) = lock(&self.waker).as_ref() {
             waker.wake();
@@ -1246,6 +1268,7 @@ unsafe extern "C" fn finish(
                 _ => Finished::Interrupted(InterruptCause::TimeLimit),
             };
             let snapshot = *args.add(4);
+            let mut outcome = outcome;
             let snapshot = if snapshot != ffi::Py_None()
                 && ffi::PyTuple_Check(snapshot) != 0
                 && ffi::PyTuple_GET_SIZE(snapshot) == 1
@@ -1253,7 +1276,13 @@ unsafe extern "C" fn finish(
                 match from_python(ffi::PyTuple_GET_ITEM(snapshot, 0), helpers) {
                     Ok(state) => Some(state),
                     Err(error) => {
-                        tracing::warn!(%error, "an asyncio actor's snapshot cannot be kept");
+                        // As after a message handled one at a time: a snapshot that
+                        // cannot be kept is the message's failure.
+                        outcome = Finished::Failed(ReceiveError::Snapshot(crate::PythonException {
+                            type_name: "TypeError".into(),
+                            message: format!("the actor's snapshot() returned a state that cannot be kept: {error}"),
+                            traceback: String::new(),
+                        }));
                         None
                     }
                 }

@@ -6,23 +6,27 @@
 //! threads and notices the child's end (the socket closes), which it reports by
 //! ringing the actor's [`HealthAlarm`]; the template reports how the child ended.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use std::borrow::Cow;
 use subactor_core::codec::Handles;
 
-use subactor_core::{ActorContext, AnyRef, Death, Fault, HealthAlarm, Interrupt, InterruptCause, TellBatch, Value};
+use subactor_core::{
+    ActorContext, AnyRef, Death, Fault, Finished, HealthAlarm, Interrupt, InterruptCause, TellBatch, Value,
+};
 use subactor_wire::stream::{self, FrameReader, FrameWriter};
-use subactor_wire::{Channel, LinkError, LinkHandles, serve};
+use subactor_wire::{Call, Channel, LinkError, LinkHandles, serve};
 use tracing::{debug, warn};
 
 use super::LocalEnv;
-use super::proto::{self, FromChild, StartSpec, ToChild};
+use super::proto::{self, Ended, FromChild, StartSpec, ToChild};
 use super::template::{ChildExit, Template};
 use crate::ffi::interp::Incarnation;
+use crate::ffi::module::FinishSink;
 use crate::{ConvertError, PyActor, PythonActor, PythonException, PythonHost, ReceiveError, StartError};
 
 /// How long a stopped child may take to end by itself before it is killed.
@@ -30,6 +34,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait for the template's report of how a child ended, once its
 /// sockets have closed.
 const DEATH_REPORT: Duration = Duration::from_secs(2);
+/// At most this many threads serve a child's calls that wait (see [`Servers`]).
+const MAX_SERVERS: usize = 256;
 
 /// What the actor's thread, the watcher and the interrupter share.
 struct Shared {
@@ -47,6 +53,15 @@ struct Shared {
     /// The link's handles: references and lent buffers.
     link: Arc<LinkHandles>,
     handles: Arc<dyn Handles>,
+    /// Where the ends of an asyncio actor's concurrent messages go (`max_concurrency`
+    /// above 1).
+    finished: Option<Arc<FinishSink>>,
+    /// The concurrent messages begun in the child and not finished yet.
+    in_flight: Mutex<HashSet<u64>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
@@ -88,6 +103,7 @@ impl ChildProcess {
         ctx: &ActorContext<PyActor>,
         spec: &PythonActor,
         incarnation: &Incarnation,
+        finished: Option<Arc<FinishSink>>,
     ) -> Result<ChildProcess, StartError> {
         let template = host.template().map_err(StartError::Process)?;
         let (spawned, exit) = template.spawn().map_err(StartError::Process)?;
@@ -118,6 +134,8 @@ impl ChildProcess {
             grace: spec.kill_grace_period(),
             link,
             handles,
+            finished,
+            in_flight: Mutex::default(),
         });
         let env = Arc::new(LocalEnv { system: ctx.system().clone() });
         let mut child = ChildProcess { data_w, data_r, shared, env, watcher: None, seq: 0, snapshot: None };
@@ -133,6 +151,8 @@ impl ChildProcess {
             snapshot_every: incarnation.snapshot_every,
             state: incarnation.state.clone(),
             upgrading: incarnation.upgrading,
+            max_concurrency: incarnation.max_concurrency,
+            time_limit: incarnation.time_limit,
         }));
         child.send(&start).map_err(|e| child.start_failed(&e))?;
         // The watcher starts while the child starts its actor (what the child sends on
@@ -262,6 +282,62 @@ impl ChildProcess {
         }
     }
 
+    /// Begins `msg` in the child, as a task of its event loop (an asyncio actor whose
+    /// `max_concurrency` is above 1); its end arrives through the actor's
+    /// [`FinishSink`].
+    pub(crate) fn begin_task(&mut self, token: u64, msg: Value, reply: bool) -> Result<(), ReceiveError> {
+        if let Some(error) = self.refusal() {
+            return Err(error);
+        }
+        lock(&self.shared.in_flight).insert(token);
+        let sent = self.send(&ToChild::Begin { token, msg, reply });
+        if sent.is_err() {
+            lock(&self.shared.in_flight).remove(&token);
+        }
+        match sent {
+            Ok(()) => Ok(()),
+            Err(LinkError::Encode(error)) => {
+                let exception =
+                    PythonException { type_name: "ValueError".into(), message: error, traceback: String::new() };
+                Err(ReceiveError::Message(ConvertError::Build(exception)))
+            }
+            Err(error) => Err(self.lost(&error)),
+        }
+    }
+
+    /// Cancels every message begun in the child and not finished (`CancelledError` in
+    /// each task). For a kill, the child is SIGKILLed if they have not all ended within
+    /// the grace period (a coroutine that never awaits cannot be cancelled).
+    pub(crate) fn cancel_tasks(&mut self, cause: InterruptCause) {
+        let kill = cause == InterruptCause::Kill;
+        if kill {
+            self.shared.killing.store(true, Ordering::Release);
+        }
+        if let Err(error) = self.send(&ToChild::CancelAll { kill }) {
+            debug!(%error, "cannot cancel a child's tasks");
+            return;
+        }
+        if !kill {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let spawned = thread::Builder::new().name(format!("subactor-cancel:{}", shared.pid)).spawn(move || {
+            let deadline = Instant::now() + shared.grace;
+            while Instant::now() < deadline {
+                if lock(&shared.in_flight).is_empty() || shared.broken.load(Ordering::Acquire) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            warn!(pid = shared.pid, grace = ?shared.grace, "the cancelled tasks did not end within the grace period: killing the child");
+            shared.template.kill(shared.pid);
+        });
+        if let Err(error) = spawned {
+            warn!(%error, "cannot start a thread to watch a kill: killing the child");
+            self.kill_now();
+        }
+    }
+
     fn begin(&mut self) -> u64 {
         self.seq += 1;
         self.shared.running.store(self.seq, Ordering::Release);
@@ -366,7 +442,8 @@ impl Drop for ChildProcess {
 
 /// The watcher: serves the child's calls from its control socket until it closes,
 /// then wakes the actor to look at its health.
-fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &HealthAlarm) {
+fn watch(shared: &Arc<Shared>, env: &Arc<LocalEnv>, mut reader: FrameReader, alarm: &HealthAlarm) {
+    let servers = Servers::new();
     loop {
         let mut frame = match reader.recv(None) {
             Ok(frame) => frame,
@@ -378,8 +455,26 @@ fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &Healt
         };
         match proto::decode::<FromChild>(&mut frame, &shared.handles) {
             Ok(FromChild::Release { lend }) => shared.link.released(lend),
+            Ok(FromChild::Finished { token, ended, snapshot }) => {
+                if !lock(&shared.in_flight).remove(&token) {
+                    debug!(token, "the end of a message not in hand");
+                    continue;
+                }
+                if let Some(sink) = &shared.finished {
+                    let outcome = match ended {
+                        Ended::Replied(value) => Finished::Replied(value),
+                        Ended::Failed(error) => Finished::Failed(error),
+                        Ended::Interrupted { kill: true } => Finished::Interrupted(InterruptCause::Kill),
+                        Ended::Interrupted { kill: false } => Finished::Interrupted(InterruptCause::TimeLimit),
+                    };
+                    sink.push(token, outcome, snapshot);
+                }
+            }
+            Ok(FromChild::Call { call, request }) if Servers::may_wait(&request) => {
+                servers.submit(shared, env, call, request);
+            }
             Ok(FromChild::Call { call, request }) => {
-                let answer = serve(request, env);
+                let answer = serve(request, &**env);
                 if let Err(error) = proto::send(
                     &shared.ctrl_w,
                     Channel::Control,
@@ -404,7 +499,76 @@ fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &Healt
         }
     }
     shared.broken.store(true, Ordering::Release);
+    if shared.killing.load(Ordering::Acquire) {
+        // Killed with messages in hand: they end killed (the child is gone).
+        let lost: Vec<u64> = lock(&shared.in_flight).drain().collect();
+        if let Some(sink) = &shared.finished {
+            for token in lost {
+                sink.push(token, Finished::Interrupted(InterruptCause::Kill), None);
+            }
+        }
+    }
     alarm.ring();
+}
+
+/// Threads that serve the child's calls that may wait (asks, tells into a full mailbox,
+/// waits, spawns, lookups), so that the watcher goes on reading the control socket:
+/// the ends of an asyncio actor's concurrent messages come that way, and a call that
+/// waits for one of them (an ask that comes back to this actor) would otherwise wait
+/// for ever. A call is handed to an idle thread (one is reserved for it), or to a new
+/// one, up to [`MAX_SERVERS`]; they end with the watcher.
+struct Servers {
+    tx: flume::Sender<(u64, Call)>,
+    rx: flume::Receiver<(u64, Call)>,
+    idle: Arc<AtomicUsize>,
+    threads: AtomicUsize,
+}
+
+impl Servers {
+    fn new() -> Servers {
+        let (tx, rx) = flume::unbounded();
+        Servers { tx, rx, idle: Arc::new(AtomicUsize::new(0)), threads: AtomicUsize::new(0) }
+    }
+
+    /// Whether serving `call` may wait for other actors.
+    fn may_wait(call: &Call) -> bool {
+        matches!(call, Call::Ask { .. } | Call::Tell { .. } | Call::Wait { .. } | Call::Spawn(_) | Call::Lookup(_))
+    }
+
+    fn submit(&self, shared: &Arc<Shared>, env: &Arc<LocalEnv>, call: u64, request: Call) {
+        let _ = self.tx.send((call, request));
+        // An idle thread is reserved for it; else a new thread takes it (or the one
+        // reserved for another call, which the new one then takes).
+        let reserved = self.idle.fetch_update(Ordering::AcqRel, Ordering::Acquire, |idle| idle.checked_sub(1)).is_ok();
+        if reserved || self.threads.load(Ordering::Acquire) >= MAX_SERVERS {
+            return;
+        }
+        self.threads.fetch_add(1, Ordering::AcqRel);
+        let (serving, serving_env, rx, idle) =
+            (Arc::clone(shared), Arc::clone(env), self.rx.clone(), Arc::clone(&self.idle));
+        let spawned = thread::Builder::new().name(format!("subactor-calls:{}", shared.pid)).spawn(move || {
+            while let Ok((call, request)) = rx.recv() {
+                answer_call(&serving, &serving_env, call, request);
+                idle.fetch_add(1, Ordering::AcqRel);
+            }
+        });
+        if let Err(error) = spawned {
+            warn!(%error, "cannot start a thread to serve a child's call: serving it on the watcher");
+            self.threads.fetch_sub(1, Ordering::AcqRel);
+            if let Ok((call, request)) = self.rx.try_recv() {
+                answer_call(shared, env, call, request);
+            }
+        }
+    }
+}
+
+/// Serves a call of the child and sends the answer on the control socket.
+fn answer_call(shared: &Shared, env: &LocalEnv, call: u64, request: Call) {
+    let answer = serve(request, env);
+    let frame = ToChild::Answer { call, answer };
+    if let Err(error) = proto::send(&shared.ctrl_w, Channel::Control, &frame, &shared.handles, &[]) {
+        debug!(%error, "cannot answer a child's call");
+    }
 }
 
 /// Kills and time limits for a process actor: the interrupt is raised in the child's

@@ -129,6 +129,11 @@ impl Client {
         proto::send(&self.data_w, Channel::Data, frame, &self.handles(), &[])
     }
 
+    /// Sends a frame on the control socket (from any thread).
+    pub(crate) fn send_control(&self, frame: &FromChild) -> Result<(), LinkError> {
+        proto::send(&self.ctrl_w, Channel::Control, frame, &self.handles(), &[])
+    }
+
     /// Reads the control socket until it closes: routes answers and interrupts. Runs
     /// on a thread of its own.
     pub(crate) fn read_control(self: &Arc<Client>, mut reader: FrameReader) {

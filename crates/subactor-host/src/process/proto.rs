@@ -101,6 +101,12 @@ pub(crate) struct StartSpec {
     /// An upgrade: the state goes to `upgrade(old_state)` when the class defines it,
     /// and the module is loaded anew from its source.
     pub(crate) upgrading: bool,
+    /// How many messages an asyncio actor handles at once (above 1: they come as
+    /// [`ToChild::Begin`], and end as [`FromChild::Finished`]).
+    pub(crate) max_concurrency: usize,
+    /// With `max_concurrency` above 1, the time limit of each message (the child's event
+    /// loop enforces it).
+    pub(crate) time_limit: Option<std::time::Duration>,
 }
 
 /// Runtime -> child.
@@ -124,6 +130,23 @@ pub(crate) enum ToChild<'a> {
     /// `Done` whose result is `(state,)`, or `None` when the class has no `snapshot`
     /// (data socket).
     Snapshot { seq: u64 },
+    /// Begin a message of an asyncio actor whose `max_concurrency` is above 1, as a task
+    /// on its event loop; its end comes as [`FromChild::Finished`] (data socket).
+    Begin { token: u64, msg: Value, reply: bool },
+    /// Cancel every message begun and not finished (`kill`: else a failure) (data
+    /// socket).
+    CancelAll { kill: bool },
+}
+
+/// How a message begun with [`ToChild::Begin`] ended.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Ended {
+    /// Answered (`None` for a tell).
+    Replied(Value),
+    /// Raised, or its answer or snapshot could not be converted.
+    Failed(ReceiveError),
+    /// Cancelled by a kill (`kill`) or its time limit.
+    Interrupted { kill: bool },
 }
 
 /// Child -> runtime.
@@ -141,6 +164,9 @@ pub(crate) enum FromChild {
     Call { call: u64, request: Call },
     /// The child is done with the buffer the runtime lent as `lend` (control socket).
     Release { lend: u64 },
+    /// A message begun as `token` ended, with the snapshot due after it, if any (control
+    /// socket: sent by the child's event loop thread).
+    Finished { token: u64, ended: Ended, snapshot: Option<Value> },
 }
 
 /// Encodes `item` and sends it on `channel` as one frame, with the segments its buffers
