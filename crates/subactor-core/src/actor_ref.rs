@@ -107,7 +107,7 @@ impl<A: Actor> ActorRef<A> {
         match refusal {
             Refusal::Full | Refusal::Timeout => SendError::Full(msg),
             Refusal::NotRunning => {
-                self.cell.dead_letters.record(self.cell.id, self.name(), DeadLetterReason::NotRunning, &msg);
+                self.cell.record_dead(DeadLetterReason::NotRunning, &msg);
                 SendError::Stopped(msg)
             }
         }

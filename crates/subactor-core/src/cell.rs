@@ -188,6 +188,14 @@ pub(crate) struct Cell<A: Actor> {
     pub(crate) restarts: AtomicU64,
     /// Where the running incarnation's handlers run (set when it starts).
     pub(crate) placement: Mutex<Placement>,
+    /// The node the running incarnation's handlers run on, when that is another node.
+    pub(crate) node: Mutex<Option<Arc<str>>>,
+    /// The mailbox's capacity.
+    pub(crate) capacity: usize,
+    /// The supervisor whose child this actor is.
+    pub(crate) parent: Option<ActorId>,
+    /// The actor's counters, while the system collects metrics.
+    pub(crate) stats: Option<crate::metrics::ActorStats>,
 }
 
 /// `Cell::handler` between handlers.
@@ -229,6 +237,10 @@ pub(crate) struct CellConfig {
     pub(crate) time_limit: Option<Duration>,
     pub(crate) dead_letters: Arc<DeadLetters>,
     pub(crate) watchdog: Arc<Watchdog>,
+    /// Whether the system collects metrics.
+    pub(crate) metrics: bool,
+    /// The supervisor whose child the actor is.
+    pub(crate) parent: Option<ActorId>,
 }
 
 impl<A: Actor> Cell<A> {
@@ -270,7 +282,38 @@ impl<A: Actor> Cell<A> {
             time_limit: config.time_limit,
             restarts: AtomicU64::new(0),
             placement: Mutex::new(Placement::default()),
+            node: Mutex::new(None),
+            capacity: config.capacity,
+            parent: config.parent,
+            stats: config.metrics.then(crate::metrics::ActorStats::new),
         }
+    }
+
+    /// Records a message meant for this actor that was not delivered.
+    pub(crate) fn record_dead_letter(
+        &self,
+        reason: DeadLetterReason,
+        message_type: &'static str,
+        message: Option<&crate::Value>,
+    ) {
+        if let Some(stats) = &self.stats {
+            stats.dead_letter();
+        }
+        self.dead_letters.record_typed(self.id, self.name.as_deref(), reason, message_type, message);
+    }
+
+    /// [`record_dead_letter`](Self::record_dead_letter) for a message of any type.
+    pub(crate) fn record_dead<M: std::any::Any>(&self, reason: DeadLetterReason, msg: &M) {
+        self.record_dead_letter(
+            reason,
+            std::any::type_name::<M>(),
+            (msg as &dyn std::any::Any).downcast_ref::<crate::Value>(),
+        );
+    }
+
+    /// Messages waiting: the mailbox and the urgent lane.
+    pub(crate) fn depth(&self) -> usize {
+        self.rx.len() + self.urgent_len.load(Ordering::Relaxed)
     }
 
     // ---- lifecycle ------------------------------------------------------------------
@@ -478,7 +521,7 @@ impl<A: Actor> Cell<A> {
     /// has stopped taking messages it becomes a dead letter.
     pub(crate) fn notify(&self, msg: A::Msg) {
         if !self.accepting() {
-            self.dead_letters.record(self.id, self.name.as_deref(), DeadLetterReason::NotRunning, &msg);
+            self.record_dead(DeadLetterReason::NotRunning, &msg);
             return;
         }
         {
@@ -519,7 +562,7 @@ impl<A: Actor> Cell<A> {
 
     pub(crate) fn drain_to_dead_letters(&self, reason: DeadLetterReason) {
         while let Some(msg) = self.take_urgent() {
-            self.dead_letters.record(self.id, self.name.as_deref(), reason, &msg);
+            self.record_dead(reason, &msg);
         }
         while let Ok(envelope) = self.rx.try_recv() {
             self.dead_letter(envelope, reason);
@@ -530,7 +573,7 @@ impl<A: Actor> Cell<A> {
     /// [`AskError::NoReply`](crate::AskError::NoReply) at once.
     pub(crate) fn dead_letter(&self, envelope: Envelope<A>, reason: DeadLetterReason) {
         if let Some(msg) = envelope.into_msg() {
-            self.dead_letters.record(self.id, self.name.as_deref(), reason, &msg);
+            self.record_dead(reason, &msg);
         }
     }
 
