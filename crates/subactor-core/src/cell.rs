@@ -22,21 +22,41 @@ use tokio::sync::Notify;
 
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::sync::lock;
+use crate::trace::Carried;
 use crate::watchdog::{Interruptible, Watchdog};
 use crate::{Actor, ActorId, ActorState, Down, Fault, Interrupt, InterruptCause, MonitorId, Placement, StopReason};
 
 /// A message in a mailbox.
 pub(crate) enum Envelope<A: Actor> {
-    Tell(A::Msg),
-    Ask(A::Msg, ReplyTo<A>),
+    /// A tell, with its sender's trace context (see [`crate::trace`]).
+    Tell(A::Msg, Carried),
+    /// An ask, with its sender's trace context.
+    Ask(A::Msg, ReplyTo<A>, Carried),
     /// Carries nothing: makes a waiting actor look at its signals.
     Wake,
 }
 
 impl<A: Actor> Envelope<A> {
+    /// A tell sent now: it carries the sender's trace context when contexts are carried.
+    #[inline]
+    pub(crate) fn tell(msg: A::Msg) -> Envelope<A> {
+        Envelope::Tell(msg, crate::trace::capture())
+    }
+
+    /// An ask sent now (see [`Envelope::tell`]).
+    #[inline]
+    pub(crate) fn ask(msg: A::Msg, reply: ReplyTo<A>) -> Envelope<A> {
+        Envelope::Ask(msg, reply, crate::trace::capture())
+    }
+
+    /// A tell that carries no context (a system message, or one taken back).
+    pub(crate) fn untraced(msg: A::Msg) -> Envelope<A> {
+        Envelope::Tell(msg, None)
+    }
+
     pub(crate) fn into_msg(self) -> Option<A::Msg> {
         match self {
-            Envelope::Tell(m) | Envelope::Ask(m, _) => Some(m),
+            Envelope::Tell(m, _) | Envelope::Ask(m, _, _) => Some(m),
             Envelope::Wake => None,
         }
     }

@@ -41,6 +41,7 @@ mod supervisor;
 mod sync;
 mod system;
 mod timers;
+pub mod trace;
 mod value;
 mod warm;
 mod watchdog;

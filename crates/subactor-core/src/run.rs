@@ -311,7 +311,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
             return Exit::Failed(Failure { kind: FailureKind::Died, message: fault.to_string() });
         }
         if let Some(msg) = cell.take_urgent() {
-            if let Err(exit) = deliver(actor, ctx, Envelope::Tell(msg), policy) {
+            if let Err(exit) = deliver(actor, ctx, Envelope::untraced(msg), policy) {
                 return exit;
             }
             continue;
@@ -325,7 +325,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                     // raced in before the close.
                     cell.close();
                     while let Some(envelope) =
-                        cell.take_urgent().map(Envelope::Tell).or_else(|| cell.rx.try_recv().ok())
+                        cell.take_urgent().map(Envelope::untraced).or_else(|| cell.rx.try_recv().ok())
                     {
                         if let Err(exit) = deliver(actor, ctx, envelope, policy) {
                             return exit;
@@ -353,11 +353,11 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
         // A message taken off the mailbox cannot be put back, so a requested restart
         // happens after it is handled.
         let delivered = match envelope {
-            Envelope::Tell(msg) if batch > 1 => {
+            Envelope::Tell(msg, trace) if batch > 1 && trace.is_none() => {
                 let mut msgs = vec![msg];
                 while msgs.len() < batch {
                     match pending.pop_front().map_or_else(|| cell.rx.try_recv(), Ok) {
-                        Ok(Envelope::Tell(msg)) => {
+                        Ok(Envelope::Tell(msg, None)) => {
                             cell.made_room();
                             msgs.push(msg);
                         }
@@ -432,7 +432,7 @@ fn serve_concurrently<A: Actor>(
         while taking && in_hand.len() < max {
             let Some(envelope) = cell
                 .take_urgent()
-                .map(Envelope::Tell)
+                .map(Envelope::untraced)
                 .or_else(|| pending.pop_front())
                 .or_else(|| cell.rx.try_recv().ok())
             else {
@@ -440,8 +440,8 @@ fn serve_concurrently<A: Actor>(
             };
             cell.made_room();
             let (msg, reply) = match envelope {
-                Envelope::Tell(msg) => (msg, None),
-                Envelope::Ask(msg, reply) => (msg, Some(reply)),
+                Envelope::Tell(msg, _) => (msg, None),
+                Envelope::Ask(msg, reply, _) => (msg, Some(reply)),
                 Envelope::Wake => continue,
             };
             let copy = (reply.is_none() && policy != FailurePolicy::Resume && cell.dead_letters.wants_messages())
@@ -627,7 +627,7 @@ fn deliver_tells<A: Actor>(
         }
     }
     for msg in unhandled.into_iter().rev() {
-        pending.push_front(Envelope::Tell(msg));
+        pending.push_front(Envelope::untraced(msg));
     }
     match failure {
         Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
@@ -675,16 +675,24 @@ fn deliver<A: Actor>(
         (_, Some(stats)) => stats.begin(),
     };
     let (handled, reply) = match envelope {
-        Envelope::Tell(msg) => {
-            let span = trace_span!("tell");
+        Envelope::Tell(msg, trace) => {
+            let span = if crate::trace::enabled() {
+                crate::trace::receive_span(cell.id, cell.name.as_deref(), "tell", trace)
+            } else {
+                trace_span!("tell")
+            };
             let _entered = span.enter();
             if policy != FailurePolicy::Resume && cell.dead_letters.wants_messages() {
                 copy = (&msg as &dyn Any).downcast_ref::<Value>().cloned();
             }
             (call(cell, || actor.handle_tell(ctx, msg)).map_ok(|()| None), None)
         }
-        Envelope::Ask(msg, reply) => {
-            let span = trace_span!("ask");
+        Envelope::Ask(msg, reply, trace) => {
+            let span = if crate::trace::enabled() {
+                crate::trace::receive_span(cell.id, cell.name.as_deref(), "ask", trace)
+            } else {
+                trace_span!("ask")
+            };
             let _entered = span.enter();
             (call(cell, || actor.handle(ctx, msg)).map_ok(Some), Some(reply))
         }

@@ -17,7 +17,10 @@
 //! [`Observer::stop`] or when dropped.
 
 pub mod json;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod prom;
+pub mod top;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -161,3 +161,112 @@ fn a_taken_port_or_a_bad_address_is_an_error() {
     assert_eq!(snap["actors"][0]["name"], "quiet");
     system.shutdown();
 }
+
+#[test]
+fn top_renders_the_tree_from_the_endpoint() {
+    let system = ActorSystem::builder().metrics(true).build();
+    let _sup = system
+        .spawn(
+            SupervisorSpec::new(Strategy::OneForOne)
+                .name("pool")
+                .child(ChildSpec::new(echo().name("worker-a")))
+                .child(ChildSpec::new(echo().name("worker-b"))),
+        )
+        .expect("spawn");
+    let lone = system.spawn(echo().name("lone")).expect("spawn");
+    lone.blocking_ask(5_u64, Duration::from_secs(1)).expect("ask");
+    let observer = Observer::start(system.clone(), ObserveConfig::at("127.0.0.1:0")).expect("start");
+    let endpoint = observer.addr().to_string();
+    assert_eq!(crate::top::snapshot_url(&endpoint), format!("http://{endpoint}/api/metrics"));
+    assert_eq!(crate::top::snapshot_url(&format!("http://{endpoint}/")), format!("http://{endpoint}/api/metrics"));
+    let snap = crate::top::fetch(&endpoint, Duration::from_secs(5)).expect("fetch");
+    let screen = crate::top::render(&snap, 200);
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines[0].starts_with("subactor  actors 4"), "{screen}");
+    let row = |name: &str| lines.iter().position(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {screen}"));
+    // The children under their supervisor, drawn as a tree.
+    assert!(row("pool") < row("worker-a") && row("worker-a") < row("worker-b"), "{screen}");
+    assert!(lines[row("worker-a")].starts_with("├─ worker-a") && lines[row("worker-b")].starts_with("└─ worker-b"));
+    assert!(lines[row("lone")].contains("thread") && lines[row("lone")].contains("running"), "{screen}");
+    // Nothing listening: a clear error.
+    drop(observer);
+    let gone = crate::top::fetch(&endpoint, Duration::from_secs(2));
+    assert!(matches!(gone, Err(crate::top::TopError::Fetch { .. })), "{gone:?}");
+    system.shutdown();
+}
+
+/// A handler that asks another actor, within a root span: the second handler's span is
+/// the first's child, which is the root's.
+#[cfg(feature = "otel")]
+#[test]
+fn the_handlers_span_is_a_child_of_the_senders() {
+    use opentelemetry::trace::SpanId;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+    use subactor_core::ActorRef;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    struct Relay(ActorRef<Echo>);
+    impl Actor for Relay {
+        type Msg = u64;
+        type Reply = u64;
+        type Error = Refused;
+        fn handle(&mut self, _ctx: &ActorContext<Self>, n: u64) -> Result<u64, Refused> {
+            tracing::info!("relaying");
+            self.0.blocking_ask(n + 1, Duration::from_secs(5)).map_err(|_| Refused(n))
+        }
+    }
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    tracing_subscriber::registry().with(crate::otel::layer(&provider)).try_init().expect("the only subscriber");
+    assert!(!subactor_core::trace::enabled());
+    assert!(subactor_core::trace::install(Box::new(crate::otel::OtelPropagator)));
+
+    let system = ActorSystem::builder().build();
+    let b = system.spawn(echo().name("b")).expect("spawn");
+    let a = system.spawn(Props::new(move || Ok::<_, NeverFails>(Relay(b.clone()))).name("a")).expect("spawn");
+    let root = tracing::info_span!("root");
+    let root_id = {
+        let _entered = root.enter();
+        assert_eq!(a.blocking_ask(1_u64, Duration::from_secs(5)).expect("ask"), 2);
+        let current = subactor_core::trace::current().expect("the root's context");
+        assert_eq!(
+            current.span_id,
+            crate::otel::trace_context(&{
+                use opentelemetry::trace::TraceContextExt as _;
+                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+                root.context().span().span_context().clone()
+            })
+            .expect("valid")
+            .span_id
+        );
+        current
+    };
+    // A message sent outside any span carries nothing: its handler's span is a root.
+    a.blocking_ask(10_u64, Duration::from_secs(5)).expect("ask");
+    drop(root);
+    system.shutdown();
+    provider.force_flush().expect("flush");
+    let spans = exporter.get_finished_spans().expect("spans");
+    let receive = |name: &str| -> Vec<SpanData> {
+        spans
+            .iter()
+            .filter(|s| {
+                s.name == "subactor.receive"
+                    && s.attributes.iter().any(|kv| kv.key.as_str() == "actor.name" && kv.value.as_str() == name)
+            })
+            .cloned()
+            .collect()
+    };
+    let (a_spans, b_spans) = (receive("a"), receive("b"));
+    assert_eq!((a_spans.len(), b_spans.len()), (2, 2), "{spans:#?}");
+    let traced_a = a_spans.iter().find(|s| s.parent_span_id != SpanId::INVALID).expect("a child of the root");
+    assert_eq!(u64::from_be_bytes(traced_a.parent_span_id.to_bytes()), root_id.span_id);
+    assert_eq!(u128::from_be_bytes(traced_a.span_context.trace_id().to_bytes()), root_id.trace_id);
+    let traced_b = b_spans.iter().find(|s| s.parent_span_id == traced_a.span_context.span_id()).expect("a's child");
+    assert_eq!(traced_b.span_context.trace_id(), traced_a.span_context.trace_id());
+    // The untraced ask: a's span has no parent, b's is its child in a new trace.
+    let root_a = a_spans.iter().find(|s| s.parent_span_id == SpanId::INVALID).expect("a root span");
+    assert!(b_spans.iter().any(|s| s.parent_span_id == root_a.span_context.span_id()));
+}
