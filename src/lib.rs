@@ -52,6 +52,9 @@ pub use subactor_cluster::{Auth, Cluster, ClusterConfig, ClusterError, NodeInfo}
 
 #[cfg(feature = "cluster")]
 mod node;
+pub use subactor_core::trace;
+#[cfg(feature = "otel")]
+pub use subactor_observe::otel;
 #[cfg(feature = "observe")]
 pub use subactor_observe::{ObserveConfig, ObserveError, Observer};
 

@@ -710,7 +710,7 @@ impl Inner {
     }
 
     fn lookup(self: &Arc<Self>, name: &str) -> Option<AnyRef> {
-        let entry = self.handle.block_on(self.registry.get(name)).ok().flatten()?;
+        let entry = self.handle.block_on(self.registry.get(registry_key(name))).ok().flatten()?;
         let entry: NameEntry = decode_plain(&entry).ok()?;
         if entry.node == self.node {
             // Ours: the system's own registry answers for it (it was not found there).
@@ -874,6 +874,25 @@ async fn forget_names_of(registry: &kv::Store, node: &str) {
     }
 }
 
+/// The registry's key for an actor's name. A name may hold any character, a NATS key
+/// only `[-/_=.A-Za-z0-9]` (and no `.` at either end): every byte of the name's UTF-8
+/// outside `[-/_A-Za-z0-9]` is written `=XX` (hex), so that two names never share a key
+/// (`OnNode`'s `name@local`, names with spaces or dots).
+fn registry_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'/' | b'_') {
+            key.push(char::from(byte));
+        } else {
+            key.push_str(&format!("={byte:02X}"));
+        }
+    }
+    if key.is_empty() {
+        key.push('=');
+    }
+    key
+}
+
 /// The cluster's registry as the actor system's [`NameService`].
 struct Names(Weak<Inner>);
 
@@ -884,7 +903,7 @@ impl NameService for Names {
         let entry = NameEntry { node: inner.node.clone(), incarnation: inner.incarnation, id: id.as_u64(), placement };
         let bytes = encode_plain(&entry).map_err(NameClaimError::Unavailable)?;
         let registry = inner.registry.clone();
-        let key = name.to_owned();
+        let key = registry_key(name);
         let peers_up = |entry: &NameEntry| {
             entry.node == inner.node && entry.incarnation == inner.incarnation
                 || lock(&inner.peers).get(&entry.node).is_some_and(|p| p.up && p.incarnation == entry.incarnation)
@@ -920,7 +939,7 @@ impl NameService for Names {
             return;
         }
         let registry = inner.registry.clone();
-        let key = name.to_owned();
+        let key = registry_key(name);
         let node = inner.node.clone();
         let release = async move {
             if let Ok(Some(entry)) = registry.entry(&key).await {
@@ -967,5 +986,24 @@ impl NodeRef {
             Some(other) => Err(format!("unexpected answer to a spawn: {other:?}")),
             None => Err(format!("node {} did not answer (it is down or unreachable)", self.link.node)),
         }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::registry_key;
+
+    #[test]
+    fn every_name_has_a_valid_key_of_its_own() {
+        let names = ["counter", "there@local", "a b", "a.b", ".a", "a=2E", "é", "", "=", "a/b-c_d"];
+        let keys: Vec<String> = names.iter().map(|n| registry_key(n)).collect();
+        for key in &keys {
+            assert!(!key.is_empty() && !key.starts_with('.') && !key.ends_with('.'), "{key}");
+            assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-/_=.".contains(&b)), "{key}");
+        }
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+        assert_eq!(registry_key("there@local"), "there=40local");
+        assert_eq!(registry_key("counter"), "counter");
     }
 }
