@@ -1,8 +1,10 @@
 //! Seeing the system: metrics of Python actors in every placement, and traces that follow
 //! messages across interpreters, process actors and nodes (a real `nats-server`).
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::SpanId;
@@ -51,6 +53,61 @@ impl Drop for Nats {
         let _ = self.0.wait();
         let _ = std::fs::remove_dir_all(&self.2);
     }
+}
+
+/// What the tests of this file observe, set up once per process (`tracing`'s subscriber
+/// and the trace propagator are global): spans in an in-memory exporter, events of
+/// target `subactor::python` kept as they come.
+struct Global {
+    exporter: InMemorySpanExporter,
+    provider: SdkTracerProvider,
+    logs: Arc<Mutex<Vec<LogEvent>>>,
+}
+
+/// A `tracing` event of a Python actor's `logging` record.
+#[derive(Clone, Debug, Default)]
+struct LogEvent {
+    level: String,
+    fields: BTreeMap<String, String>,
+}
+
+struct Capture(Arc<Mutex<Vec<LogEvent>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields<'a>(&'a mut BTreeMap<String, String>);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.insert(field.name().to_owned(), format!("{value:?}"));
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.insert(field.name().to_owned(), value.to_owned());
+            }
+        }
+        if event.metadata().target() != "subactor::python" {
+            return;
+        }
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let level = event.metadata().level().to_string();
+        self.0.lock().expect("the log").push(LogEvent { level, fields });
+    }
+}
+
+fn global() -> &'static Global {
+    static GLOBAL: OnceLock<Global> = OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        tracing_subscriber::registry()
+            .with(layer(&provider))
+            .with(Capture(Arc::clone(&logs)))
+            .try_init()
+            .expect("the tests' subscriber");
+        assert!(subactor::trace::install(Box::new(OtelPropagator)));
+        Global { exporter, provider, logs }
+    })
 }
 
 fn node(url: &str, name: &str) -> Runtime {
@@ -102,10 +159,7 @@ fn metrics_label_interpreters_processes_and_nodes() {
 
 #[test]
 fn a_trace_follows_messages_across_interpreters_processes_and_nodes() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-    tracing_subscriber::registry().with(layer(&provider)).try_init().expect("the test's subscriber");
-    assert!(subactor::trace::install(Box::new(OtelPropagator)));
+    let Global { exporter, provider, .. } = global();
 
     let nats = Nats::start();
     let b = node(&nats.url(), "b");
@@ -163,4 +217,41 @@ fn a_trace_follows_messages_across_interpreters_processes_and_nodes() {
     assert!(remote.iter().all(|s| s.parent_span_id != SpanId::INVALID), "none a root of its own");
     a.shutdown().expect("shutdown");
     b.shutdown().expect("shutdown");
+}
+
+#[test]
+fn python_logging_in_actors_goes_to_tracing_with_the_actors_id_and_name() {
+    let logs = &global().logs;
+    let rt = Runtime::builder().python_path([PYTHON]).build().expect("runtime");
+    let here = rt.spawn(PythonActor::new("logs", "Logger").name("log-here")).expect("spawn");
+    let there =
+        rt.spawn(PythonActor::new("logs", "Logger").name("log-proc").placement(Placement::Process)).expect("spawn");
+    for (actor, text) in [(&here, "in an interpreter"), (&there, "in a process")] {
+        for level in ["INFO", "WARNING", "ERROR"] {
+            let msg = Value::from((level, text));
+            assert_eq!(actor.blocking_ask(msg, TIMEOUT).expect("ask"), Value::from(text));
+        }
+    }
+    let of = |name: &str| {
+        logs.lock()
+            .expect("the log")
+            .iter()
+            .filter(|e| e.fields.get("actor.name").map(String::as_str) == Some(name))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // The process actor's records come over its control link: they may trail its answers.
+    eventually("the process actor's records", || of("log-proc").len() == 2);
+    for (actor, name, text) in [(&here, "log-here", "in an interpreter"), (&there, "log-proc", "in a process")] {
+        let events = of(name);
+        // Python's default level (WARNING) holds: the INFO record is not emitted.
+        let levels: Vec<&str> = events.iter().map(|e| e.level.as_str()).collect();
+        assert_eq!(levels, ["WARN", "ERROR"], "{name}: {events:?}");
+        for event in &events {
+            assert_eq!(event.fields["actor.id"], actor.id().as_u64().to_string(), "{event:?}");
+            assert_eq!(event.fields["logger"], "app.worker");
+            assert_eq!(event.fields["message"], format!("handled {text}"));
+        }
+    }
+    rt.shutdown().expect("shutdown");
 }

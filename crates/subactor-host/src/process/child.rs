@@ -378,6 +378,9 @@ fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &Healt
         };
         match proto::decode::<FromChild>(&mut frame, &shared.handles) {
             Ok(FromChild::Release { lend }) => shared.link.released(lend),
+            Ok(FromChild::Log(record)) => {
+                record.emit();
+            }
             Ok(FromChild::Call { call, request }) => {
                 let answer = serve(request, env);
                 if let Err(error) = proto::send(

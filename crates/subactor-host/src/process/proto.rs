@@ -141,6 +141,8 @@ pub(crate) enum FromChild {
     Call { call: u64, request: Call },
     /// The child is done with the buffer the runtime lent as `lend` (control socket).
     Release { lend: u64 },
+    /// A `logging` record of the actor, for the parent's `tracing` (control socket).
+    Log(subactor_wire::LogRecord),
 }
 
 /// Encodes `item` and sends it on `channel` as one frame, with the segments its buffers
