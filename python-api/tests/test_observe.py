@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import subactor
-from sa_actors import Counter, Echo, Raiser, Stateful
+from sa_actors import Counter, Echo, Logs, Raiser, Stateful
 
 
 def eventually(what: str, cond: Callable[[], object], timeout: float = 10.0) -> None:
@@ -160,6 +160,22 @@ def test_top_prints_the_tree(observed: subactor.Runtime) -> None:
     assert gone.returncode == 1 and "cannot read http://127.0.0.1:1/api/metrics" in gone.stderr
 
 
+@pytest.mark.parametrize("placement", ["interpreter", "process"])
+def test_logging_in_actors_without_a_tracing_subscriber_goes_to_stderr(
+    rt: subactor.Runtime, placement: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A Python program has no tracing subscriber: an actor's records go where Python
+    # sends them without a handler (logging.lastResort: stderr, WARNING and up).
+    logs = rt.spawn(Logs, placement=placement)
+    assert logs.ask(("INFO", "quietly"), timeout=10) == "quietly"
+    assert logs.ask(("WARNING", f"out loud in an {placement}"), timeout=10) == f"out loud in an {placement}"
+    logs.stop()
+    logs.wait(timeout=10)
+    err = capfd.readouterr().err
+    assert f"logged out loud in an {placement}" in err
+    assert "quietly" not in err
+
+
 # ---- the live view in a browser -----------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium")
@@ -168,8 +184,8 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """Debian's headless chromium, driven through its chromedriver (scripts/test installs
-    both with apt-get)."""
+    """Debian's headless chromium, driven through its chromedriver (the python lane,
+    scripts/lanes/python, installs both with apt-get)."""
     assert CHROMIUM and CHROMEDRIVER, "the live view's test needs Debian's chromium and chromium-driver"
     os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
     from selenium import webdriver

@@ -1045,7 +1045,7 @@ unsafe extern "C" fn log(
             };
             let link = state.link()?;
             let record = subactor_wire::LogRecord {
-                level: level.into(),
+                level,
                 logger,
                 message,
                 actor_id: link.myself.id().as_u64(),

@@ -379,7 +379,11 @@ fn watch(shared: &Shared, env: &LocalEnv, mut reader: FrameReader, alarm: &Healt
         match proto::decode::<FromChild>(&mut frame, &shared.handles) {
             Ok(FromChild::Release { lend }) => shared.link.released(lend),
             Ok(FromChild::Log(record)) => {
-                record.emit();
+                // Without a tracing subscriber here, as Python's `logging.lastResort`
+                // would in the child: the message to stderr, WARNING and up.
+                if !record.emit() && record.level >= 30 {
+                    eprintln!("{}", record.message);
+                }
             }
             Ok(FromChild::Call { call, request }) => {
                 let answer = serve(request, env);
