@@ -203,26 +203,33 @@ def browser() -> Iterator[Any]:
 
 
 def test_the_live_view_shows_actors_and_a_restart(observed: subactor.Runtime, browser: Any) -> None:
-    from selenium.webdriver.common.by import By
-
     spec = subactor.SupervisorSpec([subactor.ChildSpec(Stateful, name="flaky")], name="pool")
     sup = observed.spawn(spec)
     steady = observed.spawn(Counter, name="steady")
     assert observed.observe_url is not None
     browser.get(observed.observe_url)
 
+    # The page redraws its rows on every event: each read is one script, so that an
+    # element never goes stale between finding it and reading it.
+    def text(selector: str) -> str:
+        found = browser.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null", selector
+        )
+        return "" if found is None else str(found).strip()
+
     def cell(name: str, column: str) -> str:
-        rows = browser.find_elements(By.CSS_SELECTOR, f'tr.actor[data-name="{name}"] td.{column}')
-        return str(rows[0].text) if rows else ""
+        return text(f'tr.actor[data-name="{name}"] td.{column}')
 
     eventually("the page lists the actors", lambda: cell("flaky", "restarts") == "0", timeout=20)
-    assert browser.find_element(By.ID, "status").text == "live"
-    assert "interpreter" in browser.find_element(By.CSS_SELECTOR, 'tr[data-name="flaky"] .placement').text
+    assert text("#status") == "live"
+    assert "interpreter" in text('tr[data-name="flaky"] .placement')
     assert cell("flaky", "state") == "running"
     # The tree: the child is drawn under its supervisor.
-    names = [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "tr.actor")]
+    names = browser.execute_script(
+        "return Array.from(document.querySelectorAll('tr.actor'), r => r.getAttribute('data-name'))"
+    )
     assert names.index("pool") + 1 == names.index("flaky"), names
-    assert "└─" in browser.find_element(By.CSS_SELECTOR, 'tr[data-name="flaky"] td.name').text
+    assert "└─" in cell("flaky", "name")
     # Messages show up as counts and a rate.
     for _ in range(200):
         steady.tell(1)
@@ -236,13 +243,12 @@ def test_the_live_view_shows_actors_and_a_restart(observed: subactor.Runtime, br
     seen_after = time.monotonic() - failed_at
     print(f"restart shown {seen_after * 1000:.0f} ms after the failing tell")
     assert "failing on purpose" in cell("flaky", "failure")
-    eventually(
-        "the dead letter in the feed",
-        lambda: "flaky" in browser.find_element(By.ID, "dead-letters").text,
-    )
-    assert "Failed" in browser.find_element(By.ID, "dead-letters").text
+    eventually("the dead letter in the feed", lambda: "flaky" in text("#dead-letters"))
+    assert "Failed" in text("#dead-letters")
     # The rate plot fills from the history (one point a second).
     eventually(
         "points in the rate plot",
-        lambda: len((browser.find_element(By.ID, "rate-line").get_attribute("points") or "").split()) >= 2,
+        lambda: len(str(browser.execute_script(
+            "const e = document.getElementById('rate-line'); return e ? e.getAttribute('points') || '' : ''"
+        )).split()) >= 2,
     )
