@@ -130,6 +130,10 @@ impl Actor for NodeActor {
     type Reply = Value;
     type Error = RemoteFailure;
 
+    fn node(&self) -> Option<Arc<str>> {
+        self.remote.node().map(Arc::from)
+    }
+
     fn handle(&mut self, _ctx: &ActorContext<Self>, msg: Value) -> Result<Value, RemoteFailure> {
         match self.remote.blocking_ask(msg, Duration::from_secs(u64::from(u32::MAX))) {
             Ok(reply) => Ok(reply),

@@ -238,7 +238,7 @@ impl RuntimeCore {
     /// Starts a runtime whose actors find modules on `python_path` first and load the
     /// main program (`main_path` or `main_name`) when they need what it defines.
     #[new]
-    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None, cluster=None, warm_interpreters=0))]
+    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None, cluster=None, warm_interpreters=0, metrics=false, observe=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         python_path: Vec<String>,
@@ -251,9 +251,17 @@ impl RuntimeCore {
         executable: Option<String>,
         cluster: Option<ClusterTuple>,
         warm_interpreters: usize,
+        metrics: bool,
+        observe: Option<String>,
     ) -> PyResult<RuntimeCore> {
-        let mut builder =
-            Runtime::builder().python_path(python_path).preload(preload).warm_interpreters(warm_interpreters);
+        let mut builder = Runtime::builder()
+            .python_path(python_path)
+            .preload(preload)
+            .warm_interpreters(warm_interpreters)
+            .metrics(metrics);
+        if let Some(addr) = observe {
+            builder = builder.observe(subactor::ObserveConfig::at(addr));
+        }
         if let Some((urls, node, name, user, password, token, trusted)) = cluster {
             let auth = match (user, password, token) {
                 (Some(user), Some(password), _) => Auth::UserPassword { user, password },
@@ -296,7 +304,13 @@ impl RuntimeCore {
                 .with_large_threshold(defaults.large_threshold().min(segment));
             builder = builder.arena(config);
         }
-        let rt = builder.build().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let rt = builder.build().map_err(|e| match e {
+            subactor::Error::Observe(subactor::ObserveError::BadAddress(_)) => PyValueError::new_err(e.to_string()),
+            subactor::Error::Observe(subactor::ObserveError::Bind { .. }) => {
+                pyo3::exceptions::PyOSError::new_err(e.to_string())
+            }
+            e => PyRuntimeError::new_err(e.to_string()),
+        })?;
         OPEN.fetch_add(1, Ordering::SeqCst);
         Ok(RuntimeCore { rt: Mutex::new(Some(Arc::new(rt))), pipelines: Mutex::default() })
     }
@@ -536,6 +550,18 @@ impl RuntimeCore {
     fn warm_pool(&self, py: Python<'_>) -> PyResult<(usize, usize, u64, u64)> {
         let stats = self.runtime(py)?.warm_pool();
         Ok((stats.size, stats.ready, stats.hits, stats.misses))
+    }
+
+    /// A snapshot of the runtime's actors and totals, as the JSON of the observation
+    /// endpoint's `/api/metrics` (without rates).
+    fn metrics_json(&self, py: Python<'_>) -> PyResult<String> {
+        let rt = self.runtime(py)?;
+        Ok(subactor::metrics::json::snapshot(&rt.metrics(), None).to_string())
+    }
+
+    /// Where the observation endpoint listens (`host:port`), if one was started.
+    fn observe_address(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        Ok(self.runtime(py)?.observer_addr().map(|a| a.to_string()))
     }
 
     /// How many actors are alive.

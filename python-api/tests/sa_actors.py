@@ -349,3 +349,14 @@ def pid_then_numpy(x, first):
 
         x = int(numpy.int64(x))
     return x, os.getpid()
+
+
+class Logs:
+    """Logs what it is sent with Python's ``logging``, at the level named."""
+
+    def receive(self, msg: tuple[str, str]) -> str:
+        import logging
+
+        level, text = msg
+        logging.getLogger("sa.logs").log(getattr(logging, level), "logged %s", text)
+        return text

@@ -148,7 +148,12 @@ enum Served {
     Full,
 }
 
-fn serve_item(inner: &Arc<Inner>, from: &str, Item { corr, call }: Item) -> Served {
+fn serve_item(inner: &Arc<Inner>, from: &str, Item { corr, call, trace }: Item) -> Served {
+    // What the call sends carries the sender's trace context.
+    subactor_core::trace::with_context(trace, || serve_call(inner, from, corr, call))
+}
+
+fn serve_call(inner: &Arc<Inner>, from: &str, corr: u64, call: Call) -> Served {
     let Some(env) = inner.env() else { return Served::Refused(Answer::Refused("this node is not ready".into())) };
     match call {
         // A tell is answered once its handler has run (the sender keeps it until then),

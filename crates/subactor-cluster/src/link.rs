@@ -43,6 +43,8 @@ pub(crate) const WINDOW: usize = 8192;
 pub(crate) struct Outgoing {
     pub(crate) corr: u64,
     pub(crate) call: Call,
+    /// The sender's trace context (`subactor_core::trace`).
+    pub(crate) trace: Option<subactor_core::trace::TraceContext>,
 }
 
 /// Who waits for an answer.
@@ -203,7 +205,9 @@ impl Link {
         }
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         lock(&self.pending).insert(corr, Waiting::Callback(then));
-        if let Err(flume::SendError(out)) = self.outbox.send(Outgoing { corr, call }) {
+        if let Err(flume::SendError(out)) =
+            self.outbox.send(Outgoing { corr, call, trace: subactor_core::trace::current() })
+        {
             let then = lock(&self.pending).remove(&corr);
             drop(then);
             return Err(Box::new(out.call));
@@ -220,7 +224,9 @@ impl Link {
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = flume::bounded(1);
         lock(&self.pending).insert(corr, Waiting::Caller(tx));
-        if let Err(flume::SendError(out)) = self.outbox.send(Outgoing { corr, call }) {
+        if let Err(flume::SendError(out)) =
+            self.outbox.send(Outgoing { corr, call, trace: subactor_core::trace::current() })
+        {
             lock(&self.pending).remove(&corr);
             return Err(Box::new(out.call));
         }
@@ -241,7 +247,7 @@ impl Link {
         }
         // Every tell is answered once handled there (see the module docs).
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
-        let out = Outgoing { corr, call };
+        let out = Outgoing { corr, call, trace: subactor_core::trace::current() };
         match timeout {
             None => self.outbox.send(out).map_err(|flume::SendError(out)| (Box::new(out.call), false)),
             Some(timeout) if timeout.is_zero() => self.outbox.try_send(out).map_err(|e| match e {
@@ -305,7 +311,7 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
                 }
             }
             let out = &batch[taken];
-            match inner.encode(&Item { corr: out.corr, call: clone_call(&out.call) }) {
+            match inner.encode(&Item { corr: out.corr, call: clone_call(&out.call), trace: out.trace }) {
                 Ok(encoded) => {
                     bytes += encoded.len();
                     items.push(serde_bytes::ByteBuf::from(encoded));

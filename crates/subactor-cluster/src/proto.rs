@@ -45,6 +45,8 @@ pub(crate) struct Batch {
 pub(crate) struct Item {
     pub(crate) corr: u64,
     pub(crate) call: subactor_wire::Call,
+    /// The sender's trace context: the call is served inside it.
+    pub(crate) trace: Option<subactor_core::trace::TraceContext>,
 }
 
 /// What the receiver did with a batch: it took the first `accepted` items, in order
@@ -107,8 +109,9 @@ mod tests {
 
     /// Valid frames of each kind, to mutate.
     fn samples() -> Vec<Vec<u8>> {
-        let item =
-            encode_plain(&Item { corr: 7, call: subactor_wire::Call::Lookup("counter".into()) }).expect("encodes");
+        let trace = Some(subactor_core::trace::TraceContext { trace_id: 0x5eed, span_id: 0xabc, flags: 1 });
+        let item = encode_plain(&Item { corr: 7, call: subactor_wire::Call::Lookup("counter".into()), trace })
+            .expect("encodes");
         let batch =
             Batch { from: "a".into(), incarnation: 3, seq: 9, items: vec![serde_bytes::ByteBuf::from(item.clone())] };
         let batch = encode_plain(&batch).expect("encodes");

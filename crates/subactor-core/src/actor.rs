@@ -132,6 +132,13 @@ pub trait Actor: Sized + 'static {
         Placement::Thread
     }
 
+    /// The node of a cluster this actor's handlers run on, when that is not this
+    /// runtime (an actor supervised here whose handlers run on another node): a label of
+    /// its metrics. Asked once after the actor starts.
+    fn node(&self) -> Option<Arc<str>> {
+        None
+    }
+
     /// How many messages this actor handles at once: 1, the default, one after the
     /// other through [`Actor::handle`]. Above 1 (an asyncio actor's `max_concurrency`),
     /// the core hands each message to [`Actor::begin`] as long as fewer are in hand,

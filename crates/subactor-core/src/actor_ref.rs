@@ -65,7 +65,7 @@ impl<A: Actor> ActorRef<A> {
     /// Sends a message without waiting: a full mailbox hands it back in
     /// [`SendError::Full`].
     pub fn try_tell(&self, msg: impl Into<A::Msg>) -> Result<(), SendError<A::Msg>> {
-        self.cell.try_send(Envelope::Tell(msg.into())).map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
+        self.cell.try_send(Envelope::tell(msg.into())).map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
     }
 
     /// Sends a message, waiting for room while the mailbox is full.
@@ -74,7 +74,7 @@ impl<A: Actor> ActorRef<A> {
     /// returns [`SendError::Full`] instead.
     pub fn blocking_tell(&self, msg: impl Into<A::Msg>) -> Result<(), SendError<A::Msg>> {
         self.cell
-            .send_blocking(Envelope::Tell(msg.into()), None)
+            .send_blocking(Envelope::tell(msg.into()), None)
             .map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
     }
 
@@ -83,7 +83,7 @@ impl<A: Actor> ActorRef<A> {
     /// timeout it is [`try_tell`](Self::try_tell). Lets a caller wait in slices (and look
     /// at other things, such as signals, in between).
     pub fn blocking_tell_timeout(&self, msg: impl Into<A::Msg>, timeout: Duration) -> Result<(), SendError<A::Msg>> {
-        let envelope = Envelope::Tell(msg.into());
+        let envelope = Envelope::tell(msg.into());
         let sent = if timeout.is_zero() {
             self.cell.try_send(envelope)
         } else {
@@ -97,7 +97,7 @@ impl<A: Actor> ActorRef<A> {
     /// If this future is dropped while it waits, the message is dropped with it.
     pub async fn tell(&self, msg: impl Into<A::Msg>) -> Result<(), SendError<A::Msg>> {
         self.cell
-            .send_async(Envelope::Tell(msg.into()), None)
+            .send_async(Envelope::tell(msg.into()), None)
             .await
             .map_err(|(envelope, refusal)| self.send_error(envelope, refusal))
     }
@@ -107,7 +107,7 @@ impl<A: Actor> ActorRef<A> {
         match refusal {
             Refusal::Full | Refusal::Timeout => SendError::Full(msg),
             Refusal::NotRunning => {
-                self.cell.dead_letters.record(self.cell.id, self.name(), DeadLetterReason::NotRunning, &msg);
+                self.cell.record_dead(DeadLetterReason::NotRunning, &msg);
                 SendError::Stopped(msg)
             }
         }
@@ -124,7 +124,7 @@ impl<A: Actor> ActorRef<A> {
         let deadline = crate::deadline_after(timeout);
         let (reply_tx, reply_rx) = flume::bounded(1);
         self.cell
-            .send_async(Envelope::Ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
+            .send_async(Envelope::ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
             .await
             .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
         match tokio::time::timeout_at(deadline.into(), reply_rx.recv_async()).await {
@@ -150,7 +150,7 @@ impl<A: Actor> ActorRef<A> {
         let deadline = crate::deadline_after(timeout);
         let (reply_tx, reply_rx) = flume::bounded(1);
         self.cell
-            .send_blocking(Envelope::Ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
+            .send_blocking(Envelope::ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
             .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
         let spin = self.cell.spin.min(deadline.saturating_duration_since(Instant::now()));
         let reply = spin_recv(&reply_rx, spin, Some(deadline));
@@ -170,7 +170,7 @@ impl<A: Actor> ActorRef<A> {
         msg: impl Into<A::Msg>,
         then: impl FnOnce(Outcome<A::Reply, A::Error>) + Send + 'static,
     ) -> Result<(), SendError<A::Msg>> {
-        let envelope = Envelope::Ask(msg.into(), ReplyTo::Callback(Callback::new(Box::new(then))));
+        let envelope = Envelope::ask(msg.into(), ReplyTo::Callback(Callback::new(Box::new(then))));
         self.cell.send_blocking(envelope, None).map_err(|(envelope, refusal)| self.refused_callback(envelope, refusal))
     }
 
@@ -183,7 +183,7 @@ impl<A: Actor> ActorRef<A> {
         timeout: Duration,
         then: impl FnOnce(Outcome<A::Reply, A::Error>) + Send + 'static,
     ) -> Result<(), SendError<A::Msg>> {
-        let envelope = Envelope::Ask(msg.into(), ReplyTo::Callback(Callback::new(Box::new(then))));
+        let envelope = Envelope::ask(msg.into(), ReplyTo::Callback(Callback::new(Box::new(then))));
         let sent = if timeout.is_zero() {
             self.cell.try_send(envelope)
         } else {
@@ -196,13 +196,13 @@ impl<A: Actor> ActorRef<A> {
     /// the caller, so its callback must not report it.
     fn refused_callback(&self, envelope: Envelope<A>, refusal: Refusal) -> SendError<A::Msg> {
         let msg = match envelope {
-            Envelope::Ask(msg, ReplyTo::Callback(mut callback)) => {
+            Envelope::Ask(msg, ReplyTo::Callback(mut callback), _) => {
                 callback.defuse();
                 msg
             }
             other => other.into_msg().unwrap_or_else(|| unreachable!("an ask carries a message")),
         };
-        self.send_error(Envelope::Tell(msg), refusal)
+        self.send_error(Envelope::untraced(msg), refusal)
     }
 
     fn ask_error(&self, envelope: Envelope<A>, refusal: Refusal) -> AskError<A::Msg, A::Error> {

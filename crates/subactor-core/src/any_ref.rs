@@ -166,7 +166,7 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
     }
 
     fn dead_letter(&self, msg: Value, reason: DeadLetterReason) {
-        self.cell.dead_letters.record(self.cell.id, self.cell.name.as_deref(), reason, &msg);
+        self.cell.record_dead(reason, &msg);
     }
 
     fn as_any(&self) -> &dyn Any {

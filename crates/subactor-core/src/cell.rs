@@ -22,21 +22,41 @@ use tokio::sync::Notify;
 
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::sync::lock;
+use crate::trace::Carried;
 use crate::watchdog::{Interruptible, Watchdog};
 use crate::{Actor, ActorId, ActorState, Down, Fault, Interrupt, InterruptCause, MonitorId, Placement, StopReason};
 
 /// A message in a mailbox.
 pub(crate) enum Envelope<A: Actor> {
-    Tell(A::Msg),
-    Ask(A::Msg, ReplyTo<A>),
+    /// A tell, with its sender's trace context (see [`crate::trace`]).
+    Tell(A::Msg, Carried),
+    /// An ask, with its sender's trace context.
+    Ask(A::Msg, ReplyTo<A>, Carried),
     /// Carries nothing: makes a waiting actor look at its signals.
     Wake,
 }
 
 impl<A: Actor> Envelope<A> {
+    /// A tell sent now: it carries the sender's trace context when contexts are carried.
+    #[inline]
+    pub(crate) fn tell(msg: A::Msg) -> Envelope<A> {
+        Envelope::Tell(msg, crate::trace::capture())
+    }
+
+    /// An ask sent now (see [`Envelope::tell`]).
+    #[inline]
+    pub(crate) fn ask(msg: A::Msg, reply: ReplyTo<A>) -> Envelope<A> {
+        Envelope::Ask(msg, reply, crate::trace::capture())
+    }
+
+    /// A tell that carries no context (a system message, or one taken back).
+    pub(crate) fn untraced(msg: A::Msg) -> Envelope<A> {
+        Envelope::Tell(msg, None)
+    }
+
     pub(crate) fn into_msg(self) -> Option<A::Msg> {
         match self {
-            Envelope::Tell(m) | Envelope::Ask(m, _) => Some(m),
+            Envelope::Tell(m, _) | Envelope::Ask(m, _, _) => Some(m),
             Envelope::Wake => None,
         }
     }
@@ -188,6 +208,14 @@ pub(crate) struct Cell<A: Actor> {
     pub(crate) restarts: AtomicU64,
     /// Where the running incarnation's handlers run (set when it starts).
     pub(crate) placement: Mutex<Placement>,
+    /// The node the running incarnation's handlers run on, when that is another node.
+    pub(crate) node: Mutex<Option<Arc<str>>>,
+    /// The mailbox's capacity.
+    pub(crate) capacity: usize,
+    /// The supervisor whose child this actor is.
+    pub(crate) parent: Option<ActorId>,
+    /// The actor's counters, while the system collects metrics.
+    pub(crate) stats: Option<crate::metrics::ActorStats>,
 }
 
 /// `Cell::handler` between handlers.
@@ -229,6 +257,10 @@ pub(crate) struct CellConfig {
     pub(crate) time_limit: Option<Duration>,
     pub(crate) dead_letters: Arc<DeadLetters>,
     pub(crate) watchdog: Arc<Watchdog>,
+    /// Whether the system collects metrics.
+    pub(crate) metrics: bool,
+    /// The supervisor whose child the actor is.
+    pub(crate) parent: Option<ActorId>,
 }
 
 impl<A: Actor> Cell<A> {
@@ -270,7 +302,38 @@ impl<A: Actor> Cell<A> {
             time_limit: config.time_limit,
             restarts: AtomicU64::new(0),
             placement: Mutex::new(Placement::default()),
+            node: Mutex::new(None),
+            capacity: config.capacity,
+            parent: config.parent,
+            stats: config.metrics.then(crate::metrics::ActorStats::new),
         }
+    }
+
+    /// Records a message meant for this actor that was not delivered.
+    pub(crate) fn record_dead_letter(
+        &self,
+        reason: DeadLetterReason,
+        message_type: &'static str,
+        message: Option<&crate::Value>,
+    ) {
+        if let Some(stats) = &self.stats {
+            stats.dead_letter();
+        }
+        self.dead_letters.record_typed(self.id, self.name.as_deref(), reason, message_type, message);
+    }
+
+    /// [`record_dead_letter`](Self::record_dead_letter) for a message of any type.
+    pub(crate) fn record_dead<M: std::any::Any>(&self, reason: DeadLetterReason, msg: &M) {
+        self.record_dead_letter(
+            reason,
+            std::any::type_name::<M>(),
+            (msg as &dyn std::any::Any).downcast_ref::<crate::Value>(),
+        );
+    }
+
+    /// Messages waiting: the mailbox and the urgent lane.
+    pub(crate) fn depth(&self) -> usize {
+        self.rx.len() + self.urgent_len.load(Ordering::Relaxed)
     }
 
     // ---- lifecycle ------------------------------------------------------------------
@@ -478,7 +541,7 @@ impl<A: Actor> Cell<A> {
     /// has stopped taking messages it becomes a dead letter.
     pub(crate) fn notify(&self, msg: A::Msg) {
         if !self.accepting() {
-            self.dead_letters.record(self.id, self.name.as_deref(), DeadLetterReason::NotRunning, &msg);
+            self.record_dead(DeadLetterReason::NotRunning, &msg);
             return;
         }
         {
@@ -519,7 +582,7 @@ impl<A: Actor> Cell<A> {
 
     pub(crate) fn drain_to_dead_letters(&self, reason: DeadLetterReason) {
         while let Some(msg) = self.take_urgent() {
-            self.dead_letters.record(self.id, self.name.as_deref(), reason, &msg);
+            self.record_dead(reason, &msg);
         }
         while let Ok(envelope) = self.rx.try_recv() {
             self.dead_letter(envelope, reason);
@@ -530,7 +593,7 @@ impl<A: Actor> Cell<A> {
     /// [`AskError::NoReply`](crate::AskError::NoReply) at once.
     pub(crate) fn dead_letter(&self, envelope: Envelope<A>, reason: DeadLetterReason) {
         if let Some(msg) = envelope.into_msg() {
-            self.dead_letters.record(self.id, self.name.as_deref(), reason, &msg);
+            self.record_dead(reason, &msg);
         }
     }
 

@@ -1,9 +1,12 @@
 //! Messages that could not be delivered.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
+use crate::metrics::{DeadLetterRecord, RECENT_DEAD_LETTERS};
 use crate::sync::lock;
 use crate::{ActorId, Value};
 
@@ -54,6 +57,8 @@ pub struct DeadLetters {
     /// Whether anyone subscribes (then failed tells keep a copy of their message).
     subscribed: AtomicBool,
     subscribers: Mutex<Vec<flume::Sender<DeadLetter>>>,
+    /// The latest dead letters, without their messages.
+    recent: Mutex<VecDeque<DeadLetterRecord>>,
 }
 
 impl DeadLetters {
@@ -83,6 +88,12 @@ impl DeadLetters {
         lock(&self.subscribers).push(tx);
         self.subscribed.store(true, Ordering::Relaxed);
         rx
+    }
+
+    /// The latest dead letters (up to [`RECENT_DEAD_LETTERS`]), oldest first, without
+    /// their messages.
+    pub fn recent(&self) -> Vec<DeadLetterRecord> {
+        lock(&self.recent).iter().cloned().collect()
     }
 
     /// Whether dead letters should carry their message where that costs a copy.
@@ -119,6 +130,19 @@ impl DeadLetters {
             message_type,
             "dead letter"
         );
+        {
+            let mut recent = lock(&self.recent);
+            if recent.len() == RECENT_DEAD_LETTERS {
+                recent.pop_front();
+            }
+            recent.push_back(DeadLetterRecord {
+                recipient,
+                name: name.map(Arc::from),
+                reason,
+                message_type,
+                at: SystemTime::now(),
+            });
+        }
         let mut subscribers = lock(&self.subscribers);
         if subscribers.is_empty() {
             return;

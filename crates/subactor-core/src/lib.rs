@@ -33,6 +33,7 @@ pub mod codec;
 mod dead_letters;
 mod error;
 mod lifecycle;
+pub mod metrics;
 mod pipeline;
 mod placement;
 mod run;
@@ -40,6 +41,7 @@ mod supervisor;
 mod sync;
 mod system;
 mod timers;
+pub mod trace;
 mod value;
 mod warm;
 mod watchdog;
@@ -53,6 +55,7 @@ pub use any_ref::{AnyRef, BoxError, RemoteActor, ValueCallback};
 pub use dead_letters::{DeadLetter, DeadLetterReason, DeadLetters};
 pub use error::{AskError, Death, Fault, SendError, SpawnError};
 pub use lifecycle::{ActorId, ActorState, Down, FailurePolicy, MonitorId, StopReason};
+pub use metrics::{ActorMetrics, Metrics};
 pub use pipeline::{
     DEFAULT_STAGE_CAPACITY, Failure, LEAST_LOADED_SLOTS, Output, Pipeline, PipelineBuilder, PipelineError, Routing,
 };

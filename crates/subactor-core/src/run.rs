@@ -153,6 +153,7 @@ fn live<S: Spawn>(
     let policy = spec.options().on_failure.unwrap_or_else(|| spec.default_failure_policy(parent.is_some()));
     *crate::sync::lock(&cell.placement) = spec.placement();
     loop {
+        let starting = cell.stats.as_ref().map(|_| Instant::now());
         let mut actor = match catch_unwind(AssertUnwindSafe(|| spec.start(ctx))) {
             Ok(Ok(actor)) => actor,
             Ok(Err(error)) => {
@@ -184,6 +185,16 @@ fn live<S: Spawn>(
         };
         cell.set_interrupter(actor.interrupter());
         *crate::sync::lock(&cell.placement) = actor.placement();
+        *crate::sync::lock(&cell.node) = actor.node();
+        if let (Some(stats), Some(starting)) = (&cell.stats, starting) {
+            let took = starting.elapsed();
+            stats.started(took);
+            if started.is_some() {
+                if let Some(system) = ctx.system.stats() {
+                    system.spawned(actor.placement(), took);
+                }
+            }
+        }
         // A stop or kill that came while the actor was starting leaves it Stopping.
         cell.transition(ActorState::Starting, ActorState::Running);
         match started.take() {
@@ -257,6 +268,9 @@ fn after_failure<A: Actor>(
         // Unsupervised and resuming: only a panic (or a failed restart) ends up here.
         (None, FailurePolicy::Resume) => None,
     };
+    if let Some(stats) = &cell.stats {
+        stats.failure(&failure.message);
+    }
     if restart.is_some() {
         cell.restarts.fetch_add(1, Ordering::Relaxed);
         // A restart request that came with the failure is served by this restart.
@@ -297,7 +311,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
             return Exit::Failed(Failure { kind: FailureKind::Died, message: fault.to_string() });
         }
         if let Some(msg) = cell.take_urgent() {
-            if let Err(exit) = deliver(actor, ctx, Envelope::Tell(msg), policy) {
+            if let Err(exit) = deliver(actor, ctx, Envelope::untraced(msg), policy) {
                 return exit;
             }
             continue;
@@ -311,7 +325,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                     // raced in before the close.
                     cell.close();
                     while let Some(envelope) =
-                        cell.take_urgent().map(Envelope::Tell).or_else(|| cell.rx.try_recv().ok())
+                        cell.take_urgent().map(Envelope::untraced).or_else(|| cell.rx.try_recv().ok())
                     {
                         if let Err(exit) = deliver(actor, ctx, envelope, policy) {
                             return exit;
@@ -339,11 +353,11 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
         // A message taken off the mailbox cannot be put back, so a requested restart
         // happens after it is handled.
         let delivered = match envelope {
-            Envelope::Tell(msg) if batch > 1 => {
+            Envelope::Tell(msg, trace) if batch > 1 && trace.is_none() => {
                 let mut msgs = vec![msg];
                 while msgs.len() < batch {
                     match pending.pop_front().map_or_else(|| cell.rx.try_recv(), Ok) {
-                        Ok(Envelope::Tell(msg)) => {
+                        Ok(Envelope::Tell(msg, None)) => {
                             cell.made_room();
                             msgs.push(msg);
                         }
@@ -376,7 +390,7 @@ const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 /// What the core keeps of a message begun: where its reply goes, and a copy of a tell
 /// for the dead letters.
-type InHand<A> = std::collections::HashMap<u64, (Option<crate::cell::ReplyTo<A>>, Option<Value>)>;
+type InHand<A> = std::collections::HashMap<u64, (Option<crate::cell::ReplyTo<A>>, Option<Value>, Option<Instant>)>;
 
 /// [`serve`] for an actor that handles up to [`Actor::max_concurrency`] messages at
 /// once: messages are begun in mailbox order while fewer are in hand, and each is
@@ -409,7 +423,7 @@ fn serve_concurrently<A: Actor>(
             return Exit::Stopped(StopReason::Killed);
         }
         if let Err(fault) = actor.health() {
-            for (_, (reply, copy)) in in_hand.drain() {
+            for (_, (reply, copy, _)) in in_hand.drain() {
                 report_fault(cell, reply, copy.as_ref(), &fault);
             }
             return Exit::Failed(Failure { kind: FailureKind::Died, message: fault.to_string() });
@@ -418,7 +432,7 @@ fn serve_concurrently<A: Actor>(
         while taking && in_hand.len() < max {
             let Some(envelope) = cell
                 .take_urgent()
-                .map(Envelope::Tell)
+                .map(Envelope::untraced)
                 .or_else(|| pending.pop_front())
                 .or_else(|| cell.rx.try_recv().ok())
             else {
@@ -426,8 +440,8 @@ fn serve_concurrently<A: Actor>(
             };
             cell.made_room();
             let (msg, reply) = match envelope {
-                Envelope::Tell(msg) => (msg, None),
-                Envelope::Ask(msg, reply) => (msg, Some(reply)),
+                Envelope::Tell(msg, _) => (msg, None),
+                Envelope::Ask(msg, reply, _) => (msg, Some(reply)),
                 Envelope::Wake => continue,
             };
             let copy = (reply.is_none() && policy != FailurePolicy::Resume && cell.dead_letters.wants_messages())
@@ -435,15 +449,16 @@ fn serve_concurrently<A: Actor>(
                 .flatten();
             next_token += 1;
             let wants_reply = reply.is_some();
+            let timer = cell.stats.as_ref().and_then(crate::metrics::ActorStats::begin);
             let handled = match catch_unwind(AssertUnwindSafe(|| actor.begin(ctx, next_token, msg, wants_reply))) {
                 Ok(Ok(())) => {
-                    in_hand.insert(next_token, (reply, copy));
+                    in_hand.insert(next_token, (reply, copy, timer));
                     continue;
                 }
                 Ok(Err(error)) => Handled::Error(error),
                 Err(panic) => Handled::Panic(panic_message(&*panic)),
             };
-            if let Some(failed) = settle(actor, cell, handled, reply, copy.as_ref(), policy) {
+            if let Some(failed) = settle(actor, cell, handled, reply, copy.as_ref(), policy, timer) {
                 failure.get_or_insert(failed);
             }
         }
@@ -493,7 +508,7 @@ fn collect_finished<A: Actor>(
     policy: FailurePolicy,
 ) {
     for (token, finished) in actor.finished(ctx) {
-        let Some((reply, copy)) = in_hand.remove(&token) else { continue };
+        let Some((reply, copy, timer)) = in_hand.remove(&token) else { continue };
         let handled = match finished {
             crate::actor::Finished::Replied(value) => Handled::Ok(Some(value)),
             crate::actor::Finished::Failed(error) => Handled::Error(error),
@@ -501,7 +516,7 @@ fn collect_finished<A: Actor>(
         };
         // A tell's answer is dropped, as `handle_tell` would.
         let handled = if reply.is_none() { handled.map_ok(|_| None) } else { handled };
-        if let Some(failed) = settle(actor, &ctx.myself.cell, handled, reply, copy.as_ref(), policy) {
+        if let Some(failed) = settle(actor, &ctx.myself.cell, handled, reply, copy.as_ref(), policy, timer) {
             failure.get_or_insert(failed);
         }
     }
@@ -526,7 +541,10 @@ fn cancel_in_hand<A: Actor>(
         let _ = ready.recv_timeout(CONCURRENT_POLL);
         collect_finished(actor, ctx, in_hand, &mut ignored, policy);
     }
-    for (_, (reply, copy)) in in_hand.drain() {
+    for (_, (reply, copy, _)) in in_hand.drain() {
+        if let Some(stats) = &ctx.myself.cell.stats {
+            stats.end(None, true, true);
+        }
         report_fault(&ctx.myself.cell, reply, copy.as_ref(), &Fault::Killed);
     }
 }
@@ -537,13 +555,7 @@ fn report_fault<A: Actor>(cell: &Cell<A>, reply: Option<crate::cell::ReplyTo<A>>
         Some(reply) => reply.send(Err(Failed::Fault(fault.clone()))),
         None => {
             let reason = if *fault == Fault::Killed { DeadLetterReason::Killed } else { DeadLetterReason::Failed };
-            cell.dead_letters.record_typed(
-                cell.id,
-                cell.name.as_deref(),
-                reason,
-                std::any::type_name::<A::Msg>(),
-                copy,
-            );
+            cell.record_dead_letter(reason, std::any::type_name::<A::Msg>(), copy);
         }
     }
 }
@@ -573,18 +585,15 @@ fn deliver_tells<A: Actor>(
     let interrupted = cell.end_handler();
     let type_name = std::any::type_name::<A::Msg>();
     let dead_letter = |i: usize, reason: DeadLetterReason| {
-        cell.dead_letters.record_typed(
-            cell.id,
-            cell.name.as_deref(),
-            reason,
-            type_name,
-            copies.get(i).and_then(Option::as_ref),
-        );
+        cell.record_dead_letter(reason, type_name, copies.get(i).and_then(Option::as_ref));
     };
     let TellBatch { results, unhandled } = match result {
         Ok(batch) => batch,
         Err(panic) => {
             let message = panic_message(&*panic);
+            if let Some(stats) = &cell.stats {
+                stats.end_batch(count as u64, count as u64, false);
+            }
             for i in 0..count {
                 dead_letter(i, DeadLetterReason::Panicked);
             }
@@ -592,6 +601,10 @@ fn deliver_tells<A: Actor>(
         }
     };
     let handled = results.len();
+    if let Some(stats) = &cell.stats {
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        stats.end_batch(handled as u64, failed as u64, interrupted.is_some());
+    }
     let mut failure = None;
     for (i, result) in results.into_iter().enumerate() {
         let Err(error) = result else { continue };
@@ -614,7 +627,7 @@ fn deliver_tells<A: Actor>(
         }
     }
     for msg in unhandled.into_iter().rev() {
-        pending.push_front(Envelope::Tell(msg));
+        pending.push_front(Envelope::untraced(msg));
     }
     match failure {
         Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
@@ -657,23 +670,35 @@ fn deliver<A: Actor>(
     // A failed tell is reported with its message to dead-letter subscribers: the
     // handler consumes it, so keep a copy while anyone subscribes.
     let mut copy = None;
+    let timer = match (&envelope, &cell.stats) {
+        (Envelope::Wake, _) | (_, None) => None,
+        (_, Some(stats)) => stats.begin(),
+    };
     let (handled, reply) = match envelope {
-        Envelope::Tell(msg) => {
-            let span = trace_span!("tell");
+        Envelope::Tell(msg, trace) => {
+            let span = if crate::trace::enabled() {
+                crate::trace::receive_span(cell.id, cell.name.as_deref(), "tell", trace)
+            } else {
+                trace_span!("tell")
+            };
             let _entered = span.enter();
             if policy != FailurePolicy::Resume && cell.dead_letters.wants_messages() {
                 copy = (&msg as &dyn Any).downcast_ref::<Value>().cloned();
             }
             (call(cell, || actor.handle_tell(ctx, msg)).map_ok(|()| None), None)
         }
-        Envelope::Ask(msg, reply) => {
-            let span = trace_span!("ask");
+        Envelope::Ask(msg, reply, trace) => {
+            let span = if crate::trace::enabled() {
+                crate::trace::receive_span(cell.id, cell.name.as_deref(), "ask", trace)
+            } else {
+                trace_span!("ask")
+            };
             let _entered = span.enter();
             (call(cell, || actor.handle(ctx, msg)).map_ok(Some), Some(reply))
         }
         Envelope::Wake => return Ok(()),
     };
-    let failure = settle(actor, cell, handled, reply, copy.as_ref(), policy);
+    let failure = settle(actor, cell, handled, reply, copy.as_ref(), policy, timer);
     match failure {
         // Killed meanwhile: the kill wins over a restart.
         Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
@@ -692,7 +717,16 @@ fn settle<A: Actor>(
     reply: Option<crate::cell::ReplyTo<A>>,
     copy: Option<&Value>,
     policy: FailurePolicy,
+    timer: Option<Instant>,
 ) -> Option<Failure> {
+    if let Some(stats) = &cell.stats {
+        let (failed, interrupted) = match &handled {
+            Handled::Ok(_) => (false, false),
+            Handled::Error(_) | Handled::Panic(_) => (true, false),
+            Handled::Interrupted(..) => (true, true),
+        };
+        stats.end(timer, failed, interrupted);
+    }
     let limit = cell.time_limit.unwrap_or_default();
     let (outcome, failure) = match handled {
         Handled::Ok(value) => (Ok(value), None),
@@ -746,8 +780,7 @@ fn settle<A: Actor>(
                 Failed::Error(_) => failure.is_some().then_some(DeadLetterReason::Failed),
             };
             if let Some(reason) = reason {
-                let type_name = std::any::type_name::<A::Msg>();
-                cell.dead_letters.record_typed(cell.id, cell.name.as_deref(), reason, type_name, copy);
+                cell.record_dead_letter(reason, std::any::type_name::<A::Msg>(), copy);
             }
         }
     }

@@ -136,6 +136,11 @@ pub(crate) struct ParentLink {
 }
 
 impl ParentLink {
+    /// The supervisor's id.
+    pub(crate) fn supervisor_id(&self) -> ActorId {
+        self.supervisor.cell.id
+    }
+
     /// Asks the supervisor what to do about a failure; stops waiting (and stops) if the
     /// child is told to stop meanwhile or the supervisor is gone.
     pub(crate) fn decide(&self, child: ActorId, failure: String, stop_requested: &dyn Fn() -> bool) -> Decision {

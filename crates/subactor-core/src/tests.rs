@@ -900,3 +900,112 @@ fn a_time_limit_turns_batching_off() {
     assert_eq!(log.lock().expect("lock").len(), 11);
     system.shutdown();
 }
+
+// ---- metrics ----------------------------------------------------------------------------
+
+mod metrics {
+    use super::*;
+    use crate::metrics::HANDLER_SAMPLE;
+    use crate::{
+        ActorRef, ChildSpec, DeadLetterReason, FailurePolicy, Placement, Strategy, Supervisor, SupervisorSpec,
+    };
+
+    fn fixture(on: bool) -> Fixture {
+        Fixture { system: ActorSystem::builder().metrics(on).build(), seen: Arc::default(), handled: Arc::default() }
+    }
+
+    #[test]
+    fn off_the_snapshot_still_shows_actors_and_counts_nothing() {
+        let f = fixture(false);
+        let probe = f.system.spawn(f.props().name("p")).expect("spawn");
+        probe.blocking_ask(Cmd::Record(0, 1), SECOND).expect("ask");
+        let m = f.system.metrics();
+        assert!(!m.enabled);
+        let a = m.named("p").expect("listed");
+        assert_eq!((a.id, a.state, a.placement, a.kind), (probe.id(), ActorState::Running, Placement::Thread, "Probe"));
+        assert_eq!((a.handled, a.handler_time.count, a.mailbox_capacity), (0, 0, crate::DEFAULT_MAILBOX_CAPACITY));
+        f.system.shutdown();
+    }
+
+    #[test]
+    fn messages_failures_and_handler_times_are_counted() {
+        let f = fixture(true);
+        let probe = f.system.spawn(f.props().name("p")).expect("spawn");
+        for seq in 0..100 {
+            probe.blocking_tell(Cmd::Record(0, seq)).expect("tell");
+        }
+        for _ in 0..3 {
+            assert!(matches!(probe.blocking_ask(Cmd::Fail, SECOND), Err(AskError::Failed(_))));
+        }
+        // Once a timed handler was slow, every handler is timed until one is fast again.
+        for _ in 0..HANDLER_SAMPLE {
+            probe.blocking_ask(Cmd::Sleep(Duration::from_millis(1)), SECOND).expect("ask");
+        }
+        let m = f.system.metrics();
+        assert!(m.enabled);
+        let a = m.named("p").expect("listed");
+        let handled = 103 + HANDLER_SAMPLE;
+        assert_eq!((a.handled, a.failed, a.restarts, a.dead_letters, a.interrupts), (handled, 3, 0, 0, 0));
+        let h = &a.handler_time;
+        assert!(h.count >= handled / HANDLER_SAMPLE && h.count <= handled, "{h:?}");
+        // The sleeps: one of them sampled, then every later one timed.
+        let slow = h.count - h.buckets.iter().find(|(b, _)| *b >= 5e-4).expect("bucket").1;
+        assert!(slow >= 1, "{h:?}");
+        assert!(h.sum >= 0.001 * slow as f64, "{h:?}");
+        assert!(h.quantile(1.0).expect("observed") >= 5e-4);
+        assert_eq!(m.totals.handled, handled);
+        assert_eq!(m.spawned, 1);
+        assert_eq!(m.spawn_time.len(), 1);
+        assert_eq!(m.spawn_time[0].0, Placement::Thread);
+        f.system.shutdown();
+    }
+
+    #[test]
+    fn restarts_last_failure_and_dead_letters_per_actor() {
+        let f = fixture(true);
+        let probe = f.system.spawn(f.props().name("p").on_failure(FailurePolicy::Restart)).expect("spawn");
+        probe.blocking_tell(Cmd::Panic).expect("tell");
+        eventually("a restart", || probe.restarts() == 1);
+        let m = f.system.metrics();
+        let a = m.named("p").expect("listed");
+        assert_eq!((a.handled, a.failed, a.restarts, a.dead_letters), (1, 1, 1, 1));
+        let failure = a.last_failure.as_ref().expect("a failure");
+        assert!(failure.message.contains("probe panics on purpose"), "{failure:?}");
+        let recent = &m.recent_dead_letters;
+        assert_eq!(recent.len(), 1);
+        assert_eq!((recent[0].recipient, recent[0].reason), (probe.id(), DeadLetterReason::Panicked));
+        // A kill with messages queued: each one a dead letter of this actor.
+        let (gate_tx, gate) = flume::bounded(1);
+        probe.blocking_tell(Cmd::Block(gate)).expect("tell");
+        for seq in 0..5 {
+            probe.blocking_tell(Cmd::Record(0, seq)).expect("tell");
+        }
+        // The probe counts a message as it begins handling it: the panic, then the block.
+        eventually("the block in hand", || f.handled.load(Ordering::SeqCst) == 2);
+        assert_eq!(f.system.metrics().named("p").expect("listed").mailbox_depth, 5);
+        probe.kill();
+        drop(gate_tx);
+        probe.blocking_wait();
+        let m = f.system.metrics();
+        assert!(m.named("p").is_none(), "a stopped actor is not listed");
+        assert_eq!(m.totals.dead_letters, 6, "kept for the totals once it stopped: {:?}", m.recent_dead_letters);
+        assert_eq!(m.totals.restarts, 1);
+        f.system.shutdown();
+    }
+
+    #[test]
+    fn a_supervisors_children_name_it_as_their_parent() {
+        let f = fixture(true);
+        let kid = Props::new(|| Ok::<_, NeverFails>(Probe { seen: Arc::default(), handled: Arc::default() }));
+        let sup = f
+            .system
+            .spawn(SupervisorSpec::new(Strategy::OneForOne).name("sup").child(ChildSpec::new(kid.name("kid"))))
+            .expect("spawn");
+        let m = f.system.metrics();
+        let kid = m.named("kid").expect("listed");
+        let parent = m.named("sup").expect("listed");
+        assert_eq!((kid.parent, parent.parent, parent.kind), (Some(sup.id()), None, "Supervisor"));
+        let _: &ActorRef<Supervisor> = &sup;
+        f.system.shutdown();
+    }
+}

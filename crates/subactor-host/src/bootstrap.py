@@ -233,9 +233,70 @@ def module_spec(name):
 
 def install(name, module):
     """Makes ``import <name>`` give ``module`` in this interpreter, with the functions
-    of it written in Python."""
+    of it written in Python, and sends this actor's ``logging`` records to the
+    runtime's ``tracing`` (see ``_LoggingHook``)."""
     module.checkpoint = checkpoint
     sys.modules[name] = module
+    if "logging" in sys.modules:
+        _add_tracing_handler(sys.modules["logging"], module)
+    elif not any(isinstance(finder, _LoggingHook) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _LoggingHook(module))
+
+
+def _add_tracing_handler(logging, module):
+    """Puts a handler on ``logging``'s root logger that passes each record, formatted
+    (message and exception), to ``module._log``: a ``tracing`` event of target
+    ``subactor::python`` with the actor's id and name. The levels are ``logging``'s
+    (the root logger's default is WARNING; an actor lowers it as usual). Where the
+    process has no ``tracing`` subscriber, records go where Python would send them
+    without a handler: ``logging.lastResort`` (stderr, WARNING and up)."""
+    if any(getattr(h, "_subactor_tracing", False) for h in logging.root.handlers):
+        return
+    log = module._log
+
+    class TracingHandler(logging.Handler):
+        _subactor_tracing = True
+
+        def emit(self, record):
+            try:
+                if not log(record.levelno, record.name, self.format(record)):
+                    last = logging.lastResort
+                    if last is not None and record.levelno >= last.level:
+                        last.handle(record)
+            except Exception:
+                self.handleError(record)
+
+    logging.root.addHandler(TracingHandler())
+
+
+class _LoggingHook:
+    """Adds the tracing handler when the actor first imports ``logging``, so that an
+    actor that never logs does not pay for importing it."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        import importlib.machinery
+
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, module = spec.loader, self.module
+
+        class Loader:
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, logging):
+                loader.exec_module(logging)
+                _add_tracing_handler(logging, module)
+
+        spec.loader = Loader()
+        return spec
 
 
 def setup(paths, main_path=None, main_name=None, guard=True):

@@ -264,6 +264,52 @@ pub trait ActorEnv: Send + Sync {
     fn describe(&self, error: &BoxError) -> RemoteError;
     /// The error a described one stands for on this side.
     fn rebuild(&self, error: RemoteError) -> BoxError;
+    /// A Python `logging` record of an actor, for the runtime's `tracing`: emitted here
+    /// ([`LogRecord::emit`]) unless the side overrides it (a process actor's child sends
+    /// it to its parent). Whether it reached a `tracing` subscriber (without one, the
+    /// actor's handler falls back to Python's `logging.lastResort`).
+    fn log(&self, record: LogRecord) -> bool {
+        record.emit()
+    }
+}
+
+/// A Python `logging` record of an actor (see [`ActorEnv::log`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// The record's `levelno` (`logging.WARNING` is 30).
+    pub level: i64,
+    /// The logger's name.
+    pub logger: String,
+    /// The formatted message (with the exception's traceback, if any).
+    pub message: String,
+    /// The actor's id.
+    pub actor_id: u64,
+    /// The actor's name.
+    pub actor_name: Option<String>,
+}
+
+impl LogRecord {
+    /// Emits the record as a `tracing` event of target `subactor::python`, with fields
+    /// `actor.id`, `actor.name` and `logger`. Levels map as `logging`'s: ERROR and up to
+    /// ERROR, WARNING to WARN, INFO to INFO, DEBUG to DEBUG, below to TRACE. Returns
+    /// whether a `tracing` subscriber is installed in this process.
+    pub fn emit(&self) -> bool {
+        let LogRecord { level, logger, message, actor_id, actor_name } = self;
+        let name = actor_name.as_deref().unwrap_or("");
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(target: "subactor::python", $level, actor.id = actor_id, actor.name = name, logger = %logger, "{message}")
+            };
+        }
+        match level {
+            40.. => event!(tracing::Level::ERROR),
+            30..=39 => event!(tracing::Level::WARN),
+            20..=29 => event!(tracing::Level::INFO),
+            10..=19 => event!(tracing::Level::DEBUG),
+            _ => event!(tracing::Level::TRACE),
+        }
+        tracing::dispatcher::has_been_set()
+    }
 }
 
 /// Serves `call` against this side's actors.

@@ -17,7 +17,9 @@ pub mod handles;
 pub mod proxy;
 pub mod stream;
 
-pub use call::{ActorEnv, Answer, AskFailure, Call, Nodes, NodesExt, RemoteError, SpawnRequest, SpawnSettings, serve};
+pub use call::{
+    ActorEnv, Answer, AskFailure, Call, LogRecord, Nodes, NodesExt, RemoteError, SpawnRequest, SpawnSettings, serve,
+};
 pub use handles::{Channel, Exports, LinkHandles};
 pub use proxy::{CallFailed, Caller, DeadRef, ProxyRef};
 pub use stream::{Frame, FrameReader, FrameWriter, LinkError};

@@ -160,7 +160,7 @@ pub(super) const fn method(
     ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: meth, ml_flags: flags, ml_doc: doc.as_ptr() }
 }
 
-static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 10]> = CStatic::new([
+static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 11]> = CStatic::new([
     method(
         c"self_ref",
         ffi::PyMethodDefPointer { PyCFunction: self_ref },
@@ -216,6 +216,13 @@ static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 10]> = CStatic::new([
         ffi::PyMethodDefPointer { PyCFunctionFast: finish },
         ffi::METH_FASTCALL,
         c"_finish(token, kind, value, reply, snapshot)\n\nThe host's: an asyncio actor's message has ended.",
+    ),
+    method(
+        c"_log",
+        ffi::PyMethodDefPointer { PyCFunctionFast: log },
+        ffi::METH_FASTCALL,
+        c"_log(levelno, logger, message) -> bool\n\nThe host's: a logging record of this actor, to the runtime's \
+          tracing; False when no tracing subscriber is installed.",
     ),
     ffi::PyMethodDef::zeroed(),
 ]);
@@ -1027,6 +1034,48 @@ unsafe extern "C" fn demonitor(
             let id = MonitorId::from_u64(id_arg(*args.add(1), state.helpers(), "demonitor(): monitor_id")?);
             let removed = without_gil(move || target.demonitor(id));
             Ok(ffi::PyBool_FromLong(removed.into()))
+        }
+    })
+}
+
+/// `_log(levelno, logger, message)`: a Python `logging` record of this actor (the
+/// handler `bootstrap.install` puts on the root logger) to the runtime's `tracing`,
+/// with the actor's id and name (`ActorEnv::log`: in a process actor's child, it goes
+/// to the parent). Returns whether a `tracing` subscriber took it.
+unsafe extern "C" fn log(
+    module: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    guard(|| {
+        // SAFETY: CPython calls this on our module, attached, with `nargs` arguments.
+        unsafe {
+            let state = state_of_module(module);
+            let helpers = state.helpers();
+            if nargs != 3 {
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "_log() takes (levelno, logger, message)"));
+            }
+            let level = ffi::PyLong_AsLong(*args);
+            if level == -1 && !ffi::PyErr_Occurred().is_null() {
+                ffi::PyErr_Clear();
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "_log(): levelno is not an int"));
+            }
+            let (Some(logger), Some(message)) =
+                (super::object::to_rust_string(*args.add(1)), super::object::to_rust_string(*args.add(2)))
+            else {
+                return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "_log(): logger and message are str"));
+            };
+            let link = state.link()?;
+            let record = subactor_wire::LogRecord {
+                level,
+                logger,
+                message,
+                actor_id: link.myself.id().as_u64(),
+                actor_name: link.myself.name().map(str::to_owned),
+            };
+            // Whether a subscriber took it: without one, the handler falls back to
+            // `logging.lastResort` (stderr), as Python would.
+            Ok(ffi::PyBool_FromLong(link.env.log(record).into()))
         }
     })
 }

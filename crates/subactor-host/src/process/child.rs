@@ -473,6 +473,13 @@ fn watch(shared: &Arc<Shared>, env: &Arc<LocalEnv>, mut reader: FrameReader, ala
             Ok(FromChild::Call { call, request }) if Servers::may_wait(&request) => {
                 servers.submit(shared, env, call, request);
             }
+            Ok(FromChild::Log(record)) => {
+                // Without a tracing subscriber here, as Python's `logging.lastResort`
+                // would in the child: the message to stderr, WARNING and up.
+                if !record.emit() && record.level >= 30 {
+                    eprintln!("{}", record.message);
+                }
+            }
             Ok(FromChild::Call { call, request }) => {
                 let answer = serve(request, &**env);
                 if let Err(error) = proto::send(

@@ -254,6 +254,13 @@ impl Caller for Client {
 }
 
 impl ActorEnv for Client {
+    fn log(&self, record: subactor_wire::LogRecord) -> bool {
+        // To the parent, whose tracing it is (the child has no subscriber); a closed
+        // link drops it, as the actor is ending.
+        let _ = proto::send(&self.ctrl_w, Channel::Control, &FromChild::Log(record), &proto::no_handles(), &[]);
+        true
+    }
+
     fn lookup(&self, name: &str) -> Option<AnyRef> {
         match self.call(Call::Lookup(name.to_owned()), None) {
             Ok(Answer::Actor(actor)) => actor,

@@ -167,6 +167,8 @@ pub(crate) enum FromChild {
     /// A message begun as `token` ended, with the snapshot due after it, if any (control
     /// socket: sent by the child's event loop thread).
     Finished { token: u64, ended: Ended, snapshot: Option<Value> },
+    /// A `logging` record of the actor, for the parent's `tracing` (control socket).
+    Log(subactor_wire::LogRecord),
 }
 
 /// Encodes `item` and sends it on `channel` as one frame, with the segments its buffers

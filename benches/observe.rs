@@ -1,0 +1,173 @@
+//! What metrics cost: the ask round trip and tell throughput with metrics off and on, in
+//! the same run, through Python actors (Rust -> Python, as `foundation`) and through
+//! Rust actors (the core alone, where a message costs least and the metrics' share is
+//! largest).
+//!
+//! Run with: `cargo bench --bench observe` (add `-- --quick` for a shorter run, and
+//! `-- --json PATH` to write the samples for the benchmark suite, `bench/run`)
+//!
+//! Two runtimes live side by side, one with metrics off and one with them on; rounds
+//! alternate between them (off, on, off, on, ...) so that a shared machine's load falls
+//! on both alike. Goal (issue 17): metrics on cost at most 5% of the ask round trip and
+//! of tell throughput. Nothing here asserts.
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+use subactor::{Actor, ActorContext, ActorSystem, NeverFails, Props, PythonActor, Runtime};
+
+mod support;
+use support::{Options, Record};
+
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let options = Options::from_args()?;
+    let quick = options.quick;
+    let mut record = Record::new("observe", &options);
+    let rounds = if quick { 4 } else { 10 };
+    let asks = if quick { 10_000 } else { 40_000 };
+    let tells = if quick { 100_000 } else { 400_000 };
+    println!(
+        "subactor observe benchmark: metrics off and on, {rounds} alternating rounds{}",
+        if quick { ", quick" } else { "" }
+    );
+    println!();
+
+    let off = Runtime::builder().python_path(["examples/python"]).build()?;
+    let on = Runtime::builder().python_path(["examples/python"]).metrics(true).build()?;
+    let mut python = Pair::default();
+    let echo = [off.spawn(PythonActor::new("bench", "Echo"))?, on.spawn(PythonActor::new("bench", "Echo"))?];
+    let sink = [off.spawn(PythonActor::new("bench", "Sink"))?, on.spawn(PythonActor::new("bench", "Sink"))?];
+    for e in &echo {
+        for i in 0..5_000 {
+            e.blocking_ask(i, TIMEOUT)?;
+        }
+    }
+    for round in 0..rounds {
+        for which in order(round) {
+            let e = &echo[which];
+            let mut samples = Vec::with_capacity(asks);
+            for i in 0..asks {
+                let started = Instant::now();
+                e.blocking_ask(i as i64, TIMEOUT)?;
+                samples.push(started.elapsed());
+            }
+            python.asks[which].extend(samples);
+            let s = &sink[which];
+            let before = s.blocking_ask("count", TIMEOUT)?;
+            let started = Instant::now();
+            for i in 0..tells {
+                s.blocking_tell(i as i64)?;
+            }
+            let after = s.blocking_ask("count", TIMEOUT)?;
+            let elapsed = started.elapsed();
+            let counted = after.as_i64().zip(before.as_i64()).map(|(a, b)| a - b);
+            if counted != Some(tells as i64) {
+                return Err(format!("the sink counted {after:?} after {before:?}, expected {tells} more").into());
+            }
+            python.tells[which].push(tells as f64 / elapsed.as_secs_f64());
+        }
+    }
+    if let Some(sink) = on.metrics().actors.iter().find(|a| a.id == sink[1].id()) {
+        println!("(metrics on: the sink counted {} messages, {} timed)", sink.handled, sink.handler_time.count);
+    }
+    off.shutdown()?;
+    on.shutdown()?;
+    python.report("Rust -> Python", "python", &mut record);
+
+    let systems = [ActorSystem::builder().build(), ActorSystem::builder().metrics(true).build()];
+    let mut core = Pair::default();
+    let actors = [
+        systems[0].spawn(Props::new(|| Ok::<_, NeverFails>(Count(0))))?,
+        systems[1].spawn(Props::new(|| Ok::<_, NeverFails>(Count(0))))?,
+    ];
+    for round in 0..rounds {
+        for which in order(round) {
+            let a = &actors[which];
+            let mut samples = Vec::with_capacity(asks);
+            for i in 0..asks {
+                let started = Instant::now();
+                a.blocking_ask(i as u64, TIMEOUT)?;
+                samples.push(started.elapsed());
+            }
+            core.asks[which].extend(samples);
+            let started = Instant::now();
+            for i in 0..tells * 4 {
+                a.blocking_tell(i as u64)?;
+            }
+            a.blocking_ask(0_u64, TIMEOUT)?;
+            core.tells[which].push((tells * 4) as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    for system in &systems {
+        system.shutdown();
+    }
+    core.report("Rust -> Rust actor (the core)", "core", &mut record);
+    record.finish()?;
+    Ok(())
+}
+
+/// Off first in even rounds, on first in odd ones.
+fn order(round: usize) -> [usize; 2] {
+    if round % 2 == 0 { [0, 1] } else { [1, 0] }
+}
+
+/// A Rust actor that counts what it is told and answers asks with the count.
+struct Count(u64);
+
+impl Actor for Count {
+    type Msg = u64;
+    type Reply = u64;
+    type Error = NeverFails;
+
+    fn handle(&mut self, _ctx: &ActorContext<Self>, _msg: u64) -> Result<u64, NeverFails> {
+        self.0 += 1;
+        Ok(self.0)
+    }
+}
+
+/// Samples with metrics off (`[0]`) and on (`[1]`).
+#[derive(Default)]
+struct Pair {
+    asks: [Vec<Duration>; 2],
+    tells: [Vec<f64>; 2],
+}
+
+fn median_duration(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+impl Pair {
+    fn report(mut self, title: &str, key: &str, record: &mut Record) {
+        for (which, label) in [(0, "off"), (1, "on")] {
+            record.durations(&format!("ask.{key}.{label}"), None, &self.asks[which]);
+            record.values(&format!("tell.{key}.{label}"), None, "msg/s", self.tells[which].iter().copied());
+        }
+        let ask = [median_duration(&mut self.asks[0]), median_duration(&mut self.asks[1])];
+        let tell = [median(&self.tells[0]), median(&self.tells[1])];
+        let ask_cost = ask[1].as_secs_f64() / ask[0].as_secs_f64() - 1.0;
+        let tell_cost = 1.0 - tell[1] / tell[0];
+        println!("{title}");
+        println!(
+            "  ask round trip p50   off {:>8.0} ns   on {:>8.0} ns   cost {:>+6.1}%   (goal: <= 5%)",
+            ask[0].as_secs_f64() * 1e9,
+            ask[1].as_secs_f64() * 1e9,
+            ask_cost * 100.0
+        );
+        println!(
+            "  tell throughput      off {:>8.0} k/s  on {:>8.0} k/s  cost {:>+6.1}%   (goal: <= 5%)",
+            tell[0] / 1e3,
+            tell[1] / 1e3,
+            tell_cost * 100.0
+        );
+        println!();
+    }
+}
