@@ -795,3 +795,25 @@ fn service_options_travel_to_other_nodes_and_a_state_in_the_cluster_follows_the_
     sup.blocking_wait();
     rt.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_name_is_free_again_as_soon_as_its_actor_ended() {
+    // The cluster's registry entry of an ended actor is deleted in the background; a
+    // restart (or a new spawn) under the same name on the same node must not wait for it.
+    let nats = Nats::start(&[]);
+    let rt = join(&nats.url(), "a");
+    for round in 0..20 {
+        let actor = rt
+            .spawn(PythonActor::new("actors", "Echo").name("again"))
+            .unwrap_or_else(|error| panic!("round {round}: the name is still taken: {error}"));
+        assert_eq!(actor.blocking_ask(round, TIMEOUT).expect("ask"), Value::from(round));
+        assert_eq!(rt.lookup_any("again").as_ref(), Some(&actor.clone().into()));
+        actor.stop();
+        actor.blocking_wait();
+    }
+    // A live holder still keeps it.
+    let holder = rt.spawn(PythonActor::new("actors", "Echo").name("again")).expect("spawn");
+    assert!(rt.spawn(PythonActor::new("actors", "Echo").name("again")).is_err(), "taken while its actor lives");
+    holder.stop();
+    rt.shutdown().expect("shutdown");
+}

@@ -910,22 +910,28 @@ impl NameService for Names {
         let registry = inner.registry.clone();
         // Names may hold what a key may not (`@`, spaces): escaped, one to one.
         let key = state::key_of(name);
-        let peers_up = |entry: &NameEntry| {
-            entry.node == inner.node && entry.incarnation == inner.incarnation
-                || lock(&inner.peers).get(&entry.node).is_some_and(|p| p.up && p.incarnation == entry.incarnation)
+        let held = |entry: &NameEntry| {
+            if entry.node == inner.node && entry.incarnation == inner.incarnation {
+                // This node's own registry has just given the name to `id`: an entry of
+                // this node for another actor is one that ended, whose release has not
+                // reached the bucket yet (a restart under the same name, at once).
+                return entry.id == id.as_u64();
+            }
+            lock(&inner.peers).get(&entry.node).is_some_and(|p| p.up && p.incarnation == entry.incarnation)
         };
         inner.handle.block_on(async {
             match registry.create(&key, Bytes::from(bytes.clone())).await {
                 Ok(_) => Ok(()),
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                     // Taken, unless by an actor of a node that has gone (or an earlier
-                    // incarnation of this one): then it is stale and can be taken over.
+                    // incarnation of this one, or an ended actor of this one): then it is
+                    // stale and can be taken over.
                     let current = registry.entry(&key).await.map_err(|e| NameClaimError::Unavailable(e.to_string()))?;
                     let Some(current) = current else {
                         return Err(NameClaimError::Unavailable("a name changed meanwhile".into()));
                     };
                     let holder = decode_plain::<NameEntry>(&current.value).ok();
-                    if holder.as_ref().is_some_and(&peers_up) {
+                    if holder.as_ref().is_some_and(&held) {
                         return Err(NameClaimError::Taken);
                     }
                     registry
