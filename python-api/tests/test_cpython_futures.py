@@ -344,12 +344,13 @@ def test_every_skip_names_a_test_of_this_python() -> None:
     assert set(SKIPPED) - everywhere <= known_elsewhere
 
 
-def test_which_cpython_tests_run(record_property: Any) -> None:
+def test_which_cpython_tests_run(record_testsuite_property: Any) -> None:
     """Says which CPython's test files this module runs, on which interpreter (in the
-    report: the test's output and the JUnit property ``cpython_futures_tests``), and
+    report: the test's output and the JUnit test suite's property
+    ``cpython_futures_tests``), and
     checks that another CPython's run only where this one has none of its own."""
     print(f"CPython's concurrent.futures tests: {SOURCE}")
-    record_property("cpython_futures_tests", SOURCE)
+    record_testsuite_property("cpython_futures_tests", SOURCE)
     own = _MODULES["util"].__name__.startswith("test.")
     assert own == (importlib.util.find_spec("test.test_concurrent_futures") is not None), SOURCE
     if not own:
