@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,10 +17,26 @@ TESTS = Path(__file__).resolve().parent
 SCRIPTS = TESTS / "scripts"
 
 
-def pytest_report_header() -> str:
-    """Which package and interpreter the run tests: an installed wheel, never the sources."""
+def pytest_report_header() -> list[str]:
+    """Which package and interpreter the run tests (an installed wheel, never the sources),
+    and whose concurrent.futures tests test_cpython_futures.py runs on it."""
     debug = " (Py_DEBUG)" if hasattr(sys, "gettotalrefcount") else ""
-    return f"subactor: {Path(subactor.__file__).parent}; CPython {sys.version.split()[0]}{debug}"
+    this = f"CPython {sys.version.split()[0]}{debug}"
+    try:
+        own = importlib.util.find_spec("test.test_concurrent_futures")
+    except ImportError:
+        own = None
+    borrowed = os.environ.get("SUBACTOR_CPYTHON_FUTURES_TESTS")
+    if own is not None:
+        futures_tests = f"{this}'s own ({Path(own.origin or '').parent})"
+    elif borrowed:
+        # <prefix>/lib/pythonX.Y/test/test_concurrent_futures: the files of CPython X.Y.
+        folder = Path(borrowed).resolve().parent.parent.name
+        whose = f"CPython {folder[len('python'):]}'s" if folder.startswith("python") else "another CPython's"
+        futures_tests = f"{whose}, {borrowed} (SUBACTOR_CPYTHON_FUTURES_TESTS), run on {this}"
+    else:
+        futures_tests = f"none ({this}'s standard library lacks them: test_cpython_futures.py skips)"
+    return [f"subactor: {Path(subactor.__file__).parent}; {this}", f"CPython's concurrent.futures tests: {futures_tests}"]
 
 
 @pytest.fixture

@@ -12,7 +12,11 @@ tests run again with ``placement="process"`` and ``placement="auto"``.
 The mixins come from the standard library of the Python running the tests, so each
 CPython of the CI runs its own version of them (3.12, 3.13 and 3.14 differ: 3.14 adds
 ``map``'s ``buffersize``, events from a ``multiprocessing`` manager, and more process
-pool tests). A Python whose standard library lacks them skips this module and says why.
+pool tests). A CPython installed without them (pyenv's 3.12.1: python/cpython#115421)
+runs another CPython's when ``SUBACTOR_CPYTHON_FUTURES_TESTS`` names their directory
+(the wheels lane gives its 3.12 the files of its 3.13; ``cpython_futures_borrowed`` says
+how they load), and skips this module, saying why, when it does not. pytest's header and
+``test_which_cpython_tests_run`` say which CPython's files ran on which interpreter.
 
 A test that does not apply to an executor whose workers are interpreters of this
 process (it counts or signals worker *processes*, or patches a private part of
@@ -20,7 +24,8 @@ process (it counts or signals worker *processes*, or patches a private part of
 must pass. The three shutdown tests that run a script in a child process import the
 executor class by name (``from concurrent.futures import <name>``): for them the script
 imports it from ``subactor`` instead (the one-line swap a user makes), and nothing else
-of the script changes.
+of the script changes (but, where the tests are another CPython's, the name their own
+modules are imported by: see ``_scripts_import_from_subactor``).
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ import contextlib
 import importlib
 import importlib.util
 import multiprocessing
+import os
 import sys
 import unittest
 import unittest.mock
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -39,26 +46,45 @@ import pytest
 
 import subactor
 
+# Names another CPython's test_concurrent_futures directory, for a CPython without its own.
+BORROWED_ENV = "SUBACTOR_CPYTHON_FUTURES_TESTS"
 
-def _stdlib_tests() -> dict[str, ModuleType]:
-    """The modules of ``test.test_concurrent_futures`` that hold the mixins, by role:
-    a package of modules (3.12.x with the split suite, 3.13, 3.14), or one module
-    holding everything (older layouts)."""
+
+def _stdlib_tests() -> tuple[dict[str, ModuleType], str]:
+    """The modules of ``test.test_concurrent_futures`` that hold the mixins, by role (a
+    package of modules since 3.12.x, or one module holding everything in older
+    layouts), and which CPython's files they are, run on which interpreter.
+
+    A CPython whose standard library lacks the package runs another CPython's when
+    ``SUBACTOR_CPYTHON_FUTURES_TESTS`` names it (``cpython_futures_borrowed``), and
+    skips this module otherwise."""
+    this = f"CPython {sys.version.split()[0]}"
     try:
         package = importlib.import_module("test.test_concurrent_futures")
+        source = f"{this}'s own test.test_concurrent_futures ({Path(package.__file__ or '').parent}), run on it"
     except unittest.SkipTest as skip:
         pytest.skip(f"CPython's concurrent.futures tests skip themselves here: {skip}", allow_module_level=True)
     except ImportError as error:
-        found = importlib.util.find_spec("test")
-        where = "no `test` package" if found is None else f"its `test` package ({found.origin}) lacks it"
-        pytest.skip(
-            f"CPython {sys.version.split()[0]} does not ship test.test_concurrent_futures ({where}; {error}): "
-            "its standard library's test suite is not installed (Debian: libpython3.X-testsuite), or its "
-            "`make install` left the package out (python/cpython#115421)",
-            allow_module_level=True,
-        )
+        if error.name not in ("test", "test.test_concurrent_futures"):
+            raise
+        if os.environ.get(BORROWED_ENV):
+            try:
+                package = importlib.import_module("cpython_futures_borrowed")
+            except unittest.SkipTest as skip:
+                pytest.skip(f"CPython's concurrent.futures tests skip themselves here: {skip}", allow_module_level=True)
+            source = package.describe()
+        else:
+            found = importlib.util.find_spec("test")
+            where = "no `test` package" if found is None else f"its `test` package ({found.origin}) lacks it"
+            pytest.skip(
+                f"{this} does not ship test.test_concurrent_futures ({where}; {error}): its standard "
+                "library's test suite is not installed (Debian: libpython3.X-testsuite), or its `make install` "
+                f"left the package out (python/cpython#115421); {BORROWED_ENV} may name another CPython's",
+                allow_module_level=True,
+            )
     if not hasattr(package, "__path__"):
-        return dict.fromkeys(("util", "executor", "process_pool", "as_completed", "wait", "shutdown", "init"), package)
+        roles = ("util", "executor", "process_pool", "as_completed", "wait", "shutdown", "init")
+        return dict.fromkeys(roles, package), source
     modules = {}
     for role, name in (
         ("util", "util"),
@@ -70,10 +96,10 @@ def _stdlib_tests() -> dict[str, ModuleType]:
         ("init", "test_init"),
     ):
         modules[role] = importlib.import_module(f"{package.__name__}.{name}")
-    return modules
+    return modules, source
 
 
-_MODULES = _stdlib_tests()
+_MODULES, SOURCE = _stdlib_tests()
 # The standard library's classes (untyped: the test package has no stubs).
 _ExecutorMixin: Any = _MODULES["util"].ExecutorMixin
 _BaseTestCase: Any = _MODULES["util"].BaseTestCase
@@ -194,16 +220,31 @@ def _with_skips(cls: type) -> type:
 @contextlib.contextmanager
 def _scripts_import_from_subactor(module: ModuleType) -> Any:
     """Makes the scripts a shutdown test runs in a child process import the executor from
-    ``subactor`` instead of ``concurrent.futures`` (and checks that each did)."""
+    ``subactor`` instead of ``concurrent.futures`` (and checks that each did).
+
+    Where the tests are another CPython's (``cpython_futures_borrowed``), the script's
+    imports of their modules (``from test.test_concurrent_futures.test_shutdown import
+    ...``) name them as they are loaded here, and the script's first line puts their
+    loader's folder on the path (the child runs isolated, ``-I``: no PYTHONPATH)."""
     original = module.assert_python_ok
     name = subactor.Executor.__name__
     standard, swapped = f"from concurrent.futures import {name}\n", f"from subactor import {name}\n"
+    package = module.__name__.rpartition(".")[0]
+
+    def rewrite(script: str) -> str:
+        script = script.replace(standard, swapped)
+        if package != "test.test_concurrent_futures" and "test.test_concurrent_futures." in script:
+            where = str(Path(sys.modules[package].__file__ or "").parent)
+            script = f"import sys; sys.path.insert(0, {where!r})\n" + script.replace(
+                "from test.test_concurrent_futures.", f"from {package}."
+            )
+        return script
 
     def assert_python_ok(*args: Any, **env: Any) -> Any:
         scripts = [arg for arg in args if isinstance(arg, str) and standard in arg]
         if not scripts:
             raise AssertionError(f"a shutdown test's script no longer imports {name} from concurrent.futures: {args}")
-        return original(*(arg.replace(standard, swapped) if arg in scripts else arg for arg in args), **env)
+        return original(*(rewrite(arg) if arg in scripts else arg for arg in args), **env)
 
     with unittest.mock.patch.object(module, "assert_python_ok", assert_python_ok):
         yield
@@ -301,3 +342,18 @@ def test_every_skip_names_a_test_of_this_python() -> None:
         "test_force_shutdown_workers_stops_pool",
     }
     assert set(SKIPPED) - everywhere <= known_elsewhere
+
+
+def test_which_cpython_tests_run(record_testsuite_property: Any) -> None:
+    """Says which CPython's test files this module runs, on which interpreter (in the
+    report: the test's output and the JUnit test suite's property
+    ``cpython_futures_tests``), and
+    checks that another CPython's run only where this one has none of its own."""
+    print(f"CPython's concurrent.futures tests: {SOURCE}")
+    record_testsuite_property("cpython_futures_tests", SOURCE)
+    own = _MODULES["util"].__name__.startswith("test.")
+    assert own == (importlib.util.find_spec("test.test_concurrent_futures") is not None), SOURCE
+    if not own:
+        borrowed = sys.modules["cpython_futures_borrowed"]
+        assert Path(_MODULES["util"].__file__).parent == borrowed.DIRECTORY == Path(os.environ[BORROWED_ENV]).resolve()
+        assert borrowed.VERSION != "%d.%d" % sys.version_info[:2], SOURCE
