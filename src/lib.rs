@@ -74,7 +74,7 @@ pub use subactor_core::{
 pub use subactor_host::{
     ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,
     PythonHost, ReceiveError, ReclaimStats, Snapshots, StartError, StateError, StateStore, Upgrade, UpgradeError,
-    WarmPoolStats, fork, interpreter_memory,
+    WarmImports, WarmPoolStats, fork, interpreter_memory,
 };
 
 /// A reference to a Python actor.
@@ -124,6 +124,7 @@ pub struct RuntimeBuilder {
     preload: Vec<String>,
     spare_processes: Option<usize>,
     warm_interpreters: usize,
+    warm_imports: WarmImports,
     spin: Option<Duration>,
     #[cfg(feature = "cluster")]
     cluster: Option<ClusterConfig>,
@@ -218,6 +219,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Which modules the warm pool's interpreters import while they wait
+    /// ([`WarmImports::Recent`] by default: the module of the actor that took the
+    /// interpreter each one replaces). An interpreter that imported a module is handed
+    /// only to an actor of that module; see [`WarmImports`].
+    #[must_use]
+    pub fn warm_imports(mut self, imports: WarmImports) -> Self {
+        self.warm_imports = imports;
+        self
+    }
+
     /// Joins a cluster over NATS as a node: its actors reach (and are reached by) the
     /// actors of the other nodes, names are unique across the cluster, and actors can
     /// be spawned on other nodes ([`Runtime::spawn_on`]).
@@ -263,7 +274,7 @@ impl RuntimeBuilder {
             host = host.with_spin(spin);
         }
         // Last: the pool's interpreters see the settings above.
-        host = host.with_warm_interpreters(self.warm_interpreters);
+        host = host.with_warm_imports(self.warm_imports).with_warm_interpreters(self.warm_interpreters);
         let host = Arc::new(host);
         let mut system = self.system.extension(Arc::clone(&host));
         #[cfg(feature = "cluster")]

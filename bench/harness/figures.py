@@ -12,7 +12,7 @@ from harness.stats import paired_ratios
 # benchmarks' series, see harness.rust.SERIES).
 SPAWN_ACTOR = "spawn a Python actor (thread + interpreter + import + constructor)"
 SPAWN_BARE = "bare _interpreters.create(), no import (timed inside an actor)"
-SPAWN_WARM = "spawn that finds a warm-pool interpreter (handoff + import + constructor)"
+SPAWN_WARM = "spawn that finds a warm-pool interpreter (handoff + constructor; module imported in advance)"
 ASK_RUST = "Rust -> Python: blocking_ask"
 ASK_PYTHON = "Python -> Python: ref.ask()"
 TELL_RUST = "Rust -> Python: blocking_tell"

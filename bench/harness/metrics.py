@@ -32,8 +32,10 @@ SPAWN = Metric(
   actor's first answer.
 - **subactor, warm pool**: the same spawn in a runtime with `warm_interpreters(2)`, each
   made when the pool is full (a spawn that finds a ready interpreter: the actor's thread
-  and interpreter exist, the import and constructor remain; the pool then creates the
-  next one in the background, which is not timed).
+  and interpreter exist, its `subactor` module is built and, as the pool learnt from the
+  spawns before, the actor's module imported; the hand-off to that thread, linking the
+  module and the constructor remain; the pool then creates the next one in the
+  background, which is not timed).
 - **subactor, process actors**: `rt.spawn()` of an echo actor with `Placement::Process`
   (from Rust, `benches/process.rs`) or `placement="process"` (from Python) until its first
   answer: the template hands over a child it forked in advance, which imports the actor's

@@ -238,7 +238,7 @@ impl RuntimeCore {
     /// Starts a runtime whose actors find modules on `python_path` first and load the
     /// main program (`main_path` or `main_name`) when they need what it defines.
     #[new]
-    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None, cluster=None, warm_interpreters=0, metrics=false, observe=None))]
+    #[pyo3(signature = (python_path, main_path=None, main_name=None, mailbox_capacity=None, spin=None, arena_max_bytes=None, preload=Vec::new(), executable=None, cluster=None, warm_interpreters=0, metrics=false, observe=None, warm_imports=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         python_path: Vec<String>,
@@ -253,10 +253,18 @@ impl RuntimeCore {
         warm_interpreters: usize,
         metrics: bool,
         observe: Option<String>,
+        warm_imports: Option<Vec<String>>,
     ) -> PyResult<RuntimeCore> {
+        // None: the modules of recently spawned actors; a list (empty: nothing).
+        let imports = match warm_imports {
+            None => subactor::WarmImports::Recent,
+            Some(modules) if modules.is_empty() => subactor::WarmImports::None,
+            Some(modules) => subactor::WarmImports::Modules(modules),
+        };
         let mut builder = Runtime::builder()
             .python_path(python_path)
             .preload(preload)
+            .warm_imports(imports)
             .warm_interpreters(warm_interpreters)
             .metrics(metrics);
         if let Some(addr) = observe {
@@ -546,10 +554,10 @@ impl RuntimeCore {
         Ok(DeadLetterSubscription::new(self.runtime(py)?.dead_letters().subscribe()))
     }
 
-    /// The warm pool's (size, ready, hits, misses).
-    fn warm_pool(&self, py: Python<'_>) -> PyResult<(usize, usize, u64, u64)> {
+    /// The warm pool's (size, ready, hits, misses, imported).
+    fn warm_pool(&self, py: Python<'_>) -> PyResult<(usize, usize, u64, u64, u64)> {
         let stats = self.runtime(py)?.warm_pool();
-        Ok((stats.size, stats.ready, stats.hits, stats.misses))
+        Ok((stats.size, stats.ready, stats.hits, stats.misses, stats.imported))
     }
 
     /// A snapshot of the runtime's actors and totals, as the JSON of the observation

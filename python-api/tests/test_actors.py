@@ -308,7 +308,7 @@ def test_a_monitor_callback_may_close_the_last_runtime() -> None:
 
 
 def test_a_warm_pool_serves_spawns_and_is_off_by_default(rt: subactor.Runtime) -> None:
-    assert rt.warm_pool() == (0, 0, 0, 0)
+    assert rt.warm_pool() == (0, 0, 0, 0, 0)
     with pytest.raises(TypeError, match="warm_interpreters"):
         subactor.Runtime(warm_interpreters=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="warm_interpreters"):
@@ -324,6 +324,44 @@ def test_a_warm_pool_serves_spawns_and_is_off_by_default(rt: subactor.Runtime) -
         assert (pool.size, pool.hits, pool.misses) == (2, 2, 0)
         assert "subactor-warm" in _thread_names()
     assert "subactor-warm" not in _thread_names(), "closing ends the pool's threads"
+
+
+def _wait_ready(rt: subactor.Runtime, ready: int) -> None:
+    deadline = time.monotonic() + 30
+    while rt.warm_pool().ready < ready:
+        assert time.monotonic() < deadline, rt.warm_pool()
+        time.sleep(0.005)
+
+
+def test_a_warm_pool_imports_the_modules_it_is_told_for_their_actors_only() -> None:
+    with pytest.raises(ValueError, match="warm_imports"):
+        subactor.Runtime(warm_imports="sa_actors")
+    with pytest.raises(TypeError, match="warm_imports"):
+        subactor.Runtime(warm_imports=[3])  # type: ignore[list-item]
+    with subactor.Runtime(warm_interpreters=2, warm_imports=[Counter, "no_such_module_anywhere"]) as warm:
+        _wait_ready(warm, 2)
+        counter = warm.spawn(Counter, 5)
+        assert counter.ask(1) == 6
+        assert warm.warm_pool().imported == 1, warm.warm_pool()
+        # The other slot's import failed in advance: a plain interpreter took its place,
+        # for any class; a spawn of that module still fails as it would without a pool.
+        with pytest.raises(subactor.SpawnError, match="No module named 'no_such_module_anywhere'"):
+            warm.spawn("no_such_module_anywhere:Nothing")
+        _wait_ready(warm, 2)
+        tally = warm.spawn("sa_services:Tally")
+        assert tally.ask(2) == 2
+        pool = warm.warm_pool()
+        assert (pool.hits, pool.misses, pool.imported) == (3, 0, 1), pool
+
+
+def test_a_warm_pool_learns_what_is_spawned_unless_told_not_to() -> None:
+    for imports, imported in (("recent", 1), (None, 0)):
+        with subactor.Runtime(warm_interpreters=1, warm_imports=imports) as warm:
+            for start in (0, 10):
+                _wait_ready(warm, 1)
+                assert warm.spawn(Counter, start).ask(1) == start + 1
+            pool = warm.warm_pool()
+            assert (pool.hits, pool.misses, pool.imported) == (2, 0, imported), (imports, pool)
 
 
 def _thread_names() -> list[str]:

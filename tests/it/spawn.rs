@@ -230,6 +230,117 @@ fn thread_names() -> Vec<String> {
         .collect()
 }
 
+fn warm_runtime(imports: subactor::WarmImports) -> subactor::Runtime {
+    let rt = subactor::Runtime::builder()
+        .python_path([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")])
+        .warm_imports(imports)
+        .warm_interpreters(2)
+        .build()
+        .expect("the runtime starts");
+    crate::common::eventually("the pool fills", || rt.warm_pool().ready == 2);
+    rt
+}
+
+/// `[thread name at import, imports in that interpreter, tag]` of a `warm_probe.Where`.
+fn where_imported(rt: &subactor::Runtime, name: &str) -> (String, i64) {
+    let probe = rt.spawn(PythonActor::new("warm_probe", "Where").name(name)).expect("spawn Where");
+    let answer = probe.blocking_ask((), TIMEOUT).expect("where");
+    probe.stop();
+    probe.blocking_wait();
+    match answer {
+        Value::List(items) => match items.as_slice() {
+            [Value::Str(thread), Value::Int(imports), _] => (thread.to_string(), *imports),
+            other => panic!("unexpected answer {other:?}"),
+        },
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+#[test]
+fn a_warm_pool_imports_the_modules_of_recent_spawns_for_their_actors_only() {
+    let rt = warm_runtime(subactor::WarmImports::Recent);
+    // Nothing learned yet: the spawn takes a plain interpreter and imports its module.
+    assert_eq!(where_imported(&rt, "w1"), ("actor:w1".to_owned(), 1));
+    let stats = rt.warm_pool();
+    assert_eq!((stats.hits, stats.misses, stats.imported), (1, 0, 0), "{stats:?}");
+    // Its replacement imported warm_probe while it waited: the next actor of that
+    // module finds it imported (once: its own import took what was there).
+    crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    assert_eq!(where_imported(&rt, "w2"), ("subactor-warm".to_owned(), 1));
+    let stats = rt.warm_pool();
+    assert_eq!((stats.hits, stats.misses, stats.imported), (2, 0, 1), "{stats:?}");
+
+    // An actor of another module never gets the interpreter that imported warm_probe:
+    // it takes the plain one (or, if none is ready, creates its own).
+    crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    let globals = rt.spawn(PythonActor::new("actors", "Globals")).expect("spawn Globals");
+    assert_eq!(globals.blocking_ask((), TIMEOUT).expect("globals"), Value::from(1));
+    let probe = rt.spawn(PythonActor::new("actors", "Imported")).expect("spawn Imported");
+    assert_eq!(
+        probe.blocking_ask("warm_probe", TIMEOUT).expect("imported"),
+        Value::Bool(false),
+        "an actor of another module sees nothing that warm_probe's import did"
+    );
+    // The slot Globals took was refilled for `actors`: Globals' next actor has its
+    // module imported, and its own globals (the import ran no actor code).
+    crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    let before = rt.warm_pool().imported;
+    let again = rt.spawn(PythonActor::new("actors", "Globals")).expect("spawn Globals");
+    assert_eq!(again.blocking_ask((), TIMEOUT).expect("globals"), Value::from(1));
+    assert_eq!(rt.warm_pool().imported, before + 1, "{:?}", rt.warm_pool());
+
+    // A module whose top-level code needs its actor fails to import in advance: its
+    // interpreter is replaced by a plain one, and its spawns import it themselves.
+    for (i, name) in ["n1", "n2", "n3"].into_iter().enumerate() {
+        let named = rt.spawn(PythonActor::new("warm_needs_actor", "Named").name(name)).expect("spawn Named");
+        assert_eq!(
+            named.blocking_ask((), TIMEOUT).expect("named"),
+            Value::List(vec![Value::from(name), Value::from(format!("actor:{name}"))]),
+            "spawn {i}"
+        );
+        crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    }
+    rt.shutdown().expect("shutdown");
+    assert!(!thread_names().iter().any(|n| n == "subactor-warm"), "the pool's threads end at shutdown");
+}
+
+#[test]
+fn a_warm_pool_keeps_named_modules_imported_and_a_failing_import_breaks_no_spawn() {
+    let rt = warm_runtime(subactor::WarmImports::Modules(vec!["warm_probe".into(), "broken_import".into()]));
+    // The first spawn already finds its module imported.
+    assert_eq!(where_imported(&rt, "m1"), ("subactor-warm".to_owned(), 1));
+    // broken_import failed in advance: its slot holds a plain interpreter, and its
+    // actors' spawns fail as they would without a pool, with the module's traceback.
+    match start_error(rt.spawn(PythonActor::new("broken_import", "Anything"))) {
+        StartError::Import { module, exception } => {
+            assert_eq!(module, "broken_import");
+            assert_eq!(exception.message, "this module is broken on purpose");
+            assert!(exception.traceback.contains("in _fail"), "{}", exception.traceback);
+        }
+        other => panic!("expected Import, got {other:?}"),
+    }
+    let stats = rt.warm_pool();
+    assert_eq!((stats.hits, stats.misses, stats.imported), (2, 0, 1), "{stats:?}");
+    // A class of a module not named spawns too (a plain interpreter, or its own).
+    crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    assert_eq!(spawn(&rt, "Echo").blocking_ask(7, TIMEOUT).expect("echo"), Value::from(7));
+    crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    assert_eq!(where_imported(&rt, "m2"), ("subactor-warm".to_owned(), 1));
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_warm_pool_without_imports_hands_plain_interpreters() {
+    let rt = warm_runtime(subactor::WarmImports::None);
+    for name in ["p1", "p2", "p3"] {
+        assert_eq!(where_imported(&rt, name), (format!("actor:{name}"), 1));
+        crate::common::eventually("the pool refills", || rt.warm_pool().ready == 2);
+    }
+    let stats = rt.warm_pool();
+    assert_eq!((stats.hits, stats.misses, stats.imported), (3, 0, 0), "{stats:?}");
+    rt.shutdown().expect("shutdown");
+}
+
 #[test]
 fn a_warm_pool_hands_ready_interpreters_to_spawns_and_refills() {
     let plain = runtime();

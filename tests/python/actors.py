@@ -46,6 +46,13 @@ class Globals:
         return HITS
 
 
+class Imported:
+    """Answers whether a module is imported in this interpreter."""
+
+    def receive(self, name):
+        return name in sys.modules
+
+
 class Whoami:
     """Answers the id of the interpreter it runs in."""
 

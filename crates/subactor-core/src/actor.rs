@@ -290,6 +290,11 @@ pub trait Spawn: Send + 'static {
     /// Builds the actor. Runs on the actor's own thread.
     fn start(&mut self, ctx: &ActorContext<Self::Actor>) -> Result<Self::Actor, Self::Error>;
 
+    /// Called on the actor's thread once its first start succeeded and the spawner has
+    /// been told (so that work done here, such as a warm pool's refill, is off the
+    /// spawn's critical path); not after restarts, nor when the start failed.
+    fn spawned(&mut self) {}
+
     /// Called on the actor's thread once the actor has stopped for good, after its last
     /// incarnation is dropped: releases whatever the recipe kept across restarts.
     fn release(&mut self) {}

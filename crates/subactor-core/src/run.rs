@@ -201,6 +201,9 @@ fn live<S: Spawn>(
             Some(started) => {
                 let _ = started.send(Ok(()));
                 debug!("actor started");
+                if catch_unwind(AssertUnwindSafe(|| spec.spawned())).is_err() {
+                    warn!("the recipe's spawned hook panicked");
+                }
             }
             None => debug!("actor restarted"),
         }

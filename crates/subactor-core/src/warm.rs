@@ -73,6 +73,13 @@ impl WarmThread {
         }
     }
 
+    /// Ends the wait without a job, without waiting for the thread to end: the caller
+    /// joins the handle it gets.
+    pub fn dismiss(self) -> JoinHandle<()> {
+        drop(self.jobs);
+        self.handle
+    }
+
     /// Ends the wait without a job and waits for the thread to end.
     pub fn close(self) {
         drop(self.jobs);

@@ -316,21 +316,28 @@ impl PythonActor {
             kept.concurrency = incarnation.max_concurrency;
             return Ok(kept);
         }
-        let mut interp = match take_warm() {
-            Some(mut warm) => {
-                debug!(interpreter = warm.id(), "a warm interpreter from the pool");
-                warm.attach();
-                warm
-            }
-            None => Interpreter::create(host.python_path(), host.main_module())?,
-        };
         let finished = Arc::new(FinishSink::default());
-        interp.install_module(ActorLink {
+        let link = ActorLink {
             env: Arc::new(LocalEnv { system: ctx.system().clone() }),
             myself: ctx.myself().clone().into(),
             arena: host.arena().clone(),
             finished: Some(Arc::clone(&finished)),
-        })?;
+        };
+        let interp = match take_warm() {
+            Some(mut warm) => {
+                debug!(interpreter = warm.id(), "a warm interpreter from the pool");
+                warm.attach();
+                // The pool built the module while the interpreter waited.
+                warm.link_module(link)?;
+                warm
+            }
+            None => {
+                let mut interp = Interpreter::create(host.python_path(), host.main_module())?;
+                interp.install_module(link)?;
+                interp
+            }
+        };
+        let mut interp = interp;
         debug!(interpreter = interp.id(), module = %self.module, class = %self.class, "interpreter created");
         interp.instantiate_with(&self.module, &self.class, &self.args, incarnation)?;
         Ok(PyActor {
@@ -518,9 +525,17 @@ impl Spawn for PythonActor {
 
     fn start(&mut self, ctx: &ActorContext<PyActor>) -> Result<PyActor, StartError> {
         let started = self.start_here(ctx);
-        // A warm pool's slot that this actor took is replaced from now on.
-        crate::pool::actor_started();
+        if started.is_err() {
+            // A warm pool's slot that this actor took is replaced from now on.
+            crate::pool::actor_started();
+        }
         started
+    }
+
+    fn spawned(&mut self) {
+        // A warm pool's slot that this actor took is replaced from now on, once its
+        // spawner has its reference.
+        crate::pool::actor_started();
     }
 
     fn placement(&self) -> Placement {
@@ -536,7 +551,7 @@ impl Spawn for PythonActor {
             }
             Placement::Process | Placement::Thread => false,
         };
-        if interpreter { host.take_warm() } else { None }
+        if interpreter { host.take_warm(&self.module) } else { None }
     }
 
     fn release(&mut self) {

@@ -31,7 +31,7 @@ pub use error::{ConvertError, HostError, PythonException, ReceiveError, StartErr
 pub use ffi::fork;
 pub use ffi::main as main_interpreter;
 pub use ffi::reclaim::ReclaimStats;
-pub use pool::WarmPoolStats;
+pub use pool::{WarmImports, WarmPoolStats};
 pub use process::Launcher;
 pub use state::{ClusterStates, Snapshots, StateBackend, StateError, StateStore, Upgrade};
 
@@ -99,6 +99,8 @@ pub struct PythonHost {
     keepers: Mutex<std::collections::HashMap<subactor_core::ActorId, Kept>>,
     /// Interpreters kept ready for spawns (none by default).
     warm: Option<pool::WarmPool>,
+    /// What the warm pool's interpreters import while they wait.
+    warm_imports: pool::WarmImports,
 }
 
 /// Why an upgrade could not be asked for.
@@ -153,6 +155,7 @@ impl PythonHost {
             placements: Mutex::default(),
             keepers: Mutex::default(),
             warm: None,
+            warm_imports: pool::WarmImports::default(),
         })
     }
 
@@ -197,15 +200,37 @@ impl PythonHost {
     /// that takes one creates the next in the background, on another core if there is
     /// one. Interpreters created in advance see the host's settings of that moment
     /// (Python path, main module): set those first. Call it before spawning.
+    ///
+    /// Unless [`with_warm_imports`](Self::with_warm_imports) says otherwise, each
+    /// interpreter's replacement imports the module of the actor that took it, and is
+    /// then handed only to an actor of that module ([`WarmImports::Recent`]).
     #[must_use]
     pub fn with_warm_interpreters(mut self, size: usize) -> PythonHost {
         if let Some(old) = self.warm.take() {
             old.close();
         }
         if size > 0 {
-            self.warm = Some(pool::WarmPool::start(size, self.python_path.clone(), self.main_module.clone()));
+            self.warm = Some(pool::WarmPool::start(
+                size,
+                self.python_path.clone(),
+                self.main_module.clone(),
+                self.warm_imports.clone(),
+            ));
         }
         self
+    }
+
+    /// Which modules the warm pool's interpreters import while they wait (see
+    /// [`WarmImports`]; [`WarmImports::Recent`] by default). Call it before
+    /// [`with_warm_interpreters`](Self::with_warm_interpreters): a pool already
+    /// started is started again.
+    #[must_use]
+    pub fn with_warm_imports(mut self, imports: WarmImports) -> PythonHost {
+        self.warm_imports = imports;
+        match self.warm.as_ref().map(|pool| pool.stats().size) {
+            Some(size) => self.with_warm_interpreters(size),
+            None => self,
+        }
     }
 
     /// How the warm pool ([`with_warm_interpreters`](Self::with_warm_interpreters))
@@ -215,8 +240,8 @@ impl PythonHost {
     }
 
     /// A thread with a ready interpreter from the warm pool, if there is one.
-    pub(crate) fn take_warm(&self) -> Option<subactor_core::WarmThread> {
-        self.warm.as_ref()?.take()
+    pub(crate) fn take_warm(&self, module: &str) -> Option<subactor_core::WarmThread> {
+        self.warm.as_ref()?.take(module)
     }
 
     /// The template of process actors, started now if it is not running.

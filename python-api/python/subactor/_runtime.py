@@ -186,6 +186,30 @@ def _observe_address(observe: str | bool | None) -> str | None:
     return observe
 
 
+def _warm_imports(imports: str | Iterable[type | str] | None) -> list[str] | None:
+    """The native form of ``Runtime(warm_imports=...)``: ``None`` for ``"recent"``, the
+    module targets of a list (of classes or module names; empty: nothing)."""
+    if imports == "recent":
+        return None
+    if imports is None:
+        return []
+    if isinstance(imports, str):
+        raise ValueError(f"warm_imports must be 'recent', None or a list of classes or modules, got {imports!r}")
+    modules: list[str] = []
+    for item in imports:
+        if isinstance(item, str):
+            if not item:
+                raise ValueError("warm_imports: a module name cannot be empty")
+            module = item
+        elif isinstance(item, type):
+            module = actor_target(item)[0]
+        else:
+            raise TypeError(f"warm_imports lists actor classes or module names, not {type(item).__name__}")
+        if module not in modules:
+            modules.append(module)
+    return modules
+
+
 _live: weakref.WeakSet[Runtime] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -204,7 +228,10 @@ class WarmPool(NamedTuple):
     hits: int
     """Spawns of interpreter actors that found one ready."""
     misses: int
-    """Spawns of interpreter actors that found none (the pool was still filling)."""
+    """Spawns of interpreter actors that found none (the pool was still filling, or every
+    ready one had imported another actor's module)."""
+    imported: int
+    """Of the hits, those whose interpreter had imported the actor's module already."""
 
 
 class Runtime:
@@ -228,7 +255,13 @@ class Runtime:
     interpreters the runtime keeps created in advance for spawns of interpreter actors,
     refilled in the background (0: none); a spawn that finds one costs the actor's
     import and constructor only, and each ready one holds an idle actor's memory
-    (~2.4 MiB) and a parked thread (see ``warm_pool``).
+    (~2.4 MiB) and a parked thread (see ``warm_pool``). ``warm_imports``: what those
+    interpreters import while they wait: ``"recent"`` (the default), the module of the
+    actor that took the interpreter each one replaces; a list of actor classes or module
+    names, kept ready in turn; ``None``, nothing. An interpreter that imported a module
+    goes only to an actor of that module (one that imported nothing, to any actor), and
+    an import that fails in advance is only logged (the actor's own import at spawn
+    raises it).
 
     ``cluster``: the URL(s) of NATS servers (``"nats://host:4222"``): the runtime joins
     the cluster there as the node ``node`` (required then), of the cluster named
@@ -264,10 +297,12 @@ class Runtime:
         token: str | None = None,
         trusted: bool = False,
         warm_interpreters: int = 0,
+        warm_imports: str | Iterable[type | str] | None = "recent",
         metrics: bool = False,
         observe: str | bool | None = None,
     ) -> None:
         warm = _check.count(warm_interpreters, "warm_interpreters", minimum=0)
+        imports = _warm_imports(warm_imports)
         if warm > MAX_WARM_INTERPRETERS:
             raise ValueError(f"warm_interpreters must be at most {MAX_WARM_INTERPRETERS}, got {warm}")
         paths = _check.paths(python_path, "python_path")
@@ -289,6 +324,7 @@ class Runtime:
             warm,
             _check.flag(metrics, "metrics"),
             _observe_address(observe),
+            warm_imports=imports,
         )
         with _live_lock:
             _live.add(self)

@@ -231,6 +231,15 @@ impl Interpreter {
         unsafe { module::link(self.helpers(), link) }.map_err(StartError::Setup)
     }
 
+    /// Imports `target` as an actor of it would (a warm pool's interpreter imports its
+    /// actors' module in advance: the actor's own import then finds it loaded).
+    pub(crate) fn preimport(&mut self, target: &str) -> Result<(), PythonException> {
+        assert!(self.attached, "preimport needs the interpreter attached");
+        let helpers = self.helpers();
+        // SAFETY: the interpreter is attached; the module and exception are owned `Obj`s.
+        unsafe { helpers.load_module(target).map(drop).map_err(|exc| helpers.describe(exc).0) }
+    }
+
     /// Imports `target`, finds `class`, calls it with `args`, and keeps the instance
     /// and what handles its messages; then makes the instance ready as `incarnation`
     /// says: restores a kept state (or hands it to `upgrade`), starts an

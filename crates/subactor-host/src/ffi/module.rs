@@ -1041,7 +1041,8 @@ unsafe extern "C" fn demonitor(
 /// `_log(levelno, logger, message)`: a Python `logging` record of this actor (the
 /// handler `bootstrap.install` puts on the root logger) to the runtime's `tracing`,
 /// with the actor's id and name (`ActorEnv::log`: in a process actor's child, it goes
-/// to the parent). Returns whether a `tracing` subscriber took it.
+/// to the parent). Returns whether a `tracing` subscriber took it (not before the
+/// module is linked to its actor).
 unsafe extern "C" fn log(
     module: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
@@ -1065,6 +1066,11 @@ unsafe extern "C" fn log(
             else {
                 return Err(helpers.raise_builtin(ffi::PyExc_TypeError, "_log(): logger and message are str"));
             };
+            if state.link.is_null() {
+                // No actor (yet): a warm pool's import in advance, or after the actor
+                // ended. The handler falls back to `logging.lastResort`.
+                return Ok(ffi::PyBool_FromLong(0));
+            }
             let link = state.link()?;
             let record = subactor_wire::LogRecord {
                 level,
