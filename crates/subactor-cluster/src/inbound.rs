@@ -1,13 +1,13 @@
 //! The way in: batches of calls from other nodes, served against this node's actors.
 //!
-//! Batches from one node are served in order. The listening task serves a batch itself
-//! as far as its calls cannot block (tells and asks to this runtime's actors, put in
+//! Batches from one node are served in order. The listening task serves a small batch
+//! itself (what a caller waiting for its answer sends) as far as its calls cannot block (tells and asks to this runtime's actors, put in
 //! their mailboxes when there is room), and acknowledges it at once: a remote ask is not
 //! handed to another thread before its actor's (each hand-off wakes a parked thread,
 //! tens of microseconds on a loaded machine). What could wait (a full mailbox, a call
 //! to a process actor, a spawn, a lookup...) goes, with the rest of its batch, to the
-//! sending node's own thread (`subactor-in:<node>`), and so do that node's next batches
-//! until the thread is done with them: a sender's calls keep their order, and a slow
+//! sending node's own thread (`subactor-in:<node>`), and so do that node's large
+//! batches (a stream of tells), and its next ones until the thread is done with them: a sender's calls keep their order, and a slow
 //! mailbox here holds up only that sender's link. There, a tell or an ask waits a moment
 //! for room in its mailbox; if the mailbox stays full, the batch is acknowledged up to
 //! that call, and the sender sends the rest again: backpressure reaches the sending node
@@ -30,6 +30,11 @@ use crate::{Inner, decode_plain, encode_plain, lock};
 
 /// How long a tell or ask waits for room in its mailbox before the batch stops there.
 const STALL: Duration = Duration::from_millis(20);
+/// The largest batch served on the listening task. Small batches are what a caller that
+/// waits for its answer sends (latency: no hand-off); the large ones of a stream of
+/// tells are served on the sender's thread, which leaves the node's NATS tasks (the
+/// answers that confirm those tells, acks) free meanwhile (throughput).
+const INLINE_MAX: usize = 16;
 
 /// A batch to serve from `progress` on, and where to send its ack.
 struct Work {
@@ -72,11 +77,11 @@ struct SenderState {
 
 /// Receives the batches sent to this node.
 ///
-/// A batch is served here, on the listening task, as far as its calls need no wait
-/// (the common case: asks and tells to actors with room in their mailboxes), and
+/// A small batch is served here, on the listening task, as far as its calls need no
+/// wait (the common case: asks and tells to actors with room in their mailboxes), and
 /// acknowledged at once, without handing it to another thread; the rest of it goes to
-/// the sending node's worker thread, and so do that node's next batches until the
-/// worker is done with them (their order is kept).
+/// the sending node's worker thread, and so do that node's larger batches, and its next
+/// ones until the worker is done with them (their order is kept).
 pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscriber) {
     let mut senders: HashMap<String, SenderState> = HashMap::new();
     let mut reassembly = Reassembly::default();
@@ -107,7 +112,7 @@ pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscrib
         let from = batch.from.clone();
         let sender = senders.entry(from.clone()).or_insert_with(|| start_worker(&from, cluster.clone()));
         let mut progress = Progress::default();
-        if sender.queued.load(Ordering::Acquire) == 0 {
+        if batch.items.len() <= INLINE_MAX && sender.queued.load(Ordering::Acquire) == 0 {
             // The worker has nothing of this node's: what is served here comes after all
             // of it.
             if let Some(ack) = served_before(&sender.last, &batch) {
