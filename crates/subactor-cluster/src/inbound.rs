@@ -1,37 +1,89 @@
 //! The way in: batches of calls from other nodes, served against this node's actors.
 //!
-//! Batches from one node are served in order, on a thread of their own (`subactor-in:
-//! <node>`), so that a sender's calls keep their order and a slow mailbox here holds up
-//! only that sender's link. A tell or an ask waits a moment for room in its mailbox;
-//! if the mailbox stays full, the batch is acknowledged up to that call, and the sender
-//! sends the rest again: backpressure reaches the sending node without buffering here.
-//! A batch sent twice (its ack was lost) is answered with the same ack.
+//! Batches from one node are served in order. The listening task serves a small batch
+//! itself (what a caller waiting for its answer sends) as far as its calls cannot block (tells and asks to this runtime's actors, put in
+//! their mailboxes when there is room), and acknowledges it at once: a remote ask is not
+//! handed to another thread before its actor's (each hand-off wakes a parked thread,
+//! tens of microseconds on a loaded machine). What could wait (a full mailbox, a call
+//! to a process actor, a spawn, a lookup...) goes, with the rest of its batch, to the
+//! sending node's own thread (`subactor-in:<node>`), and so do that node's large
+//! batches (a stream of tells), and its next ones until the thread is done with them: a sender's calls keep their order, and a slow
+//! mailbox here holds up only that sender's link. There, a tell or an ask waits a moment
+//! for room in its mailbox; if the mailbox stays full, the batch is acknowledged up to
+//! that call, and the sender sends the rest again: backpressure reaches the sending node
+//! without buffering here. A batch sent twice (its ack was lost) is answered with the
+//! same ack.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use subactor_core::{BoxError, Outcome, SendError, Value};
-use subactor_wire::{Answer, AskFailure, Call, serve};
-use tracing::warn;
+use subactor_core::{AnyRef, BoxError, Outcome, SendError, Value};
+use subactor_wire::{ActorEnv, Answer, AskFailure, Call, serve};
+use tracing::{debug, warn};
 
 use crate::handles::holds_pickle;
 use crate::parts::{Piece, Reassembly};
 use crate::proto::{Ack, Batch, Item, Wire};
-use crate::{Inner, decode_plain, encode_plain};
+use crate::{Inner, decode_plain, encode_plain, lock};
 
 /// How long a tell or ask waits for room in its mailbox before the batch stops there.
 const STALL: Duration = Duration::from_millis(20);
+/// The largest batch served on the listening task. Small batches are what a caller that
+/// waits for its answer sends (latency: no hand-off); the large ones of a stream of
+/// tells are served on the sender's thread, which leaves the node's NATS tasks (the
+/// answers that confirm those tells, acks) free meanwhile (throughput).
+const INLINE_MAX: usize = 16;
 
-/// A batch to serve, and where to send its ack.
+/// A batch to serve from `progress` on, and where to send its ack.
 struct Work {
     batch: Batch,
     reply: Option<async_nats::Subject>,
+    progress: Progress,
+}
+
+/// How far serving a batch has gone: the ack so far.
+#[derive(Default)]
+struct Progress {
+    /// The index of the next call to serve.
+    next: usize,
+    /// That call, already decoded (serving it had to wait for room).
+    held: Option<Item>,
+    /// Calls refused so far, with their answers.
+    refused: Vec<(u32, Answer)>,
+}
+
+/// How a batch's calls are served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// On the listening task: only what cannot block (tells and asks to this node's
+    /// actors with room in their mailboxes); serving stops before anything else.
+    Inline,
+    /// On the sender's worker thread: everything, waiting up to [`STALL`] for room.
+    Blocking,
+}
+
+/// Where the batches of one sending node are served when they cannot be at once.
+struct SenderState {
+    worker: flume::Sender<Work>,
+    /// Batches handed to the worker and not done yet: while there are some, the next
+    /// batches of that node go there too (in order).
+    queued: Arc<AtomicUsize>,
+    /// The incarnation and number of the latest batch served, and its ack (for a batch
+    /// sent again).
+    last: Arc<Mutex<Option<(u64, u64, Ack)>>>,
 }
 
 /// Receives the batches sent to this node.
+///
+/// A small batch is served here, on the listening task, as far as its calls need no
+/// wait (the common case: asks and tells to actors with room in their mailboxes), and
+/// acknowledged at once, without handing it to another thread; the rest of it goes to
+/// the sending node's worker thread, and so do that node's larger batches, and its next
+/// ones until the worker is done with them (their order is kept).
 pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscriber) {
-    let mut workers: HashMap<String, flume::Sender<Work>> = HashMap::new();
+    let mut senders: HashMap<String, SenderState> = HashMap::new();
     let mut reassembly = Reassembly::default();
     while let Some(message) = futures_util::StreamExt::next(&mut inbox).await {
         let Some(inner) = cluster.upgrade() else { return };
@@ -40,12 +92,12 @@ pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscrib
             Ok(Piece::Frame(bytes)) => bytes,
             Ok(Piece::Kept) => {
                 // Not the last part: acknowledged so that the next one comes.
-                answer(&inner, reply, Ok(Ack { seq: 0, accepted: 0, refused: Vec::new() }));
+                send_ack(&inner, reply, Ok(Ack { seq: 0, accepted: 0, refused: Vec::new() })).await;
                 continue;
             }
             Err(error) => {
                 warn!(%error, "a malformed frame from another node");
-                answer(&inner, reply, Err(format!("malformed frame: {error}")));
+                send_ack(&inner, reply, Err(format!("malformed frame: {error}"))).await;
                 continue;
             }
         };
@@ -53,18 +105,58 @@ pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscrib
             Ok(batch) => batch,
             Err(error) => {
                 warn!(%error, "a malformed batch from another node");
-                answer(&inner, reply, Err(format!("malformed batch: {error}")));
+                send_ack(&inner, reply, Err(format!("malformed batch: {error}"))).await;
                 continue;
             }
         };
         let from = batch.from.clone();
-        let worker = workers.entry(from.clone()).or_insert_with(|| start_worker(&from, cluster.clone()));
-        if worker.send(Work { batch, reply }).is_err() {
-            workers.remove(&from);
+        let sender = senders.entry(from.clone()).or_insert_with(|| start_worker(&from, cluster.clone()));
+        let mut progress = Progress::default();
+        if batch.items.len() <= INLINE_MAX && sender.queued.load(Ordering::Acquire) == 0 {
+            // The worker has nothing of this node's: what is served here comes after all
+            // of it.
+            if let Some(ack) = served_before(&sender.last, &batch) {
+                send_ack(&inner, reply, Ok(ack)).await;
+                continue;
+            }
+            if serve_batch(&inner, &batch, &mut progress, Mode::Inline) {
+                let ack = Ack { seq: batch.seq, accepted: accepted(&batch, &progress), refused: progress.refused };
+                *lock(&sender.last) = Some((batch.incarnation, batch.seq, resent_ack(&ack)));
+                send_ack(&inner, reply, Ok(ack)).await;
+                continue;
+            }
+        }
+        sender.queued.fetch_add(1, Ordering::AcqRel);
+        if sender.worker.send(Work { batch, reply, progress }).is_err() {
+            senders.remove(&from);
         }
     }
 }
 
+/// How many calls of `batch` were taken, given how far serving it went.
+fn accepted(batch: &Batch, progress: &Progress) -> u32 {
+    u32::try_from(progress.next.min(batch.items.len())).unwrap_or(u32::MAX)
+}
+
+/// The ack for a batch sent again: what was taken (its refusals went with the first).
+fn resent_ack(ack: &Ack) -> Ack {
+    Ack { seq: ack.seq, accepted: ack.accepted, refused: Vec::new() }
+}
+
+/// Sends an ack from the listening task.
+async fn send_ack(inner: &Inner, reply: Option<async_nats::Subject>, ack: Result<Ack, String>) {
+    let Some(reply) = reply else { return };
+    match encode_plain(&ack) {
+        Ok(bytes) => {
+            if let Err(error) = inner.client.publish(reply, bytes.into()).await {
+                debug!(%error, "publishing an ack failed");
+            }
+        }
+        Err(error) => warn!(%error, "an ack cannot be encoded"),
+    }
+}
+
+/// Sends an ack from any thread.
 fn answer(inner: &Inner, reply: Option<async_nats::Subject>, ack: Result<Ack, String>) {
     let Some(reply) = reply else { return };
     match encode_plain(&ack) {
@@ -73,61 +165,93 @@ fn answer(inner: &Inner, reply: Option<async_nats::Subject>, ack: Result<Ack, St
     }
 }
 
-fn start_worker(from: &str, cluster: Weak<Inner>) -> flume::Sender<Work> {
+fn start_worker(from: &str, cluster: Weak<Inner>) -> SenderState {
     let (tx, rx) = flume::unbounded::<Work>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let last: Arc<Mutex<Option<(u64, u64, Ack)>>> = Arc::default();
+    let state = SenderState { worker: tx, queued: Arc::clone(&queued), last: Arc::clone(&last) };
     let spawned = std::thread::Builder::new().name(format!("subactor-in:{from}")).spawn(move || {
-        let mut last: Option<(u64, u64, Ack)> = None;
-        for Work { batch, reply } in rx.iter() {
+        for Work { batch, reply, mut progress } in rx.iter() {
             let Some(inner) = cluster.upgrade() else { return };
-            if let Some((incarnation, seq, ack)) = &last {
-                if *incarnation == batch.incarnation && *seq == batch.seq {
-                    // Sent again: its ack was lost.
-                    answer(&inner, reply, Ok(Ack { seq: ack.seq, accepted: ack.accepted, refused: Vec::new() }));
-                    continue;
-                }
+            let sent_again = progress.next == 0 && progress.held.is_none();
+            let again = if sent_again { served_before(&last, &batch) } else { None };
+            if let Some(ack) = again {
+                answer(&inner, reply, Ok(ack));
+            } else {
+                serve_batch(&inner, &batch, &mut progress, Mode::Blocking);
+                let ack = Ack { seq: batch.seq, accepted: accepted(&batch, &progress), refused: progress.refused };
+                *lock(&last) = Some((batch.incarnation, batch.seq, resent_ack(&ack)));
+                answer(&inner, reply, Ok(ack));
             }
-            let ack = serve_batch(&inner, &batch);
-            let resend = Ack { seq: ack.seq, accepted: ack.accepted, refused: Vec::new() };
-            answer(&inner, reply, Ok(ack));
-            last = Some((batch.incarnation, batch.seq, resend));
+            queued.fetch_sub(1, Ordering::AcqRel);
         }
     });
     if let Err(error) = spawned {
         warn!(%error, "cannot start a thread for another node's calls");
     }
-    tx
+    state
 }
 
-/// Serves a batch's calls in order; stops at a call whose mailbox stays full.
-fn serve_batch(inner: &Arc<Inner>, batch: &Batch) -> Ack {
-    let mut refused = Vec::new();
-    let mut accepted = 0u32;
-    for (index, bytes) in batch.items.iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let item = match inner.decode::<Item>(bytes) {
-            Ok(item) => item,
-            Err(error) => {
-                warn!(%error, from = %batch.from, "a malformed call from another node");
-                refused.push((index, Answer::Refused(format!("malformed call: {error}"))));
-                accepted += 1;
-                continue;
-            }
+/// The ack of `batch` if it was served already (it is sent again: its ack was lost).
+fn served_before(last: &Mutex<Option<(u64, u64, Ack)>>, batch: &Batch) -> Option<Ack> {
+    let last = lock(last);
+    let (incarnation, seq, ack) = last.as_ref()?;
+    (*incarnation == batch.incarnation && *seq == batch.seq).then(|| resent_ack(ack))
+}
+
+/// Serves a batch's calls in order, from where `progress` says; stops at a call whose
+/// mailbox stays full (and, [`Mode::Inline`], at a call that would have to wait).
+/// Whether the batch is done (every call taken, or one stayed full in
+/// [`Mode::Blocking`]: the rest is sent again).
+fn serve_batch(inner: &Arc<Inner>, batch: &Batch, progress: &mut Progress, mode: Mode) -> bool {
+    while progress.next < batch.items.len() {
+        let index = u32::try_from(progress.next).unwrap_or(u32::MAX);
+        let item = match progress.held.take() {
+            Some(item) => item,
+            None => match inner.decode::<Item>(&batch.items[progress.next]) {
+                Ok(item) => item,
+                Err(error) => {
+                    warn!(%error, from = %batch.from, "a malformed call from another node");
+                    progress.refused.push((index, Answer::Refused(format!("malformed call: {error}"))));
+                    progress.next += 1;
+                    continue;
+                }
+            },
         };
         if !inner.trusted() && call_holds_pickle(&item.call) {
             let why = "pickled objects are not accepted from other nodes (unpickling runs code): send plain \
                        values, or configure the cluster as trusted";
-            refused.push((index, Answer::Refused(why.into())));
-            accepted += 1;
+            progress.refused.push((index, Answer::Refused(why.into())));
+            progress.next += 1;
             continue;
         }
-        match serve_item(inner, &batch.from, item) {
-            Served::Done => {}
-            Served::Refused(answer) => refused.push((index, answer)),
-            Served::Full => break,
+        if mode == Mode::Inline && !serves_inline(&item.call) {
+            progress.held = Some(item);
+            return false;
         }
-        accepted += 1;
+        let wait = if mode == Mode::Inline { Duration::ZERO } else { STALL };
+        match serve_item(inner, &batch.from, item, wait) {
+            Served::Done => {}
+            Served::Refused(answer) => progress.refused.push((index, answer)),
+            Served::Full(item) if mode == Mode::Inline => {
+                // The worker waits for room.
+                progress.held = Some(*item);
+                return false;
+            }
+            Served::Full(_) => return true,
+        }
+        progress.next += 1;
     }
-    Ack { seq: batch.seq, accepted, refused }
+    true
+}
+
+/// Whether a call can be served on the listening task: it cannot block there (a tell or
+/// an ask to an actor of this runtime, sent without waiting for room).
+fn serves_inline(call: &Call) -> bool {
+    match call {
+        Call::Tell { to, .. } | Call::TryTell { to, .. } | Call::Ask { to, .. } => to.as_remote().is_none(),
+        _ => false,
+    }
 }
 
 fn call_holds_pickle(call: &Call) -> bool {
@@ -144,46 +268,57 @@ fn call_holds_pickle(call: &Call) -> bool {
 enum Served {
     Done,
     Refused(Answer),
-    /// The mailbox stayed full: this call and the rest of the batch come again.
-    Full,
+    /// The mailbox stayed full: this call (given back) and the rest of the batch wait.
+    Full(Box<Item>),
 }
 
-fn serve_item(inner: &Arc<Inner>, from: &str, Item { corr, call, trace }: Item) -> Served {
+/// Serves one call, waiting up to `wait` for room in a mailbox.
+fn serve_item(inner: &Arc<Inner>, from: &str, Item { corr, call, trace }: Item, wait: Duration) -> Served {
     // What the call sends carries the sender's trace context.
-    subactor_core::trace::with_context(trace, || serve_call(inner, from, corr, call))
+    subactor_core::trace::with_context(trace, || serve_call(inner, from, corr, call, wait)).map_full(|call| Item {
+        corr,
+        call,
+        trace,
+    })
 }
 
-fn serve_call(inner: &Arc<Inner>, from: &str, corr: u64, call: Call) -> Served {
-    let Some(env) = inner.env() else { return Served::Refused(Answer::Refused("this node is not ready".into())) };
+/// What serving a call came to; a call given back when its mailbox stayed full.
+enum ServedCall {
+    Done,
+    Refused(Answer),
+    Full(Call),
+}
+
+impl ServedCall {
+    fn map_full(self, item: impl FnOnce(Call) -> Item) -> Served {
+        match self {
+            ServedCall::Done => Served::Done,
+            ServedCall::Refused(answer) => Served::Refused(answer),
+            ServedCall::Full(call) => Served::Full(Box::new(item(call))),
+        }
+    }
+}
+
+fn serve_call(inner: &Arc<Inner>, from: &str, corr: u64, call: Call, wait: Duration) -> ServedCall {
+    let Some(env) = inner.env() else { return ServedCall::Refused(Answer::Refused("this node is not ready".into())) };
     match call {
         // A tell is answered once its handler has run (the sender keeps it until then),
         // so it is delivered as an ask whose reply is that word.
-        Call::Tell { to, msg, .. } | Call::TryTell { to, msg } | Call::Ask { to, msg, .. } => {
-            let (cluster, node) = (Arc::downgrade(inner), from.to_owned());
-            let env = Arc::clone(&env);
-            let sent = to.blocking_ask_then_timeout(msg, STALL, move |outcome: Outcome<Value, BoxError>| {
-                let answer = match outcome {
-                    Outcome::Replied(reply) => Answer::Reply(reply),
-                    Outcome::Failed(error) => Answer::AskFailed(AskFailure::Failed(env.describe(&error))),
-                    Outcome::Fault(fault) => Answer::AskFailed(AskFailure::Fault(fault)),
-                    Outcome::NotHandled => Answer::AskFailed(AskFailure::NoReply),
-                };
-                if let Some(inner) = cluster.upgrade() {
-                    inner.reply(&node, corr, answer);
-                }
-            });
-            match sent {
-                Ok(()) => Served::Done,
-                Err(SendError::Full(_)) => Served::Full,
-                Err(SendError::Stopped(msg)) => Served::Refused(Answer::AskFailed(AskFailure::Stopped(msg))),
-            }
+        Call::Tell { to, msg, timeout } => {
+            deliver(inner, from, corr, &env, &to, msg, wait, |msg| Call::Tell { to: to.clone(), msg, timeout })
+        }
+        Call::TryTell { to, msg } => {
+            deliver(inner, from, corr, &env, &to, msg, wait, |msg| Call::TryTell { to: to.clone(), msg })
+        }
+        Call::Ask { to, msg, timeout } => {
+            deliver(inner, from, corr, &env, &to, msg, wait, |msg| Call::Ask { to: to.clone(), msg, timeout })
         }
         Call::Notify { to, msg } => {
             if let Value::Down(down) = &msg {
                 inner.unwatch(from, down.id.as_u64(), &to);
             }
             to.notify(msg);
-            Served::Done
+            ServedCall::Done
         }
         slow @ (Call::Wait { .. } | Call::Spawn(_)) => {
             // May take long: served on a thread of its own, answered when done.
@@ -195,16 +330,50 @@ fn serve_call(inner: &Arc<Inner>, from: &str, corr: u64, call: Call) -> Served {
                 }
             });
             if let Err(error) = spawned {
-                return Served::Refused(Answer::Refused(format!("cannot serve the call: {error}")));
+                return ServedCall::Refused(Answer::Refused(format!("cannot serve the call: {error}")));
             }
-            Served::Done
+            ServedCall::Done
         }
         call => {
             let answer = serve(call, &*env);
             if corr != 0 {
                 inner.reply(from, corr, answer);
             }
-            Served::Done
+            ServedCall::Done
         }
+    }
+}
+
+/// Puts a tell or an ask in `to`'s mailbox, waiting up to `wait` for room; its outcome
+/// is answered to `from` (a tell's too: see [`serve_call`]). A mailbox still full gives
+/// the call back, made again by `again` from its message.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    inner: &Arc<Inner>,
+    from: &str,
+    corr: u64,
+    env: &Arc<dyn ActorEnv>,
+    to: &AnyRef,
+    msg: Value,
+    wait: Duration,
+    again: impl FnOnce(Value) -> Call,
+) -> ServedCall {
+    let (cluster, node) = (Arc::downgrade(inner), from.to_owned());
+    let env = Arc::clone(env);
+    let sent = to.blocking_ask_then_timeout(msg, wait, move |outcome: Outcome<Value, BoxError>| {
+        let answer = match outcome {
+            Outcome::Replied(reply) => Answer::Reply(reply),
+            Outcome::Failed(error) => Answer::AskFailed(AskFailure::Failed(env.describe(&error))),
+            Outcome::Fault(fault) => Answer::AskFailed(AskFailure::Fault(fault)),
+            Outcome::NotHandled => Answer::AskFailed(AskFailure::NoReply),
+        };
+        if let Some(inner) = cluster.upgrade() {
+            inner.reply(&node, corr, answer);
+        }
+    });
+    match sent {
+        Ok(()) => ServedCall::Done,
+        Err(SendError::Full(msg)) => ServedCall::Full(again(msg)),
+        Err(SendError::Stopped(msg)) => ServedCall::Refused(Answer::AskFailed(AskFailure::Stopped(msg))),
     }
 }

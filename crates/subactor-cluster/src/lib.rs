@@ -141,7 +141,7 @@ pub(crate) struct Inner {
     /// The cluster's tasks; `None` once left.
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
-    client: async_nats::Client,
+    pub(crate) client: async_nats::Client,
     registry: kv::Store,
     /// Actors' states (see [`state`]), opened on first use.
     states: tokio::sync::OnceCell<kv::Store>,
