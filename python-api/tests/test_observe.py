@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import subactor
-from sa_actors import Counter, Echo, Logs, Raiser, Stateful
+from sa_actors import Counter, Echo, Logs, Raiser, Sleeper, Stateful
 
 
 def eventually(what: str, cond: Callable[[], object], timeout: float = 10.0) -> None:
@@ -92,6 +92,17 @@ def test_process_actors_are_counted_by_the_same_loop() -> None:
         assert p.ask(0) == 20
         pm = actor(rt.metrics(), "p")
         assert (pm["placement"], pm["handled"]) == ("process", 21)
+        # Tells reach a process actor in batches: the child times each handler and the
+        # parent records every time (the ask: sampled, as in an interpreter).
+        assert 20 <= pm["handler_seconds"]["count"] <= 21
+        slow = rt.spawn(Sleeper, name="slow", placement="process")
+        for _ in range(5):
+            slow.tell(0.02)
+        assert slow.ask(0) == 0
+        sm = actor(rt.metrics(), "slow")
+        assert sm["handled"] == 6 and sm["handler_seconds"]["count"] >= 5
+        # The child's times: at least the sleeps, not the round trips' share alone.
+        assert sm["handler_seconds"]["sum"] >= 5 * 0.02
 
 
 def test_the_endpoint_serves_prometheus_text_and_json(observed: subactor.Runtime) -> None:

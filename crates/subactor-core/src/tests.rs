@@ -777,7 +777,7 @@ impl Actor for Batcher {
                 break;
             }
         }
-        crate::TellBatch { results, unhandled: msgs.collect() }
+        crate::TellBatch { results, unhandled: msgs.collect(), handler_times: Vec::new() }
     }
 }
 
@@ -957,6 +957,38 @@ mod metrics {
         assert_eq!(m.spawned, 1);
         assert_eq!(m.spawn_time.len(), 1);
         assert_eq!(m.spawn_time[0].0, Placement::Thread);
+        f.system.shutdown();
+    }
+
+    #[test]
+    fn counts_kept_on_the_run_loops_stack_are_all_published() {
+        // The run loop counts on its own stack and publishes in bulk: when a handler is
+        // timed, before an ask's reply, before it waits for mail, and when it ends.
+        let f = fixture(true);
+        let probe = f.system.spawn(f.props().name("p")).expect("spawn");
+        for round in 1..=3_u64 {
+            for seq in 0..1001 {
+                probe.blocking_tell(Cmd::Record(0, seq)).expect("tell");
+            }
+            // No ask: the counts are published once the mailbox is empty.
+            eventually("every tell counted", || f.system.metrics().named("p").expect("listed").handled == round * 1001);
+        }
+        // An asker sees every message before its own counted, whatever the sampling.
+        for n in 1..=40_u64 {
+            probe.blocking_tell(Cmd::Record(0, n)).expect("tell");
+            probe.blocking_ask(Cmd::Record(0, n), SECOND).expect("ask");
+            assert_eq!(f.system.metrics().named("p").expect("listed").handled, 3003 + 2 * n);
+        }
+        // A restart ends the loop: what it counted is kept.
+        let restarting = f.system.spawn(f.props().name("r").on_failure(FailurePolicy::Restart)).expect("spawn");
+        for seq in 0..7 {
+            restarting.blocking_tell(Cmd::Record(0, seq)).expect("tell");
+        }
+        restarting.blocking_tell(Cmd::Panic).expect("tell");
+        eventually("a restart", || restarting.restarts() == 1);
+        let r = f.system.metrics();
+        let r = r.named("r").expect("listed");
+        assert_eq!((r.handled, r.failed), (8, 1));
         f.system.shutdown();
     }
 
