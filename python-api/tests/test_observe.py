@@ -75,7 +75,8 @@ def test_metrics_count_messages_failures_and_restarts() -> None:
         assert m["enabled"] is True
         cm = actor(m, "c")
         assert (cm["handled"], cm["failed"], cm["restarts"]) == (51, 0, 0)
-        assert 51 // 16 <= cm["handler_seconds"]["count"] <= 51
+        # A sample: one in 128 while handlers take under 1 µs, 16 under 20 µs, all above.
+        assert 1 <= cm["handler_seconds"]["count"] <= 51
         assert actor(m, "r")["failed"] == 1
         sm = actor(m, "s")
         assert (sm["restarts"], sm["parent"], sm["failed"]) == (1, actor(m, "sup")["id"], 1)

@@ -905,7 +905,7 @@ fn a_time_limit_turns_batching_off() {
 
 mod metrics {
     use super::*;
-    use crate::metrics::HANDLER_SAMPLE;
+    use crate::metrics::{HANDLER_SAMPLE, TINY_HANDLER_SAMPLE, sample_mask};
     use crate::{
         ActorRef, ChildSpec, DeadLetterReason, FailurePolicy, Placement, Strategy, Supervisor, SupervisorSpec,
     };
@@ -937,17 +937,18 @@ mod metrics {
         for _ in 0..3 {
             assert!(matches!(probe.blocking_ask(Cmd::Fail, SECOND), Err(AskError::Failed(_))));
         }
-        // Once a timed handler was slow, every handler is timed until one is fast again.
-        for _ in 0..HANDLER_SAMPLE {
+        // Once a timed handler was slow, every handler is timed until one is fast again
+        // (the first sleep is timed within 128 messages, whatever the tells' sampling).
+        for _ in 0..TINY_HANDLER_SAMPLE {
             probe.blocking_ask(Cmd::Sleep(Duration::from_millis(1)), SECOND).expect("ask");
         }
         let m = f.system.metrics();
         assert!(m.enabled);
         let a = m.named("p").expect("listed");
-        let handled = 103 + HANDLER_SAMPLE;
+        let handled = 103 + TINY_HANDLER_SAMPLE;
         assert_eq!((a.handled, a.failed, a.restarts, a.dead_letters, a.interrupts), (handled, 3, 0, 0, 0));
         let h = &a.handler_time;
-        assert!(h.count >= handled / HANDLER_SAMPLE && h.count <= handled, "{h:?}");
+        assert!(h.count >= handled / TINY_HANDLER_SAMPLE && h.count <= handled, "{h:?}");
         // The sleeps: one of them sampled, then every later one timed.
         let slow = h.count - h.buckets.iter().find(|(b, _)| *b >= 5e-4).expect("bucket").1;
         assert!(slow >= 1, "{h:?}");
@@ -958,6 +959,15 @@ mod metrics {
         assert_eq!(m.spawn_time.len(), 1);
         assert_eq!(m.spawn_time[0].0, Placement::Thread);
         f.system.shutdown();
+    }
+
+    #[test]
+    fn handlers_are_sampled_less_the_shorter_they_are() {
+        let timed = |took: Duration| (0..1024_u64).filter(|tick| tick & sample_mask(took) == 0).count();
+        assert_eq!(timed(Duration::from_nanos(300)), 1024 / TINY_HANDLER_SAMPLE as usize);
+        assert_eq!(timed(Duration::from_micros(5)), 1024 / HANDLER_SAMPLE as usize);
+        assert_eq!(timed(Duration::from_micros(20)), 1024);
+        assert_eq!(timed(Duration::from_millis(3)), 1024);
     }
 
     #[test]
