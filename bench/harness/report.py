@@ -720,7 +720,7 @@ def _asyncio_table(ms: list[Measurement]) -> list[str]:
 def _metrics_cost_table(ms: list[Measurement]) -> list[str]:
     """figure | metrics off | metrics on (median, spread, n each) | on/off | cost."""
     rows = []
-    for _, what, system in figures.METRICS_COST_FIGURES:
+    for _, what, system in figures.METRICS_COST_FIGURES + figures.METRICS_COST_EXTRA:
         off = figures.one(ms, model.METRICS_COST, system, figures.metrics_cost(what, False))
         on = figures.one(ms, model.METRICS_COST, system, figures.metrics_cost(what, True))
         if off is None or on is None or not off.samples or not on.samples:

@@ -73,7 +73,7 @@ SERIES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("actors", "pipeline.rounds{}"): (model.PIPELINE, model.SUBACTOR, "two stages, {} rounds of work per item"),
     **{
         ("observe", f"{key}.{'on' if on else 'off'}"): (model.METRICS_COST, system, figures.metrics_cost(what, on))
-        for key, what, system in figures.METRICS_COST_FIGURES
+        for key, what, system in figures.METRICS_COST_FIGURES + figures.METRICS_COST_EXTRA
         for on in (False, True)
     },
 }

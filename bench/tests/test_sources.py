@@ -100,11 +100,11 @@ class RustRecords(unittest.TestCase):
     def test_the_observe_benchmark_gives_each_figure_off_and_on(self) -> None:
         series = [
             {"key": f"{key}.{state}", "x": None, "unit": "s", "samples": [1e-6]}
-            for key in ("ask.python", "tell.python", "ask.core", "tell.core")
+            for key in ("ask.python", "tell.python", "ask.core", "tell.core", "drain.core")
             for state in ("off", "on")
         ]
         found = rust.measurements([rust.BenchRun("observe", {}, series, 1.0)])
-        self.assertEqual(len(found), 8)
+        self.assertEqual(len(found), 10)
         self.assertTrue(all(f.metric == model.METRICS_COST for f in found))
         variants = [(f.system, f.variant) for f in found]
         ask = figures.METRICS_COST_FIGURES[0][1]
