@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import subactor  # noqa: E402
-from sa_actors import Echo, Relay  # noqa: E402
+import subactor
+from sa_actors import Echo, Relay
 
 if __name__ == "__main__":
     endpoint, parent = sys.argv[1], sys.argv[2]
