@@ -100,10 +100,42 @@ fn main() -> Result<(), Box<dyn Error>> {
             core.tells[which].push((tells * 4) as f64 / started.elapsed().as_secs_f64());
         }
     }
+    // The run loop's own cost, without a sender beside it: a full mailbox drained.
+    let drain_n = if quick { 200_000 } else { 1_000_000 };
+    let drains = [
+        systems[0].spawn(Props::new(|| Ok::<_, NeverFails>(Drain(0))).mailbox_capacity(drain_n + 2))?,
+        systems[1].spawn(Props::new(|| Ok::<_, NeverFails>(Drain(0))).mailbox_capacity(drain_n + 2))?,
+    ];
+    let mut drained: [Vec<f64>; 2] = Default::default();
+    for round in 0..rounds {
+        for which in order(round) {
+            let d = &drains[which];
+            let (open, gate) = flume::bounded::<()>(1);
+            d.blocking_tell(Some(gate))?;
+            for _ in 0..drain_n {
+                d.blocking_tell(None)?;
+            }
+            let started = Instant::now();
+            drop(open);
+            d.blocking_ask(None, TIMEOUT)?;
+            drained[which].push(drain_n as f64 / started.elapsed().as_secs_f64());
+        }
+    }
     for system in &systems {
         system.shutdown();
     }
+    for (which, label) in [(0, "off"), (1, "on")] {
+        record.values(&format!("drain.core.{label}"), None, "msg/s", drained[which].iter().copied());
+    }
+    let drain = [median(&drained[0]), median(&drained[1])];
     core.report("Rust -> Rust actor (the core)", "core", &mut record);
+    println!(
+        "  mailbox drained      off {:>8.0} k/s  on {:>8.0} k/s  cost {:>+6.1}%   (the run loop alone: no sender)",
+        drain[0] / 1e3,
+        drain[1] / 1e3,
+        (1.0 - drain[1] / drain[0]) * 100.0
+    );
+    println!();
     record.finish()?;
     Ok(())
 }
@@ -122,6 +154,23 @@ impl Actor for Count {
     type Error = NeverFails;
 
     fn handle(&mut self, _ctx: &ActorContext<Self>, _msg: u64) -> Result<u64, NeverFails> {
+        self.0 += 1;
+        Ok(self.0)
+    }
+}
+
+/// A Rust actor that first waits for a gate to open (`Some`), then counts (`None`).
+struct Drain(u64);
+
+impl Actor for Drain {
+    type Msg = Option<flume::Receiver<()>>;
+    type Reply = u64;
+    type Error = NeverFails;
+
+    fn handle(&mut self, _ctx: &ActorContext<Self>, msg: Self::Msg) -> Result<u64, NeverFails> {
+        if let Some(gate) = msg {
+            let _ = gate.recv();
+        }
         self.0 += 1;
         Ok(self.0)
     }

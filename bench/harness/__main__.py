@@ -32,6 +32,7 @@ RESULTS = REPO / "bench" / "results"
 CORE = "core"  # the Rust core benchmark's two metrics, selected together
 PLACEMENT = "placement"  # automatic placement beside the interpreter's: spawn and ask
 CLUSTER = "cluster"  # nodes over NATS: remote ask, remote tell, node loss (Rust only)
+OBSERVE = "observe"  # what metrics cost: off and on in the same run (Rust only)
 METRICS = (
     model.SPAWN,
     model.ROUND_TRIP,
@@ -44,6 +45,7 @@ METRICS = (
     CLUSTER,
     CORE,
     model.ASYNC,
+    OBSERVE,
 )
 # Figures with one sample per run: measured again in every round.
 REPEATED = (model.THROUGHPUT, model.CPU, model.NUMPY)
@@ -58,6 +60,8 @@ BENCH_METRICS = {
     "arena": {model.HANDOFF},
     "memory": {model.MEMORY},
     "cluster": {CLUSTER},
+    # Off and on alternate within the benchmark's own rounds: one run of it is enough.
+    "observe": {OBSERVE},
 }
 # Rust benchmarks whose process actors import numpy: run with the benchmark venv as
 # VIRTUAL_ENV, so that the embedded Python finds its packages.

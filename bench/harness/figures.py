@@ -81,6 +81,24 @@ def async_many(placement: str) -> str:
     return f"asyncio actor ({placement}), max_concurrency=100: 100 such asks at once, until the last answer"
 
 
+# What metrics cost (issue 17, benches/observe.rs): figures taken with metrics off and on in
+# the same run (two runtimes side by side, rounds alternating between them).
+# (series key in the benchmark, what, system): issue 17's goal is judged on these four,
+METRICS_COST_FIGURES = (
+    ("ask.python", "ask round trip, Rust -> Python actor: blocking_ask", model.SUBACTOR),
+    ("tell.python", "tell throughput, Rust -> Python actor: blocking_tell", model.SUBACTOR),
+    ("ask.core", "ask round trip, Rust -> Rust actor: blocking_ask", model.SUBACTOR_CORE),
+    ("tell.core", "tell throughput, Rust -> Rust actor: blocking_tell", model.SUBACTOR_CORE),
+)
+# and shown beside them, not judged: the run loop's own share, without a sender.
+METRICS_COST_EXTRA = (("drain.core", "a full mailbox drained, Rust actor: the run loop alone", model.SUBACTOR_CORE),)
+
+
+def metrics_cost(what: str, on: bool) -> str:
+    """The variant of a figure of ``METRICS_COST_FIGURES`` with metrics off or on."""
+    return f"{what}, metrics {'on' if on else 'off'}"
+
+
 ASYNC_BASE_ONE = "asyncio alone: one await asyncio.sleep(0.01)"
 ASYNC_BASE_MANY = "asyncio alone: gather() of 100 asyncio.sleep(0.01)"
 

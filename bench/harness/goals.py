@@ -1,6 +1,7 @@
 """The performance goals (issue 7's, the foundation's spawn goal, issue 12's for
 process actors, issue 16's for spawns, issue 13's for buffers, numpy and automatic
-placement, and issue 14's for nodes over NATS), judged on the figures of one run."""
+placement, issue 14's for nodes over NATS, and issue 17's for what metrics cost), judged
+on the figures of one run."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def evaluate(measurements: Sequence[Measurement], probes: Sequence[Probe], cores
         *_auto(ms),
         *_cluster(ms),
         *_asyncio(ms),
+        *_metrics_cost(ms),
     ]
 
 
@@ -458,4 +460,34 @@ def _cluster(ms: list[Measurement]) -> list[Goal]:
         worst = max(down.samples)
         figure = f"median {fmt_duration(s.median)}, worst {fmt_duration(worst)} of {s.n} kills"
         found.append(Goal(name, target, figure, worst <= NODE_DOWN_LIMIT))
+    return found
+
+
+# ---- what metrics cost (issue 17) ----------------------------------------------------
+
+METRICS_COST_LIMIT = 0.05
+
+
+def metrics_cost(off: Summary, on: Summary, rate: bool) -> float:
+    """What metrics on cost, from the medians of one run: on / off - 1 for times,
+    1 - on / off for rates (a fraction; below 0: on was faster)."""
+    return 1 - on.median / off.median if rate else on.median / off.median - 1
+
+
+def _metrics_cost(ms: list[Measurement]) -> list[Goal]:
+    """Issue 17's goal: metrics on cost at most 5% of the ask round trip and of tell
+    throughput, off and on measured in the same run (benches/observe.rs), per figure."""
+    found = []
+    for _, what, system in figures.METRICS_COST_FIGURES:
+        name, target = f"metrics on: {what}", f"cost <= {METRICS_COST_LIMIT:.0%} (off and on, same run)"
+        off = figures.one(ms, model.METRICS_COST, system, figures.metrics_cost(what, False))
+        on = figures.one(ms, model.METRICS_COST, system, figures.metrics_cost(what, True))
+        if off is None or on is None or not off.samples or not on.samples:
+            found.append(_not_measured(name, target))
+            continue
+        a, b = summarize(off.samples), summarize(on.samples)
+        cost = metrics_cost(a, b, off.unit != model.SECONDS)
+        figure = f"off {fmt_value(a.median, off.unit)}, on {fmt_value(b.median, on.unit)}: "
+        figure += f"on/off {b.median / a.median:.3f}, cost {cost * 100:+.1f}%"
+        found.append(Goal(name, target, figure, cost <= METRICS_COST_LIMIT))
     return found

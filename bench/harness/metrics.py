@@ -317,6 +317,24 @@ sleeps overlap: the goal is that 100 at once take at most 3 times one ask. Besid
 same sleeps with asyncio alone in the main interpreter (no actor): the floor.""",
 )
 
+METRICS_COST = Metric(
+    model.METRICS_COST,
+    "What metrics cost: off and on in the same run",
+    False,
+    "",
+    """`benches/observe.rs`: two runtimes side by side in one process, one with metrics off and
+one with them on (`metrics(true)`: every actor's counters and handler-time histogram), and
+rounds that alternate between them (off, on, on, off, ...), so that the machine's load falls
+on both alike. Each round times asks (`blocking_ask` of an int, one sample each) and a
+stream of tells (`blocking_tell` of ints, then an ask for the count: one throughput figure a
+round), to a Python `Echo`/`Sink` actor in an interpreter and to a Rust actor (the core
+alone, where a message costs least and the metrics' share is largest). Beside them, not
+judged: the Rust actor's mailbox filled while it waits on a gate, then drained (the run
+loop's own cost, with no sender beside it). The cost is the ratio of the medians:
+on / off - 1 for times, 1 - on / off for rates; issue 17's goal is at most 5% for each of
+the four figures.""",
+)
+
 ALL = (
     SPAWN,
     ROUND_TRIP,
@@ -333,6 +351,7 @@ ALL = (
     CLUSTER,
     PIPELINE,
     ASYNC,
+    METRICS_COST,
 )
 BY_KEY = {m.key: m for m in ALL}
 

@@ -29,6 +29,8 @@ REMOTE_ASK = "remote_ask"
 REMOTE_TELL = "remote_tell"
 NODE_DOWN = "node_down"
 ASYNC = "asyncio"
+# Issue 17: what metrics cost, the same figures with metrics off and on in one run.
+METRICS_COST = "metrics_cost"
 
 # Base units of samples: durations in seconds, sizes in bytes, rates per second.
 SECONDS = "s"

@@ -177,6 +177,9 @@ def render(data: RunData) -> str:
     number += 1
     out += _section(number, metrics.ASYNC, data, fill)
     out += _asyncio_table(ms)
+    number += 1
+    out += _section(number, metrics.METRICS_COST, data, fill)
+    out += _metrics_cost_table(ms)
     out += _pipeline(ms)
     out += _reading()
     out += _notes(data.notes)
@@ -712,6 +715,23 @@ def _asyncio_table(ms: list[Measurement]) -> list[str]:
     if not rows:
         return ["Not measured in this run.", ""]
     return _table(["system", "how", "median", "spread", "n", "100 at once ÷ one"], rows) + [""]
+
+
+def _metrics_cost_table(ms: list[Measurement]) -> list[str]:
+    """figure | metrics off | metrics on (median, spread, n each) | on/off | cost."""
+    rows = []
+    for _, what, system in figures.METRICS_COST_FIGURES + figures.METRICS_COST_EXTRA:
+        off = figures.one(ms, model.METRICS_COST, system, figures.metrics_cost(what, False))
+        on = figures.one(ms, model.METRICS_COST, system, figures.metrics_cost(what, True))
+        if off is None or on is None or not off.samples or not on.samples:
+            continue
+        a, b = summarize(off.samples), summarize(on.samples)
+        cost = goals.metrics_cost(a, b, off.unit != model.SECONDS)
+        cells = [f"{fmt_value(s.median, m.unit)} ({_spread(s, m.unit)}, n={s.n})" for s, m in ((a, off), (b, on))]
+        rows.append([system, what, *cells, f"{b.median / a.median:.3f}", f"{cost * 100:+.1f}%"])
+    if not rows:
+        return ["Not measured in this run.", ""]
+    return _table(["system", "figure", "metrics off", "metrics on", "on / off", "cost"], rows) + [""]
 
 
 def _pipeline(ms: list[Measurement]) -> list[str]:

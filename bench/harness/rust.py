@@ -22,7 +22,7 @@ from harness import figures, model
 from harness.model import Measurement
 
 # Every benchmark the suite runs, in the order it runs them.
-BENCHES = ("core", "foundation", "process", "placement", "actors", "arena", "memory", "cluster")
+BENCHES = ("core", "foundation", "process", "placement", "actors", "arena", "memory", "cluster", "observe")
 
 # (bench, series key) -> (metric, system, variant). A series whose key has a number in
 # place of `{}` (pipeline.rounds400) is found by its prefix.
@@ -71,6 +71,11 @@ SERIES: dict[tuple[str, str], tuple[str, str, str]] = {
     ("core", "tell.flume_spin"): (model.CORE_TELL, model.FLUME, "thread, spin then park (the core's policy)"),
     ("core", "tell.flume_park"): (model.CORE_TELL, model.FLUME, "thread, park in recv() at once"),
     ("actors", "pipeline.rounds{}"): (model.PIPELINE, model.SUBACTOR, "two stages, {} rounds of work per item"),
+    **{
+        ("observe", f"{key}.{'on' if on else 'off'}"): (model.METRICS_COST, system, figures.metrics_cost(what, on))
+        for key, what, system in figures.METRICS_COST_FIGURES + figures.METRICS_COST_EXTRA
+        for on in (False, True)
+    },
 }
 
 

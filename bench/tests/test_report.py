@@ -25,6 +25,21 @@ def m(metric: str, system: str, variant: str, unit: str, samples: list[float], x
     return Measurement(metric, system, variant, unit, tuple(samples), x)
 
 
+def metrics_cost_figures(ask_on: float, core_tell_on: float) -> list[Measurement]:
+    """benches/observe.rs's four figures, off and on; the others cost nothing."""
+    python_ask, python_tell, core_ask, core_tell = (what for _, what, _ in figures.METRICS_COST_FIGURES)
+    found = []
+    for what, system, unit, off, on in (
+        (python_ask, model.SUBACTOR, "s", 10 * US, ask_on),
+        (python_tell, model.SUBACTOR, "msg/s", 1e6, 1e6),
+        (core_ask, model.SUBACTOR_CORE, "s", 2 * US, 2 * US),
+        (core_tell, model.SUBACTOR_CORE, "msg/s", 1e6, core_tell_on),
+    ):
+        found.append(m(model.METRICS_COST, system, figures.metrics_cost(what, False), unit, [off] * 4))
+        found.append(m(model.METRICS_COST, system, figures.metrics_cost(what, True), unit, [on] * 4))
+    return found
+
+
 def made_up_run(**changes: object) -> report.RunData:
     """A run with every metric, where the figures are chosen to meet some goals and
     miss others."""
@@ -106,6 +121,8 @@ def made_up_run(**changes: object) -> report.RunData:
         m(model.ASYNC, model.SUBACTOR, figures.async_many("process"), "s", [0.040, 0.044, 0.048] * 4),
         m(model.ASYNC, model.BASELINE, figures.ASYNC_BASE_ONE, "s", [0.010] * 20),
         m(model.ASYNC, model.BASELINE, figures.ASYNC_BASE_MANY, "s", [0.0105] * 10),
+        # What metrics cost: the Python ask 4% (met), the core's tells 10% (missed).
+        *metrics_cost_figures(ask_on=10.4 * US, core_tell_on=0.9e6),
     ]
     data = report.RunData(
         machine=MachineInfo(2, "Test CPU", "Linux 6", 8.0, "CPython 3.13.0", "rustc 1.95", "a" * 40, False, "today"),
@@ -285,6 +302,28 @@ class Goals(unittest.TestCase):
         ]
         missed = next(g for g in goals.evaluate(slow, [], 2) if g.name == "remote ask round trip over NATS")
         self.assertFalse(missed.met)
+
+    def test_the_cost_of_metrics_is_judged_per_figure_on_the_medians_of_one_run(self) -> None:
+        results = {g.name: g for g in goals.evaluate(metrics_cost_figures(10.4 * US, 0.9e6), [], 2)}
+        ask = results["metrics on: ask round trip, Rust -> Python actor: blocking_ask"]
+        self.assertTrue(ask.met)
+        self.assertIn("on/off 1.040, cost +4.0%", ask.figure)
+        tell = results["metrics on: tell throughput, Rust -> Rust actor: blocking_tell"]
+        self.assertFalse(tell.met)
+        self.assertIn("on/off 0.900, cost +10.0%", tell.figure)
+        self.assertTrue(results["metrics on: tell throughput, Rust -> Python actor: blocking_tell"].met)
+        # Only the off figure: not judged.
+        half = [f for f in metrics_cost_figures(10 * US, 1e6) if not f.variant.endswith("metrics on")]
+        self.assertTrue(all(g.met is None for g in goals.evaluate(half, [], 2) if g.name.startswith("metrics on")))
+
+    def test_the_cost_of_metrics_has_a_section_with_off_and_on_side_by_side(self) -> None:
+        text = report.render(made_up_run())
+        section = text.split("## 14. What metrics cost")[1]
+        self.assertIn("benches/observe.rs", section)
+        self.assertIn("| subactor | ask round trip, Rust -> Python actor: blocking_ask | 10.0 µs", section)
+        self.assertIn("| 1.040 | +4.0% |", section)
+        self.assertIn("| subactor core | tell throughput, Rust -> Rust actor: blocking_tell |", section)
+        self.assertIn("| 0.900 | +10.0% |", section)
 
     def test_a_figure_not_taken_is_not_judged(self) -> None:
         results = goals.evaluate([], [], cores=2)

@@ -97,6 +97,23 @@ class RustRecords(unittest.TestCase):
         self.assertIn("placement", rust.BENCHES)
         self.assertIn("cluster", rust.BENCHES)
 
+    def test_the_observe_benchmark_gives_each_figure_off_and_on(self) -> None:
+        series = [
+            {"key": f"{key}.{state}", "x": None, "unit": "s", "samples": [1e-6]}
+            for key in ("ask.python", "tell.python", "ask.core", "tell.core", "drain.core")
+            for state in ("off", "on")
+        ]
+        found = rust.measurements([rust.BenchRun("observe", {}, series, 1.0)])
+        self.assertEqual(len(found), 10)
+        self.assertTrue(all(f.metric == model.METRICS_COST for f in found))
+        variants = [(f.system, f.variant) for f in found]
+        ask = figures.METRICS_COST_FIGURES[0][1]
+        self.assertEqual(
+            variants[:2], [(model.SUBACTOR, f"{ask}, metrics off"), (model.SUBACTOR, f"{ask}, metrics on")]
+        )
+        self.assertEqual({s for s, _ in variants[4:]}, {model.SUBACTOR_CORE})
+        self.assertIn("observe", rust.BENCHES)
+
     def test_executables_come_from_cargo_messages(self) -> None:
         lines = [
             json.dumps(

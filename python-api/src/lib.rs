@@ -15,6 +15,7 @@
 //! - [`dispatch`]: how results reach the main interpreter from actor threads;
 //! - [`executor`]: the pool behind `subactor.Executor`;
 //! - [`supervision`], [`pipeline`], [`dead_letters`];
+//! - [`otel`]: the OpenTelemetry export and `subactor.Span`;
 //! - [`conv`], [`errors`], [`wait`]: conversions, exceptions, interruptible waiting.
 //!
 //! The Python package (`python/subactor`) wraps all of this in typed, documented
@@ -29,6 +30,7 @@ mod dead_letters;
 mod dispatch;
 mod errors;
 mod executor;
+mod otel;
 mod pipeline;
 mod refs;
 mod runtime;
@@ -140,6 +142,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipeline::PipelineOutput>()?;
     m.add_class::<dead_letters::DeadLetter>()?;
     m.add_class::<dead_letters::DeadLetterSubscription>()?;
+    m.add_class::<otel::Span>()?;
+    m.add_function(wrap_pyfunction!(otel::otel_start, m)?)?;
+    m.add_function(wrap_pyfunction!(otel::otel_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(otel::otel_endpoint, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_tell, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_try_tell, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_ask, m)?)?;

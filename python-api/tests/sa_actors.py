@@ -360,3 +360,12 @@ class Logs:
         level, text = msg
         logging.getLogger("sa.logs").log(getattr(logging, level), "logged %s", text)
         return text
+
+
+class Relay:
+    """Asks the actor it is sent (``(ref, msg)``) and answers with the reply: a chain of
+    handlers, for traces."""
+
+    def receive(self, msg):
+        to, inner = msg
+        return to.ask(inner)

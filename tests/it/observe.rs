@@ -158,6 +158,37 @@ fn metrics_label_interpreters_processes_and_nodes() {
 }
 
 #[test]
+fn a_process_actors_batched_tells_record_their_handler_times() {
+    let rt = Runtime::builder().python_path([PYTHON]).metrics(true).build().expect("runtime");
+    let slow =
+        rt.spawn(PythonActor::new("actors", "Sleeper").name("slow-proc").placement(Placement::Process)).expect("spawn");
+    // Tells go to a process actor in batches (one round trip each); its child times
+    // each handler and the parent records those times.
+    for _ in 0..5 {
+        slow.blocking_tell(Value::from(0.02)).expect("tell");
+    }
+    assert_eq!(slow.blocking_ask(Value::from("handled"), TIMEOUT).expect("ask"), Value::from(5));
+    let m = rt.metrics();
+    let row = m.named("slow-proc").expect("listed");
+    assert_eq!(row.handled, 6);
+    assert!(row.handler_time.count >= 5, "{:?}", row.handler_time);
+    assert!(row.handler_time.sum >= 5.0 * 0.02, "the sleeps: {:?}", row.handler_time);
+    assert!(row.handler_time.quantile(0.5).is_some_and(|p50| p50 >= 0.01), "{:?}", row.handler_time);
+    // Many fast tells: every one is timed (not one in 16, as handlers in this process).
+    let counter =
+        rt.spawn(PythonActor::new("actors", "Counter").name("fast-proc").placement(Placement::Process)).expect("spawn");
+    for _ in 0..2000 {
+        counter.blocking_tell(Value::from(1)).expect("tell");
+    }
+    assert_eq!(counter.blocking_ask(Value::from(0), TIMEOUT).expect("ask"), Value::from(2000));
+    let m = rt.metrics();
+    let row = m.named("fast-proc").expect("listed");
+    assert_eq!(row.handled, 2001);
+    assert!((2000..=2001).contains(&row.handler_time.count), "{:?}", row.handler_time);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn a_trace_follows_messages_across_interpreters_processes_and_nodes() {
     let Global { exporter, provider, .. } = global();
 

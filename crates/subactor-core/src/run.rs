@@ -306,6 +306,8 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
     let cell = &*ctx.myself.cell;
     let busy = Busy::enter();
     let batch = if cell.time_limit.is_some() { 1 } else { actor.tell_batch().max(1) };
+    // Counted on this thread's stack, published in bulk (see `Tally`).
+    let mut tally = cell.stats.as_ref().map(crate::metrics::Tally::new);
     loop {
         if cell.signal() == Signal::Kill {
             return Exit::Stopped(StopReason::Killed);
@@ -314,7 +316,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
             return Exit::Failed(Failure { kind: FailureKind::Died, message: fault.to_string() });
         }
         if let Some(msg) = cell.take_urgent() {
-            if let Err(exit) = deliver(actor, ctx, Envelope::untraced(msg), policy) {
+            if let Err(exit) = deliver(actor, ctx, Envelope::untraced(msg), policy, tally.as_mut()) {
                 return exit;
             }
             continue;
@@ -330,7 +332,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                     while let Some(envelope) =
                         cell.take_urgent().map(Envelope::untraced).or_else(|| cell.rx.try_recv().ok())
                     {
-                        if let Err(exit) = deliver(actor, ctx, envelope, policy) {
+                        if let Err(exit) = deliver(actor, ctx, envelope, policy, tally.as_mut()) {
                             return exit;
                         }
                     }
@@ -338,6 +340,9 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                 }
                 Signal::Restart if cell.take_restart() => return Exit::Restart,
                 Signal::Restart | Signal::None => {
+                    if let Some(tally) = &mut tally {
+                        tally.publish();
+                    }
                     actor.before_wait();
                     let next = busy.idle(|| spin_recv(&cell.rx, cell.spin, None));
                     actor.after_wait();
@@ -371,9 +376,9 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                         Err(_) => break,
                     }
                 }
-                deliver_tells(actor, ctx, msgs, policy, pending)
+                deliver_tells(actor, ctx, msgs, policy, pending, tally.as_mut())
             }
-            envelope => deliver(actor, ctx, envelope, policy),
+            envelope => deliver(actor, ctx, envelope, policy, tally.as_mut()),
         };
         if let Err(exit) = delivered {
             return exit;
@@ -461,7 +466,7 @@ fn serve_concurrently<A: Actor>(
                 Ok(Err(error)) => Handled::Error(error),
                 Err(panic) => Handled::Panic(panic_message(&*panic)),
             };
-            if let Some(failed) = settle(actor, cell, handled, reply, copy.as_ref(), policy, timer) {
+            if let Some(failed) = settle(actor, cell, handled, reply, copy.as_ref(), policy, None, timer) {
                 failure.get_or_insert(failed);
             }
         }
@@ -519,7 +524,7 @@ fn collect_finished<A: Actor>(
         };
         // A tell's answer is dropped, as `handle_tell` would.
         let handled = if reply.is_none() { handled.map_ok(|_| None) } else { handled };
-        if let Some(failed) = settle(actor, &ctx.myself.cell, handled, reply, copy.as_ref(), policy, timer) {
+        if let Some(failed) = settle(actor, &ctx.myself.cell, handled, reply, copy.as_ref(), policy, None, timer) {
             failure.get_or_insert(failed);
         }
     }
@@ -572,6 +577,7 @@ fn deliver_tells<A: Actor>(
     msgs: Vec<A::Msg>,
     policy: FailurePolicy,
     pending: &mut Pending<A>,
+    tally: Option<&mut crate::metrics::Tally<'_>>,
 ) -> Result<(), Exit> {
     let cell = &*ctx.myself.cell;
     let span = trace_span!("tells", count = msgs.len());
@@ -590,12 +596,12 @@ fn deliver_tells<A: Actor>(
     let dead_letter = |i: usize, reason: DeadLetterReason| {
         cell.record_dead_letter(reason, type_name, copies.get(i).and_then(Option::as_ref));
     };
-    let TellBatch { results, unhandled } = match result {
-        Ok(batch) => batch,
-        Err(panic) => {
+    let (TellBatch { results, unhandled, handler_times }, tally) = match (result, tally) {
+        (Ok(batch), tally) => (batch, tally),
+        (Err(panic), tally) => {
             let message = panic_message(&*panic);
-            if let Some(stats) = &cell.stats {
-                stats.end_batch(count as u64, count as u64, false);
+            if let Some(tally) = tally {
+                tally.end_batch(count as u64, count as u64, false, &[]);
             }
             for i in 0..count {
                 dead_letter(i, DeadLetterReason::Panicked);
@@ -604,9 +610,11 @@ fn deliver_tells<A: Actor>(
         }
     };
     let handled = results.len();
-    if let Some(stats) = &cell.stats {
+    if let Some(tally) = tally {
         let failed = results.iter().filter(|r| r.is_err()).count();
-        stats.end_batch(handled as u64, failed as u64, interrupted.is_some());
+        // The times the actor measured (a process actor's child times its handlers).
+        let times = if handler_times.len() == handled { &handler_times[..] } else { &[] };
+        tally.end_batch(handled as u64, failed as u64, interrupted.is_some(), times);
     }
     let mut failure = None;
     for (i, result) in results.into_iter().enumerate() {
@@ -668,14 +676,15 @@ fn deliver<A: Actor>(
     ctx: &ActorContext<A>,
     envelope: Envelope<A>,
     policy: FailurePolicy,
+    mut tally: Option<&mut crate::metrics::Tally<'_>>,
 ) -> Result<(), Exit> {
     let cell = &*ctx.myself.cell;
     // A failed tell is reported with its message to dead-letter subscribers: the
     // handler consumes it, so keep a copy while anyone subscribes.
     let mut copy = None;
-    let timer = match (&envelope, &cell.stats) {
+    let timer = match (&envelope, tally.as_deref_mut()) {
         (Envelope::Wake, _) | (_, None) => None,
-        (_, Some(stats)) => stats.begin(),
+        (_, Some(tally)) => tally.begin(),
     };
     let (handled, reply) = match envelope {
         Envelope::Tell(msg, trace) => {
@@ -701,7 +710,7 @@ fn deliver<A: Actor>(
         }
         Envelope::Wake => return Ok(()),
     };
-    let failure = settle(actor, cell, handled, reply, copy.as_ref(), policy, timer);
+    let failure = settle(actor, cell, handled, reply, copy.as_ref(), policy, tally, timer);
     match failure {
         // Killed meanwhile: the kill wins over a restart.
         Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
@@ -712,7 +721,9 @@ fn deliver<A: Actor>(
 
 /// Reports how a message's handler ended — to its asker, or as a dead letter for a
 /// failed tell (with `copy`, its message, for subscribers) — and says whether the
-/// incarnation fails because of it.
+/// incarnation fails because of it. It is counted in `tally` (the one-at-a-time loop's),
+/// else in the cell's stats directly.
+#[allow(clippy::too_many_arguments)]
 fn settle<A: Actor>(
     actor: &mut A,
     cell: &Cell<A>,
@@ -720,15 +731,21 @@ fn settle<A: Actor>(
     reply: Option<crate::cell::ReplyTo<A>>,
     copy: Option<&Value>,
     policy: FailurePolicy,
+    tally: Option<&mut crate::metrics::Tally<'_>>,
     timer: Option<Instant>,
 ) -> Option<Failure> {
-    if let Some(stats) = &cell.stats {
+    if tally.is_some() || cell.stats.is_some() {
         let (failed, interrupted) = match &handled {
             Handled::Ok(_) => (false, false),
             Handled::Error(_) | Handled::Panic(_) => (true, false),
             Handled::Interrupted(..) => (true, true),
         };
-        stats.end(timer, failed, interrupted);
+        match (tally, &cell.stats) {
+            // Published before an asker gets the reply.
+            (Some(tally), _) => tally.end(timer, failed, interrupted, reply.is_some()),
+            (None, Some(stats)) => stats.end(timer, failed, interrupted),
+            (None, None) => {}
+        }
     }
     let limit = cell.time_limit.unwrap_or_default();
     let (outcome, failure) = match handled {

@@ -777,7 +777,7 @@ impl Actor for Batcher {
                 break;
             }
         }
-        crate::TellBatch { results, unhandled: msgs.collect() }
+        crate::TellBatch { results, unhandled: msgs.collect(), handler_times: Vec::new() }
     }
 }
 
@@ -905,7 +905,7 @@ fn a_time_limit_turns_batching_off() {
 
 mod metrics {
     use super::*;
-    use crate::metrics::HANDLER_SAMPLE;
+    use crate::metrics::{HANDLER_SAMPLE, TINY_HANDLER_SAMPLE, sample_mask};
     use crate::{
         ActorRef, ChildSpec, DeadLetterReason, FailurePolicy, Placement, Strategy, Supervisor, SupervisorSpec,
     };
@@ -937,17 +937,18 @@ mod metrics {
         for _ in 0..3 {
             assert!(matches!(probe.blocking_ask(Cmd::Fail, SECOND), Err(AskError::Failed(_))));
         }
-        // Once a timed handler was slow, every handler is timed until one is fast again.
-        for _ in 0..HANDLER_SAMPLE {
+        // Once a timed handler was slow, every handler is timed until one is fast again
+        // (the first sleep is timed within 128 messages, whatever the tells' sampling).
+        for _ in 0..TINY_HANDLER_SAMPLE {
             probe.blocking_ask(Cmd::Sleep(Duration::from_millis(1)), SECOND).expect("ask");
         }
         let m = f.system.metrics();
         assert!(m.enabled);
         let a = m.named("p").expect("listed");
-        let handled = 103 + HANDLER_SAMPLE;
+        let handled = 103 + TINY_HANDLER_SAMPLE;
         assert_eq!((a.handled, a.failed, a.restarts, a.dead_letters, a.interrupts), (handled, 3, 0, 0, 0));
         let h = &a.handler_time;
-        assert!(h.count >= handled / HANDLER_SAMPLE && h.count <= handled, "{h:?}");
+        assert!(h.count >= handled / TINY_HANDLER_SAMPLE && h.count <= handled, "{h:?}");
         // The sleeps: one of them sampled, then every later one timed.
         let slow = h.count - h.buckets.iter().find(|(b, _)| *b >= 5e-4).expect("bucket").1;
         assert!(slow >= 1, "{h:?}");
@@ -957,6 +958,47 @@ mod metrics {
         assert_eq!(m.spawned, 1);
         assert_eq!(m.spawn_time.len(), 1);
         assert_eq!(m.spawn_time[0].0, Placement::Thread);
+        f.system.shutdown();
+    }
+
+    #[test]
+    fn handlers_are_sampled_less_the_shorter_they_are() {
+        let timed = |took: Duration| (0..1024_u64).filter(|tick| tick & sample_mask(took) == 0).count();
+        assert_eq!(timed(Duration::from_nanos(300)), 1024 / TINY_HANDLER_SAMPLE as usize);
+        assert_eq!(timed(Duration::from_micros(5)), 1024 / HANDLER_SAMPLE as usize);
+        assert_eq!(timed(Duration::from_micros(20)), 1024);
+        assert_eq!(timed(Duration::from_millis(3)), 1024);
+    }
+
+    #[test]
+    fn counts_kept_on_the_run_loops_stack_are_all_published() {
+        // The run loop counts on its own stack and publishes in bulk: when a handler is
+        // timed, before an ask's reply, before it waits for mail, and when it ends.
+        let f = fixture(true);
+        let probe = f.system.spawn(f.props().name("p")).expect("spawn");
+        for round in 1..=3_u64 {
+            for seq in 0..1001 {
+                probe.blocking_tell(Cmd::Record(0, seq)).expect("tell");
+            }
+            // No ask: the counts are published once the mailbox is empty.
+            eventually("every tell counted", || f.system.metrics().named("p").expect("listed").handled == round * 1001);
+        }
+        // An asker sees every message before its own counted, whatever the sampling.
+        for n in 1..=40_u64 {
+            probe.blocking_tell(Cmd::Record(0, n)).expect("tell");
+            probe.blocking_ask(Cmd::Record(0, n), SECOND).expect("ask");
+            assert_eq!(f.system.metrics().named("p").expect("listed").handled, 3003 + 2 * n);
+        }
+        // A restart ends the loop: what it counted is kept.
+        let restarting = f.system.spawn(f.props().name("r").on_failure(FailurePolicy::Restart)).expect("spawn");
+        for seq in 0..7 {
+            restarting.blocking_tell(Cmd::Record(0, seq)).expect("tell");
+        }
+        restarting.blocking_tell(Cmd::Panic).expect("tell");
+        eventually("a restart", || restarting.restarts() == 1);
+        let r = f.system.metrics();
+        let r = r.named("r").expect("listed");
+        assert_eq!((r.handled, r.failed), (8, 1));
         f.system.shutdown();
     }
 

@@ -126,6 +126,19 @@ fn current_slow() -> Option<TraceContext> {
     OVERRIDE.with(Cell::get).or_else(|| PROPAGATOR.get()?.current())
 }
 
+/// Makes `span` (not yet entered) a child of the remote context `parent` through the
+/// installed propagator (a span begun in another program, whose `traceparent` came with
+/// a request); `false`, and nothing done, without a propagator.
+pub fn set_parent(span: &tracing::Span, parent: TraceContext) -> bool {
+    match PROPAGATOR.get() {
+        Some(propagator) => {
+            propagator.set_parent(span, parent);
+            true
+        }
+        None => false,
+    }
+}
+
 /// What a message carries: its sender's context, boxed (so that a message without one
 /// costs a null pointer).
 pub(crate) type Carried = Option<Box<TraceContext>>;

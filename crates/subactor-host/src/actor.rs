@@ -782,7 +782,7 @@ impl Actor for PyActor {
                     break;
                 }
             }
-            return TellBatch { results, unhandled: msgs.collect() };
+            return TellBatch { results, unhandled: msgs.collect(), handler_times: Vec::new() };
         };
         let mut batch = child.receive_tells(msgs, stop_at_failure);
         if let Err(error) = self.keep_snapshot() {

@@ -77,6 +77,9 @@ pub enum OtelError {
     /// [`layer`] and install [`OtelPropagator`] instead).
     #[error("a tracing subscriber is set already")]
     SubscriberSet,
+    /// Spans could not be exported on [`OtelGuard::flush`].
+    #[error("cannot export spans: {0}")]
+    Flush(String),
 }
 
 /// What [`init`] sets up.
@@ -88,11 +91,18 @@ pub struct OtelConfig {
     /// spans go to `<endpoint>/v1/traces`). `None`: no export (contexts are still
     /// carried, for logs and for other exporters).
     pub endpoint: Option<String>,
+    /// What [`init`]'s subscriber logs to standard error when `RUST_LOG` is not set (an
+    /// `EnvFilter` directive: `info` by default). Spans are exported whatever it says.
+    pub log_filter: String,
 }
 
 impl Default for OtelConfig {
     fn default() -> OtelConfig {
-        OtelConfig { service_name: "subactor".into(), endpoint: Some("http://127.0.0.1:4318".into()) }
+        OtelConfig {
+            service_name: "subactor".into(),
+            endpoint: Some("http://127.0.0.1:4318".into()),
+            log_filter: "info".into(),
+        }
     }
 }
 
@@ -107,6 +117,12 @@ impl OtelGuard {
     /// The tracer provider (for spans of the application's own).
     pub fn provider(&self) -> &SdkTracerProvider {
         &self.provider
+    }
+
+    /// Exports the spans ended so far now (they are otherwise sent in batches, every
+    /// few seconds); waits until the collector has them or the export failed.
+    pub fn flush(&self) -> Result<(), OtelError> {
+        self.provider.force_flush().map_err(|e| OtelError::Flush(e.to_string()))
     }
 }
 
@@ -147,17 +163,24 @@ where
 }
 
 /// Sets up tracing for a program: the global `tracing` subscriber logs to standard
-/// error (filtered by `RUST_LOG`, `info` by default) and exports spans over OTLP, and
-/// messages carry trace contexts ([`OtelPropagator`]). Keep the guard for as long as
-/// spans should be exported.
+/// error (filtered by `RUST_LOG`, else by [`OtelConfig::log_filter`]) and exports spans
+/// of level `info` and up (the handlers' `subactor.receive` spans among them) over OTLP,
+/// whatever the log's filter; and messages carry trace contexts ([`OtelPropagator`]).
+/// Keep the guard for as long as spans should be exported.
 pub fn init(config: &OtelConfig) -> Result<OtelGuard, OtelError> {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::Layer as _;
     let provider = provider(config)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_filter));
     tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(layer(&provider))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(filter),
+        )
+        .with(layer(&provider).with_filter(tracing_subscriber::filter::LevelFilter::INFO))
         .try_init()
         .map_err(|_| OtelError::SubscriberSet)?;
     subactor_core::trace::install(Box::new(OtelPropagator));

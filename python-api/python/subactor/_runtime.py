@@ -210,6 +210,20 @@ def _warm_imports(imports: str | Iterable[type | str] | None) -> list[str] | Non
     return modules
 
 
+DEFAULT_OTLP_ENDPOINT = "http://127.0.0.1:4318"
+"""Where ``otel=True`` exports spans unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` says."""
+
+
+def _otel_endpoint(otel: str | bool | None) -> str | None:
+    if otel is None or otel is False:
+        return None
+    if otel is True:
+        return os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_OTLP_ENDPOINT
+    if not isinstance(otel, str):
+        raise TypeError(f"otel must be a collector's URL (str) or a bool, not {type(otel).__name__}")
+    return otel
+
+
 _live: weakref.WeakSet[Runtime] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -278,6 +292,18 @@ class Runtime:
     ``observe_url``): Prometheus text at ``/metrics``, the live view at ``/``, the
     JSON that ``python -m subactor top`` reads; implies ``metrics``.
 
+    ``otel``: export traces over OTLP/HTTP (protobuf) to the OpenTelemetry collector at
+    this base URL (spans go to ``<url>/v1/traces``; ``True``: ``$OTEL_EXPORTER_OTLP_ENDPOINT``,
+    else ``"http://127.0.0.1:4318"``), under the service name ``$OTEL_SERVICE_NAME``
+    (``"subactor"``). Every handler runs in a ``subactor.receive`` span, the child of the
+    span its message was sent from (a ``subactor.Span`` here, or another actor's
+    handler), across interpreters, process actors and nodes. The export is once per
+    process: the first runtime with ``otel`` starts it and it lasts until the process
+    exits (a later runtime may name the same URL, not another one); each runtime's
+    ``close`` sends the spans still batched. It installs a ``tracing`` subscriber that
+    prints warnings and errors (actors' ``logging`` records among them) to stderr;
+    ``RUST_LOG`` sets that filter.
+
     Runtimes still open when the interpreter exits are closed then.
     """
 
@@ -300,6 +326,7 @@ class Runtime:
         warm_imports: str | Iterable[type | str] | None = "recent",
         metrics: bool = False,
         observe: str | bool | None = None,
+        otel: str | bool | None = None,
     ) -> None:
         warm = _check.count(warm_interpreters, "warm_interpreters", minimum=0)
         imports = _warm_imports(warm_imports)
@@ -311,6 +338,10 @@ class Runtime:
         preloaded = [preload] if isinstance(preload, str) else list(preload)
         if not all(isinstance(name, str) for name in preloaded):
             raise TypeError("preload must be an iterable of module names (str)")
+        endpoint = _otel_endpoint(otel)
+        self._otel = endpoint is not None
+        if endpoint is not None:
+            _native.otel_start(endpoint, os.environ.get("OTEL_SERVICE_NAME") or "subactor")
         self._core = _native.RuntimeCore(
             paths,
             main_path,
@@ -338,6 +369,10 @@ class Runtime:
         nothing. Afterwards spawning raises ``SpawnError`` and references raise
         ``ActorStopped``."""
         self._core.close()
+        if getattr(self, "_otel", False):
+            # The spans of its last messages are still batched: send them now.
+            self._otel = False
+            _native.otel_flush()
 
     @property
     def closed(self) -> bool:

@@ -74,7 +74,8 @@ impl Shared {
 /// What a round trip came back with.
 enum Outcome {
     One(Result<Value, ReceiveError>),
-    Many(Vec<Result<(), ReceiveError>>),
+    /// The tells' outcomes, and how long each one's handler ran (nanoseconds).
+    Many(Vec<Result<(), ReceiveError>>, Vec<u64>),
 }
 
 /// A running child process of a process actor.
@@ -233,7 +234,7 @@ impl ChildProcess {
         self.shared.running.store(0, Ordering::Release);
         match result {
             Ok(Outcome::One(result)) => result,
-            Ok(Outcome::Many(_)) => Err(self.lost(&LinkError::Malformed("tells answered for a message".into()))),
+            Ok(Outcome::Many(..)) => Err(self.lost(&LinkError::Malformed("tells answered for a message".into()))),
             Err(error) => Err(error),
         }
     }
@@ -243,21 +244,27 @@ impl ChildProcess {
         if let Some(error) = self.refusal() {
             let mut msgs = msgs;
             let unhandled = msgs.split_off(msgs.len().min(1));
-            return TellBatch { results: vec![Err(error)], unhandled };
+            return TellBatch { results: vec![Err(error)], unhandled, handler_times: Vec::new() };
         }
         let seq = self.begin();
         let frame = ToChild::Tells { seq, msgs: Cow::Borrowed(&msgs), stop_at_failure };
         let result = self.round_trip(seq, &frame);
         self.shared.running.store(0, Ordering::Release);
         let mut msgs = msgs;
-        let results = match result {
-            Ok(Outcome::Many(results)) if results.len() <= msgs.len() => results,
-            Ok(_) => vec![Err(self.lost(&LinkError::Malformed("a message answered for tells".into())))],
+        let (results, nanos) = match result {
+            Ok(Outcome::Many(results, nanos)) if results.len() <= msgs.len() => (results, nanos),
+            Ok(_) => (vec![Err(self.lost(&LinkError::Malformed("a message answered for tells".into())))], Vec::new()),
             // The child died in the batch: the message it was on is the one reported.
-            Err(error) => vec![Err(error)],
+            Err(error) => (vec![Err(error)], Vec::new()),
         };
         let unhandled = msgs.split_off(results.len().min(msgs.len()));
-        TellBatch { results, unhandled }
+        // The child's own times of its handlers (none if it sent a wrong count).
+        let handler_times = if nanos.len() == results.len() {
+            nanos.into_iter().map(Duration::from_nanos).collect()
+        } else {
+            Vec::new()
+        };
+        TellBatch { results, unhandled, handler_times }
     }
 
     /// The snapshot the child took after the last message, if one was due.
@@ -278,7 +285,7 @@ impl ChildProcess {
             Outcome::One(Ok(Value::Tuple(mut state))) if state.len() == 1 => Ok(state.pop()),
             Outcome::One(Ok(_)) => Ok(None),
             Outcome::One(Err(error)) => Err(error),
-            Outcome::Many(_) => Err(self.lost(&LinkError::Malformed("tells answered for a snapshot".into()))),
+            Outcome::Many(..) => Err(self.lost(&LinkError::Malformed("tells answered for a snapshot".into()))),
         }
     }
 
@@ -370,11 +377,11 @@ impl ChildProcess {
                     }
                     return Ok(Outcome::One(result));
                 }
-                Ok(FromChild::Told { seq: done, results, snapshot }) if done == seq => {
+                Ok(FromChild::Told { seq: done, results, snapshot, nanos }) if done == seq => {
                     if snapshot.is_some() {
                         self.snapshot = snapshot;
                     }
-                    return Ok(Outcome::Many(results));
+                    return Ok(Outcome::Many(results, nanos));
                 }
                 Ok(FromChild::Call { call, request }) => {
                     let answer = serve(request, &*self.env);

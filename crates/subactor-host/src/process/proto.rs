@@ -156,9 +156,10 @@ pub(crate) enum FromChild {
     Started(Result<(), StartError>),
     /// Handler `seq` ended, with the snapshot due after it, if any (data socket).
     Done { seq: u64, result: Result<Value, ReceiveError>, snapshot: Option<Value> },
-    /// Tells `seq` ended: the outcome of each message handled, in order, and the last
-    /// snapshot due after them, if any (data socket).
-    Told { seq: u64, results: Vec<Result<(), ReceiveError>>, snapshot: Option<Value> },
+    /// Tells `seq` ended: the outcome of each message handled, in order, how long each
+    /// one's handler ran (nanoseconds, in order: the parent's handler-time metrics), and
+    /// the last snapshot due after them, if any (data socket).
+    Told { seq: u64, results: Vec<Result<(), ReceiveError>>, nanos: Vec<u64>, snapshot: Option<Value> },
     /// A call on the parent's actors: on the data socket when the handler's own thread
     /// makes it, else on the control socket.
     Call { call: u64, request: Call },
