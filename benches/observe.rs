@@ -42,16 +42,22 @@ fn main() -> Result<(), Box<dyn Error>> {
     let off = Runtime::builder().python_path(["examples/python"]).build()?;
     let on = Runtime::builder().python_path(["examples/python"]).metrics(true).build()?;
     let mut python = Pair::default();
-    let echo = [off.spawn(PythonActor::new("bench", "Echo"))?, on.spawn(PythonActor::new("bench", "Echo"))?];
-    let sink = [off.spawn(PythonActor::new("bench", "Sink"))?, on.spawn(PythonActor::new("bench", "Sink"))?];
-    for e in &echo {
-        for i in 0..5_000 {
-            e.blocking_ask(i, TIMEOUT)?;
-        }
-    }
+    let runtimes = [&off, &on];
+    // As for the core below: the caller and each round's actors on two cores (an actor's
+    // thread starts with the affinity of the thread that spawns it), new actors each round.
+    let pinned = Pinned::sender_and_actor();
+    let mut sink_ids = Vec::new();
     for round in 0..rounds {
         for which in order(round) {
-            let e = &echo[which];
+            let (e, s) = spawn_on(pinned.as_ref(), || {
+                Ok::<_, Box<dyn Error>>((
+                    runtimes[which].spawn(PythonActor::new("bench", "Echo"))?,
+                    runtimes[which].spawn(PythonActor::new("bench", "Sink"))?,
+                ))
+            })?;
+            for i in 0..2_000 {
+                e.blocking_ask(i, TIMEOUT)?;
+            }
             let mut samples = Vec::with_capacity(asks);
             for i in 0..asks {
                 let started = Instant::now();
@@ -59,7 +65,6 @@ fn main() -> Result<(), Box<dyn Error>> {
                 samples.push(started.elapsed());
             }
             python.asks[which].extend(samples);
-            let s = &sink[which];
             let before = s.blocking_ask("count", TIMEOUT)?;
             let started = Instant::now();
             for i in 0..tells {
@@ -72,10 +77,18 @@ fn main() -> Result<(), Box<dyn Error>> {
                 return Err(format!("the sink counted {after:?} after {before:?}, expected {tells} more").into());
             }
             python.tells[which].push(tells as f64 / elapsed.as_secs_f64());
+            if which == 1 {
+                sink_ids.push(s.id());
+            }
+            for actor in [&e, &s] {
+                actor.stop();
+                actor.blocking_wait();
+            }
         }
     }
-    if let Some(sink) = on.metrics().actors.iter().find(|a| a.id == sink[1].id()) {
-        println!("(metrics on: the sink counted {} messages, {} timed)", sink.handled, sink.handler_time.count);
+    drop(pinned);
+    if let Some(sink) = on.metrics().actors.iter().find(|a| sink_ids.last() == Some(&a.id)) {
+        println!("(metrics on: the last sink counted {} messages, {} timed)", sink.handled, sink.handler_time.count);
     }
     off.shutdown()?;
     on.shutdown()?;
@@ -244,6 +257,7 @@ impl Pair {
 /// two usable cores, or where affinity cannot be set.
 struct Pinned {
     former: Vec<usize>,
+    sender: usize,
     actor: usize,
 }
 
@@ -251,7 +265,7 @@ impl Pinned {
     fn sender_and_actor() -> Option<Pinned> {
         let former = allowed_cores()?;
         let (&sender, &actor) = (former.first()?, former.get(1)?);
-        pin_to(&[sender]).then_some(Pinned { former, actor })
+        pin_to(&[sender]).then_some(Pinned { former, sender, actor })
     }
 }
 
@@ -259,6 +273,19 @@ impl Drop for Pinned {
     fn drop(&mut self) {
         pin_to(&self.former);
     }
+}
+
+/// Runs `spawn` with the calling thread on the actor's core, so that the threads it
+/// starts begin there, then puts the caller back on the sender's core.
+fn spawn_on<T>(pinned: Option<&Pinned>, spawn: impl FnOnce() -> T) -> T {
+    if let Some(p) = pinned {
+        pin_to(&[p.actor]);
+    }
+    let spawned = spawn();
+    if let Some(p) = pinned {
+        pin_to(&[p.sender]);
+    }
+    spawned
 }
 
 /// The cores the calling thread may run on.
