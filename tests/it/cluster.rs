@@ -397,7 +397,7 @@ impl Spy {
             if subject == format!("subactor.{to}.in") {
                 traffic.requests += usize::from(request);
                 let seen = subactor_cluster::fuzzing::Inbound::default().message(&payload);
-                match seen.calls.expect("a batch that decodes") {
+                match seen.items.expect("a batch that decodes") {
                     0 => traffic.acks_alone_of_answers += 1,
                     n => {
                         traffic.batches += 1;

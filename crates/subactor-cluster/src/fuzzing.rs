@@ -26,8 +26,11 @@ impl std::fmt::Debug for Inbound {
 /// what nodes send each other).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seen {
-    /// A frame of calls was complete, and this many of its calls decoded.
+    /// A frame of calls was complete, and this many of its calls decoded (as plain
+    /// values: a call holding a reference does not, without the node's handles).
     pub calls: Option<usize>,
+    /// That frame's calls, decoded or not.
+    pub items: Option<usize>,
     /// That frame of calls acknowledged this many bunches of answers.
     pub taken: Option<usize>,
     /// A bunch of answers was complete and decoded, with this many answers.
@@ -47,6 +50,7 @@ impl Inbound {
             assert!(frame.len() <= self.given, "a frame longer than every byte given");
             if let Ok(batch) = decode_plain::<Batch>(&frame) {
                 seen.calls = Some(batch.items.iter().filter(|item| decode_plain::<Item>(item).is_ok()).count());
+                seen.items = Some(batch.items.len());
                 seen.taken = Some(batch.taken.len());
             }
         }
