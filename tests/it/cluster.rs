@@ -472,10 +472,7 @@ fn an_ask_is_two_nats_messages_the_acks_riding_on_the_answer_and_the_next_batch(
     assert!(t.acks_with_answers >= 1, "answers carry the acks of their batches: {t:?}");
     assert_eq!(t.bunches_acknowledged, t.bunches, "every bunch of answers acknowledged once: {t:?}");
     assert!(t.acks_alone_of_answers >= 1, "the last answer's ack goes alone, after a moment: {t:?}");
-    assert!(
-        t.acks_alone_of_answers < t.bunches,
-        "the next batch carries the acks of the answers before it: {t:?}"
-    );
+    assert!(t.acks_alone_of_answers < t.bunches, "the next batch carries the acks of the answers before it: {t:?}");
     rt.shutdown().expect("shutdown");
 }
 

@@ -800,7 +800,8 @@ impl Inner {
                 return;
             }
             // No batch carried them: a batch of acks alone (`seq` 0, no calls).
-            let batch = Batch { from: inner.node.clone(), incarnation: inner.incarnation, seq: 0, items: Vec::new(), taken };
+            let batch =
+                Batch { from: inner.node.clone(), incarnation: inner.incarnation, seq: 0, items: Vec::new(), taken };
             match encode_plain(&batch).and_then(|bytes| encode_plain(&Wire::Whole(bytes))) {
                 Ok(bytes) => {
                     if let Err(error) = inner.client.publish(inner.node_subject(&node, "in"), Bytes::from(bytes)).await
