@@ -357,6 +357,155 @@ fn a_long_stream_of_tells_to_a_fast_actor_on_another_node_never_stalls() {
     rt.shutdown().expect("shutdown");
 }
 
+/// Watches what nodes send each other: every message on the cluster's subjects and on
+/// reply inboxes (acks of requests), from a client of its own.
+struct Spy {
+    runtime: tokio::runtime::Runtime,
+    _client: async_nats::Client,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, bool, bytes::Bytes)>>>,
+}
+
+impl Spy {
+    fn start(url: &str) -> Spy {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let client = runtime.block_on(async_nats::connect(url)).expect("the spy connects");
+        let seen = std::sync::Arc::<std::sync::Mutex<Vec<_>>>::default();
+        for subject in ["subactor.>", "_INBOX.>"] {
+            let mut messages = runtime.block_on(client.subscribe(subject)).expect("the spy subscribes");
+            let seen = std::sync::Arc::clone(&seen);
+            runtime.spawn(async move {
+                while let Some(m) = futures_util::StreamExt::next(&mut messages).await {
+                    seen.lock().expect("lock").push((m.subject.to_string(), m.reply.is_some(), m.payload));
+                }
+            });
+        }
+        runtime.block_on(client.flush()).expect("the spy's subscriptions are in place");
+        Spy { runtime, _client: client, seen }
+    }
+
+    /// What node `from` and node `to` sent each other since the last call, decoded as
+    /// `to` decodes it.
+    fn traffic(&self, from: &str, to: &str) -> Traffic {
+        let _enter = self.runtime.enter();
+        let messages = std::mem::take(&mut *self.seen.lock().expect("lock"));
+        let mut traffic = Traffic::default();
+        for (subject, request, payload) in messages {
+            if subject.starts_with("_INBOX.") {
+                traffic.on_inboxes += 1;
+                continue;
+            }
+            if subject == format!("subactor.{to}.in") {
+                traffic.requests += usize::from(request);
+                let seen = subactor_cluster::fuzzing::Inbound::default().message(&payload);
+                match seen.items.expect("a batch that decodes") {
+                    0 => traffic.acks_alone_of_answers += 1,
+                    n => {
+                        traffic.batches += 1;
+                        traffic.calls += n;
+                    }
+                }
+                traffic.bunches_acknowledged += seen.taken.unwrap_or(0);
+            } else if subject == format!("subactor.{from}.reply") {
+                traffic.requests += usize::from(request);
+                let seen = subactor_cluster::fuzzing::Inbound::default().message(&payload);
+                let (answers, acks) = (seen.answers.expect("answers that decode"), seen.acks.unwrap_or(0));
+                traffic.bunches += 1;
+                traffic.answers += answers;
+                traffic.batches_acknowledged += acks;
+                if answers > 0 && acks > 0 {
+                    traffic.acks_with_answers += acks;
+                }
+            }
+        }
+        traffic
+    }
+}
+
+/// Messages between two nodes (see [`Spy::traffic`]).
+#[derive(Debug, Default)]
+struct Traffic {
+    /// Batches of calls, and their calls.
+    batches: usize,
+    calls: usize,
+    /// Batches with no calls: acks of bunches of answers that no batch carried.
+    acks_alone_of_answers: usize,
+    /// Bunches of answers acknowledged (on batches, or alone).
+    bunches_acknowledged: usize,
+    /// Bunches of answers, their answers, and the acks of batches they carried.
+    bunches: usize,
+    answers: usize,
+    batches_acknowledged: usize,
+    /// Acks of batches that came with answers.
+    acks_with_answers: usize,
+    /// Messages sent as requests, and messages on reply inboxes (a request's answer).
+    requests: usize,
+    on_inboxes: usize,
+}
+
+/// Long enough for every ack to have been sent, alone if nothing carried it, and for
+/// anything not acknowledged to be sent again (as a request: seen on the inboxes).
+const SETTLE: Duration = Duration::from_millis(2500);
+
+#[test]
+fn an_ask_is_two_nats_messages_the_acks_riding_on_the_answer_and_the_next_batch() {
+    const ASKS: usize = 50;
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+    let echo = rt.spawn_on("b", PythonActor::new("actors", "Echo")).expect("spawn");
+    assert_eq!(echo.blocking_ask(0, TIMEOUT).expect("ask"), Value::from(0));
+    let spy = Spy::start(&nats.url());
+    std::thread::sleep(SETTLE);
+    spy.traffic("a", "b");
+
+    for i in 1..=ASKS {
+        assert_eq!(echo.blocking_ask(i as i64, TIMEOUT).expect("ask"), Value::from(i as i64));
+    }
+    std::thread::sleep(SETTLE);
+    let t = spy.traffic("a", "b");
+    println!("{ASKS} asks: {t:?}");
+    assert_eq!((t.requests, t.on_inboxes), (0, 0), "no request, no ack on a reply inbox, nothing sent again: {t:?}");
+    assert_eq!((t.batches, t.calls), (ASKS, ASKS), "one batch per ask: {t:?}");
+    assert_eq!(t.answers, ASKS, "one answer per ask: {t:?}");
+    assert_eq!(t.batches_acknowledged, ASKS, "every batch acknowledged once, on a bunch of answers: {t:?}");
+    assert!(t.acks_with_answers >= 1, "answers carry the acks of their batches: {t:?}");
+    assert_eq!(t.bunches_acknowledged, t.bunches, "every bunch of answers acknowledged once: {t:?}");
+    assert!(t.acks_alone_of_answers >= 1, "the last answer's ack goes alone, after a moment: {t:?}");
+    assert!(t.acks_alone_of_answers < t.bunches, "the next batch carries the acks of the answers before it: {t:?}");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_stream_of_tells_alone_is_acknowledged_both_ways_without_requests() {
+    const TELLS: usize = 3000;
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+    let counter = rt.spawn_on("b", PythonActor::new("actors", "Counter")).expect("spawn");
+    assert_eq!(counter.blocking_ask(0, TIMEOUT).expect("ask"), Value::from(0));
+    let spy = Spy::start(&nats.url());
+    std::thread::sleep(SETTLE);
+    spy.traffic("a", "b");
+
+    for _ in 0..TELLS {
+        counter.blocking_tell(1).expect("tell");
+    }
+    eventually("every tell is confirmed", || rt.cluster().expect("cluster").unconfirmed_tells("b") == 0);
+    std::thread::sleep(SETTLE);
+    let t = spy.traffic("a", "b");
+    println!("{TELLS} tells: {t:?}");
+    assert_eq!((t.requests, t.on_inboxes), (0, 0), "no request, no ack on a reply inbox, nothing sent again: {t:?}");
+    assert_eq!(t.calls, TELLS, "every tell sent once: {t:?}");
+    assert_eq!(t.answers, TELLS, "word of every tell's handling, once: {t:?}");
+    assert_eq!(t.batches_acknowledged, t.batches, "every batch acknowledged once: {t:?}");
+    assert_eq!(t.bunches_acknowledged, t.bunches, "every bunch of answers acknowledged once: {t:?}");
+    assert_eq!(counter.blocking_ask(0, TIMEOUT).expect("ask"), Value::from(TELLS as i64), "every tell handled");
+    assert_eq!(rt.dead_letters().count(), 0, "none reported undelivered");
+    rt.shutdown().expect("shutdown");
+}
+
 /// The cluster's window of tells awaiting word of their handling.
 fn subactor_cluster_window() -> usize {
     8192

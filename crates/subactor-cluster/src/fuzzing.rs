@@ -22,13 +22,21 @@ impl std::fmt::Debug for Inbound {
     }
 }
 
-/// What one message came to, for the fuzz target's checks.
+/// What one message came to, for the fuzz target's checks (and for tests that watch
+/// what nodes send each other).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seen {
-    /// A frame of calls was complete, and this many of its calls decoded.
+    /// A frame of calls was complete, and this many of its calls decoded (as plain
+    /// values: a call holding a reference does not, without the node's handles).
     pub calls: Option<usize>,
-    /// A bunch of answers was complete and decoded.
+    /// That frame's calls, decoded or not.
+    pub items: Option<usize>,
+    /// That frame of calls acknowledged this many bunches of answers.
+    pub taken: Option<usize>,
+    /// A bunch of answers was complete and decoded, with this many answers.
     pub answers: Option<usize>,
+    /// That bunch carried this many acks of batches.
+    pub acks: Option<usize>,
 }
 
 impl Inbound {
@@ -42,12 +50,15 @@ impl Inbound {
             assert!(frame.len() <= self.given, "a frame longer than every byte given");
             if let Ok(batch) = decode_plain::<Batch>(&frame) {
                 seen.calls = Some(batch.items.iter().filter(|item| decode_plain::<Item>(item).is_ok()).count());
+                seen.items = Some(batch.items.len());
+                seen.taken = Some(batch.taken.len());
             }
         }
         if let Ok(Piece::Frame(frame)) = decode_plain::<Wire>(payload).and_then(|wire| self.replies.take(wire)) {
             assert!(frame.len() <= self.given, "a frame longer than every byte given");
             if let Ok(replies) = decode_plain::<Replies>(&frame) {
                 seen.answers = Some(replies.answers.len());
+                seen.acks = Some(replies.acks.len());
             }
         }
         let _ = decode_plain::<Result<Ack, String>>(payload);

@@ -2,7 +2,8 @@
 //!
 //! Batches from one node are served in order. The listening task serves a small batch
 //! itself (what a caller waiting for its answer sends) as far as its calls cannot block (tells and asks to this runtime's actors, put in
-//! their mailboxes when there is room), and acknowledges it at once: a remote ask is not
+//! their mailboxes when there is room), and acknowledges it at once (for a batch published
+//! without a reply subject, the ack goes with the answers: see `proto`): a remote ask is not
 //! handed to another thread before its actor's (each hand-off wakes a parked thread,
 //! tens of microseconds on a loaded machine). What could wait (a full mailbox, a call
 //! to a process actor, a spawn, a lookup...) goes, with the rest of its batch, to the
@@ -109,6 +110,12 @@ pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscrib
                 continue;
             }
         };
+        // Answers of ours that node took (their ack rode on this batch).
+        inner.replies_taken(&batch.from, &batch.taken);
+        if batch.seq == 0 && batch.items.is_empty() {
+            // Only those acks: nothing to serve, nothing to acknowledge.
+            continue;
+        }
         let from = batch.from.clone();
         let sender = senders.entry(from.clone()).or_insert_with(|| start_worker(&from, cluster.clone()));
         let mut progress = Progress::default();
@@ -116,13 +123,13 @@ pub(crate) async fn listen(cluster: Weak<Inner>, mut inbox: async_nats::Subscrib
             // The worker has nothing of this node's: what is served here comes after all
             // of it.
             if let Some(ack) = served_before(&sender.last, &batch) {
-                send_ack(&inner, reply, Ok(ack)).await;
+                send_batch_ack(&inner, &batch, reply, ack).await;
                 continue;
             }
             if serve_batch(&inner, &batch, &mut progress, Mode::Inline) {
                 let ack = Ack { seq: batch.seq, accepted: accepted(&batch, &progress), refused: progress.refused };
                 *lock(&sender.last) = Some((batch.incarnation, batch.seq, resent_ack(&ack)));
-                send_ack(&inner, reply, Ok(ack)).await;
+                send_batch_ack(&inner, &batch, reply, ack).await;
                 continue;
             }
         }
@@ -156,6 +163,24 @@ async fn send_ack(inner: &Inner, reply: Option<async_nats::Subject>, ack: Result
     }
 }
 
+/// Sends a batch's ack from the listening task: as the answer to its request, or, for
+/// a batch published without a reply subject, with the next answers to its node (see
+/// `proto`).
+async fn send_batch_ack(inner: &Inner, batch: &Batch, reply: Option<async_nats::Subject>, ack: Ack) {
+    match reply {
+        Some(reply) => send_ack(inner, Some(reply), Ok(ack)).await,
+        None => inner.queue_ack(&batch.from, batch.incarnation, ack),
+    }
+}
+
+/// [`send_batch_ack`] from any thread.
+fn answer_batch(inner: &Inner, batch: &Batch, reply: Option<async_nats::Subject>, ack: Ack) {
+    match reply {
+        Some(reply) => answer(inner, Some(reply), Ok(ack)),
+        None => inner.queue_ack(&batch.from, batch.incarnation, ack),
+    }
+}
+
 /// Sends an ack from any thread.
 fn answer(inner: &Inner, reply: Option<async_nats::Subject>, ack: Result<Ack, String>) {
     let Some(reply) = reply else { return };
@@ -176,12 +201,12 @@ fn start_worker(from: &str, cluster: Weak<Inner>) -> SenderState {
             let sent_again = progress.next == 0 && progress.held.is_none();
             let again = if sent_again { served_before(&last, &batch) } else { None };
             if let Some(ack) = again {
-                answer(&inner, reply, Ok(ack));
+                answer_batch(&inner, &batch, reply, ack);
             } else {
                 serve_batch(&inner, &batch, &mut progress, Mode::Blocking);
                 let ack = Ack { seq: batch.seq, accepted: accepted(&batch, &progress), refused: progress.refused };
                 *lock(&last) = Some((batch.incarnation, batch.seq, resent_ack(&ack)));
-                answer(&inner, reply, Ok(ack));
+                answer_batch(&inner, &batch, reply, ack);
             }
             queued.fetch_sub(1, Ordering::AcqRel);
         }

@@ -152,13 +152,54 @@ pub(crate) struct Inner {
     peers: Mutex<HashMap<String, Peer>>,
     /// Actors of other nodes that local actors monitor: told `Down` if their node goes.
     watched: Mutex<HashMap<String, Vec<(RefAddr, AnyRef)>>>,
-    /// Answers waiting to be sent, by node (sent in bunches by the replier task).
-    replies: Mutex<HashMap<String, Vec<(u64, subactor_wire::Answer)>>>,
+    /// Answers and acks waiting to be sent, by node (sent in bunches by the replier task).
+    replies: Mutex<HashMap<String, Queued>>,
+    /// Bunches of answers published without a reply subject and not yet acknowledged
+    /// (by node and frame): sent again as requests if no ack comes.
+    unacked: Mutex<std::collections::HashSet<(String, u64)>>,
+    /// Bunches of answers from other nodes taken here, to acknowledge (by node, as
+    /// `(its incarnation, frame)`): they ride on the next batch to that node, or go alone
+    /// after [`ACK_DELAY`].
+    owed: Mutex<HashMap<String, Vec<(u64, u64)>>>,
     replies_waiting: Arc<tokio::sync::Notify>,
     max_payload: usize,
     /// Numbers the bunches of answers this node sends (to tell their parts apart).
     reply_frames: std::sync::atomic::AtomicU64,
     left: AtomicBool,
+}
+
+/// How long an acknowledgement waits for a message that would carry it (a batch's ack
+/// for the answers to its calls, a bunch of answers' for the next batch) before it goes
+/// alone: longer than a short handler takes, short beside a retransmission.
+pub(crate) const ACK_DELAY: Duration = Duration::from_millis(1);
+/// How long a message published without a reply subject (a batch, a bunch of answers)
+/// waits for its acknowledgement before it is sent again, as a request.
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(1);
+
+/// Forgets a bunch of answers as unacknowledged when its sending ends (acknowledged,
+/// or its node gone).
+struct Unacked {
+    cluster: Weak<Inner>,
+    key: (String, u64),
+}
+
+impl Drop for Unacked {
+    fn drop(&mut self) {
+        if let Some(inner) = self.cluster.upgrade() {
+            lock(&inner.unacked).remove(&self.key);
+        }
+    }
+}
+
+/// What waits to be sent to one node by the replier task.
+#[derive(Default)]
+struct Queued {
+    answers: Vec<(u64, subactor_wire::Answer)>,
+    /// Acks of that node's batches, as `(the batch's incarnation, ack)`.
+    acks: Vec<(u64, Ack)>,
+    /// When the oldest of `acks` was queued: without answers to carry them, they go
+    /// alone [`ACK_DELAY`] later.
+    acks_since: Option<tokio::time::Instant>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -231,6 +272,8 @@ impl Cluster {
             peers: Mutex::default(),
             watched: Mutex::default(),
             replies: Mutex::default(),
+            unacked: Mutex::default(),
+            owed: Mutex::default(),
             replies_waiting: Arc::new(tokio::sync::Notify::new()),
             max_payload,
             reply_frames: std::sync::atomic::AtomicU64::new(1),
@@ -554,13 +597,31 @@ impl Inner {
         AnyRef::remote(Arc::new(NodeRef { addr, link: self.link(&node) }))
     }
 
-    /// Sends a batch to `node` (in parts if it is larger than a NATS message) and waits
-    /// for its ack.
-    pub(crate) async fn send_batch(&self, node: &str, batch: &Batch) -> Result<Ack, SendFailure> {
+    /// Sends a batch to `link`'s node (in parts if it is larger than a NATS message) and
+    /// waits for its ack. With `publish`, a batch in one message is published without a
+    /// reply subject, its ack coming with the answers (see [`proto`]) within [`ACK_WAIT`];
+    /// otherwise (and always in parts) it is a request, its ack the answer.
+    pub(crate) async fn send_batch(&self, link: &Link, batch: &Batch, publish: bool) -> Result<Ack, SendFailure> {
+        let node = &link.node;
         let subject = self.node_subject(node, "in");
         let bytes = encode_plain(batch).map_err(SendFailure::Refused)?;
         let parts = parts::split(&batch.from, batch.incarnation, batch.seq, bytes, self.part_size())
             .map_err(SendFailure::Refused)?;
+        if publish && parts.len() == 1 {
+            let part = encode_plain(&parts[0]).map_err(SendFailure::Refused)?;
+            let ack = link.expect_ack(batch.seq);
+            if let Err(error) = self.client.publish(subject, Bytes::from(part)).await {
+                link.unexpect_ack();
+                return Err(SendFailure::Transport(error.to_string()));
+            }
+            return match tokio::time::timeout(ACK_WAIT, ack).await {
+                Ok(Ok(ack)) => Ok(ack),
+                _ => {
+                    link.unexpect_ack();
+                    Err(SendFailure::Transport("no ack came".into()))
+                }
+            };
+        }
         let wait = Duration::from_secs(5);
         let mut last = None;
         for part in parts {
@@ -590,12 +651,13 @@ impl Inner {
         }
     }
 
-    /// Sends a bunch of answers to `node`, part after part (an answer may be larger than
-    /// a NATS message), each until `node` acknowledges it (answers are idempotent: one that
-    /// arrives twice is taken once), or until it is down. A part lost while a NATS server
-    /// fails over is sent again.
-    fn deliver(&self, node: &str, subject: String, payload: Vec<u8>) {
-        let frame = self.reply_frames.fetch_add(1, Ordering::Relaxed);
+    /// Sends the bunch of answers `frame` to `node`, part after part (an answer may be
+    /// larger than a NATS message), each until `node` acknowledges it (answers are
+    /// idempotent: one that arrives twice is taken once), or until it is down. A part
+    /// lost while a NATS server fails over is sent again. A bunch in one message is first
+    /// published without a reply subject (acknowledged on `node`'s next batch, see
+    /// [`proto`]), and sent again as a request if no ack came within [`ACK_WAIT`].
+    fn deliver(&self, node: &str, subject: String, payload: Vec<u8>, frame: u64) {
         let parts = match parts::split(&self.node, self.incarnation, frame, payload, self.part_size()) {
             Ok(parts) => parts,
             Err(error) => {
@@ -604,13 +666,41 @@ impl Inner {
             }
         };
         let client = self.client.clone();
+        let key = (node.to_owned(), frame);
         let node = node.to_owned();
         // Checked between tries: the node went down, or this one left.
         let gone = move |inner: &Inner| {
             inner.left.load(Ordering::Acquire) || lock(&inner.peers).get(&node).is_some_and(|p| !p.up)
         };
         let cluster = self.me.clone();
+        let publish = parts.len() == 1;
+        if publish {
+            lock(&self.unacked).insert(key.clone());
+        }
         self.handle.spawn(async move {
+            if publish {
+                let payload = match encode_plain(&parts[0]) {
+                    Ok(payload) => Bytes::from(payload),
+                    Err(error) => {
+                        warn!(%error, "a part of answers cannot be encoded");
+                        if let Some(inner) = cluster.upgrade() {
+                            lock(&inner.unacked).remove(&key);
+                        }
+                        return;
+                    }
+                };
+                if let Err(error) = client.publish(subject.clone(), payload).await {
+                    debug!(%error, "publishing answers failed: sending them again");
+                }
+                tokio::time::sleep(ACK_WAIT).await;
+                let Some(inner) = cluster.upgrade() else { return };
+                let _unacked = Unacked { cluster: cluster.clone(), key: key.clone() };
+                if !lock(&inner.unacked).contains(&key) || gone(&inner) {
+                    return;
+                }
+                debug!(node = %key.0, frame = key.1, "no ack came for answers: sending them again");
+            }
+            let _unacked = Unacked { cluster: cluster.clone(), key };
             for part in parts {
                 let payload = match encode_plain(&part) {
                     Ok(payload) => Bytes::from(payload),
@@ -649,32 +739,138 @@ impl Inner {
     /// Queues the answer to call `corr` of `node` (the replier sends answers in bunches,
     /// at once when one arrives alone).
     pub(crate) fn reply(&self, node: &str, corr: u64, answer: subactor_wire::Answer) {
-        lock(&self.replies).entry(node.to_owned()).or_default().push((corr, answer));
+        lock(&self.replies).entry(node.to_owned()).or_default().answers.push((corr, answer));
         self.replies_waiting.notify_one();
     }
 
-    /// Sends the queued answers.
-    fn flush_replies(&self) {
-        let waiting = std::mem::take(&mut *lock(&self.replies));
-        for (node, answers) in waiting {
+    /// Queues the ack of a batch of `node` (of its incarnation `incarnation`) that came
+    /// without a reply subject: it goes with the next answers to `node`, or alone after
+    /// [`ACK_DELAY`].
+    pub(crate) fn queue_ack(&self, node: &str, incarnation: u64, ack: Ack) {
+        let first = {
+            let mut replies = lock(&self.replies);
+            let queued = replies.entry(node.to_owned()).or_default();
+            queued.acks.push((incarnation, ack));
+            let first = queued.acks_since.is_none();
+            if first {
+                queued.acks_since = Some(tokio::time::Instant::now());
+            }
+            first
+        };
+        if first {
+            // The replier learns when they are due.
+            self.replies_waiting.notify_one();
+        }
+    }
+
+    /// `node` took these bunches of answers (`(incarnation, frame)`): no need to send
+    /// them again.
+    pub(crate) fn replies_taken(&self, node: &str, taken: &[(u64, u64)]) {
+        let mut unacked = lock(&self.unacked);
+        for &(incarnation, frame) in taken {
+            if incarnation == self.incarnation {
+                unacked.remove(&(node.to_owned(), frame));
+            }
+        }
+    }
+
+    /// The acks owed to `node` for bunches of its answers (they ride on a batch).
+    pub(crate) fn take_owed(&self, node: &str) -> Vec<(u64, u64)> {
+        lock(&self.owed).remove(node).unwrap_or_default()
+    }
+
+    /// A bunch of answers of `node` (published without a reply subject) was taken: its
+    /// ack rides on the next batch to `node`, or goes alone after [`ACK_DELAY`].
+    fn owe(&self, node: &str, incarnation: u64, frame: u64) {
+        let first = {
+            let mut owed = lock(&self.owed);
+            let list = owed.entry(node.to_owned()).or_default();
+            list.push((incarnation, frame));
+            list.len() == 1
+        };
+        if !first {
+            return;
+        }
+        let (cluster, node) = (self.me.clone(), node.to_owned());
+        self.handle.spawn(async move {
+            tokio::time::sleep(ACK_DELAY).await;
+            let Some(inner) = cluster.upgrade() else { return };
+            let taken = inner.take_owed(&node);
+            if taken.is_empty() {
+                return;
+            }
+            // No batch carried them: a batch of acks alone (`seq` 0, no calls).
+            let batch =
+                Batch { from: inner.node.clone(), incarnation: inner.incarnation, seq: 0, items: Vec::new(), taken };
+            match encode_plain(&batch).and_then(|bytes| encode_plain(&Wire::Whole(bytes))) {
+                Ok(bytes) => {
+                    if let Err(error) = inner.client.publish(inner.node_subject(&node, "in"), Bytes::from(bytes)).await
+                    {
+                        debug!(%error, "publishing acks failed (the answers will come again)");
+                    }
+                }
+                Err(error) => warn!(%error, "acks cannot be encoded"),
+            }
+        });
+    }
+
+    /// Sends the queued answers (with the acks of the batches of their node), and acks
+    /// that waited [`ACK_DELAY`] for answers to carry them; the time when the next acks
+    /// are due, if some wait.
+    fn flush_replies(&self) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        let mut next: Option<tokio::time::Instant> = None;
+        let mut due = Vec::new();
+        lock(&self.replies).retain(|node, queued| {
+            let acks_due = queued.acks_since.map(|since| since + ACK_DELAY);
+            if !queued.answers.is_empty() || acks_due.is_some_and(|at| at <= now) {
+                due.push((node.clone(), std::mem::take(queued)));
+                return false;
+            }
+            if let Some(at) = acks_due {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+            acks_due.is_some()
+        });
+        for (node, Queued { answers, mut acks, .. }) in due {
             let subject = self.node_subject(&node, "reply");
             let mut answers = answers.into_iter().peekable();
-            while answers.peek().is_some() {
-                let bunch = Replies { from: self.node.clone(), answers: answers.by_ref().take(512).collect() };
+            while answers.peek().is_some() || !acks.is_empty() {
+                let bunch = Replies {
+                    from: self.node.clone(),
+                    incarnation: self.incarnation,
+                    frame: self.reply_frames.fetch_add(1, Ordering::Relaxed),
+                    answers: answers.by_ref().take(512).collect(),
+                    acks: std::mem::take(&mut acks),
+                };
                 match self.encode(&bunch) {
-                    Ok(bytes) => self.deliver(&node, subject.clone(), bytes),
+                    Ok(bytes) => self.deliver(&node, subject.clone(), bytes, bunch.frame),
                     Err(_) => {
                         // One answer cannot be encoded (its reply holds something that
-                        // cannot travel): each goes alone, that one as a refusal.
-                        for (corr, answer) in bunch.answers {
-                            let one = Replies { from: self.node.clone(), answers: vec![(corr, answer)] };
+                        // cannot travel): each goes alone, that one as a refusal, and the
+                        // acks alone.
+                        let alone = |answers, acks| Replies {
+                            from: self.node.clone(),
+                            incarnation: self.incarnation,
+                            frame: self.reply_frames.fetch_add(1, Ordering::Relaxed),
+                            answers,
+                            acks,
+                        };
+                        let mut singles: Vec<Replies> =
+                            bunch.answers.into_iter().map(|one| alone(vec![one], Vec::new())).collect();
+                        if !bunch.acks.is_empty() {
+                            singles.push(alone(Vec::new(), bunch.acks));
+                        }
+                        for mut one in singles {
                             let bytes = self.encode(&one).or_else(|error| {
-                                let refusal =
-                                    subactor_wire::Answer::Refused(format!("the answer cannot travel: {error}"));
-                                self.encode(&Replies { from: self.node.clone(), answers: vec![(corr, refusal)] })
+                                for (_, answer) in &mut one.answers {
+                                    *answer =
+                                        subactor_wire::Answer::Refused(format!("the answer cannot travel: {error}"));
+                                }
+                                self.encode(&one)
                             });
                             match bytes {
-                                Ok(bytes) => self.deliver(&node, subject.clone(), bytes),
+                                Ok(bytes) => self.deliver(&node, subject.clone(), bytes, one.frame),
                                 Err(error) => warn!(%error, "an answer cannot be encoded for another node"),
                             }
                         }
@@ -682,6 +878,7 @@ impl Inner {
                 }
             }
         }
+        next
     }
 
     /// Remembers that `watcher` monitors `target` on `node`: told `Down` if the node goes.
@@ -852,12 +1049,22 @@ async fn listen_replies(cluster: Weak<Inner>, mut replies: async_nats::Subscribe
         };
         match frame.map(|frame| inner.decode::<Replies>(&frame)).transpose() {
             Ok(None) => {}
-            Ok(Some(Replies { from, answers })) => {
+            Ok(Some(Replies { from, incarnation, frame, answers, acks })) => {
                 let link = lock(&inner.links).get(&from).cloned();
                 if let Some(link) = link {
+                    // The acks first: they came before the answers to their calls.
+                    for (of, ack) in acks {
+                        if of == inner.incarnation {
+                            link.acked(ack);
+                        }
+                    }
                     for (corr, answer) in answers {
                         link.answer(corr, answer);
                     }
+                }
+                if message.reply.is_none() {
+                    // Acknowledged on the next batch to that node (or alone, shortly).
+                    inner.owe(&from, incarnation, frame);
                 }
             }
             Err(error) => warn!(%error, "malformed answers from another node"),
@@ -875,13 +1082,11 @@ async fn replier(cluster: Weak<Inner>) {
     let Some(waiting) = cluster.upgrade().map(|inner| Arc::clone(&inner.replies_waiting)) else { return };
     loop {
         let Some(inner) = cluster.upgrade() else { return };
-        if lock(&inner.replies).is_empty() {
-            drop(inner);
-            // A reply queued meanwhile left a permit: this wakes at once.
-            let _ = tokio::time::timeout(Duration::from_millis(100), waiting.notified()).await;
-            continue;
-        }
-        inner.flush_replies();
+        let next = if lock(&inner.replies).is_empty() { None } else { inner.flush_replies() };
+        drop(inner);
+        // A reply queued meanwhile left a permit: this wakes at once.
+        let until = next.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(100));
+        let _ = tokio::time::timeout_at(until, waiting.notified()).await;
     }
 }
 

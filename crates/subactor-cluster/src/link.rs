@@ -67,6 +67,9 @@ pub(crate) struct Link {
     told: Mutex<Told>,
     /// Rung when tells are confirmed (the window has room again).
     confirmed: tokio::sync::Notify,
+    /// The batch that is out without a reply subject (its `seq`), and where its ack goes
+    /// when it comes with the answers.
+    expect: Mutex<Option<(u64, tokio::sync::oneshot::Sender<Ack>)>>,
     next_corr: AtomicU64,
     down: AtomicBool,
     cluster: Weak<Inner>,
@@ -83,6 +86,7 @@ impl Link {
             callbacks: std::sync::OnceLock::new(),
             told: Mutex::default(),
             confirmed: tokio::sync::Notify::new(),
+            expect: Mutex::default(),
             next_corr: AtomicU64::new(1),
             down: AtomicBool::new(false),
             cluster,
@@ -98,6 +102,29 @@ impl Link {
     /// The node came back (a new heartbeat): calls may go again.
     pub(crate) fn up(&self) {
         self.down.store(false, Ordering::Release);
+    }
+
+    /// Waits for the ack of batch `seq` (sent without a reply subject).
+    pub(crate) fn expect_ack(&self, seq: u64) -> tokio::sync::oneshot::Receiver<Ack> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *lock(&self.expect) = Some((seq, tx));
+        rx
+    }
+
+    /// No longer waits for an ack that came with the answers.
+    pub(crate) fn unexpect_ack(&self) {
+        lock(&self.expect).take();
+    }
+
+    /// An ack came with the answers: for the batch that is out, if it is its own (an ack
+    /// of a batch sent twice may come twice).
+    pub(crate) fn acked(&self, ack: Ack) {
+        let mut expect = lock(&self.expect);
+        if expect.as_ref().is_some_and(|(seq, _)| *seq == ack.seq) {
+            if let Some((_, tx)) = expect.take() {
+                let _ = tx.send(ack);
+            }
+        }
     }
 
     /// Delivers the answer to call `corr`: to the caller waiting for it, or, for a tell,
@@ -154,6 +181,8 @@ impl Link {
     /// not confirm, or that wait in the outbox, are reported as dead letters.
     pub(crate) fn fail_all(&self) {
         self.down.store(true, Ordering::Release);
+        // A batch out waits no longer for its ack.
+        self.unexpect_ack();
         let pending = std::mem::take(&mut *lock(&self.pending));
         for waiting in pending.into_values() {
             if let Waiting::Callback(then) = waiting {
@@ -337,14 +366,19 @@ pub(crate) async fn run(link: Arc<Link>, outbox: flume::Receiver<Outgoing>, clus
             .in_flight
             .extend(batch.iter().take(taken).filter(|out| is_tell(&out.call)).map(|out| out.corr));
         seq += 1;
-        let frame = Batch { from: inner.node.clone(), incarnation: inner.incarnation, seq, items };
+        // The acks of answers from that node ride along (see `proto`).
+        let owed = inner.take_owed(&link.node);
+        let frame = Batch { from: inner.node.clone(), incarnation: inner.incarnation, seq, items, taken: owed };
         drop(inner);
+        let mut first = true;
         let ack = loop {
             let Some(inner) = cluster.upgrade() else { return };
             if link.is_down() {
                 break None;
             }
-            match inner.send_batch(&link.node, &frame).await {
+            // Published first (its ack comes with the answers); sent again as a request.
+            let publish = std::mem::take(&mut first);
+            match inner.send_batch(&link, &frame, publish).await {
                 Ok(ack) => break Some(Ok(ack)),
                 Err(SendFailure::Transport(error)) => {
                     debug!(%error, node = %link.node, "sending a batch failed: trying again");

@@ -1,9 +1,14 @@
 //! What nodes send each other over NATS, encoded by [`subactor_core::codec`].
 //!
 //! Subjects, under the cluster's prefix `P`:
-//! - `P.<node>.in`: batches of calls for `<node>`'s actors (a request: the answer is an
-//!   [`Ack`]); a frame larger than a NATS message travels in [`Wire::Part`]s;
-//! - `P.<node>.reply`: [`Reply`]s to `<node>`'s calls (asks, lookups, spawns...);
+//! - `P.<node>.in`: batches of calls for `<node>`'s actors; a frame larger than a NATS
+//!   message travels in [`Wire::Part`]s, each a request answered with an [`Ack`]. A
+//!   batch in one message is published without a reply subject: its [`Ack`] comes with
+//!   the answers ([`Replies::acks`]), so that an ask and its answer are two messages; a
+//!   batch sent again (no ack came) is a request, answered as a part is;
+//! - `P.<node>.reply`: [`Replies`] to `<node>`'s calls (asks, lookups, spawns...); one
+//!   published without a reply subject is acknowledged on the next [`Batch`] (`taken`),
+//!   a part or one sent again is a request answered with an empty message;
 //! - `P.hb`: every node's [`Heartbeat`].
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +43,12 @@ pub(crate) struct Batch {
     pub(crate) seq: u64,
     /// Each call encoded on its own ([`Item`]), so that one malformed call fails alone.
     pub(crate) items: Vec<serde_bytes::ByteBuf>,
+    /// Bunches of answers ([`Replies`]) from the receiver that the sender has taken, as
+    /// `(the receiver's incarnation, the bunch's frame)`: the acknowledgement of bunches
+    /// that came without a reply subject rides on the next batch. A batch with `seq` 0
+    /// and no items carries only these (sent when no batch went for a moment), and is
+    /// not acknowledged itself.
+    pub(crate) taken: Vec<(u64, u64)>,
 }
 
 /// One call; `corr` (not 0) asks for a [`Reply`].
@@ -64,7 +75,16 @@ pub(crate) struct Ack {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Replies {
     pub(crate) from: String,
+    /// The sender's incarnation and this bunch's number: a bunch that came without a
+    /// reply subject is acknowledged by these on the receiver's next [`Batch`]
+    /// (`taken`).
+    pub(crate) incarnation: u64,
+    pub(crate) frame: u64,
     pub(crate) answers: Vec<(u64, Answer)>,
+    /// Acks of the receiver's batches that came without a reply subject, as `(the
+    /// batch's incarnation, its ack)`: an ask's answer carries the ack of its batch,
+    /// so that an ask costs two NATS messages.
+    pub(crate) acks: Vec<(u64, Ack)>,
 }
 
 /// A node is alive (or, with `leaving`, is going away).
@@ -112,12 +132,20 @@ mod tests {
         let trace = Some(subactor_core::trace::TraceContext { trace_id: 0x5eed, span_id: 0xabc, flags: 1 });
         let item = encode_plain(&Item { corr: 7, call: subactor_wire::Call::Lookup("counter".into()), trace })
             .expect("encodes");
-        let batch =
-            Batch { from: "a".into(), incarnation: 3, seq: 9, items: vec![serde_bytes::ByteBuf::from(item.clone())] };
+        let batch = Batch {
+            from: "a".into(),
+            incarnation: 3,
+            seq: 9,
+            items: vec![serde_bytes::ByteBuf::from(item.clone())],
+            taken: vec![(4, 17)],
+        };
         let batch = encode_plain(&batch).expect("encodes");
         let answers = Replies {
             from: "b".into(),
+            incarnation: 4,
+            frame: 17,
             answers: vec![(7, Answer::Reply(Value::from((1, "two", vec![3u8; 40])))), (8, Answer::Done)],
+            acks: vec![(3, Ack { seq: 9, accepted: 1, refused: vec![(0, Answer::Done)] })],
         };
         vec![
             item,
