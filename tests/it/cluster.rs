@@ -583,9 +583,9 @@ fn a_supervisor_here_restarts_its_child_on_another_node() {
     use subactor::{ChildSpec, NodeActor, OnNode, Strategy, SupervisorSpec};
     let nats = Nats::start(&[]);
     let b = Node::start(&nats.url(), "b", &[]);
-    let rt = join_with(
-        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
-    );
+    // The default failure detector (1.5 s): a node that a loaded machine holds up for
+    // 600 ms is alive, and this test spawns on it.
+    let rt = join(&nats.url(), "a");
     wait_for(&rt, "b");
     let crasher = PythonActor::new("procs", "Crasher").placement(subactor::Placement::Process);
     let sup = rt
@@ -767,9 +767,9 @@ fn service_options_travel_to_other_nodes_and_a_state_in_the_cluster_follows_the_
     let nats = Nats::start(&[]);
     let b = Node::start(&nats.url(), "b", &[]);
     let _c = Node::start(&nats.url(), "c", &[]);
-    let rt = join_with(
-        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
-    );
+    // The default failure detector (1.5 s): a node that a loaded machine holds up for
+    // 600 ms is alive, and this test spawns on it (c, b's peer, uses the default too).
+    let rt = join(&nats.url(), "a");
     wait_for(&rt, "b");
     wait_for(&rt, "c");
     let tuple = |items: Vec<Value>| Value::Tuple(items);
