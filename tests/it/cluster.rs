@@ -732,9 +732,9 @@ fn a_supervisor_here_restarts_its_child_on_another_node() {
     use subactor::{ChildSpec, NodeActor, OnNode, Strategy, SupervisorSpec};
     let nats = Nats::start(&[]);
     let b = Node::start(&nats.url(), "b", &[]);
-    let rt = join_with(
-        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
-    );
+    // The default failure detector (1.5 s): a node that a loaded machine holds up for
+    // 600 ms is alive, and this test spawns on it.
+    let rt = join(&nats.url(), "a");
     wait_for(&rt, "b");
     let crasher = PythonActor::new("procs", "Crasher").placement(subactor::Placement::Process);
     let sup = rt
@@ -755,6 +755,67 @@ fn a_supervisor_here_restarts_its_child_on_another_node() {
     // Node b goes: restarts on b fail, the intensity runs out, the supervisor fails.
     drop(b);
     eventually("the supervisor gave up", || sup.state() == subactor::ActorState::Stopped);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_supervised_actor_on_another_node_restarts_once_its_former_incarnation_has_ended() {
+    // The local side of an actor on another node learns of a failure when the failed
+    // message's error comes back, while the actor there is still ending (here its stopped
+    // hook takes 1 s; a process actor's process exits): its name is still taken there. A
+    // restart that spawned at once was refused ("already running") three times in a few
+    // milliseconds, the supervisor gave up, and the child answered Stopped for good.
+    use subactor::{ChildSpec, FailurePolicy, NodeActor, OnNode, Strategy, SupervisorSpec};
+    let nats = Nats::start(&[]);
+    let _b = Node::start(&nats.url(), "b", &[]);
+    let rt = join(&nats.url(), "a");
+    wait_for(&rt, "b");
+    let slow = |name: &str| {
+        OnNode::new("b", PythonActor::new("services", "SlowToStop").name(name).on_failure(FailurePolicy::Stop))
+    };
+
+    // Its failure.
+    let sup = rt
+        .spawn(
+            SupervisorSpec::new(Strategy::OneForOne)
+                .intensity(3, Duration::from_secs(60))
+                .child(ChildSpec::new(slow("slow-to-stop"))),
+        )
+        .expect("supervisor");
+    let local = sup.child::<NodeActor>(0).expect("child");
+    assert!(local.blocking_ask("ping", TIMEOUT).is_ok());
+    let first = rt.lookup_any("slow-to-stop").expect("the actor on b holds the name").id();
+    let failed = local.blocking_ask(Value::Tuple(vec![Value::from("raise")]), TIMEOUT);
+    assert!(failed.is_err(), "{failed:?}");
+    let answer = local.blocking_ask("ping", TIMEOUT);
+    assert!(answer.is_ok(), "the restarted child answers: {answer:?}");
+    assert_eq!(local.restarts(), 1, "one restart, not refused");
+    let named = rt.lookup_any("slow-to-stop").expect("the new actor holds the name");
+    assert_ne!(named.id(), first, "a new actor on b");
+    sup.stop();
+    sup.blocking_wait();
+
+    // A restart the supervisor asks for (a sibling failed): the former actor is stopped,
+    // and its stop takes its stopped hook's time too.
+    let sup = rt
+        .spawn(
+            SupervisorSpec::new(Strategy::OneForAll)
+                .intensity(3, Duration::from_secs(60))
+                .child(ChildSpec::new(slow("slow-to-stop-2")))
+                .child(ChildSpec::new(PythonActor::new("services", "Stateful"))),
+        )
+        .expect("supervisor");
+    let local = sup.child::<NodeActor>(0).expect("child");
+    let sibling: AnyRef = sup.child::<subactor::PyActor>(1).expect("sibling").into();
+    assert!(local.blocking_ask("ping", TIMEOUT).is_ok());
+    assert!(sibling.blocking_ask(Value::Tuple(vec![Value::from("crash")]), TIMEOUT).is_err(), "the sibling fails");
+    eventually("restarted with its sibling", || local.restarts() == 1);
+    let answer = local.blocking_ask("ping", TIMEOUT);
+    assert!(answer.is_ok(), "the restarted child answers: {answer:?}");
+    assert_eq!(local.restarts(), 1, "one restart, not refused");
+    assert_eq!(sup.state(), subactor::ActorState::Running);
+    sup.stop();
+    sup.blocking_wait();
     rt.shutdown().expect("shutdown");
 }
 
@@ -855,9 +916,9 @@ fn service_options_travel_to_other_nodes_and_a_state_in_the_cluster_follows_the_
     let nats = Nats::start(&[]);
     let b = Node::start(&nats.url(), "b", &[]);
     let _c = Node::start(&nats.url(), "c", &[]);
-    let rt = join_with(
-        ClusterConfig::new([nats.url()], "a").heartbeat(Duration::from_millis(100), Duration::from_millis(600)),
-    );
+    // The default failure detector (1.5 s): a node that a loaded machine holds up for
+    // 600 ms is alive, and this test spawns on it (c, b's peer, uses the default too).
+    let rt = join(&nats.url(), "a");
     wait_for(&rt, "b");
     wait_for(&rt, "c");
     let tuple = |items: Vec<Value>| Value::Tuple(items);

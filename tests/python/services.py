@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import time
 
 import subactor
 
@@ -111,6 +112,21 @@ class Stateful:
         self.total = state["total"]
         self.seen = list(state["seen"])
         self.restored = state["total"]
+
+
+class SlowToStop:
+    """Answers "ping" with its pid; ("raise",) fails the handler; its stopped hook takes
+    1 s (so the actor is still ending, its name still held, after its failure is known)."""
+
+    def receive(self, msg):
+        if msg == "ping":
+            return os.getpid()
+        if msg == ("raise",):
+            raise RuntimeError("asked to fail")
+        raise ValueError(f"unknown message {msg!r}")
+
+    def stopped(self):
+        time.sleep(1.0)
 
 
 class AsyncStateful(Stateful):

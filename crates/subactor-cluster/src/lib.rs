@@ -965,6 +965,7 @@ impl Inner {
 
 /// The failure detector's own view of time.
 async fn heartbeat(cluster: Weak<Inner>) {
+    let mut last_tick: Option<Instant> = None;
     loop {
         let Some(inner) = cluster.upgrade() else { return };
         if inner.left.load(Ordering::Acquire) {
@@ -976,24 +977,54 @@ async fn heartbeat(cluster: Weak<Inner>) {
         }
         // Nodes silent for too long are down.
         let now = Instant::now();
-        let down: Vec<String> = {
-            let mut peers = lock(&inner.peers);
-            peers
-                .iter_mut()
-                .filter(|(_, p)| p.up && now.duration_since(p.last_seen) > inner.config.down_after)
-                .map(|(name, p)| {
-                    p.up = false;
-                    name.clone()
-                })
-                .collect()
-        };
+        let every = inner.config.heartbeat;
+        let stalled = last_tick.map_or(Duration::ZERO, |last| stall(now.duration_since(last), every));
+        last_tick = Some(now);
+        if !stalled.is_zero() {
+            debug!(?stalled, "the failure detector's tick came late: that time is not counted as peers' silence");
+        }
+        let down = silent_peers(&mut lock(&inner.peers), now, inner.config.down_after, stalled);
         for node in down {
             inner.node_down(&node, Gone::Silent);
         }
-        let every = inner.config.heartbeat;
         drop(inner);
         tokio::time::sleep(every).await;
     }
+}
+
+/// How long this node did not run its failure detector, given the time `between` two of
+/// its ticks that are `every` apart: past one interval of lateness, this process (or its
+/// runtime's threads) was held up, and heartbeats that arrived meanwhile may still be
+/// unread; zero otherwise.
+fn stall(between: Duration, every: Duration) -> Duration {
+    let late = between.saturating_sub(every);
+    if late > every { late } else { Duration::ZERO }
+}
+
+/// Marks down, and returns, the peers silent for longer than `down_after` at `now`, not
+/// counting the time `stalled` this node did not look (their heartbeats of that time may
+/// wait unread: a loaded machine that held this process up for a second must not make it
+/// declare every other node down).
+fn silent_peers(
+    peers: &mut HashMap<String, Peer>,
+    now: Instant,
+    down_after: Duration,
+    stalled: Duration,
+) -> Vec<String> {
+    peers
+        .iter_mut()
+        .filter_map(|(name, p)| {
+            if !p.up {
+                return None;
+            }
+            // The stall is credited: the silence counts from when this node looked again.
+            p.last_seen = (p.last_seen + stalled).min(now);
+            (now.duration_since(p.last_seen) > down_after).then(|| {
+                p.up = false;
+                name.clone()
+            })
+        })
+        .collect()
 }
 
 async fn listen_heartbeats(cluster: Weak<Inner>, mut beats: async_nats::Subscriber) {
@@ -1203,6 +1234,80 @@ impl NodeRef {
             Some(subactor_wire::Answer::Refused(error)) => Err(error),
             Some(other) => Err(format!("unexpected answer to a spawn: {other:?}")),
             None => Err(format!("node {} did not answer (it is down or unreachable)", self.link.node)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod detector_tests {
+    use super::*;
+
+    const EVERY: Duration = Duration::from_millis(100);
+    const DOWN_AFTER: Duration = Duration::from_millis(600);
+
+    fn peer(last_seen: Instant) -> Peer {
+        Peer { incarnation: 1, last_seen, up: true, left: false }
+    }
+
+    #[test]
+    fn a_late_tick_of_the_detector_is_not_counted_as_peers_silence() {
+        // Heard from at `start`; this process is held up for a second, so its next tick
+        // comes then (the peer's heartbeats of that second wait unread).
+        let start = Instant::now();
+        let mut peers = HashMap::from([("b".to_owned(), peer(start))]);
+        let resumed = start + Duration::from_secs(1);
+        let stalled = stall(Duration::from_secs(1), EVERY);
+        assert_eq!(stalled, Duration::from_millis(900));
+        assert!(silent_peers(&mut peers, resumed, DOWN_AFTER, stalled).is_empty(), "not down for this node's stall");
+        assert!(peers["b"].up);
+        // A peer that stays silent while this node runs on time is down once down_after
+        // has passed since this node looked again (less the one interval a tick may be
+        // late without counting as a stall).
+        let mut now = resumed;
+        let down = loop {
+            now += EVERY;
+            let down = silent_peers(&mut peers, now, DOWN_AFTER, stall(EVERY, EVERY));
+            if !down.is_empty() {
+                break down;
+            }
+            assert!(now < resumed + Duration::from_secs(10), "never declared down");
+        };
+        assert_eq!(down, ["b"]);
+        assert!(!peers["b"].up);
+        let waited = now.duration_since(resumed);
+        assert!(waited >= DOWN_AFTER - EVERY && waited <= DOWN_AFTER + EVERY, "{waited:?}");
+    }
+
+    #[test]
+    fn ticks_on_time_judge_the_whole_silence() {
+        // Within one interval of lateness a tick is on time: no stall.
+        assert_eq!(stall(Duration::from_millis(190), EVERY), Duration::ZERO);
+        assert_eq!(stall(Duration::from_millis(100), EVERY), Duration::ZERO);
+        let start = Instant::now();
+        let mut peers =
+            HashMap::from([("b".to_owned(), peer(start)), ("c".to_owned(), peer(start + Duration::from_millis(500)))]);
+        let now = start + Duration::from_millis(700);
+        assert_eq!(silent_peers(&mut peers, now, DOWN_AFTER, Duration::ZERO), ["b"]);
+        assert!(!peers["b"].up && peers["c"].up);
+        // One already down is not reported again.
+        assert!(silent_peers(&mut peers, now + Duration::from_secs(1), DOWN_AFTER, Duration::ZERO) == ["c"]);
+    }
+
+    #[test]
+    fn a_detector_held_up_on_every_tick_still_declares_a_silent_peer_down() {
+        // Each tick 300 ms apart (200 ms late): the credit is the lateness, the silence
+        // still grows by one interval a tick.
+        let start = Instant::now();
+        let mut peers = HashMap::from([("b".to_owned(), peer(start))]);
+        let between = Duration::from_millis(300);
+        let mut now = start;
+        for tick in 1.. {
+            now += between;
+            if !silent_peers(&mut peers, now, DOWN_AFTER, stall(between, EVERY)).is_empty() {
+                assert!(tick <= 10, "down after {tick} ticks");
+                return;
+            }
+            assert!(tick < 100, "never declared down");
         }
     }
 }
