@@ -155,8 +155,9 @@ pub(crate) struct Inner {
     /// Answers and acks waiting to be sent, by node (sent in bunches by the replier task).
     replies: Mutex<HashMap<String, Queued>>,
     /// Bunches of answers published without a reply subject and not yet acknowledged
-    /// (by node and frame): sent again as requests if no ack comes.
-    unacked: Mutex<std::collections::HashSet<(String, u64)>>,
+    /// (by node and frame), each with the wake-up of the task that sends it again as a
+    /// request if no ack comes (and lets go of it as soon as one does).
+    unacked: Mutex<HashMap<(String, u64), tokio::sync::oneshot::Sender<()>>>,
     /// Bunches of answers from other nodes taken here, to acknowledge (by node, as
     /// `(its incarnation, frame)`): they ride on the next batch to that node, or go alone
     /// after [`ACK_DELAY`].
@@ -673,12 +674,13 @@ impl Inner {
             inner.left.load(Ordering::Acquire) || lock(&inner.peers).get(&node).is_some_and(|p| !p.up)
         };
         let cluster = self.me.clone();
-        let publish = parts.len() == 1;
-        if publish {
-            lock(&self.unacked).insert(key.clone());
-        }
+        let acked = (parts.len() == 1).then(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            lock(&self.unacked).insert(key.clone(), tx);
+            rx
+        });
         self.handle.spawn(async move {
-            if publish {
+            if let Some(acked) = acked {
                 let payload = match encode_plain(&parts[0]) {
                     Ok(payload) => Bytes::from(payload),
                     Err(error) => {
@@ -692,10 +694,11 @@ impl Inner {
                 if let Err(error) = client.publish(subject.clone(), payload).await {
                     debug!(%error, "publishing answers failed: sending them again");
                 }
-                tokio::time::sleep(ACK_WAIT).await;
+                // Ends (and lets go of the answers) as soon as the ack comes.
+                let came = matches!(tokio::time::timeout(ACK_WAIT, acked).await, Ok(Ok(())));
                 let Some(inner) = cluster.upgrade() else { return };
                 let _unacked = Unacked { cluster: cluster.clone(), key: key.clone() };
-                if !lock(&inner.unacked).contains(&key) || gone(&inner) {
+                if came || !lock(&inner.unacked).contains_key(&key) || gone(&inner) {
                     return;
                 }
                 debug!(node = %key.0, frame = key.1, "no ack came for answers: sending them again");
@@ -768,8 +771,10 @@ impl Inner {
     pub(crate) fn replies_taken(&self, node: &str, taken: &[(u64, u64)]) {
         let mut unacked = lock(&self.unacked);
         for &(incarnation, frame) in taken {
-            if incarnation == self.incarnation {
-                unacked.remove(&(node.to_owned(), frame));
+            if incarnation == self.incarnation
+                && let Some(waiting) = unacked.remove(&(node.to_owned(), frame))
+            {
+                let _ = waiting.send(());
             }
         }
     }

@@ -734,18 +734,16 @@ fn settle<A: Actor>(
     tally: Option<&mut crate::metrics::Tally<'_>>,
     timer: Option<Instant>,
 ) -> Option<Failure> {
-    if tally.is_some() || cell.stats.is_some() {
-        let (failed, interrupted) = match &handled {
-            Handled::Ok(_) => (false, false),
-            Handled::Error(_) | Handled::Panic(_) => (true, false),
-            Handled::Interrupted(..) => (true, true),
-        };
-        match (tally, &cell.stats) {
-            // Published before an asker gets the reply.
-            (Some(tally), _) => tally.end(timer, failed, interrupted, reply.is_some()),
-            (None, Some(stats)) => stats.end(timer, failed, interrupted),
-            (None, None) => {}
-        }
+    let (failed, interrupted) = match &handled {
+        Handled::Ok(_) => (false, false),
+        Handled::Error(_) | Handled::Panic(_) => (true, false),
+        Handled::Interrupted(..) => (true, true),
+    };
+    match (tally, &cell.stats) {
+        // Published before an asker gets the reply.
+        (Some(tally), _) => tally.end(timer, failed, interrupted, reply.is_some()),
+        (None, Some(stats)) => stats.end(timer, failed, interrupted),
+        (None, None) => {}
     }
     let limit = cell.time_limit.unwrap_or_default();
     let (outcome, failure) = match handled {
