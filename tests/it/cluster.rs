@@ -36,12 +36,23 @@ struct Nats {
 
 impl Nats {
     fn start(extra: &[&str]) -> Nats {
-        let port = free_port();
         let store = temp_dir("nats");
+        let mut args = vec!["-js".to_owned(), "-sd".to_owned(), store.to_string_lossy().into_owned()];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Nats::spawn(&args, store)
+    }
+
+    /// A server whose configuration file `conf` enables JetStream itself (in `store`), so
+    /// that the configuration can be reloaded (a reload drops what came from `-js`).
+    fn start_configured(conf: &std::path::Path, store: PathBuf) -> Nats {
+        Nats::spawn(&["-c".to_owned(), conf.to_string_lossy().into_owned()], store)
+    }
+
+    fn spawn(args: &[String], store: PathBuf) -> Nats {
+        let port = free_port();
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
-            .args(extra)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -503,6 +514,133 @@ fn a_stream_of_tells_alone_is_acknowledged_both_ways_without_requests() {
     assert_eq!(t.bunches_acknowledged, t.bunches, "every bunch of answers acknowledged once: {t:?}");
     assert_eq!(counter.blocking_ask(0, TIMEOUT).expect("ask"), Value::from(TELLS as i64), "every tell handled");
     assert_eq!(rt.dead_letters().count(), 0, "none reported undelivered");
+    rt.shutdown().expect("shutdown");
+}
+
+/// The server itself loses what the nodes send: a subject mapping whose weights add up to
+/// less than 100% drops the rest (nats-server's documented way to inject message loss for
+/// tests), switched on and off by reloading the server's configuration.
+struct Loss {
+    nats: Nats,
+    conf: PathBuf,
+    store: PathBuf,
+    probe: async_nats::Client,
+    runtime: tokio::runtime::Runtime,
+    /// Changes with each configuration, so that a reload can be seen to have happened.
+    generation: u32,
+}
+
+impl Loss {
+    fn start() -> Loss {
+        let conf = temp_dir("nats-conf").join("nats.conf");
+        let store = temp_dir("nats");
+        let config = |generation| Loss::config_text(&store, generation, None);
+        std::fs::write(&conf, config(0)).expect("config");
+        let nats = Nats::start_configured(&conf, store.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let probe = runtime.block_on(async_nats::connect(nats.url())).expect("the probe connects");
+        let mut loss = Loss { nats, conf, store, probe, runtime, generation: 0 };
+        loss.set(None);
+        loss
+    }
+
+    /// The server's configuration: `lost` (a subject) mapped with a weight of 0%, so that
+    /// every message sent to it is dropped; a probe subject mapped to one that names the
+    /// generation.
+    fn config_text(store: &std::path::Path, generation: u32, lost: Option<&str>) -> String {
+        let lost = lost.map_or(String::new(), |subject| {
+            format!("  \"{subject}\": [ {{ destination: \"{subject}\", weight: 0% }} ]\n")
+        });
+        format!(
+            "jetstream {{ store_dir: {:?} }}\nmappings = {{\n  \"loss-probe\": \"loss-probe.{}\"\n{lost}}}\n",
+            store.to_string_lossy(),
+            generation
+        )
+    }
+
+    /// Drops every message sent to `lost` from now on (`None`: nothing), once the server
+    /// has taken the new configuration.
+    fn set(&mut self, lost: Option<&str>) {
+        self.generation += 1;
+        let generation = self.generation;
+        std::fs::write(&self.conf, Loss::config_text(&self.store, generation, lost)).expect("config");
+        let reloaded = Command::new("nats-server")
+            .arg("--signal")
+            .arg(format!("reload={}", self.nats.child.id()))
+            .status()
+            .expect("nats-server --signal");
+        assert!(reloaded.success(), "nats-server did not take the reload signal");
+        let probe = self.probe.clone();
+        self.runtime.block_on(async move {
+            let mut seen = probe.subscribe(format!("loss-probe.{generation}")).await.expect("subscribe");
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            loop {
+                probe.publish("loss-probe", "?".into()).await.expect("publish");
+                probe.flush().await.expect("flush");
+                let next = futures_util::StreamExt::next(&mut seen);
+                if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), next).await {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "the server never took configuration {generation}");
+            }
+        });
+    }
+}
+
+#[test]
+fn answers_and_batches_the_server_loses_are_sent_again_and_handled_once() {
+    const ASKS: i64 = 6;
+    const TELLS: i64 = 200;
+    let mut loss = Loss::start();
+    let url = loss.nats.url();
+    let _b = Node::start(&url, "b", &[]);
+    let rt = join(&url, "a");
+    wait_for(&rt, "b");
+    let counter = rt.spawn_on("b", PythonActor::new("actors", "Counter")).expect("spawn");
+    assert_eq!(counter.blocking_ask(0, TIMEOUT).expect("ask"), Value::from(0));
+    let spy = Spy::start(&url);
+    let mut total = 0;
+
+    // First the answers node b sends to node a, then the batches node a sends to node b
+    // (the acks of the answers too): asks and tells go while everything of that kind is
+    // lost, and are all answered or handled, once each, after the loss ends.
+    for lost in ["subactor.a.reply", "subactor.b.in"] {
+        spy.traffic("a", "b");
+        loss.set(Some(lost));
+        let asks: Vec<_> = (0..ASKS)
+            .map(|_| {
+                let counter = counter.clone();
+                std::thread::spawn(move || counter.blocking_ask(1, TIMEOUT))
+            })
+            .collect();
+        for _ in 0..TELLS {
+            counter.blocking_tell(1).expect("tell");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(asks.iter().all(|ask| !ask.is_finished()), "with {lost} lost, no ask can have its answer");
+        loss.set(None);
+        let mut answers: Vec<i64> = asks
+            .into_iter()
+            .map(|ask| {
+                let answer = ask.join().expect("asker").expect("answered once the loss ended");
+                answer.as_i64().expect("an int")
+            })
+            .collect();
+        answers.sort_unstable();
+        answers.dedup();
+        assert_eq!(answers.len(), ASKS as usize, "each ask handled once (a distinct running total each): {answers:?}");
+        total += ASKS + TELLS;
+        assert_eq!(
+            counter.blocking_ask(0, TIMEOUT).expect("ask"),
+            Value::from(total),
+            "with {lost} lost for a while, every ask and tell handled exactly once"
+        );
+        eventually("every tell is confirmed", || rt.cluster().expect("cluster").unconfirmed_tells("b") == 0);
+        let t = spy.traffic("a", "b");
+        println!("{lost} lost: {t:?}");
+        assert!(t.requests >= 1, "what was lost was sent again (as a request, with its ack on an inbox): {t:?}");
+    }
+    assert_eq!(rt.dead_letters().count(), 0, "nothing reported undelivered: nothing was");
     rt.shutdown().expect("shutdown");
 }
 
