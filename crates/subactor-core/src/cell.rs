@@ -786,6 +786,17 @@ pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Optio
 /// Receives from `rx`, spinning for up to `spin` (see [`spin_for`]) before parking
 /// until `deadline` (or for good). `Err` tells a timeout from a disconnection.
 pub(crate) fn spin_recv<T>(rx: &Receiver<T>, spin: Duration, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    spin_recv_or(rx, spin, deadline, || {})
+}
+
+/// [`spin_recv`], calling `before_park` once the spin has found nothing, before the
+/// thread parks (not at all when an item comes while it spins).
+pub(crate) fn spin_recv_or<T>(
+    rx: &Receiver<T>,
+    spin: Duration,
+    deadline: Option<Instant>,
+    before_park: impl FnOnce(),
+) -> Result<T, RecvTimeoutError> {
     let mut disconnected = false;
     let spun = spin_for(spin, || match rx.try_recv() {
         Ok(item) => Some(item),
@@ -795,11 +806,16 @@ pub(crate) fn spin_recv<T>(rx: &Receiver<T>, spin: Duration, deadline: Option<In
             None
         }
     });
-    match (spun, deadline) {
-        (Some(item), _) => Ok(item),
-        (None, _) if disconnected => Err(RecvTimeoutError::Disconnected),
-        (None, Some(deadline)) => rx.recv_deadline(deadline),
-        (None, None) => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+    if let Some(item) = spun {
+        return Ok(item);
+    }
+    if disconnected {
+        return Err(RecvTimeoutError::Disconnected);
+    }
+    before_park();
+    match deadline {
+        Some(deadline) => rx.recv_deadline(deadline),
+        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
     }
 }
 

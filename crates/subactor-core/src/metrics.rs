@@ -9,8 +9,8 @@
 //! handler-time histogram (the Prometheus client's, lock-free) is fed a sample of the
 //! handlers (see [`HANDLER_SAMPLE`]). An actor that takes one message at a time counts on
 //! its run loop's stack ([`Tally`]) and adds to its `ActorStats` in bulk (with each
-//! timed handler, before an ask's reply, before it waits for mail), so that a message
-//! costs a few register increments and the cell's shared cache lines are written once
+//! timed handler, before an ask's reply, before its thread parks for mail), so that a message
+//! costs an increment and a test, and the cell's shared cache lines are written once
 //! in a while. A process actor's child times its handlers itself and sends the times
 //! with each batch of tells. Off, the message path pays one branch.
 //!
@@ -175,34 +175,43 @@ impl ActorStats {
 /// its thread's stack, not in shared memory) and added to its [`ActorStats`] in bulk:
 /// when a handler is timed (one in [`HANDLER_SAMPLE`] while they are fast, every one
 /// while they are slow), before an ask's reply is sent (so that whoever got the reply
-/// sees the counts of every message before it), before the thread waits for mail, and
-/// when the loop ends (dropped). A message then costs a few register increments: the
-/// cell's shared cache lines are written once in a while, not on every message. Its
+/// sees the counts of every message before it), before the thread parks for mail (not
+/// when mail comes while it spins), and when the loop ends (dropped). A message that goes
+/// well and is not timed costs one increment (its tick, which also counts it) and one
+/// test: the cell's shared cache lines are written once in a while, not on every
+/// message. Its
 /// handlers are timed one in [`TINY_HANDLER_SAMPLE`] while tiny, one in
 /// [`HANDLER_SAMPLE`] while fast, every one while slow.
 pub(crate) struct Tally<'a> {
     stats: &'a ActorStats,
-    handled: u64,
+    /// Handler calls so far (for sampling); the messages handled one by one since the
+    /// last publication are `ticks - published`.
+    ticks: u64,
+    published: u64,
+    /// Messages handled in batches since the last publication.
+    batched: u64,
     failed: u64,
     interrupts: u64,
-    ticks: u64,
     /// Which ticks are timed (see [`sample_mask`]).
     mask: u64,
 }
 
 impl<'a> Tally<'a> {
     pub(crate) fn new(stats: &'a ActorStats) -> Tally<'a> {
+        let ticks = stats.ticks.load(Ordering::Relaxed);
         Tally {
             stats,
-            handled: 0,
+            ticks,
+            published: ticks,
+            batched: 0,
             failed: 0,
             interrupts: 0,
-            ticks: stats.ticks.load(Ordering::Relaxed),
             mask: if stats.slow.load(Ordering::Relaxed) { 0 } else { HANDLER_SAMPLE - 1 },
         }
     }
 
-    /// Called before a handler: the instant to time it from, if this one is timed.
+    /// Called before a handler: the instant to time it from, if this one is timed. The
+    /// tick counts the message as handled (every `begin` has its `end`).
     #[inline]
     pub(crate) fn begin(&mut self) -> Option<Instant> {
         let n = self.ticks;
@@ -210,21 +219,27 @@ impl<'a> Tally<'a> {
         (n & self.mask == 0).then(Instant::now)
     }
 
-    /// Called after a handler: counts it, and records its time if it was timed; with
-    /// `publish` (an ask, about to be answered), the counts are published now.
+    /// Called after a handler: records its time if it was timed, counts a failure;
+    /// with `publish` (an ask, about to be answered), the counts are published now. A
+    /// message that went well and was not timed costs nothing here.
     #[inline]
     pub(crate) fn end(&mut self, timer: Option<Instant>, failed: bool, interrupted: bool, publish: bool) {
-        self.handled += 1;
+        if timer.is_some() || failed || interrupted || publish {
+            self.end_rarely(timer, failed, interrupted);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn end_rarely(&mut self, timer: Option<Instant>, failed: bool, interrupted: bool) {
         self.failed += u64::from(failed);
         self.interrupts += u64::from(interrupted);
         if let Some(started) = timer {
             let took = started.elapsed();
             self.mask = sample_mask(took);
             self.stats.handler_time.observe(took.as_secs_f64());
-            self.publish();
-        } else if publish {
-            self.publish();
         }
+        self.publish();
     }
 
     /// Counts `n` messages handled together (a batch of tells), `failed` of them failed,
@@ -232,7 +247,7 @@ impl<'a> Tally<'a> {
     /// an actor whose handlers run elsewhere, far slower than recording a time); then
     /// publishes.
     pub(crate) fn end_batch(&mut self, n: u64, failed: u64, interrupted: bool, times: &[Duration]) {
-        self.handled += n;
+        self.batched += n;
         self.failed += failed;
         self.interrupts += u64::from(interrupted);
         for took in times {
@@ -247,11 +262,13 @@ impl<'a> Tally<'a> {
     /// Adds what was counted since the last time to the actor's [`ActorStats`].
     #[inline]
     pub(crate) fn publish(&mut self) {
-        if self.handled == 0 && self.interrupts == 0 {
+        let handled = self.ticks.wrapping_sub(self.published).wrapping_add(self.batched);
+        if handled == 0 && self.interrupts == 0 {
             return;
         }
-        self.stats.add(self.handled, self.failed, self.interrupts);
-        self.handled = 0;
+        self.stats.add(handled, self.failed, self.interrupts);
+        self.published = self.ticks;
+        self.batched = 0;
         self.failed = 0;
         self.interrupts = 0;
     }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info_span, trace_span, warn};
 
-use crate::cell::{Busy, Cell, Envelope, Failed, Signal, spin_recv};
+use crate::cell::{Busy, Cell, Envelope, Failed, Signal, spin_recv_or};
 use crate::dead_letters::DeadLetterReason;
 use crate::supervisor::{Decision, ParentLink};
 use crate::{
@@ -340,11 +340,18 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                 }
                 Signal::Restart if cell.take_restart() => return Exit::Restart,
                 Signal::Restart | Signal::None => {
-                    if let Some(tally) = &mut tally {
-                        tally.publish();
-                    }
                     actor.before_wait();
-                    let next = busy.idle(|| spin_recv(&cell.rx, cell.spin, None));
+                    // The counts are published before the thread parks, not when mail
+                    // comes while it spins: a sender that keeps the mailbox nearly
+                    // empty would otherwise have the cell's counters written after
+                    // every message or two.
+                    let next = busy.idle(|| {
+                        spin_recv_or(&cell.rx, cell.spin, None, || {
+                            if let Some(tally) = &mut tally {
+                                tally.publish();
+                            }
+                        })
+                    });
                     actor.after_wait();
                     match next {
                         Ok(envelope) => envelope,
