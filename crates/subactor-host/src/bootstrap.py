@@ -379,9 +379,11 @@ def _use_code_cache():
     get, put = _code_cache_get, _code_cache_put
 
     class _CachedSourceFileLoader(external.SourceFileLoader):
-        def source_to_code(self, data, path, *, _optimize=-1):
-            if _optimize != -1 or type(data) is not bytes or type(path) is not str:
-                return super().source_to_code(data, path, _optimize=_optimize)
+        def source_to_code(self, data, path, *more, **options):
+            # Only the call get_code makes in 3.12 and 3.13 (default flags) is cached;
+            # any other (an optimisation level, arguments of later versions) compiles.
+            if more or options or type(data) is not bytes or type(path) is not str:
+                return super().source_to_code(data, path, *more, **options)
             code = get(path, data)
             if code is None:
                 code = super().source_to_code(data, path)
