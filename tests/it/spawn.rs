@@ -1,6 +1,6 @@
 //! Spawning Python actors, and every way it can fail.
 
-use subactor::{PythonActor, SpawnError, StartError, Value};
+use subactor::{PythonActor, Runtime, SpawnError, StartError, Value};
 
 use crate::common::{TIMEOUT, runtime, spawn};
 
@@ -53,6 +53,51 @@ fn a_module_can_be_given_as_a_file_path() {
     let counter = rt.spawn(PythonActor::new(path, "Counter").args((10,))).expect("spawn from a path");
     assert_eq!(counter.blocking_ask(5, TIMEOUT).expect("ask"), Value::from(15));
     rt.shutdown().expect("shutdown");
+}
+
+/// An actor's module is compiled once per process, not once per spawn (where no `.pyc`
+/// is read), and never comes from the cache once its source changed, even at the same
+/// size and modification time (which would fool a `.pyc`).
+#[test]
+fn compiled_source_is_shared_by_interpreters_and_never_stale() {
+    let dir = std::env::temp_dir().join(format!("subactor-codecache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let name = format!("compiled_once_{}", std::process::id());
+    let path = dir.join(format!("{name}.py"));
+    // "\d" is an invalid escape: compiling the module raises a SyntaxWarning.
+    let version = |value: &str| format!("VALUE = {value:?}\nPATTERN = \"\\d\"\n");
+    std::fs::write(&path, version("one")).expect("version one written");
+    let rt = Runtime::builder()
+        .python_path([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python").to_owned(),
+            dir.to_string_lossy().into_owned(),
+        ])
+        .build()
+        .expect("the runtime starts");
+    let import = || {
+        let actor =
+            rt.spawn(PythonActor::new("actors", "CompileWarnings").args(name.as_str())).expect("the actor starts");
+        let answer = actor.blocking_ask((), TIMEOUT).expect("ask");
+        actor.stop();
+        actor.blocking_wait();
+        answer
+    };
+    let answer = |warnings: i64, value: &str| Value::Tuple(vec![Value::from(warnings), Value::from(value)]);
+    assert_eq!(import(), answer(1, "one"), "the first interpreter compiles the module");
+    assert_eq!(import(), answer(0, "one"), "the next one loads the code the first compiled");
+
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).expect("the module's mtime");
+    std::fs::write(&path, version("two")).expect("version two written, at the same size");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(modified))
+        .expect("the old mtime restored");
+    assert_eq!(import(), answer(1, "two"), "a changed source is compiled anew");
+    assert_eq!(import(), answer(0, "two"), "and then shared");
+    rt.shutdown().expect("shutdown");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -53,6 +53,25 @@ class Imported:
         return name in sys.modules
 
 
+class CompileWarnings:
+    """Imports the module ``name`` with no ``.pyc`` written (nor read: its folder has
+    none) and answers ``(SyntaxWarnings raised compiling it, its VALUE)``: a module that
+    compiles with a warning warns again each time it is compiled, not when its code
+    comes from the process's code cache."""
+
+    def __init__(self, name):
+        import warnings
+
+        sys.dont_write_bytecode = True
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = __import__(name)
+        self.answer = (sum(issubclass(w.category, SyntaxWarning) for w in caught), module.VALUE)
+
+    def receive(self, msg):
+        return self.answer
+
+
 class Whoami:
     """Answers the id of the interpreter it runs in."""
 

@@ -14,18 +14,27 @@ use crate::PythonException;
 /// The bootstrap module's source, NUL-terminated for `Py_CompileString`.
 const BOOTSTRAP: &str = concat!(include_str!("../bootstrap.py"), "\0");
 
+/// The parts of the bootstrap an actor may never need (`bootstrap_late.py`), run in the
+/// bootstrap module on first use (its `_late()`).
+const BOOTSTRAP_LATE: &str = concat!(include_str!("../bootstrap_late.py"), "\0");
+
 /// The bootstrap compiled once per process and marshalled: loading it in each new
-/// interpreter takes ~20 µs where compiling takes ~1 ms. Code objects cannot cross
+/// interpreter is cheaper than compiling it (~1 ms). Code objects cannot cross
 /// interpreters; their marshalled bytes can.
 static BOOTSTRAP_CODE: OnceLock<Vec<u8>> = OnceLock::new();
 
-/// The bootstrap's code object in the attached interpreter.
+/// The same, for `bootstrap_late.py`.
+static BOOTSTRAP_LATE_CODE: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// The code object of `source` (NUL-terminated, compiled as `filename`) in the attached
+/// interpreter: loaded from `marshalled`, or compiled and marshalled there for the
+/// next interpreters.
 ///
 /// # Safety
 ///
 /// An interpreter is attached on this thread.
-unsafe fn bootstrap_code() -> Result<Obj, PythonException> {
-    if let Some(bytes) = BOOTSTRAP_CODE.get() {
+unsafe fn code_of(source: &str, filename: &CStr, marshalled: &OnceLock<Vec<u8>>) -> Result<Obj, PythonException> {
+    if let Some(bytes) = marshalled.get() {
         let len = ffi::Py_ssize_t::try_from(bytes.len()).unwrap_or(ffi::Py_ssize_t::MAX);
         // SAFETY: attached (contract); the bytes are a marshalled code object made by
         // this same libpython, alive for the call.
@@ -36,27 +45,22 @@ unsafe fn bootstrap_code() -> Result<Obj, PythonException> {
         // SAFETY: attached; fall back to compiling, dropping the marshal error.
         unsafe { ffi::PyErr_Clear() };
     }
-    let source = CStr::from_bytes_with_nul(BOOTSTRAP.as_bytes()).unwrap_or(c"");
-    // SAFETY: attached (contract); `source` is NUL-terminated.
-    let code = unsafe {
-        Obj::from_owned(ffi::Py_CompileString(
-            source.as_ptr(),
-            c"<subactor-host bootstrap>".as_ptr(),
-            ffi::Py_file_input,
-        ))
-    }
-    // SAFETY: attached; a null result means an exception is set.
-    .ok_or_else(|| describe_fallback(unsafe { take_exception() }))?;
+    let source = CStr::from_bytes_with_nul(source.as_bytes()).unwrap_or(c"");
+    // SAFETY: attached (contract); `source` and `filename` are NUL-terminated.
+    let code =
+        unsafe { Obj::from_owned(ffi::Py_CompileString(source.as_ptr(), filename.as_ptr(), ffi::Py_file_input)) }
+            // SAFETY: attached; a null result means an exception is set.
+            .ok_or_else(|| describe_fallback(unsafe { take_exception() }))?;
     // SAFETY: attached; `code` is a code object; the result is a new bytes object or null.
-    let marshalled = unsafe { Obj::from_owned(ffi::PyMarshal_WriteObjectToString(code.as_ptr(), MARSHAL_VERSION)) };
-    match marshalled {
+    let data = unsafe { Obj::from_owned(ffi::PyMarshal_WriteObjectToString(code.as_ptr(), MARSHAL_VERSION)) };
+    match data {
         Some(data) => {
             // SAFETY: `data` is a bytes object of the attached interpreter.
             let bytes = unsafe {
                 let len = usize::try_from(ffi::PyBytes_Size(data.as_ptr())).unwrap_or(0);
                 std::slice::from_raw_parts(ffi::PyBytes_AsString(data.as_ptr()).cast::<u8>(), len).to_vec()
             };
-            let _ = BOOTSTRAP_CODE.set(bytes);
+            let _ = marshalled.set(bytes);
         }
         // SAFETY: attached; caching is optional, drop the error.
         None => unsafe { ffi::PyErr_Clear() },
@@ -64,8 +68,32 @@ unsafe fn bootstrap_code() -> Result<Obj, PythonException> {
     Ok(code)
 }
 
+/// `_bootstrap_late()`, a function of the bootstrap module: the code of
+/// `bootstrap_late.py`, for its `_late()` to run.
+static LATE_METHOD: super::module::CStatic<ffi::PyMethodDef> = super::module::CStatic::new(super::module::method(
+    c"_bootstrap_late",
+    ffi::PyMethodDefPointer { PyCFunction: bootstrap_late },
+    ffi::METH_NOARGS,
+    c"_bootstrap_late(): the code of the bootstrap's late parts (bootstrap_late.py).",
+));
+
+unsafe extern "C" fn bootstrap_late(_module: *mut ffi::PyObject, _unused: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    super::module::guard(|| {
+        // SAFETY: CPython calls this attached.
+        match unsafe { code_of(BOOTSTRAP_LATE, c"<subactor-host bootstrap_late>", &BOOTSTRAP_LATE_CODE) } {
+            Ok(code) => Ok(code.into_ptr()),
+            Err(exception) => {
+                let message = std::ffi::CString::new(exception.to_string().replace('\0', " ")).unwrap_or_default();
+                // SAFETY: attached; the message is NUL-terminated.
+                unsafe { ffi::PyErr_SetString(ffi::PyExc_ImportError, message.as_ptr()) };
+                Err(super::module::Raised)
+            }
+        }
+    })
+}
+
 /// `marshal.version` of CPython 3.12 and 3.13.
-const MARSHAL_VERSION: std::ffi::c_int = 4;
+pub(super) const MARSHAL_VERSION: std::ffi::c_int = 4;
 
 /// The pickle protocol used for objects that are not plain values (5: out-of-band
 /// buffers, Python 3.8+).
@@ -244,10 +272,16 @@ impl Helpers {
         // an `Obj`, except borrowed dict entries, which are INCREF'd at once.
         unsafe {
             let failed = || describe_fallback(take_exception());
-            let code = bootstrap_code()?;
+            let code = code_of(BOOTSTRAP, c"<subactor-host bootstrap>", &BOOTSTRAP_CODE)?;
             let module = Obj::from_owned(ffi::PyModule_New(c"_subactor_host".as_ptr())).ok_or_else(failed)?;
             let dict = ffi::PyModule_GetDict(module.as_ptr());
             if ffi::PyDict_SetItemString(dict, c"__builtins__".as_ptr(), ffi::PyEval_GetBuiltins()) < 0 {
+                return Err(failed());
+            }
+            super::codecache::add_functions(dict).map_err(|()| failed())?;
+            let late = Obj::from_owned(ffi::PyCFunction_NewEx(LATE_METHOD.as_ptr(), ptr::null_mut(), ptr::null_mut()))
+                .ok_or_else(failed)?;
+            if ffi::PyDict_SetItemString(dict, c"_bootstrap_late".as_ptr(), late.as_ptr()) < 0 {
                 return Err(failed());
             }
             Obj::from_owned(ffi::PyEval_EvalCode(code.as_ptr(), dict, dict)).ok_or_else(failed)?;

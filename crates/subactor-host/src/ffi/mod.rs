@@ -15,6 +15,8 @@
 //!   `subactor_host::fork`);
 //! - [`main`]: the same objects and conversions in the main interpreter, for the Python
 //!   package (public as `subactor_host::main_interpreter`);
+//! - [`codecache`]: compiled Python source, marshalled once per process for every
+//!   actor interpreter that imports it;
 //! - [`reclaim`]: the allocator memory CPython keeps after an own-GIL interpreter
 //!   ends, given back (see its module docs);
 //! - [`zygote`]: the template process of process actors (Python initialised once, a
@@ -32,6 +34,7 @@
 
 pub(crate) mod buffers;
 pub(crate) mod child;
+pub(crate) mod codecache;
 pub(crate) mod convert;
 pub mod fork;
 pub(crate) mod helpers;
