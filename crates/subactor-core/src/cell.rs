@@ -867,3 +867,32 @@ impl<A: Actor> fmt::Debug for Cell<A> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod spin_tests {
+    use std::time::{Duration, Instant};
+
+    use super::{SpinSlot, cores, spin_for};
+
+    /// With every core taken by spinners, a waiter does not spin for its whole `spin`:
+    /// it gives up after its few pure spins (and would park).
+    #[test]
+    fn a_waiter_does_not_spin_without_a_spare_core() {
+        let held: Vec<SpinSlot> = std::iter::from_fn(SpinSlot::claim).take(cores() + 1).collect();
+        assert!(held.len() <= cores(), "claimed {} slots on {} cores", held.len(), cores());
+        assert!(SpinSlot::claim().is_none(), "a slot beyond the cores was claimed");
+        let started = Instant::now();
+        assert_eq!(spin_for(Duration::from_secs(30), || None::<()>), None);
+        assert!(started.elapsed() < Duration::from_secs(10), "it spun for {:?}", started.elapsed());
+        drop(held);
+        // Given back: a waiter may spin again (the item arrives while it does).
+        let mut polls = 0;
+        assert_eq!(
+            spin_for(Duration::from_secs(30), || {
+                polls += 1;
+                (polls > 200).then_some(7)
+            }),
+            Some(7)
+        );
+    }
+}
