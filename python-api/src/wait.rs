@@ -25,25 +25,16 @@ pub(crate) enum Waited<T> {
     Disconnected,
 }
 
-/// Polls `rx` for up to [`SPIN`].
+/// Polls `rx` for up to [`SPIN`], by the runtime's one spin policy
+/// ([`subactor_core::spin_for`]: it spins only on a spare core, which it claims, so that
+/// this waiter and the thread of the actor it waits for, when that thread waits in turn
+/// for its child process, do not both spin on a 2-core machine and leave the child none).
 fn spin<T>(rx: &Receiver<T>) -> Option<Result<T, RecvTimeoutError>> {
-    let start = Instant::now();
-    let mut round = 0u32;
-    loop {
-        match rx.try_recv() {
-            Ok(item) => return Some(Ok(item)),
-            Err(TryRecvError::Disconnected) => return Some(Err(RecvTimeoutError::Disconnected)),
-            Err(TryRecvError::Empty) => {}
-        }
-        if round < 64 {
-            round += 1;
-            std::hint::spin_loop();
-        } else if start.elapsed() < SPIN {
-            std::thread::yield_now();
-        } else {
-            return None;
-        }
-    }
+    subactor_core::spin_for(SPIN, || match rx.try_recv() {
+        Ok(item) => Some(Ok(item)),
+        Err(TryRecvError::Disconnected) => Some(Err(RecvTimeoutError::Disconnected)),
+        Err(TryRecvError::Empty) => None,
+    })
 }
 
 /// Receives from `rx` with the GIL released, until `deadline` (or for good), running

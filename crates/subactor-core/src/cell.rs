@@ -718,10 +718,42 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-/// Whether a core is free for spinning: fewer actors are busy than there are cores.
-/// When every core has work, a spinning thread would only slow that work down.
-fn spare_core() -> bool {
-    BUSY.load(Ordering::Relaxed) < cores()
+/// How many threads of the process are spinning (yielding between polls) for
+/// something to arrive (see [`spin_for`]).
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+/// A spinning thread's claim on a spare core, given back when dropped.
+struct SpinSlot(());
+
+impl SpinSlot {
+    /// Claims a core for spinning if one is spare: fewer actors are busy and threads
+    /// spinning than there are cores. When every core has work (or a spinner), one
+    /// more spinning thread would only slow that work down: on 2 cores, a caller and a
+    /// process actor's thread spinning at once for the same answer left the child that
+    /// computes it no core of its own, and the asks took twice as long.
+    fn claim() -> Option<SpinSlot> {
+        let spinning = SPINNING.fetch_add(1, Ordering::Relaxed);
+        if BUSY.load(Ordering::Relaxed) + spinning < cores() {
+            Some(SpinSlot(()))
+        } else {
+            SPINNING.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl SpinSlot {
+    /// Whether the core claimed is still spare: actors that became busy since come
+    /// first.
+    fn still_spare(&self) -> bool {
+        BUSY.load(Ordering::Relaxed) + SPINNING.load(Ordering::Relaxed) <= cores()
+    }
+}
+
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Counts an actor thread as busy for as long as it lives (see [`Busy::idle`]).
@@ -756,9 +788,10 @@ impl Drop for Busy {
 
 /// Polls `poll` for up to `spin` before giving up: a few iterations of pure spinning
 /// (an answer due in a microsecond or two is taken at once), then yielding the CPU
-/// between polls, and only while a core is spare (fewer actors are busy than there are
-/// cores; a process actor's thread stands for its child, which works while the thread
-/// waits for it), so that a waiting thread never takes CPU from actors that have work.
+/// between polls, and only with a spare core claimed (fewer actors are busy and threads
+/// spinning than there are cores; a process actor's thread stands for its child, which
+/// works while the thread waits for it), so that a waiting thread never takes CPU from
+/// actors that have work, nor do two waiters take the one spare core between them.
 /// The one spin policy of the project: the links to process actors' children wait
 /// with it too.
 pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
@@ -768,6 +801,7 @@ pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Optio
     }
     let start = Instant::now();
     let mut round = 0u32;
+    let mut slot = None;
     loop {
         if let Some(item) = poll() {
             return Some(item);
@@ -775,7 +809,12 @@ pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Optio
         if round < PURE_SPINS {
             round += 1;
             std::hint::spin_loop();
-        } else if start.elapsed() < spin && spare_core() {
+            continue;
+        }
+        if slot.is_none() {
+            slot = SpinSlot::claim();
+        }
+        if slot.as_ref().is_some_and(SpinSlot::still_spare) && start.elapsed() < spin {
             std::thread::yield_now();
         } else {
             return None;
@@ -826,5 +865,34 @@ impl<A: Actor> fmt::Debug for Cell<A> {
             .field("name", &self.name)
             .field("state", &self.state())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod spin_tests {
+    use std::time::{Duration, Instant};
+
+    use super::{SpinSlot, cores, spin_for};
+
+    /// With every core taken by spinners, a waiter does not spin for its whole `spin`:
+    /// it gives up after its few pure spins (and would park).
+    #[test]
+    fn a_waiter_does_not_spin_without_a_spare_core() {
+        let held: Vec<SpinSlot> = std::iter::from_fn(SpinSlot::claim).take(cores() + 1).collect();
+        assert!(held.len() <= cores(), "claimed {} slots on {} cores", held.len(), cores());
+        assert!(SpinSlot::claim().is_none(), "a slot beyond the cores was claimed");
+        let started = Instant::now();
+        assert_eq!(spin_for(Duration::from_secs(30), || None::<()>), None);
+        assert!(started.elapsed() < Duration::from_secs(10), "it spun for {:?}", started.elapsed());
+        drop(held);
+        // Given back: a waiter may spin again (the item arrives while it does).
+        let mut polls = 0;
+        assert_eq!(
+            spin_for(Duration::from_secs(30), || {
+                polls += 1;
+                (polls > 200).then_some(7)
+            }),
+            Some(7)
+        );
     }
 }
