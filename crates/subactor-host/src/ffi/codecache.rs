@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, TryLockError};
 use pyo3_ffi as ffi;
 
 use super::module::{CStatic, guard, method};
+use super::object::to_rust_string;
 
 /// How many bytes (sources and marshalled code) the cache keeps at most.
 const LIMIT: usize = 64 << 20;
@@ -92,29 +93,6 @@ pub(super) unsafe fn add_functions(dict: *mut ffi::PyObject) -> Result<(), ()> {
     Ok(())
 }
 
-/// The UTF-8 text of a `str`, or `None` (with no exception set) if it is not one or has
-/// no UTF-8 form (a path with surrogates is simply not cached).
-///
-/// # Safety
-///
-/// Attached; `obj` is a valid object.
-unsafe fn text<'a>(obj: *mut ffi::PyObject) -> Option<&'a str> {
-    // SAFETY: attached (contract); the UTF-8 buffer lives as long as the str, which the
-    // caller's arguments keep alive for the call.
-    unsafe {
-        if ffi::PyUnicode_Check(obj) == 0 {
-            return None;
-        }
-        let mut len: ffi::Py_ssize_t = 0;
-        let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut len);
-        if data.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        std::str::from_utf8(std::slice::from_raw_parts(data.cast::<u8>(), usize::try_from(len).ok()?)).ok()
-    }
-}
-
 /// The contents of a `bytes` object, or `None` if it is not one.
 ///
 /// # Safety
@@ -132,21 +110,6 @@ unsafe fn bytes<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
     }
 }
 
-/// `None`, as a new reference.
-///
-/// # Safety
-///
-/// Attached.
-unsafe fn none() -> *mut ffi::PyObject {
-    // SAFETY: attached (contract); None is immortal, the INCREF keeps the count right
-    // on versions where it is not.
-    unsafe {
-        let none = ffi::Py_None();
-        ffi::Py_INCREF(none);
-        none
-    }
-}
-
 unsafe extern "C" fn get(
     _module: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
@@ -159,15 +122,15 @@ unsafe extern "C" fn get(
                 ffi::PyErr_SetString(ffi::PyExc_TypeError, c"_code_cache_get() takes (path, source)".as_ptr());
                 return Err(super::module::Raised);
             }
-            let (Some(path), Some(source)) = (text(*args), bytes(*args.add(1))) else {
-                return Ok(none());
+            let (Some(path), Some(source)) = (to_rust_string(*args), bytes(*args.add(1))) else {
+                return Ok(ffi::Py_NewRef(ffi::Py_None()));
             };
             let code = try_cache().and_then(|cache| {
-                let entry = cache.entries.get(path)?;
+                let entry = cache.entries.get(&path)?;
                 (*entry.source == *source).then(|| Arc::clone(&entry.code))
             });
             let Some(code) = code else {
-                return Ok(none());
+                return Ok(ffi::Py_NewRef(ffi::Py_None()));
             };
             let len = ffi::Py_ssize_t::try_from(code.len()).unwrap_or(ffi::Py_ssize_t::MAX);
             let loaded = ffi::PyMarshal_ReadObjectFromString(code.as_ptr().cast(), len);
@@ -175,7 +138,7 @@ unsafe extern "C" fn get(
                 // Bytes this libpython wrote cannot fail to load but for lack of memory:
                 // compile instead.
                 ffi::PyErr_Clear();
-                return Ok(none());
+                return Ok(ffi::Py_NewRef(ffi::Py_None()));
             }
             Ok(loaded)
         }
@@ -195,31 +158,31 @@ unsafe extern "C" fn put(
                 ffi::PyErr_SetString(ffi::PyExc_TypeError, c"_code_cache_put() takes (path, source, code)".as_ptr());
                 return Err(super::module::Raised);
             }
-            let (Some(path), Some(source), code) = (text(*args), bytes(*args.add(1)), *args.add(2)) else {
-                return Ok(none());
+            let (Some(path), Some(source), code) = (to_rust_string(*args), bytes(*args.add(1)), *args.add(2)) else {
+                return Ok(ffi::Py_NewRef(ffi::Py_None()));
             };
             if ffi::PyCode_Check(code) == 0 || source.len() > LIMIT {
-                return Ok(none());
+                return Ok(ffi::Py_NewRef(ffi::Py_None()));
             }
             let marshalled = ffi::PyMarshal_WriteObjectToString(code, super::helpers::MARSHAL_VERSION);
             if marshalled.is_null() {
                 // Caching is optional: a code object marshal refuses is just not kept.
                 ffi::PyErr_Clear();
-                return Ok(none());
+                return Ok(ffi::Py_NewRef(ffi::Py_None()));
             }
             let entry = bytes(marshalled).map(|code| Entry { source: source.into(), code: code.into() });
             ffi::Py_DECREF(marshalled);
             if let (Some(entry), Some(mut cache)) = (entry, try_cache()) {
                 let size = entry.source.len() + entry.code.len();
-                if let Some(old) = cache.entries.remove(path) {
+                if let Some(old) = cache.entries.remove(&path) {
                     cache.bytes -= old.source.len() + old.code.len();
                 }
                 if cache.bytes + size <= LIMIT {
                     cache.bytes += size;
-                    cache.entries.insert(path.to_owned(), entry);
+                    cache.entries.insert(path, entry);
                 }
             }
-            Ok(none())
+            Ok(ffi::Py_NewRef(ffi::Py_None()))
         }
     })
 }
