@@ -4,9 +4,14 @@ The host executes this file once per interpreter, as the module ``_subactor_host
 calls its functions through the C API. It is not an API for actor code.
 """
 
+import _thread
 import sys
 
 _LATE_LOADED = False
+# Held while bootstrap_late.py runs: threads of the actor's interpreter (its own, an
+# asyncio actor's ask threads) may need it at once, and running it twice would make a
+# second set of its classes beside instances of the first.
+_LATE_LOCK = _thread.allocate_lock()
 
 
 def _late():
@@ -15,8 +20,10 @@ def _late():
     compiled once per process."""
     global _LATE_LOADED
     if not _LATE_LOADED:
-        exec(_bootstrap_late(), globals())
-        _LATE_LOADED = True
+        with _LATE_LOCK:
+            if not _LATE_LOADED:
+                exec(_bootstrap_late(), globals())
+                _LATE_LOADED = True
 
 
 def __getattr__(name):
