@@ -369,7 +369,8 @@ impl<A: Actor> Cell<A> {
     /// into a handler that can be interrupted) or to restart.
     pub(crate) fn request(&self, signal: Signal) {
         // A kill overrides a stop, which overrides a restart; never the other way round.
-        self.signal.fetch_max(signal as u8, Ordering::AcqRel);
+        // SeqCst: read against `begin_handler`'s write of the handler word.
+        self.signal.fetch_max(signal as u8, Ordering::SeqCst);
         if signal >= Signal::Stop {
             let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 (s != ActorState::Stopped as u8).then_some(ActorState::Stopping as u8)
@@ -474,13 +475,23 @@ impl<A: Actor> Cell<A> {
     /// compare-and-swap on exactly that value, so an interrupt meant for one handler can
     /// never land on the next; [`Cell::end_handler`] swaps `IDLE` back and reads the
     /// cause.
-    pub(crate) fn begin_handler(&self) -> u64 {
+    ///
+    /// `None` if a kill was requested: the handler must not run (the word is `IDLE`
+    /// again). A kill requested from here on finds the handler running. Both sides
+    /// write their word, then read the other's, all `SeqCst`: a kill that came between
+    /// the actor's last look at its signals and this call is seen by one of them, never
+    /// missed by both (which left a handler running to its end after a kill).
+    pub(crate) fn begin_handler(&self) -> Option<u64> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         if let Some(limit) = self.time_limit {
             self.deadline.store(nanos_since_epoch(crate::deadline_after(limit)), Ordering::SeqCst);
         }
         self.handler.store(seq << 2, Ordering::SeqCst);
-        seq
+        if self.signal.load(Ordering::SeqCst) == Signal::Kill as u8 {
+            self.handler.store(IDLE, Ordering::SeqCst);
+            return None;
+        }
+        Some(seq)
     }
 
     /// Marks the end of the running handler; returns why it was interrupted, if it was.

@@ -596,7 +596,16 @@ fn deliver_tells<A: Actor>(
         Vec::new()
     };
     let count = msgs.len();
-    cell.begin_handler();
+    if cell.begin_handler().is_none() {
+        // Killed just before: the batch is not begun.
+        if let Some(tally) = tally {
+            tally.end_batch(count as u64, count as u64, true, &[]);
+        }
+        for msg in msgs {
+            cell.dead_letter(Envelope::untraced(msg), DeadLetterReason::Killed);
+        }
+        return Err(Exit::Stopped(StopReason::Killed));
+    }
     let result = catch_unwind(AssertUnwindSafe(|| actor.handle_tells(ctx, msgs, policy != FailurePolicy::Resume)));
     let interrupted = cell.end_handler();
     let type_name = std::any::type_name::<A::Msg>();
@@ -664,7 +673,10 @@ enum Handled<R, E> {
 
 /// Runs one handler under the interrupt protocol (see `Cell::begin_handler`).
 fn call<A: Actor, R>(cell: &Cell<A>, handler: impl FnOnce() -> Result<R, A::Error>) -> Handled<R, A::Error> {
-    cell.begin_handler();
+    if cell.begin_handler().is_none() {
+        // Killed just before: the handler is not begun.
+        return Handled::Interrupted(InterruptCause::Kill, None);
+    }
     let result = catch_unwind(AssertUnwindSafe(handler));
     let interrupted = cell.end_handler();
     match (result, interrupted) {

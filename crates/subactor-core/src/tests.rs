@@ -21,6 +21,8 @@ enum Cmd {
     /// Ask itself, and answer with what happened.
     AskMyself,
     Count,
+    /// Run until interrupted (by a kill), for at most this long; answer the elapsed ms.
+    UntilInterrupted(Duration),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,13 @@ impl Actor for Probe {
                 _ => Ok(0),
             },
             Cmd::Count => Ok(self.handled.load(Ordering::SeqCst)),
+            Cmd::UntilInterrupted(max) => {
+                let start = Instant::now();
+                while !ctx.interrupt_requested() && start.elapsed() < max {
+                    std::hint::spin_loop();
+                }
+                Ok(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
+            }
         }
     }
 }
@@ -315,6 +324,27 @@ fn kill_dead_letters_the_queue_and_fails_waiting_askers() {
     assert!(killed_at.elapsed() < Duration::from_secs(5), "the asker must not wait for its timeout");
     assert_eq!(f.handled.load(Ordering::SeqCst), 1, "nothing queued is handled after a kill");
     assert_eq!(f.system.dead_letters().count(), 11);
+    f.system.shutdown();
+}
+
+/// A kill sent as the actor takes the message off its mailbox either stops the actor
+/// before the handler or interrupts the handler: never does the handler run to its end
+/// unasked (the race a runtime's close hit, a 60 s handler running on after the kill).
+#[test]
+fn a_kill_racing_the_start_of_a_handler_is_never_missed() {
+    let f = Fixture::new();
+    for round in 0..300 {
+        let probe = f.system.spawn(f.props()).expect("spawn");
+        probe.blocking_tell(Cmd::UntilInterrupted(Duration::from_secs(30))).expect("tell");
+        // Vary the moment of the kill around the start of the handler.
+        for _ in 0..(round % 30) * 20 {
+            std::hint::spin_loop();
+        }
+        let killed_at = Instant::now();
+        probe.kill();
+        assert_eq!(probe.blocking_wait(), StopReason::Killed);
+        assert!(killed_at.elapsed() < Duration::from_secs(10), "round {round}: the kill was missed");
+    }
     f.system.shutdown();
 }
 
