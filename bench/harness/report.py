@@ -726,7 +726,7 @@ def _metrics_cost_table(ms: list[Measurement]) -> list[str]:
         if off is None or on is None or not off.samples or not on.samples:
             continue
         a, b = summarize(off.samples), summarize(on.samples)
-        cost = goals.metrics_cost(a, b, off.unit != model.SECONDS)
+        cost = goals.metrics_cost(off.samples, on.samples, off.unit != model.SECONDS)
         cells = [f"{fmt_value(s.median, m.unit)} ({_spread(s, m.unit)}, n={s.n})" for s, m in ((a, off), (b, on))]
         rows.append([system, what, *cells, f"{b.median / a.median:.3f}", f"{cost * 100:+.1f}%"])
     if not rows:

@@ -312,9 +312,29 @@ class Goals(unittest.TestCase):
         self.assertFalse(tell.met)
         self.assertIn("on/off 0.900, cost +10.0%", tell.figure)
         self.assertTrue(results["metrics on: tell throughput, Rust -> Python actor: blocking_tell"].met)
+        self.assertNotIn("A/A", tell.figure)  # no control taken
+        # With the A/A control: its reading stands beside the core's tell figure.
+        _, control, system = figures.METRICS_COST_EXTRA[1]
+        with_control = metrics_cost_figures(10 * US, 0.9e6) + [
+            m(model.METRICS_COST, system, figures.metrics_cost(control, False), "msg/s", [1e6, 2e6]),
+            m(model.METRICS_COST, system, figures.metrics_cost(control, True), "msg/s", [0.88e6, 1.76e6]),
+        ]
+        tell = next(g for g in goals.evaluate(with_control, [], 2) if g.name == tell.name)
+        self.assertIn("cost +10.0% (paired); A/A control (two systems with metrics off) +12.0%", tell.figure)
         # Only the off figure: not judged.
         half = [f for f in metrics_cost_figures(10 * US, 1e6) if not f.variant.endswith("metrics on")]
         self.assertTrue(all(g.met is None for g in goals.evaluate(half, [], 2) if g.name.startswith("metrics on")))
+
+    def test_the_cost_of_a_rate_is_paired_by_round_and_of_a_time_is_the_ratio_of_medians(self) -> None:
+        # Rates taken in pairs: the pairs' ratios 0.95, 0.95, 1.0, 1.5, 0.95: median 0.95
+        # (the medians of the series, 8 and 12, would say -50%).
+        self.assertAlmostEqual(goals.metrics_cost([16, 8, 16, 8, 8], [15.2, 7.6, 16, 12, 7.6], rate=True), 0.05)
+        # Identical figures in two regimes: no cost at all, whatever their order.
+        self.assertAlmostEqual(goals.metrics_cost([16, 8, 16, 8, 8], [16, 8, 16, 8, 8], rate=True), 0.0)
+        # Series that are not paired (not of one run): the ratio of the medians.
+        self.assertAlmostEqual(goals.metrics_cost([10, 20, 40], [18, 18], rate=True), 0.1)
+        # Times: the ratio of the medians, on / off - 1.
+        self.assertAlmostEqual(goals.metrics_cost([1.0, 2.0, 3.0], [2.2, 2.2, 9.0], rate=False), 0.1)
 
     def test_the_cost_of_metrics_has_a_section_with_off_and_on_side_by_side(self) -> None:
         text = report.render(made_up_run())
