@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use prometheus::core::Metric as _;
@@ -47,9 +47,8 @@ pub const HANDLER_SAMPLE: u64 = 16;
 /// See [`HANDLER_SAMPLE`].
 pub const SLOW_HANDLER: Duration = Duration::from_micros(20);
 
-/// Handlers of an actor that takes one message at a time are timed one in
-/// `TINY_HANDLER_SAMPLE` while they are tiny (the last one timed took under
-/// [`TINY_HANDLER`]): there, two clock reads and a histogram update cost as much as the
+/// Handlers are timed one in `TINY_HANDLER_SAMPLE` while they are tiny (the last one
+/// timed took under [`TINY_HANDLER`]): there, two clock reads and a histogram update cost as much as the
 /// handler and its message together (~100 ns against ~50 ns a message in the core), and
 /// a sample of one in 1024 is still ten thousand a second at the core's 10-20 million
 /// messages a second (one in 128 cost ~3.3% of a drained mailbox's rate; one in 1024
@@ -94,8 +93,9 @@ pub(crate) struct ActorStats {
     interrupts: AtomicU64,
     /// Handler calls so far, for sampling.
     ticks: AtomicU64,
-    /// Whether the last handler timed was slow (then every handler is timed).
-    slow: AtomicBool,
+    /// Which ticks are timed, from the time of the last handler timed (see
+    /// [`sample_mask`]): the one sampling rule of both run loops.
+    mask: AtomicU64,
     handler_time: Histogram,
     /// Written by whichever thread records a dead letter for this actor.
     dead_letters: AtomicU64,
@@ -112,7 +112,7 @@ impl ActorStats {
             failed: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
-            slow: AtomicBool::new(false),
+            mask: AtomicU64::new(HANDLER_SAMPLE - 1),
             handler_time: histogram("subactor_handler_seconds", HANDLER_BUCKETS),
             dead_letters: AtomicU64::new(0),
             start_nanos: AtomicU64::new(0),
@@ -121,12 +121,14 @@ impl ActorStats {
         }
     }
 
-    /// Called before a handler: the instant to time it from, if this one is timed.
+    /// Called before a handler by the loop that handles several messages at once (the
+    /// one-at-a-time loop counts with a [`Tally`]): the instant to time it from, if this
+    /// one is timed.
     #[inline]
     pub(crate) fn begin(&self) -> Option<Instant> {
         let n = self.ticks.load(Ordering::Relaxed);
         self.ticks.store(n.wrapping_add(1), Ordering::Relaxed);
-        (n % HANDLER_SAMPLE == 0 || self.slow.load(Ordering::Relaxed)).then(Instant::now)
+        (n & self.mask.load(Ordering::Relaxed) == 0).then(Instant::now)
     }
 
     /// Called after a handler (on the actor's thread): counts it, and records its time if
@@ -142,7 +144,7 @@ impl ActorStats {
         }
         if let Some(started) = timer {
             let took = started.elapsed();
-            self.slow.store(took >= SLOW_HANDLER, Ordering::Relaxed);
+            self.mask.store(sample_mask(took), Ordering::Relaxed);
             self.handler_time.observe(took.as_secs_f64());
         }
     }
@@ -206,7 +208,7 @@ impl<'a> Tally<'a> {
             batched: 0,
             failed: 0,
             interrupts: 0,
-            mask: if stats.slow.load(Ordering::Relaxed) { 0 } else { HANDLER_SAMPLE - 1 },
+            mask: stats.mask.load(Ordering::Relaxed),
         }
     }
 
@@ -279,7 +281,7 @@ impl Drop for Tally<'_> {
         self.publish();
         // The next incarnation's tally (or the concurrent loop) goes on from here.
         self.stats.ticks.store(self.ticks, Ordering::Relaxed);
-        self.stats.slow.store(self.mask == 0, Ordering::Relaxed);
+        self.stats.mask.store(self.mask, Ordering::Relaxed);
     }
 }
 
