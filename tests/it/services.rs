@@ -584,6 +584,11 @@ fn an_asyncio_actor_awaits_many_asks_without_threads_and_abandons_cancelled_ones
             other => panic!("expected {expected}, got {other:?}"),
         }
         assert_eq!(ask(&actor, msg(vec![s("sleep"), Value::Float(0.0)])), Value::from(1));
+        // Threads of the actor's own (asyncio.to_thread): on CPython 3.12.0-3.12.3 their
+        // work queue's first `get(block=True)` in an actor's interpreter made the
+        // process abort at exit (gh-119213) until the host made that call first.
+        let numbers = Value::List(vec![Value::from(1), Value::from(2)]);
+        assert_eq!(ask(&actor, msg(vec![s("to_thread"), numbers])), Value::from(3));
         actor.stop();
         actor.blocking_wait();
     }

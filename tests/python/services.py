@@ -196,6 +196,9 @@ class Concurrent:
                     timed_out = True
                 await asyncio.sleep(0.3)  # the abandoned replies come meanwhile
                 return [cancelled, timed_out, await msg[1].ask_async(msg[3])]
+            if msg[0] == "to_thread":
+                # A thread of the loop's default executor (a ThreadPoolExecutor).
+                return await asyncio.to_thread(sum, msg[1])
             if msg[0] == "block":
                 # Blocks the event loop: cancellation cannot reach it.
                 import time

@@ -187,7 +187,10 @@ pub(super) unsafe extern "C" fn ask_begin(
 
 /// `subactor._replies_take(replies) -> list[(ticket, ok, value)]`: the outcomes that
 /// came since the last call, each the reply (`ok`) or the exception the ask raises.
-pub(super) unsafe extern "C" fn replies_take(module: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
+pub(super) unsafe extern "C" fn replies_take(
+    module: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     guard(|| {
         // SAFETY: `module` is our module, attached; `arg` valid.
         unsafe {
@@ -208,8 +211,8 @@ pub(super) unsafe extern "C" fn replies_take(module: *mut ffi::PyObject, arg: *m
                 };
                 let ticket = Obj::from_owned(ffi::PyLong_FromUnsignedLongLong(ticket)).ok_or(Raised)?;
                 let ok = Obj::from_borrowed(if ok { ffi::Py_True() } else { ffi::Py_False() }).ok_or(Raised)?;
-                let entry = Obj::from_owned(ffi::PyTuple_Pack(3, ticket.as_ptr(), ok.as_ptr(), obj.as_ptr()))
-                    .ok_or(Raised)?;
+                let entry =
+                    Obj::from_owned(ffi::PyTuple_Pack(3, ticket.as_ptr(), ok.as_ptr(), obj.as_ptr())).ok_or(Raised)?;
                 if ffi::PyList_Append(list.as_ptr(), entry.as_ptr()) != 0 {
                     return Err(Raised);
                 }
