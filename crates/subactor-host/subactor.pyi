@@ -50,12 +50,14 @@ class ActorRef:
 
     async def ask_async(self, msg: Any, timeout: float | None = 30.0) -> Any:
         """`ask` awaited on the running event loop (an asyncio actor's): the loop goes on
-        while the ask waits, on a thread of the actor's (up to 64 waiting at once).
-        Raises what `ask` raises."""
+        while the ask waits, without a thread (the reply wakes the loop; any number may
+        wait at once; a full mailbox is tried again after short sleeps until the
+        timeout). Cancelling the awaiting task abandons the reply. Raises what `ask`
+        raises."""
 
     async def tell_async(self, msg: Any) -> None:
-        """`tell` awaited: at once when the mailbox has room, else the loop goes on while
-        a thread waits for room."""
+        """`tell` awaited: at once when the mailbox has room, else tried again after
+        short sleeps while the loop goes on."""
 
     def stop(self) -> None:
         """Stops the actor once it has handled what is queued."""

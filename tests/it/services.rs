@@ -545,6 +545,56 @@ fn concurrent_tasks_wait_for_actors_that_ask_back_in_both_placements() {
     rt.shutdown().expect("shutdown");
 }
 
+/// `await ref.ask_async(...)` from an asyncio actor: many at once, no thread made in
+/// the actor's interpreter (the replies reach its event loop through a file descriptor),
+/// and an ask abandoned (its task cancelled, its timeout passed) leaves nothing that
+/// could answer a later ask.
+#[test]
+fn an_asyncio_actor_awaits_many_asks_without_threads_and_abandons_cancelled_ones_in_both_placements() {
+    let rt = runtime();
+    for placement in PLACEMENTS {
+        let actor = rt
+            .spawn(PythonActor::new("services", "Concurrent").placement(placement).max_concurrency(2))
+            .expect("starts");
+        let target = rt.spawn(PythonActor::new("services", "Concurrent").max_concurrency(100)).expect("starts");
+        let to = Value::Actor(target.clone().into());
+        let fan_out = msg(vec![s("fan_out"), to.clone(), Value::from(50), msg(vec![s("sleep"), Value::Float(0.1)])]);
+        let Value::List(got) = ask(&actor, fan_out) else { panic!("a list") };
+        let Value::List(replies) = &got[0] else { panic!("the replies") };
+        assert_eq!(replies.len(), 50, "{placement:?}");
+        assert!(replies.iter().all(|r| r.as_i64().is_some_and(|peak| peak >= 1)), "{replies:?}");
+        assert!(replies.iter().any(|r| r.as_i64().is_some_and(|peak| peak >= 25)), "they waited at once: {replies:?}");
+        assert_eq!(got[2], got[1], "no thread started while 50 asks waited ({placement:?})");
+        let pid = ask(&target, msg(vec![s("pid")]));
+        let abandon =
+            msg(vec![s("abandon"), to.clone(), msg(vec![s("sleep"), Value::Float(0.1)]), msg(vec![s("pid")])]);
+        assert_eq!(
+            ask(&actor, abandon),
+            Value::List(vec![Value::Bool(true), Value::Bool(true), pid]),
+            "cancelled, timed out, then its own reply ({placement:?})"
+        );
+        // A stopped actor's ask raises at once (ActorStopped; from a process actor's
+        // child, whose asks cross the link on a thread of the link's, NoReply); the
+        // loop goes on.
+        target.stop();
+        target.blocking_wait();
+        let expected = if placement == Placement::Interpreter { "ActorStopped" } else { "NoReply" };
+        match actor.blocking_ask(msg(vec![s("ask"), to, msg(vec![s("pid")])]), TIMEOUT) {
+            Err(AskError::Failed(error)) => assert!(error.to_string().contains(expected), "{placement:?}: {error}"),
+            other => panic!("expected {expected}, got {other:?}"),
+        }
+        assert_eq!(ask(&actor, msg(vec![s("sleep"), Value::Float(0.0)])), Value::from(1));
+        // Threads of the actor's own (asyncio.to_thread): on CPython 3.12.0-3.12.3 their
+        // work queue's first `get(block=True)` in an actor's interpreter made the
+        // process abort at exit (gh-119213) until the host made that call first.
+        let numbers = Value::List(vec![Value::from(1), Value::from(2)]);
+        assert_eq!(ask(&actor, msg(vec![s("to_thread"), numbers])), Value::from(3));
+        actor.stop();
+        actor.blocking_wait();
+    }
+    rt.shutdown().expect("shutdown");
+}
+
 /// Messages handled at once each take their snapshot when they end: a restart (in a
 /// fresh interpreter, or a new process) restores every answered add.
 #[test]

@@ -168,6 +168,37 @@ class Concurrent:
                 return await msg[1].ask_async(msg[2])
             if msg[0] == "pid":
                 return os.getpid()
+            if msg[0] == "fan_out":
+                # ("fan_out", ref, n, m): n asks of m awaited at once; answers the
+                # replies and the interpreter's thread count before and while they wait.
+                import threading
+
+                before = threading.active_count()
+                asks = asyncio.gather(*(msg[1].ask_async(msg[3]) for _ in range(msg[2])))
+                await asyncio.sleep(0.02)
+                during = threading.active_count()
+                return [list(await asks), before, during]
+            if msg[0] == "abandon":
+                # ("abandon", ref, slow_m, quick_m): an ask cancelled while it waits and
+                # one past its timeout, then an ask that must get its own reply.
+                task = asyncio.create_task(msg[1].ask_async(msg[2]))
+                await asyncio.sleep(0.02)
+                task.cancel()
+                try:
+                    await task
+                    cancelled = False
+                except asyncio.CancelledError:
+                    cancelled = True
+                try:
+                    await msg[1].ask_async(msg[2], timeout=0.02)
+                    timed_out = False
+                except subactor.AskTimeout:
+                    timed_out = True
+                await asyncio.sleep(0.3)  # the abandoned replies come meanwhile
+                return [cancelled, timed_out, await msg[1].ask_async(msg[3])]
+            if msg[0] == "to_thread":
+                # A thread of the loop's default executor (a ThreadPoolExecutor).
+                return await asyncio.to_thread(sum, msg[1])
             if msg[0] == "block":
                 # Blocks the event loop: cancellation cannot reach it.
                 import time

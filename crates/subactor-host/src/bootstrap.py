@@ -9,7 +9,7 @@ import sys
 
 _LATE_LOADED = False
 # Held while bootstrap_late.py runs: threads of the actor's interpreter (its own, an
-# asyncio actor's ask threads) may need it at once, and running it twice would make a
+# asyncio actor's event loop) may need it at once, and running it twice would make a
 # second set of its classes beside instances of the first.
 _LATE_LOCK = _thread.allocate_lock()
 
@@ -620,19 +620,13 @@ def load_main():
 def teardown():
     """Runs just before the interpreter ends, while module globals are intact.
 
-    Ends the actor's shell if it still runs, and the asks' executor.
+    Ends the actor's shell if it still runs.
 
     ``threading`` (3.13) tracks threads it did not start, such as the actor's, with an
     object whose ``__del__`` needs the module's globals; it would otherwise be collected
     after they are cleared and print an ignored exception.
     """
-    global _EXECUTOR
-    try:
-        close_shell()
-    finally:
-        if _EXECUTOR is not None:
-            _EXECUTOR.shutdown(wait=True, cancel_futures=True)
-            _EXECUTOR = None
+    close_shell()
     threading = sys.modules.get("threading")
     local = getattr(threading, "_thread_local_info", None)
     if local is not None and hasattr(local, "_track_dummy_thread_ref"):
@@ -819,7 +813,8 @@ def checkpoint():
     return False
 
 
-_EXECUTOR = None
+# The replies of asyncio asks, per event loop (bootstrap_late.py's ``_replies_for``).
+_REPLIES = None
 
 
 def type_name(obj):

@@ -144,6 +144,7 @@ class _Shell:
                     self.loop.run_until_complete(self.loop.shutdown_asyncgens())
                     self.loop.run_until_complete(self.loop.shutdown_default_executor())
                 finally:
+                    _close_replies(self.loop)
                     asyncio.set_event_loop(None)
                     self.loop.close()
 
@@ -298,31 +299,104 @@ def begin(token, msg, reply):
 
 
 async def ask_async(ref, msg, timeout=30.0):
-    """``ref.ask(msg, timeout)`` awaited on the running event loop: the loop goes on
-    while the ask waits on a thread of the actor's executor."""
+    """``ref.ask(msg, timeout)`` awaited on the running event loop, which goes on
+    meanwhile. The reply comes to the loop through its ``_Replies`` (no thread waits for
+    it); a full mailbox is tried again after short sleeps until the timeout. Cancelling
+    the awaiting task abandons the reply."""
     import asyncio
 
-    return await asyncio.get_running_loop().run_in_executor(_executor(), ref.ask, msg, timeout)
+    loop = asyncio.get_running_loop()
+    replies = _replies_for(loop)
+    host = sys.modules["subactor"]
+    if timeout is None:
+        timeout = 30.0
+    future = loop.create_future()
+    # The host checks the timeout's type and range on the first try.
+    ticket = host._ask_begin(replies.inbox, ref, msg, timeout)
+    deadline = loop.time() + timeout
+    delay = 0.0005
+    while ticket is None:
+        if loop.time() >= deadline:
+            raise MailboxFull("the actor's mailbox stayed full until the timeout")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        ticket = host._ask_begin(replies.inbox, ref, msg, timeout)
+    # No await between the send and this line: the loop cannot take the reply before
+    # its future is in the map.
+    replies.futures[ticket] = future
+    handle = loop.call_at(deadline, _ask_expired, future)
+    try:
+        return await future
+    finally:
+        handle.cancel()
+        replies.futures.pop(ticket, None)
+
+
+def _ask_expired(future):
+    if not future.done():
+        future.set_exception(AskTimeout("no reply within the timeout"))
 
 
 async def tell_async(ref, msg):
-    """``ref.tell(msg)`` awaited: at once when the mailbox has room, else on a thread
-    of the actor's executor while the loop goes on."""
+    """``ref.tell(msg)`` awaited: at once when the mailbox has room, else tried again
+    after short sleeps while the loop goes on."""
     if ref.try_tell(msg):
         return None
     import asyncio
 
-    return await asyncio.get_running_loop().run_in_executor(_executor(), ref.tell, msg)
+    delay = 0.0005
+    while True:
+        await asyncio.sleep(delay)
+        if ref.try_tell(msg):
+            return None
+        delay = min(delay * 2, 0.05)
 
 
-def _executor():
-    """The threads that asyncio actors' asks wait on (up to 64, made as needed)."""
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        from concurrent.futures import ThreadPoolExecutor
+class _Replies:
+    """Where the replies of one event loop's ``ask_async`` calls arrive: the host
+    pushes each outcome into ``inbox`` from whichever thread completes the ask and
+    makes ``fd`` readable; the loop's reader takes them on the loop's own thread and
+    completes the waiting futures (``futures``: ticket to future)."""
 
-        _EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="subactor-ask")
-    return _EXECUTOR
+    __slots__ = ("inbox", "fd", "futures")
+
+    def __init__(self):
+        self.inbox, self.fd = sys.modules["subactor"]._replies_new()
+        self.futures = {}
+
+    def drain(self):
+        for ticket, ok, value in sys.modules["subactor"]._replies_take(self.inbox):
+            future = self.futures.pop(ticket, None)
+            if future is None or future.done():
+                continue  # abandoned: cancelled, or past its timeout
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _replies_for(loop):
+    """The ``_Replies`` of ``loop``, made (and watched with ``add_reader``) on its
+    first ask. Kept by a weak reference to the loop: a loop dropped without
+    ``_close_replies`` takes its replies (and their eventfd) with it."""
+    global _REPLIES
+    if _REPLIES is None:
+        import weakref
+
+        _REPLIES = weakref.WeakKeyDictionary()
+    replies = _REPLIES.get(loop)
+    if replies is None:
+        replies = _Replies()
+        loop.add_reader(replies.fd, replies.drain)
+        _REPLIES[loop] = replies
+    return replies
+
+
+def _close_replies(loop):
+    """Stops watching the replies of ``loop`` (before it closes)."""
+    replies = _REPLIES.pop(loop, None) if _REPLIES is not None else None
+    if replies is not None and not loop.is_closed():
+        loop.remove_reader(replies.fd)
 
 
 def format_exception(exc):

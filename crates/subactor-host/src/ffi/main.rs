@@ -152,6 +152,8 @@ pub unsafe fn init() -> Result<(), PythonException> {
     if MAIN.get().is_some() {
         return Ok(());
     }
+    // SAFETY: the main interpreter is attached (contract).
+    unsafe { super::process::build_shared_parsers() };
     // SAFETY: the main interpreter is attached (contract); every object is owned by an
     // `Obj`; the specs are statics (copies without methods are leaked, made once).
     let objects = unsafe {

@@ -9,6 +9,8 @@
 //! - the conversions between [`Value`](subactor_core::Value) and Python objects, which
 //!   [`interp::Interpreter`] uses on its own thread;
 //! - [`module`]: the in-actor module `subactor`, which actor code imports;
+//! - [`replies`]: the replies of asks awaited by asyncio code in an actor, delivered
+//!   to its event loop through an eventfd;
 //! - [`interrupt::Interrupter`]: how the core's watchdog thread raises an exception in
 //!   a running handler (a kill, a time limit);
 //! - [`fork`]: what a child forked while actors run finds (public as
@@ -45,4 +47,5 @@ pub(crate) mod module;
 pub(crate) mod object;
 pub(crate) mod process;
 pub(crate) mod reclaim;
+pub(crate) mod replies;
 pub(crate) mod zygote;

@@ -160,7 +160,7 @@ pub(super) const fn method(
     ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: meth, ml_flags: flags, ml_doc: doc.as_ptr() }
 }
 
-static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 11]> = CStatic::new([
+static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 14]> = CStatic::new([
     method(
         c"self_ref",
         ffi::PyMethodDefPointer { PyCFunction: self_ref },
@@ -216,6 +216,27 @@ static MODULE_METHODS: CStatic<[ffi::PyMethodDef; 11]> = CStatic::new([
         ffi::PyMethodDefPointer { PyCFunctionFast: finish },
         ffi::METH_FASTCALL,
         c"_finish(token, kind, value, reply, snapshot)\n\nThe host's: an asyncio actor's message has ended.",
+    ),
+    method(
+        c"_replies_new",
+        ffi::PyMethodDefPointer { PyCFunction: super::replies::replies_new },
+        ffi::METH_NOARGS,
+        c"_replies_new() -> (replies, fd)\n\nThe host's: where the replies of one event loop's asks arrive, and the \
+          file descriptor that becomes readable when some did.",
+    ),
+    method(
+        c"_ask_begin",
+        ffi::PyMethodDefPointer { PyCFunctionFast: super::replies::ask_begin },
+        ffi::METH_FASTCALL,
+        c"_ask_begin(replies, ref, msg, timeout) -> int | None\n\nThe host's: sends an ask whose outcome goes to \
+          replies under the returned ticket; None when the mailbox is full.",
+    ),
+    method(
+        c"_replies_take",
+        ffi::PyMethodDefPointer { PyCFunction: super::replies::replies_take },
+        ffi::METH_O,
+        c"_replies_take(replies) -> list\n\nThe host's: the (ticket, ok, reply or exception) that came since the \
+          last call.",
     ),
     method(
         c"_log",
@@ -636,7 +657,7 @@ impl ModuleState {
     /// # Safety
     ///
     /// `obj` belongs to the attached interpreter.
-    unsafe fn actor_ref<'a>(&self, obj: *mut ffi::PyObject, what: &str) -> PyResult<&'a AnyRef> {
+    pub(super) unsafe fn actor_ref<'a>(&self, obj: *mut ffi::PyObject, what: &str) -> PyResult<&'a AnyRef> {
         // SAFETY: attached (contract); the type is checked before the cast.
         unsafe {
             if ffi::Py_TYPE(obj).cast() != self.actor_ref_type {
@@ -651,7 +672,7 @@ impl ModuleState {
     /// # Safety
     ///
     /// `obj` belongs to the attached interpreter.
-    unsafe fn value(&self, obj: *mut ffi::PyObject) -> PyResult<Value> {
+    pub(super) unsafe fn value(&self, obj: *mut ffi::PyObject) -> PyResult<Value> {
         // SAFETY: forwarded contract.
         unsafe { from_python(obj, self.helpers()) }.map_err(|e| {
             // SAFETY: attached.
@@ -664,7 +685,7 @@ impl ModuleState {
     /// # Safety
     ///
     /// Attached interpreter.
-    unsafe fn object(&self, value: &Value) -> PyResult<*mut ffi::PyObject> {
+    pub(super) unsafe fn object(&self, value: &Value) -> PyResult<*mut ffi::PyObject> {
         // SAFETY: forwarded contract.
         unsafe { to_python(value, self.helpers()) }.map(Obj::into_ptr).map_err(|e| {
             // SAFETY: attached.
@@ -733,7 +754,7 @@ pub(crate) unsafe fn ref_actor<'a>(obj: *mut ffi::PyObject) -> &'a AnyRef {
 /// # Safety
 ///
 /// Attached interpreter.
-unsafe fn raise_ask(helpers: &Helpers, error: AskError<Value, subactor_core::BoxError>) -> Raised {
+pub(super) unsafe fn raise_ask(helpers: &Helpers, error: AskError<Value, subactor_core::BoxError>) -> Raised {
     // SAFETY: attached (contract).
     unsafe {
         match error {
@@ -766,7 +787,7 @@ unsafe fn raise_ask(helpers: &Helpers, error: AskError<Value, subactor_core::Box
     }
 }
 
-fn send_error(helpers: &Helpers, error: &SendError<Value>) -> Raised {
+pub(super) fn send_error(helpers: &Helpers, error: &SendError<Value>) -> Raised {
     // SAFETY: only called from callbacks, which run attached.
     unsafe {
         match error {
@@ -1237,7 +1258,7 @@ unsafe extern "C" fn ref_try_tell(obj: *mut ffi::PyObject, msg: *mut ffi::PyObje
 }
 
 /// The default `ask` timeout, in seconds.
-const DEFAULT_ASK_TIMEOUT: f64 = 30.0;
+pub(super) const DEFAULT_ASK_TIMEOUT: f64 = 30.0;
 
 unsafe extern "C" fn ref_ask(
     obj: *mut ffi::PyObject,

@@ -262,7 +262,58 @@ unsafe fn initialize(program: Option<&std::ffi::CStr>) -> Result<*mut ffi::PyThr
         )));
     }
     // SAFETY: Python is initialised and this thread holds the main GIL.
+    unsafe { build_shared_parsers() };
+    // SAFETY: Python is initialised and this thread holds the main GIL.
     let main_state = unsafe { ffi::PyEval_SaveThread() };
     debug!("Python initialised");
     Ok(main_state)
+}
+
+/// Works around CPython gh-119213 (3.12.0 to 3.12.3): an extension function's argument
+/// parser is process-wide, and the tuple of its keyword names is made by whichever
+/// interpreter first calls the function with keywords, from that interpreter's
+/// allocator; made in an actor's interpreter, it outlives it and the main interpreter's
+/// `Py_FinalizeEx` frees it: "free(): invalid pointer", an abort at exit. The calls that
+/// threads' work queues make (`_queue.SimpleQueue.get(block=True)`, run by every
+/// `ThreadPoolExecutor`, so by `loop.run_in_executor` and `asyncio.to_thread` in actors)
+/// are made here first, in the main interpreter. Other extension functions called with
+/// keywords in actors first remain exposed there (README: use 3.12.4 or later).
+///
+/// Once per process: those versions' `Py_FinalizeEx` clears a parser's tuple but leaves
+/// it marked as made, so a keyword call of it after Python is initialised again
+/// dereferences null (a segfault, seen when a later lease initialises Python again).
+/// Elsewhere this does nothing.
+///
+/// # Safety
+///
+/// Python is initialised and the calling thread holds the main interpreter's GIL.
+pub(crate) unsafe fn build_shared_parsers() {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let version = PythonVersion::running();
+    if (version.major, version.minor) != (3, 12) || version.micro >= 4 {
+        return;
+    }
+    if DONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let code = c"import _queue\nq = _queue.SimpleQueue()\nq.put(None, block=True, timeout=None)\n\
+                 q.get(block=True, timeout=None)\n";
+    // SAFETY: attached to the main interpreter (contract); the dict and the result are
+    // owned here and released before returning; an error is cleared (the work-around
+    // is best effort: Python still runs without it).
+    unsafe {
+        let globals = ffi::PyDict_New();
+        if globals.is_null() {
+            ffi::PyErr_Clear();
+            return;
+        }
+        let result = ffi::PyRun_StringFlags(code.as_ptr(), ffi::Py_file_input, globals, globals, std::ptr::null_mut());
+        if result.is_null() {
+            ffi::PyErr_Clear();
+            warn!("could not prepare the work-around of CPython gh-119213 (3.12.0-3.12.3)");
+        } else {
+            ffi::Py_DECREF(result);
+        }
+        ffi::Py_DECREF(globals);
+    }
 }
