@@ -573,12 +573,11 @@ fn an_asyncio_actor_awaits_many_asks_without_threads_and_abandons_cancelled_ones
             Value::List(vec![Value::Bool(true), Value::Bool(true), pid]),
             "cancelled, timed out, then its own reply ({placement:?})"
         );
-        // A stopped actor's ask raises at once (ActorStopped; from a process actor's
-        // child, whose asks cross the link on a thread of the link's, NoReply); the
-        // loop goes on.
+        // A stopped actor's ask raises ActorStopped, in both placements (from a process
+        // actor's child the ask crosses the link); the loop goes on.
         target.stop();
         target.blocking_wait();
-        let expected = if placement == Placement::Interpreter { "ActorStopped" } else { "NoReply" };
+        let expected = "ActorStopped";
         match actor.blocking_ask(msg(vec![s("ask"), to, msg(vec![s("pid")])]), TIMEOUT) {
             Err(AskError::Failed(error)) => assert!(error.to_string().contains(expected), "{placement:?}: {error}"),
             other => panic!("expected {expected}, got {other:?}"),

@@ -7,7 +7,9 @@
 //! eventfd, which the loop watches with `add_reader`. The loop's reader takes the
 //! outcomes (`_replies_take`), converted to Python objects on the loop's own thread,
 //! and completes the waiting futures. Nothing waits on a Python thread: a pending ask
-//! costs a map entry and a Rust closure. (Waiting on threads of the actor's
+//! to a local actor costs a map entry and a Rust closure; one to a remote actor (across
+//! a process actor's link, or to another node) a Rust thread blocked in the link's ask,
+//! which reports every error as a local ask would (`ActorStopped` included). (Waiting on threads of the actor's
 //! interpreter, as `run_in_executor` did, also ran `SimpleQueue.get(block=True)` there
 //! first, which on CPython 3.12.0-3.12.3 left a tuple of the actor's allocator in a
 //! process-wide argument parser, freed by the main interpreter at exit: CPython
@@ -25,6 +27,9 @@ use std::time::Duration;
 use pyo3_ffi as ffi;
 use rustix::event::{EventfdFlags, eventfd};
 use subactor_core::{AskError, BoxError, Outcome, SendError, Value};
+
+/// What an ask came to: the reply, or the error the ask raises.
+type Reply = Result<Value, AskError<Value, BoxError>>;
 
 use super::module::{DEFAULT_ASK_TIMEOUT, PyResult, Raised, guard, raise_ask, seconds, send_error, state_of_module};
 use super::object::Obj;
@@ -47,7 +52,7 @@ pub(super) struct Replies {
 #[derive(Default)]
 struct Pending {
     next_ticket: u64,
-    done: Vec<(u64, Outcome<Value, BoxError>)>,
+    done: Vec<(u64, Reply)>,
 }
 
 impl Replies {
@@ -68,7 +73,7 @@ impl Replies {
 
     /// Records the outcome of ask `ticket`; wakes the loop if it is the first since it
     /// last looked. Runs on whichever thread completes the ask.
-    fn complete(&self, ticket: u64, outcome: Outcome<Value, BoxError>) {
+    fn complete(&self, ticket: u64, outcome: Reply) {
         let mut pending = self.lock();
         let first = pending.done.is_empty();
         pending.done.push((ticket, outcome));
@@ -82,7 +87,7 @@ impl Replies {
     }
 
     /// Everything that came since the last call; resets the eventfd.
-    fn take(&self) -> Vec<(u64, Outcome<Value, BoxError>)> {
+    fn take(&self) -> Vec<(u64, Reply)> {
         let mut pending = self.lock();
         let mut counter = [0_u8; 8];
         // Under the lock, so that the next `complete` finds an empty batch and writes
@@ -170,13 +175,37 @@ pub(super) unsafe extern "C" fn ask_begin(
             };
             let value = state.value(*args.add(2))?;
             let ticket = replies.next_ticket();
-            let then = move |outcome| replies.complete(ticket, outcome);
-            // A local actor's mailbox is tried (never waited for). A remote actor's ask
-            // (the parent's actors seen from a process actor's child, another node's)
-            // is completed by its link on a thread of the link's: there the timeout
-            // bounds the whole ask.
-            let wait = if actor.as_remote().is_some() { timeout + REMOTE_GRACE } else { Duration::ZERO };
-            match actor.blocking_ask_then_timeout(value, wait, then) {
+            if actor.as_remote().is_some() {
+                // A remote actor (the parent's actors seen from a process actor's child,
+                // another node's): its link answers a blocking ask with the whole error
+                // (ActorStopped for an actor that is not running, as a local send
+                // raises), so the ask runs on a Rust thread of its own; the loop's
+                // timer ends it first (`AskTimeout`), the thread soon after.
+                let spawned = std::thread::Builder::new().name("subactor-ask-async".into()).spawn(move || {
+                    replies.complete(ticket, actor.blocking_ask(value, timeout + REMOTE_GRACE));
+                });
+                return match spawned {
+                    Ok(_) => Obj::from_owned(ffi::PyLong_FromUnsignedLongLong(ticket)).map(Obj::into_ptr).ok_or(Raised),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start a thread for an ask across a link");
+                        Ok(ffi::Py_NewRef(ffi::Py_None()))
+                    }
+                };
+            }
+            // A local actor's mailbox is tried (never waited for); its run loop
+            // completes the ask.
+            let then = move |outcome| {
+                replies.complete(
+                    ticket,
+                    match outcome {
+                        Outcome::Replied(value) => Ok(value),
+                        Outcome::Failed(error) => Err(AskError::Failed(error)),
+                        Outcome::Fault(fault) => Err(AskError::Fault(fault)),
+                        Outcome::NotHandled => Err(AskError::NoReply),
+                    },
+                );
+            };
+            match actor.blocking_ask_then_timeout(value, Duration::ZERO, then) {
                 Ok(()) => Obj::from_owned(ffi::PyLong_FromUnsignedLongLong(ticket)).map(Obj::into_ptr).ok_or(Raised),
                 Err(SendError::Full(_)) => Ok(ffi::Py_NewRef(ffi::Py_None())),
                 Err(stopped) => Err(send_error(helpers, &stopped)),
@@ -200,10 +229,8 @@ pub(super) unsafe extern "C" fn replies_take(
             let list = Obj::from_owned(ffi::PyList_New(0)).ok_or(Raised)?;
             for (ticket, outcome) in done {
                 let result = match outcome {
-                    Outcome::Replied(value) => state.object(&value),
-                    Outcome::Failed(error) => Err(raise_ask(helpers, AskError::Failed(error))),
-                    Outcome::Fault(fault) => Err(raise_ask(helpers, AskError::Fault(fault))),
-                    Outcome::NotHandled => Err(raise_ask(helpers, AskError::NoReply)),
+                    Ok(value) => state.object(&value),
+                    Err(error) => Err(raise_ask(helpers, error)),
                 };
                 let (ok, obj) = match result {
                     Ok(obj) => (true, Obj::from_owned(obj).ok_or(Raised)?),
