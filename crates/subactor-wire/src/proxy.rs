@@ -136,10 +136,15 @@ impl RemoteActor for ProxyRef {
 
     fn ask_then(&self, msg: Value, timeout: Option<Duration>, then: ValueCallback) -> Result<(), SendError<Value>> {
         let me = ProxyRef { addr: self.addr.clone(), caller: Arc::clone(&self.caller) };
+        // `timeout` bounds the wait for room (the other side's backpressure gives it, as
+        // for a node's link); no reply timeout applies: the outcome comes when the
+        // handler ends, or as "not handled" if the link goes. (It bounded the whole ask
+        // before: a short room timeout failed asks that had room.)
+        let _ = timeout;
         // The answer comes on a thread of its own, as a local actor's callback runs on
         // that actor's thread.
         let spawned = std::thread::Builder::new().name("subactor-ask".into()).spawn(move || {
-            let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(u32::MAX)));
+            let timeout = Duration::from_secs(u64::from(u32::MAX));
             then(match me.ask(msg, timeout) {
                 Ok(reply) => Outcome::Replied(reply),
                 Err(AskError::Failed(error)) => Outcome::Failed(error),
