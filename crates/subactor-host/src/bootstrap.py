@@ -392,7 +392,7 @@ def setup(paths, main_path=None, main_name=None, guard=True):
         sys.meta_path.insert(0, _ImportGuard(_UNSAFE_ACCELERATORS.get(sys.version_info[:2], frozenset())))
         _use_code_cache()
     if main_path is not None or main_name is not None:
-        sys.modules["__main__"] = _LazyMain(main_path, main_name)
+        sys.modules["__main__"] = _lazy_main(main_path, main_name)
         # A process actor's template is a Python process of its own, whose package
         # import aliased its own main (``python -c``) as ``__mp_main__``: not the
         # program's, which is loaded under that name on first use.
@@ -476,7 +476,7 @@ def main_importable():
 
 
 def _main_importable(main):
-    if isinstance(main, _LazyMain):
+    if _LazyMain is not None and isinstance(main, _LazyMain):
         path, name = main._subactor_main
         return path is not None or name is not None
     if _IN_ACTOR and main is not None and main is sys.modules.get(_MAIN_NAME):
@@ -506,7 +506,7 @@ def reference_of(obj):
     if module in ("__main__", _MAIN_NAME):
         if not main_importable():
             return None
-        if isinstance(holder, _LazyMain):
+        if _LazyMain is not None and isinstance(holder, _LazyMain):
             return (module, qualname)  # found once the main program loads
     if holder is None:
         return None
@@ -601,25 +601,42 @@ def dumps(obj, protocol):
 _MAIN_NAME = "__mp_main__"
 
 
-class _LazyMain(type(sys)):
-    """Stands for ``__main__`` in an actor of a runtime driven from a Python program.
+def _lazy_main(path, name):
+    """A ``_LazyMain`` placeholder for the main program at ``path`` or of module
+    ``name``. The class is made on first use: an actor of a runtime driven from Rust
+    never needs it, and a class takes ~10 µs to make in a new interpreter."""
+    global _LazyMain
+    if _LazyMain is None:
+        _LazyMain = _make_lazy_main()
+    return _LazyMain(path, name)
 
-    Classes and functions that program defines in its main script have ``__module__``
-    ``"__main__"``, and objects of them pickle as ``__main__.<name>``. The first time
-    such a name is looked up here, the main program is loaded as the module
-    ``__mp_main__`` (so its ``if __name__ == "__main__":`` block does not run) and
-    replaces this placeholder as ``sys.modules["__main__"]``, as multiprocessing's
-    spawn start method does. Actors that never need it never load it.
-    """
 
-    def __init__(self, path, name):
-        super().__init__("__main__")
-        object.__setattr__(self, "_subactor_main", (path, name))
+#: The class of the ``__main__`` placeholder, once ``_lazy_main`` made it.
+_LazyMain = None
 
-    def __getattr__(self, attr):
-        if attr.startswith("__") and attr.endswith("__"):
-            raise AttributeError(attr)
-        return getattr(load_main(), attr)
+
+def _make_lazy_main():
+    class _LazyMain(type(sys)):
+        """Stands for ``__main__`` in an actor of a runtime driven from a Python program.
+
+        Classes and functions that program defines in its main script have ``__module__``
+        ``"__main__"``, and objects of them pickle as ``__main__.<name>``. The first time
+        such a name is looked up here, the main program is loaded as the module
+        ``__mp_main__`` (so its ``if __name__ == "__main__":`` block does not run) and
+        replaces this placeholder as ``sys.modules["__main__"]``, as multiprocessing's
+        spawn start method does. Actors that never need it never load it.
+        """
+
+        def __init__(self, path, name):
+            super().__init__("__main__")
+            object.__setattr__(self, "_subactor_main", (path, name))
+
+        def __getattr__(self, attr):
+            if attr.startswith("__") and attr.endswith("__"):
+                raise AttributeError(attr)
+            return getattr(load_main(), attr)
+
+    return _LazyMain
 
 
 def load_main():
