@@ -27,8 +27,12 @@ def _late():
 
 
 def __getattr__(name):
-    """A name of bootstrap_late.py, which the host looks up: loaded on first use."""
-    _late()
+    """A name of bootstrap_late.py, or one of the exception classes ``_errors`` makes,
+    which the host looks up: made on first use."""
+    if name in _LAZY_ERRORS:
+        _errors()
+    else:
+        _late()
     try:
         return globals()[name]
     except KeyError:
@@ -90,85 +94,11 @@ class _ImportGuard:
 
 # ---- the exceptions of the in-actor module `subactor` --------------------------------
 
-
-class ActorError(Exception):
-    """Base class of the errors subactor raises in actor code."""
-
-
-class ActorStopped(ActorError):
-    """The actor is stopping or has stopped; the message was not delivered."""
-
-
-class MailboxFull(ActorError):
-    """The actor's mailbox is full (a tell that cannot wait, or an ask that timed out
-    waiting for room); the message was not delivered."""
-
-
-class AskTimeout(ActorError, TimeoutError):
-    """No reply within the timeout. The message was delivered and may still be handled."""
-
-
-class NoReply(ActorError):
-    """The actor stopped before replying."""
-
-
-class SelfAskError(ActorError):
-    """An actor asked itself, which could never be answered."""
-
-
-class SpawnError(ActorError):
-    """A child actor could not be started."""
-
-
-class RemoteError(ActorError):
-    """The other actor's handler raised.
-
-    ``type_name``, ``remote_message`` and ``remote_traceback`` describe the exception as
-    it was raised in the other actor's interpreter.
-    """
-
-    def __init__(self, type_name, message, traceback):
-        super().__init__(f"{type_name}: {message}" if message else type_name)
-        self.type_name = type_name
-        self.remote_message = message
-        self.remote_traceback = traceback
-
-    def __str__(self):
-        text = super().__str__()
-        # Chained as the cause (as the main interpreter's API does), the traceback is
-        # printed there already.
-        if self.remote_traceback and not isinstance(self.__cause__, RemoteTraceback):
-            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
-        return text
-
-
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in another interpreter, as text.
-
-    subactor's main-interpreter API chains it as the ``__cause__`` of the exception it
-    raises for a failure in an actor, so that Python prints the actor's traceback first
-    (as ``concurrent.futures.ProcessPoolExecutor`` does).
-    """
-
-    def __init__(self, traceback):
-        super().__init__(traceback)
-        self.traceback = traceback
-
-    def __str__(self):
-        return '\n"""\n' + self.traceback.rstrip() + '\n"""'
-
-
-class ActorFailed(ActorError):
-    """The other actor failed while it handled the message: it panicked (a Rust actor),
-    was killed, or its handler ran past its time limit.
-
-    ``kind`` is ``"panicked"``, ``"killed"``, ``"time_limit"`` or ``"died"`` (a
-    process actor's process died: the message says how).
-    """
-
-    def __init__(self, kind, message):
-        super().__init__(message)
-        self.kind = kind
+# Classes take ~10 µs each to make in a new interpreter: only the three the interrupter
+# needs (it plants them from another thread, where no class may be made) are made with
+# the module; the others, and ``Down``, on first use (``_errors``, through the module's
+# ``__getattr__``, and ``subactor``'s, see ``install``). Each stays one object per
+# interpreter, printed and pickled as ``subactor.<Name>``.
 
 
 class Interrupted(BaseException):
@@ -187,70 +117,178 @@ class TimeLimitExceeded(Interrupted):
     """The handler ran past its actor's time limit."""
 
 
-class Down:
-    """A monitored actor has stopped for good (see ``subactor.monitor``).
+for _exception in (Interrupted, Killed, TimeLimitExceeded):
+    # They are used as ``subactor.<Name>``: that is how they print and pickle.
+    _exception.__module__ = "subactor"
+del _exception
 
-    ``id`` and ``name`` identify the actor (compare ``id`` with ``ActorRef.id``);
-    ``kind`` is ``"normal"``, ``"killed"``, ``"start_failed"``, ``"panicked"`` or
-    ``"failed"``; ``detail`` says more for the last three.
-    """
+#: The classes ``_errors`` makes, in the order ``subactor`` lists them.
+_LAZY_ERRORS = (
+    "ActorError",
+    "ActorStopped",
+    "MailboxFull",
+    "AskTimeout",
+    "NoReply",
+    "SelfAskError",
+    "SpawnError",
+    "RemoteError",
+    "RemoteTraceback",
+    "ActorFailed",
+    "Down",
+)
 
-    __slots__ = ("id", "name", "kind", "detail")
+_ERRORS_MADE = False
+# Held while ``_errors`` makes the classes: two threads of the interpreter may need
+# them at once, and a second set would not be the classes of the first's instances.
+_ERRORS_LOCK = _thread.allocate_lock()
 
-    def __init__(self, id, name, kind, detail=None):
-        for slot, value in zip(self.__slots__, (id, name, kind, detail)):
-            object.__setattr__(self, slot, value)
 
-    def __setattr__(self, name, value):
-        raise AttributeError("Down is immutable")
+def _errors():
+    """Makes this interpreter's exception classes of ``_LAZY_ERRORS`` (and ``Down``)
+    in this module, once."""
+    global _ERRORS_MADE
+    if _ERRORS_MADE:
+        return
+    with _ERRORS_LOCK:
+        if not _ERRORS_MADE:
+            _make_errors()
+            _ERRORS_MADE = True
 
-    @property
-    def abnormal(self):
-        """Whether the actor ended any other way than a graceful stop."""
-        return self.kind != "normal"
 
-    @property
-    def reason(self):
-        """Why the actor stopped, in words."""
-        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+def _make_errors():
+    global ActorError, ActorStopped, MailboxFull, AskTimeout, NoReply, SelfAskError
+    global SpawnError, RemoteError, RemoteTraceback, ActorFailed, Down
 
-    def __eq__(self, other):
-        if type(other) is not Down:
-            return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+    class ActorError(Exception):
+        """Base class of the errors subactor raises in actor code."""
 
-    def __hash__(self):
-        return hash((self.id, self.kind))
+    class ActorStopped(ActorError):
+        """The actor is stopping or has stopped; the message was not delivered."""
 
-    def __repr__(self):
-        who = f"{self.id} {self.name!r}" if self.name is not None else f"{self.id}"
-        return f"<Down {who} {self.reason}>"
+    class MailboxFull(ActorError):
+        """The actor's mailbox is full (a tell that cannot wait, or an ask that timed out
+        waiting for room); the message was not delivered."""
+
+    class AskTimeout(ActorError, TimeoutError):
+        """No reply within the timeout. The message was delivered and may still be handled."""
+
+    class NoReply(ActorError):
+        """The actor stopped before replying."""
+
+    class SelfAskError(ActorError):
+        """An actor asked itself, which could never be answered."""
+
+    class SpawnError(ActorError):
+        """A child actor could not be started."""
+
+    class RemoteError(ActorError):
+        """The other actor's handler raised.
+
+        ``type_name``, ``remote_message`` and ``remote_traceback`` describe the exception as
+        it was raised in the other actor's interpreter.
+        """
+
+        def __init__(self, type_name, message, traceback):
+            super().__init__(f"{type_name}: {message}" if message else type_name)
+            self.type_name = type_name
+            self.remote_message = message
+            self.remote_traceback = traceback
+
+        def __str__(self):
+            text = super().__str__()
+            # Chained as the cause (as the main interpreter's API does), the traceback is
+            # printed there already.
+            if self.remote_traceback and not isinstance(self.__cause__, RemoteTraceback):
+                text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
+            return text
+
+    class RemoteTraceback(Exception):
+        """The traceback of an exception raised in another interpreter, as text.
+
+        subactor's main-interpreter API chains it as the ``__cause__`` of the exception it
+        raises for a failure in an actor, so that Python prints the actor's traceback first
+        (as ``concurrent.futures.ProcessPoolExecutor`` does).
+        """
+
+        def __init__(self, traceback):
+            super().__init__(traceback)
+            self.traceback = traceback
+
+        def __str__(self):
+            return '\n"""\n' + self.traceback.rstrip() + '\n"""'
+
+    class ActorFailed(ActorError):
+        """The other actor failed while it handled the message: it panicked (a Rust actor),
+        was killed, or its handler ran past its time limit.
+
+        ``kind`` is ``"panicked"``, ``"killed"``, ``"time_limit"`` or ``"died"`` (a
+        process actor's process died: the message says how).
+        """
+
+        def __init__(self, kind, message):
+            super().__init__(message)
+            self.kind = kind
+
+    class Down:
+        """A monitored actor has stopped for good (see ``subactor.monitor``).
+
+        ``id`` and ``name`` identify the actor (compare ``id`` with ``ActorRef.id``);
+        ``kind`` is ``"normal"``, ``"killed"``, ``"start_failed"``, ``"panicked"`` or
+        ``"failed"``; ``detail`` says more for the last three.
+        """
+
+        __slots__ = ("id", "name", "kind", "detail")
+
+        def __init__(self, id, name, kind, detail=None):
+            for slot, value in zip(self.__slots__, (id, name, kind, detail)):
+                object.__setattr__(self, slot, value)
+
+        def __setattr__(self, name, value):
+            raise AttributeError("Down is immutable")
+
+        @property
+        def abnormal(self):
+            """Whether the actor ended any other way than a graceful stop."""
+            return self.kind != "normal"
+
+        @property
+        def reason(self):
+            """Why the actor stopped, in words."""
+            return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+        def __eq__(self, other):
+            if type(other) is not Down:
+                return NotImplemented
+            return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+        def __hash__(self):
+            return hash((self.id, self.kind))
+
+        def __repr__(self):
+            who = f"{self.id} {self.name!r}" if self.name is not None else f"{self.id}"
+            return f"<Down {who} {self.reason}>"
+
+    for name in _LAZY_ERRORS:
+        # They are used as ``subactor.<Name>``: that is how they print and pickle.
+        globals()[name].__module__ = "subactor"
+
+
+#: Those of them the in-actor module ``subactor`` has (not ``RemoteTraceback``).
+_SUBACTOR_ERRORS = tuple(name for name in _LAZY_ERRORS if name != "RemoteTraceback")
+
+
+def subactor_getattr(name):
+    """``subactor.<name>`` for the names made on first use (the module's
+    ``__getattr__``)."""
+    if name in _SUBACTOR_ERRORS:
+        _errors()
+        return globals()[name]
+    raise AttributeError(f"module 'subactor' has no attribute {name!r}")
 
 
 def down_parts(obj):
     """(id, name, kind, detail) of a ``Down``."""
     return (obj.id, obj.name, obj.kind, obj.detail)
-
-
-for _exception in (
-    ActorError,
-    ActorStopped,
-    MailboxFull,
-    AskTimeout,
-    NoReply,
-    SelfAskError,
-    SpawnError,
-    RemoteError,
-    RemoteTraceback,
-    ActorFailed,
-    Interrupted,
-    Killed,
-    TimeLimitExceeded,
-    Down,
-):
-    # They are used as ``subactor.<Name>``: that is how they print and pickle.
-    _exception.__module__ = "subactor"
-del _exception
 
 
 def module_spec(name):
@@ -267,6 +305,12 @@ def install(name, module):
     of it written in Python, and sends this actor's ``logging`` records to the
     runtime's ``tracing`` (see ``_LoggingHook``)."""
     module.checkpoint = checkpoint
+    # The exception classes and Down are made on first use (see ``_errors``); the
+    # module lists them as if they were there all along.
+    module.__getattr__ = subactor_getattr
+    public = {key for key in vars(module) if not key.startswith("_")} | set(_SUBACTOR_ERRORS)
+    module.__all__ = sorted(public)
+    module.__dir__ = lambda: sorted(set(vars(module)) | public)
     sys.modules[name] = module
     if "logging" in sys.modules:
         _add_tracing_handler(sys.modules["logging"], module)
@@ -348,7 +392,7 @@ def setup(paths, main_path=None, main_name=None, guard=True):
         sys.meta_path.insert(0, _ImportGuard(_UNSAFE_ACCELERATORS.get(sys.version_info[:2], frozenset())))
         _use_code_cache()
     if main_path is not None or main_name is not None:
-        sys.modules["__main__"] = _LazyMain(main_path, main_name)
+        sys.modules["__main__"] = _lazy_main(main_path, main_name)
         # A process actor's template is a Python process of its own, whose package
         # import aliased its own main (``python -c``) as ``__mp_main__``: not the
         # program's, which is loaded under that name on first use.
@@ -432,7 +476,7 @@ def main_importable():
 
 
 def _main_importable(main):
-    if isinstance(main, _LazyMain):
+    if _LazyMain is not None and isinstance(main, _LazyMain):
         path, name = main._subactor_main
         return path is not None or name is not None
     if _IN_ACTOR and main is not None and main is sys.modules.get(_MAIN_NAME):
@@ -462,7 +506,7 @@ def reference_of(obj):
     if module in ("__main__", _MAIN_NAME):
         if not main_importable():
             return None
-        if isinstance(holder, _LazyMain):
+        if _LazyMain is not None and isinstance(holder, _LazyMain):
             return (module, qualname)  # found once the main program loads
     if holder is None:
         return None
@@ -557,25 +601,42 @@ def dumps(obj, protocol):
 _MAIN_NAME = "__mp_main__"
 
 
-class _LazyMain(type(sys)):
-    """Stands for ``__main__`` in an actor of a runtime driven from a Python program.
+def _lazy_main(path, name):
+    """A ``_LazyMain`` placeholder for the main program at ``path`` or of module
+    ``name``. The class is made on first use: an actor of a runtime driven from Rust
+    never needs it, and a class takes ~10 µs to make in a new interpreter."""
+    global _LazyMain
+    if _LazyMain is None:
+        _LazyMain = _make_lazy_main()
+    return _LazyMain(path, name)
 
-    Classes and functions that program defines in its main script have ``__module__``
-    ``"__main__"``, and objects of them pickle as ``__main__.<name>``. The first time
-    such a name is looked up here, the main program is loaded as the module
-    ``__mp_main__`` (so its ``if __name__ == "__main__":`` block does not run) and
-    replaces this placeholder as ``sys.modules["__main__"]``, as multiprocessing's
-    spawn start method does. Actors that never need it never load it.
-    """
 
-    def __init__(self, path, name):
-        super().__init__("__main__")
-        object.__setattr__(self, "_subactor_main", (path, name))
+#: The class of the ``__main__`` placeholder, once ``_lazy_main`` made it.
+_LazyMain = None
 
-    def __getattr__(self, attr):
-        if attr.startswith("__") and attr.endswith("__"):
-            raise AttributeError(attr)
-        return getattr(load_main(), attr)
+
+def _make_lazy_main():
+    class _LazyMain(type(sys)):
+        """Stands for ``__main__`` in an actor of a runtime driven from a Python program.
+
+        Classes and functions that program defines in its main script have ``__module__``
+        ``"__main__"``, and objects of them pickle as ``__main__.<name>``. The first time
+        such a name is looked up here, the main program is loaded as the module
+        ``__mp_main__`` (so its ``if __name__ == "__main__":`` block does not run) and
+        replaces this placeholder as ``sys.modules["__main__"]``, as multiprocessing's
+        spawn start method does. Actors that never need it never load it.
+        """
+
+        def __init__(self, path, name):
+            super().__init__("__main__")
+            object.__setattr__(self, "_subactor_main", (path, name))
+
+        def __getattr__(self, attr):
+            if attr.startswith("__") and attr.endswith("__"):
+                raise AttributeError(attr)
+            return getattr(load_main(), attr)
+
+    return _LazyMain
 
 
 def load_main():

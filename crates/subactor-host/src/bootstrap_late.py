@@ -317,6 +317,7 @@ async def ask_async(ref, msg, timeout=30.0):
     delay = 0.0005
     while ticket is None:
         if loop.time() >= deadline:
+            _errors()  # the exception classes are made on first use
             raise MailboxFull("the actor's mailbox stayed full until the timeout")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
@@ -334,6 +335,7 @@ async def ask_async(ref, msg, timeout=30.0):
 
 def _ask_expired(future):
     if not future.done():
+        _errors()  # the exception classes are made on first use
         future.set_exception(AskTimeout("no reply within the timeout"))
 
 

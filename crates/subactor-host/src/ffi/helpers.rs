@@ -110,8 +110,9 @@ pub(crate) struct Helpers {
     type_name: Obj,
     describe: Obj,
     teardown: Obj,
-    /// `subactor.Down`, and the function that reads one.
-    down: Obj,
+    /// `subactor.Down` once this interpreter has made it (on first use: see
+    /// `_errors` in `bootstrap.py`), and the function that reads one.
+    down: OnceCell<Obj>,
     down_parts: Obj,
     /// `subactor.Killed` and `subactor.TimeLimitExceeded`, raised by interrupts.
     pub(crate) killed: Obj,
@@ -299,7 +300,7 @@ impl Helpers {
                 type_name: get(c"type_name")?,
                 describe: get(c"describe")?,
                 teardown: get(c"teardown")?,
-                down: get(c"Down")?,
+                down: OnceCell::new(),
                 down_parts: get(c"down_parts")?,
                 killed: get(c"Killed")?,
                 time_limit_exceeded: get(c"TimeLimitExceeded")?,
@@ -468,9 +469,25 @@ impl Helpers {
         }
     }
 
-    /// The `subactor.Down` class.
-    pub(crate) fn down_type(&self) -> *mut ffi::PyObject {
-        self.down.as_ptr()
+    /// The `subactor.Down` class, or null while this interpreter has not made it (then
+    /// no object is a `Down`).
+    ///
+    /// # Safety
+    ///
+    /// The owning interpreter is attached.
+    pub(crate) unsafe fn down_type(&self) -> *mut ffi::PyObject {
+        if let Some(down) = self.down.get() {
+            return down.as_ptr();
+        }
+        // SAFETY: attached (contract); the dict lookup gives a borrowed reference or null
+        // without raising; an `Obj` takes a strong one.
+        unsafe {
+            let dict = ffi::PyModule_GetDict(self.module.as_ptr());
+            match Obj::from_borrowed(ffi::PyDict_GetItemString(dict, c"Down".as_ptr())) {
+                Some(down) => self.down.get_or_init(|| down).as_ptr(),
+                None => ptr::null_mut(),
+            }
+        }
     }
 
     /// A new `subactor.Down(id, name, kind, detail)`.
@@ -479,8 +496,20 @@ impl Helpers {
     ///
     /// The owning interpreter is attached; the args are its objects.
     pub(crate) unsafe fn new_down(&self, args: &[*mut ffi::PyObject]) -> Result<Obj, Obj> {
+        let down = match self.down.get() {
+            Some(down) => down,
+            None => {
+                // SAFETY: attached (contract); the class is made on first use by the
+                // module's __getattr__; a new reference or null.
+                match unsafe { Obj::from_owned(ffi::PyObject_GetAttrString(self.module.as_ptr(), c"Down".as_ptr())) } {
+                    Some(down) => self.down.get_or_init(|| down),
+                    // SAFETY: attached; null means an exception is set.
+                    None => return Err(unsafe { take_exception() }.unwrap_or_else(missing_exception)),
+                }
+            }
+        };
         // SAFETY: forwarded contract.
-        unsafe { call(&self.down, args) }
+        unsafe { call(down, args) }
     }
 
     /// `(id, name, kind, detail)` of a `subactor.Down`.

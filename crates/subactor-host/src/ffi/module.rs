@@ -367,22 +367,10 @@ pub(super) static REF_SPEC: CStatic<ffi::PyType_Spec> = CStatic::new(ffi::PyType
     slots: REF_SLOTS.as_ptr().cast(),
 });
 
-/// The exceptions (and `Down`) the module exports: classes of the bootstrap module.
-const EXCEPTIONS: [&CStr; 13] = [
-    c"ActorError",
-    c"ActorStopped",
-    c"MailboxFull",
-    c"AskTimeout",
-    c"NoReply",
-    c"SelfAskError",
-    c"SpawnError",
-    c"RemoteError",
-    c"ActorFailed",
-    c"Interrupted",
-    c"Killed",
-    c"TimeLimitExceeded",
-    c"Down",
-];
+/// The exceptions the module holds from the start: classes of the bootstrap module.
+/// The others, and `Down`, are made on first use (the module's `__getattr__`, set by
+/// the bootstrap's `install`).
+const EXCEPTIONS: [&CStr; 3] = [c"Interrupted", c"Killed", c"TimeLimitExceeded"];
 
 /// The module's definition, to find the module from one of its types.
 pub(super) fn module_def() -> *mut ffi::PyModuleDef {
