@@ -76,6 +76,26 @@ fn other_objects_travel_pickled_and_keep_their_type() {
     rt.shutdown().expect("shutdown");
 }
 
+/// The in-actor module's exception classes (made on first use) name themselves
+/// `subactor.<Name>` and pickle back to the same class.
+#[test]
+fn in_actor_exception_classes_keep_their_names_and_pickle() {
+    let rt = runtime();
+    let names = spawn(&rt, "ErrorNames");
+    let got = names.blocking_ask(Value::None, TIMEOUT).expect("ask");
+    let expected = Value::List(vec![
+        Value::List(vec![
+            Value::from("subactor.ActorStopped"),
+            Value::from("subactor.RemoteError"),
+            Value::from("subactor.Down"),
+        ]),
+        Value::Bool(true),
+        Value::from("gone"),
+    ]);
+    assert_eq!(got, expected);
+    rt.shutdown().expect("shutdown");
+}
+
 fn reply_error(result: Result<Value, AskError<Value, ReceiveError>>) -> ConvertError {
     match result {
         Err(AskError::Failed(ReceiveError::Reply(e))) => e,

@@ -275,3 +275,17 @@ class Heavy:
 
     def receive(self, msg):
         return msg
+
+
+class ErrorNames:
+    """Answers how the in-actor module's lazily made classes name themselves, and what
+    an exception of theirs comes back as through pickle."""
+
+    def receive(self, msg):
+        import pickle
+
+        import subactor
+
+        names = [f"{c.__module__}.{c.__qualname__}" for c in (subactor.ActorStopped, subactor.RemoteError, subactor.Down)]
+        back = pickle.loads(pickle.dumps(subactor.ActorStopped("gone")))
+        return [names, type(back) is subactor.ActorStopped, str(back)]
