@@ -98,6 +98,23 @@ fn a_process_actor_runs_in_the_main_interpreter_of_its_own_process() {
 }
 
 #[test]
+fn a_child_compiles_none_of_the_runtimes_own_python() {
+    // The bootstrap's late parts (which format a handler's exception, among others) are
+    // compiled and run once, in the template, before it forks: a child that needs
+    // them compiles nothing of the runtime's.
+    let rt = runtime();
+    let actor = spawn(&rt, "Compiles");
+    let raised = actor.blocking_ask("raise", TIMEOUT).expect_err("it raises");
+    let exception = raised.handler_error().and_then(ReceiveError::exception).expect("an exception");
+    assert_eq!(exception.type_name, "ValueError");
+    assert!(exception.traceback.contains("raised on purpose"), "{}", exception.traceback);
+    let Value::List(compiled) = ask(&actor, "compiled") else { panic!("a list") };
+    let runtime_own: Vec<_> = compiled.iter().filter(|name| name.to_string().contains("subactor-host")).collect();
+    assert!(runtime_own.is_empty(), "the child compiled the runtime's own code: {runtime_own:?}");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn numpy_imports_and_computes_in_a_process_actor() {
     let rt = runtime();
     let actor = spawn(&rt, "Where");

@@ -74,6 +74,26 @@ class Sleeper:
         return msg
 
 
+class Compiles:
+    """Records what its process compiles from source from its constructor on (the
+    ``compile`` audit event), and raises on demand (formatting an exception in a child
+    uses the bootstrap's late parts)."""
+
+    def __init__(self):
+        self.compiled = []
+
+        def hook(event, args):
+            if event == "compile":
+                self.compiled.append(str(args[1]))
+
+        sys.addaudithook(hook)
+
+    def receive(self, msg):
+        if msg == "raise":
+            raise ValueError("raised on purpose")
+        return list(self.compiled)
+
+
 class Hog:
     """Allocates memory on demand."""
 
