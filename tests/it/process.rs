@@ -328,6 +328,60 @@ fn a_process_actor_pinned_to_a_core_has_every_thread_of_its_child_there() {
 }
 
 #[test]
+fn a_spare_killed_from_outside_is_never_given_an_actor() {
+    let rt = runtime();
+    // The first spawn starts the template, which forks a spare and lends it to the
+    // runtime in advance.
+    let first = spawn(&rt, "Where");
+    let first_pid = pid_of(&first);
+    let me = i32::try_from(std::process::id()).expect("pid");
+    // The template is this process's child; the spare is the template's.
+    let template = descendants().into_iter().find(|pid| parent_of(*pid) == me).expect("the template runs");
+    let spares_now =
+        || -> Vec<i32> { descendants().into_iter().filter(|pid| *pid != first_pid && parent_of(*pid) != me).collect() };
+    for round in 0..2 {
+        eventually("a spare is forked", || !spares_now().is_empty());
+        let spares = spares_now();
+        // The template is stopped, so it can neither report the spares' ends nor fork
+        // others until it is continued: the runtime holds dead spares meanwhile.
+        signal(template, "STOP");
+        for pid in &spares {
+            sigkill(*pid);
+        }
+        eventually("the spares have ended", || spares.iter().all(|pid| !alive(*pid)));
+        let resume = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            signal(template, "CONT");
+        });
+        let actor = spawn(&rt, "Where");
+        resume.join().expect("the template is continued");
+        let pid = pid_of(&actor);
+        assert!(!spares.contains(&pid), "round {round}: the actor runs in a live process, not a killed spare");
+        assert_eq!(ask(&actor, 7), Value::Int(7));
+        actor.stop();
+        assert_eq!(actor.blocking_wait_timeout(TIMEOUT), Some(StopReason::Normal));
+    }
+    first.stop();
+    first.blocking_wait();
+    rt.shutdown().expect("shutdown");
+}
+
+/// Sends signal `name` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: i32, name: &str) {
+    let status =
+        std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// The parent of process `pid`, or 0.
+fn parent_of(pid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
 fn one_hundred_spawn_and_stop_cycles_leave_no_process_thread_or_descriptor_behind() {
     let rt = runtime();
     // The first spawn starts the template (a thread and a socket stay for the runtime).

@@ -1,12 +1,12 @@
 //! The template process's loop: it initialises Python once, applies the runtime's
 //! configuration (the Python path, the preloaded modules), and forks the children of
-//! process actors on request, keeping spares ready. It is single-threaded and never
+//! process actors, keeping spares ready. It is single-threaded and never
 //! creates a subinterpreter, so forking it is safe (see `crate::process::template`).
 //!
 //! A child starts as a fork of this loop: it closes the template's descriptors and
 //! becomes the actor's process ([`super::child::run`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
@@ -36,8 +36,9 @@ struct Template {
     link: Option<(FrameWriter, FrameReader)>,
     /// Every child not yet reaped, by pid.
     children: HashMap<i32, Forked>,
-    /// Spares, in the order they were forked.
-    spares: VecDeque<i32>,
+    /// Spares lent to the runtime in advance ([`FromTemplate::Spare`]) that it has not
+    /// taken yet.
+    lent: HashSet<i32>,
     wanted: usize,
     helpers: Rc<Helpers>,
     pid: i32,
@@ -127,7 +128,7 @@ unsafe fn serve(socket: OwnedFd) -> Result<(), String> {
     let mut template = Template {
         link: Some((writer, reader)),
         children: HashMap::new(),
-        spares: VecDeque::new(),
+        lent: HashSet::new(),
         wanted: config.spares,
         helpers,
         pid: rustix::process::getpid().as_raw_nonzero().get(),
@@ -185,6 +186,9 @@ impl Template {
                         // SAFETY: attached (contract).
                         Ok(ToTemplate::Spawn { token }) => unsafe { self.hand_over(token) },
                         Ok(ToTemplate::Kill { pid }) => self.kill(pid),
+                        Ok(ToTemplate::Took { pid }) => {
+                            self.lent.remove(&pid);
+                        }
                         Ok(ToTemplate::Config(_)) => warn!("a second configuration for the template: ignored"),
                         Err(error) => return Err(format!("malformed request: {error}")),
                     },
@@ -199,17 +203,15 @@ impl Template {
         Ok(true)
     }
 
-    /// Hands a spare (or a child forked now) over for `token`.
+    /// Hands a child forked now over for `token` (the runtime asks when it has no
+    /// spare lent in advance left).
     ///
     /// # Safety
     ///
     /// The main interpreter is attached on this thread.
     unsafe fn hand_over(&mut self, token: u64) {
-        let pid = match self.spares.pop_front() {
-            Some(pid) => Ok(pid),
-            // SAFETY: attached (contract).
-            None => unsafe { self.fork() },
-        };
+        // SAFETY: attached (contract).
+        let pid = unsafe { self.fork() };
         let handles = no_handles();
         let sent = match pid {
             Ok(pid) => {
@@ -243,21 +245,40 @@ impl Template {
         }
     }
 
-    /// Keeps `wanted` spares forked.
+    /// Keeps `wanted` spares forked and lent to the runtime in advance: a spawn then
+    /// starts its actor in one at once, without a round trip to this process.
     ///
     /// # Safety
     ///
     /// The main interpreter is attached on this thread.
     unsafe fn fill_spares(&mut self) {
-        while self.spares.len() < self.wanted {
+        while self.lent.len() < self.wanted {
             // SAFETY: attached (contract).
-            match unsafe { self.fork() } {
-                Ok(pid) => self.spares.push_back(pid),
+            let pid = match unsafe { self.fork() } {
+                Ok(pid) => pid,
                 Err(error) => {
                     warn!(%error, "cannot fork a spare child");
                     return;
                 }
+            };
+            let Some((data, control)) = self.children.get_mut(&pid).and_then(|child| child.sockets.take()) else {
+                return;
+            };
+            let lent = proto::send(
+                self.writer(),
+                Channel::Control,
+                &FromTemplate::Spare { pid },
+                &no_handles(),
+                &[data.as_fd(), control.as_fd()],
+            );
+            // Sent or not, the sockets close here: a spare that was not lent sees its
+            // link close and exits.
+            drop((data, control));
+            if let Err(error) = lent {
+                debug!(%error, "cannot lend a spare child: the runtime has gone");
+                return;
             }
+            self.lent.insert(pid);
         }
     }
 
@@ -289,7 +310,7 @@ impl Template {
             // The template's descriptors are not the child's.
             self.link = None;
             self.children.clear();
-            self.spares.clear();
+            self.lent.clear();
             drop((data, control));
             super::child::run(data_child, control_child, helpers);
         }
@@ -313,7 +334,8 @@ impl Template {
         }
     }
 
-    /// Reaps a child that has ended and reports it (a spare's end is only logged).
+    /// Reaps a child that has ended and reports it (a spare's too: the runtime drops
+    /// it).
     fn reap(&mut self, pid: i32) {
         let Some(raw) = Pid::from_raw(pid) else { return };
         let status = match waitpid(Some(raw), WaitOptions::NOHANG) {
@@ -326,10 +348,8 @@ impl Template {
             }
         };
         self.children.remove(&pid);
-        if let Some(i) = self.spares.iter().position(|p| *p == pid) {
-            self.spares.remove(i);
+        if self.lent.remove(&pid) {
             warn!(pid, status, "a spare child ended before it was used");
-            return;
         }
         let report = FromTemplate::Exited { pid, status };
         if let Err(error) = proto::send(self.writer(), Channel::Control, &report, &no_handles(), &[]) {

@@ -63,6 +63,11 @@ pub(crate) enum ToTemplate {
     Kill {
         pid: i32,
     },
+    /// The runtime has started an actor in the spare `pid` lent to it in advance
+    /// ([`FromTemplate::Spare`]): fork another.
+    Took {
+        pid: i32,
+    },
 }
 
 /// Template -> runtime.
@@ -77,6 +82,9 @@ pub(crate) enum FromTemplate {
     SpawnFailed { token: u64, error: String },
     /// A child ended; `status` is the raw wait status.
     Exited { pid: i32, status: i32 },
+    /// A spare lent in advance: the runtime keeps it until a spawn takes it (then says
+    /// [`ToTemplate::Took`]); the frame carries the runtime's ends of its sockets.
+    Spare { pid: i32 },
 }
 
 /// What a child needs to start its actor.

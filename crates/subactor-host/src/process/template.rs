@@ -6,18 +6,20 @@
 //! single-threaded, that never creates a subinterpreter (a child forked from a process
 //! in which own-GIL interpreters run inherits them only as dead weight: see
 //! `crate::fork`). It initialises Python once, imports the
-//! preloaded modules, and keeps a spare child forked and waiting, so that a spawn only
-//! hands a ready process over.
+//! preloaded modules, and keeps a spare child forked and waiting, lent to the runtime in
+//! advance, so that a spawn only starts its actor in a ready process.
 //!
-//! One control socket joins the runtime and the template: the runtime asks for
-//! children ([`ToTemplate::Spawn`]) and kills ([`ToTemplate::Kill`]: only the template
-//! can kill a child without racing the reuse of its pid, since only it reaps them);
-//! the template hands children over with their sockets and reports how each one ended
+//! One control socket joins the runtime and the template: the template lends spares
+//! with their sockets ([`FromTemplate::Spare`]), which the runtime keeps until a spawn
+//! takes one ([`ToTemplate::Took`]: the template forks the next); a spawn that finds
+//! none asks for a child ([`ToTemplate::Spawn`]). The runtime asks for kills
+//! ([`ToTemplate::Kill`]: only the template can kill a child without racing the reuse
+//! of its pid, since only it reaps them); the template reports how each child ended
 //! ([`FromTemplate::Exited`]). A thread of the runtime, `subactor-template`, started
 //! the template (so the template's parent-death signal is tied to a thread that lives
 //! as long as the template) and reads its reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use subactor_core::Death;
 use subactor_wire::Channel;
 use subactor_wire::stream::{self, FrameWriter};
@@ -119,6 +122,10 @@ impl ChildExit {
 struct State {
     pending: HashMap<u64, flume::Sender<Result<Spawned, String>>>,
     children: HashMap<i32, Arc<ChildExit>>,
+    /// Spares lent in advance, oldest first.
+    spares: VecDeque<Spawned>,
+    /// Spares dropped because they had ended, whose report has not come yet.
+    ended_spares: HashSet<i32>,
     /// The template has gone: spawns fail.
     gone: Option<String>,
 }
@@ -171,7 +178,7 @@ impl Template {
         self.state().gone.is_none()
     }
 
-    /// A child, handed over by the template.
+    /// A child: a spare lent in advance, or one the template forks now.
     pub(crate) fn spawn(&self) -> Result<(Spawned, Arc<ChildExit>), String> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = flume::bounded(1);
@@ -179,6 +186,23 @@ impl Template {
             let mut state = self.state();
             if let Some(why) = &state.gone {
                 return Err(why.clone());
+            }
+            while let Some(spare) = state.spares.pop_front() {
+                if hung_up(&spare.data) {
+                    // It ended (killed from outside, say) and its report has not come
+                    // yet: the next one.
+                    debug!(pid = spare.pid, "a lent spare has ended: skipped");
+                    state.ended_spares.insert(spare.pid);
+                    continue;
+                }
+                let exit = Arc::clone(state.children.entry(spare.pid).or_default());
+                drop(state);
+                let took = ToTemplate::Took { pid: spare.pid };
+                if let Err(error) = proto::send(&self.writer, Channel::Control, &took, &no_handles(), &[]) {
+                    self.forget(spare.pid);
+                    return Err(format!("cannot reach the template process: {error}"));
+                }
+                return Ok((spare, exit));
             }
             state.pending.insert(token, tx);
         }
@@ -223,6 +247,13 @@ impl Template {
     }
 }
 
+/// Whether a spare's socket has closed at its end: the spare has ended (a spare sends
+/// nothing before its actor's start, so anything to read is the end of the stream).
+fn hung_up(socket: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    matches!(poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -261,10 +292,24 @@ fn run(settings: TemplateSettings, ready: &flume::Sender<Result<Arc<Template>, S
                     let _ = tx.send(Err(error));
                 }
             }
+            Ok(FromTemplate::Spare { pid }) => {
+                let mut fds = frame.fds.into_iter();
+                match (fds.next(), fds.next()) {
+                    (Some(data), Some(control)) => template.state().spares.push_back(Spawned { pid, data, control }),
+                    // Its sockets close here: it exits.
+                    _ => warn!(pid, count, "the template lent a spare with the wrong number of sockets"),
+                }
+            }
             Ok(FromTemplate::Exited { pid, status }) => {
                 let death = death_of(status);
                 debug!(pid, %death, "child process ended");
-                template.state().children.entry(pid).or_default().set(death);
+                let mut state = template.state();
+                if let Some(i) = state.spares.iter().position(|spare| spare.pid == pid) {
+                    // A spare that ended unused: no actor will see it.
+                    state.spares.remove(i);
+                } else if !state.ended_spares.remove(&pid) {
+                    state.children.entry(pid).or_default().set(death);
+                }
             }
             Ok(FromTemplate::Ready(_)) => warn!("the template reported ready twice"),
             Err(error) => break format!("the template process sent a malformed frame: {error}"),
@@ -277,6 +322,7 @@ fn run(settings: TemplateSettings, ready: &flume::Sender<Result<Arc<Template>, S
         for (_, tx) in state.pending.drain() {
             let _ = tx.send(Err(why.clone()));
         }
+        state.spares.clear();
         std::mem::take(&mut state.children)
     };
     // Its children die with it (their parent-death signal).
