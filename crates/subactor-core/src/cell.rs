@@ -797,8 +797,9 @@ impl Drop for Busy {
     }
 }
 
-/// Polls `poll` for up to `spin` before giving up: a few iterations of pure spinning
-/// (an answer due in a microsecond or two is taken at once), then yielding the CPU
+/// Polls `poll` for up to `spin` before giving up: pure spinning for at most a few
+/// microseconds (an answer due in a microsecond or two is taken at once; a poll that is
+/// a system call, a socket read, bounds it by time rather than by count), then yielding the CPU
 /// between polls, and only with a spare core claimed (fewer actors are busy and threads
 /// spinning than there are cores; a process actor's thread stands for its child, which
 /// works while the thread waits for it), so that a waiting thread never takes CPU from
@@ -807,6 +808,9 @@ impl Drop for Busy {
 /// with it too.
 pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     const PURE_SPINS: u32 = 64;
+    // 64 polls that are each a socket read took ~30 us: a process actor's thread spun
+    // that long for its child's answer on the very core the child needed.
+    const PURE_SPIN_TIME: Duration = Duration::from_micros(2);
     if spin.is_zero() {
         return poll();
     }
@@ -817,7 +821,7 @@ pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Optio
         if let Some(item) = poll() {
             return Some(item);
         }
-        if round < PURE_SPINS {
+        if round < PURE_SPINS && start.elapsed() < PURE_SPIN_TIME {
             round += 1;
             std::hint::spin_loop();
             continue;
@@ -895,6 +899,18 @@ mod spin_tests {
         let started = Instant::now();
         assert_eq!(spin_for(Duration::from_secs(30), || None::<()>), None);
         assert!(started.elapsed() < Duration::from_secs(10), "it spun for {:?}", started.elapsed());
+        // A slow poll (a socket read, say) ends the pure spinning by time, not after a
+        // fixed count of polls.
+        let mut slow_polls = 0;
+        assert_eq!(
+            spin_for(Duration::from_secs(30), || {
+                slow_polls += 1;
+                std::thread::sleep(Duration::from_micros(20));
+                None::<()>
+            }),
+            None
+        );
+        assert!(slow_polls <= 2, "{slow_polls} polls of 20 us each without a spare core");
         drop(held);
         // Given back: a waiter may spin again (the item arrives while it does).
         let mut polls = 0;
