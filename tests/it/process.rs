@@ -348,7 +348,9 @@ fn a_spare_killed_from_outside_is_never_given_an_actor() {
         for pid in &spares {
             sigkill(*pid);
         }
-        eventually("the spares have ended", || spares.iter().all(|pid| !alive(*pid)));
+        // Every thread gone, not only the main one a zombie: a spare's other thread may
+        // still be ending, its sockets still open, when the main one is already a zombie.
+        eventually("the spares have ended", || spares.iter().all(|pid| !alive(*pid) && threads_of(*pid) <= 1));
         let resume = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
             signal(template, "CONT");
@@ -371,6 +373,11 @@ fn signal(pid: i32, name: &str) {
     let status =
         std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill runs");
     assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// How many threads process `pid` has left (a zombie's main thread counts; 0 once gone).
+fn threads_of(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map(Iterator::count).unwrap_or(0)
 }
 
 /// The parent of process `pid`, or 0.
