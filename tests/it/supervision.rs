@@ -544,7 +544,11 @@ fn two_hundred_restarts_leak_no_threads_and_memory_stays_bounded() {
         "200 restarts: fresh interpreters {fresh_took:?}, RSS +{fresh_growth} KiB; kept interpreter \
          {kept_took:?}, RSS +{kept_growth} KiB"
     );
-    assert!(kept_growth < 16 * 1024, "a kept interpreter does not grow: +{kept_growth} KiB");
+    // Under AddressSanitizer (scripts/asan sets ASAN_OPTIONS) the allocator's own caches
+    // fill during the first restarts and then stop growing: +18 MiB after 200 restarts,
+    // +19.5 MiB after 600, measured; the normal build grows by +0.3 MiB.
+    let bound = if std::env::var_os("ASAN_OPTIONS").is_some() { 32 * 1024 } else { 16 * 1024 };
+    assert!(kept_growth < bound, "a kept interpreter does not grow: +{kept_growth} KiB");
     // CPython frees an own-allocator interpreter's arenas at its end only if no block
     // is left, which never happens in practice (Objects/obmalloc.c,
     // _PyInterpreterState_FinalizeAllocatedBlocks): every ended interpreter kept ~3.3 MiB
