@@ -28,12 +28,19 @@ fn pid_of(actor: &PyRef) -> i32 {
     i32::try_from(ask(actor, "pid").as_i64().expect("a pid")).expect("a pid fits")
 }
 
+/// The state letter (`R`, `S`, `Z`, ...) and parent pid of process `pid`, from
+/// `/proc/<pid>/stat` (the fields after the command name, which may hold spaces).
+fn state_and_parent(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit(')').next()?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
 /// Whether a process runs (exists and is not a zombie).
 fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
-        Err(_) => false,
-    }
+    state_and_parent(pid).is_some_and(|(state, _)| state != 'Z')
 }
 
 /// Every process descended from this one.
@@ -41,12 +48,8 @@ fn descendants() -> Vec<i32> {
     let mut parents: HashMap<i32, Vec<i32>> = HashMap::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let mut fields = stat.rsplit(')').next().unwrap_or_default().split_whitespace();
-        let state = fields.next();
-        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
-        if let (Some(ppid), Some(state)) = (ppid, state) {
-            if state != "Z" {
+        if let Some((state, ppid)) = state_and_parent(pid) {
+            if state != 'Z' {
                 parents.entry(ppid).or_default().push(pid);
             }
         }
@@ -68,8 +71,7 @@ fn fd_count() -> usize {
 }
 
 fn sigkill(pid: i32) {
-    let status = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().expect("kill runs");
-    assert!(status.success(), "kill -9 {pid}");
+    signal(pid, "KILL");
 }
 
 fn died<E>(outcome: &Outcome<Value, E>) -> Option<&Death> {
@@ -368,7 +370,7 @@ fn a_spare_killed_from_outside_is_never_given_an_actor() {
     rt.shutdown().expect("shutdown");
 }
 
-/// Sends signal `name` (`STOP`, `CONT`) to process `pid`.
+/// Sends signal `name` (`KILL`, `STOP`, `CONT`) to process `pid`.
 fn signal(pid: i32, name: &str) {
     let status =
         std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill runs");
@@ -382,10 +384,7 @@ fn threads_of(pid: i32) -> usize {
 
 /// The parent of process `pid`, or 0.
 fn parent_of(pid: i32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
+    state_and_parent(pid).map_or(0, |(_, parent)| parent)
 }
 
 #[test]
