@@ -20,6 +20,12 @@ CPU_TOTAL = "actors pinned to cores, start-up included"
 CPU_WORK = "actors pinned to cores, work only"
 HANDOFF_BUFFER = "arena Buffer (shared, no copy)"
 MEMORY_RSS = "RSS growth per idle actor"
+# Memory of a worker process (a process actor's, multiprocessing's), idle and after a full
+# collection; "{}" is RSS, PSS or USS.
+MEMORY_IDLE_PROCESS = "{} of an idle worker process"
+MEMORY_COLLECTED_PROCESS = "{} of a worker process after a full gc.collect()"
+MEMORY_PROC_IDLE = "{} of an idle process actor's process"
+MEMORY_PROC_COLLECTED = "{} of a process actor's process after a full gc.collect()"
 CORE_ASK = "Rust actor: blocking_ask"
 CORE_TELL = "Rust actor: blocking_tell"
 # subactor's figures taken from Python, through its package (harness.runners.subactor_py).

@@ -154,7 +154,12 @@ MEMORY = Metric(
   three warm-up actors (`benches/memory.rs`): RSS from `/proc/self/status`, PSS and USS
   (private pages) from `/proc/self/smaps_rollup`.
 - **multiprocessing**: the RSS, PSS and USS of one idle worker process itself
-  (`/proc/PID/...`).
+  (`/proc/PID/...`); and again after the worker ran a full `gc.collect()`, as any
+  long-running worker's collector does sooner or later (a forked worker's collector
+  writes to every object it inherited, and each page of them becomes its own).
+- **process actors** (from Python): the same two, of a process actor's process. Its
+  template froze what it made (`gc.freeze()`) before it forked, so that collections in
+  the child leave those objects alone; the rows after a collection are compared.
 - **threads**, **interpreters**: the growth per idle thread or per idle interpreter (its
   worker module imported), measured like subactor's.
 
@@ -378,6 +383,8 @@ def reference(measurements: list[Measurement], metric: str, variant: str) -> tup
         return model.SUBACTOR, figures.HANDOFF_BUFFER
     if metric == model.MEMORY:
         kind = variant.split()[0]  # RSS, PSS or USS
+        if variant in (figures.MEMORY_COLLECTED_PROCESS.format(kind), figures.MEMORY_PROC_COLLECTED.format(kind)):
+            return model.SUBACTOR, figures.MEMORY_PROC_COLLECTED.format(kind)
         return model.SUBACTOR, f"{kind} growth per idle actor"
     if metric == model.CORE_ASK:
         return model.SUBACTOR_CORE, figures.CORE_ASK

@@ -23,6 +23,8 @@ class Connection(Protocol):
 
 
 READY = "ready"
+# What makes a worker run a full collection (pipe_collect, ActorCollect).
+COLLECT = "collect"
 
 
 # ---- multiprocessing: over a Pipe ------------------------------------------------
@@ -32,6 +34,18 @@ def pipe_echo(conn: Connection) -> None:
     """Answers every message with itself."""
     conn.send(READY)
     while (msg := conn.recv()) is not None:
+        conn.send(msg)
+
+
+def pipe_collect(conn: Connection) -> None:
+    """Answers every message with itself; on ``"collect"`` first runs a full
+    ``gc.collect()``, as a long-running worker's collector does sooner or later."""
+    import gc
+
+    conn.send(READY)
+    while (msg := conn.recv()) is not None:
+        if msg == COLLECT:
+            gc.collect()
         conn.send(msg)
 
 
@@ -165,6 +179,19 @@ class ActorEcho:
 
     def receive(self, msg: Any) -> Any:
         return msg
+
+
+class ActorCollect:
+    """Answers the pid of its process; on ``"collect"`` first runs a full
+    ``gc.collect()`` (as pipe_collect does)."""
+
+    def receive(self, msg: Any) -> int:
+        import gc
+        import os
+
+        if msg == COLLECT:
+            gc.collect()
+        return os.getpid()
 
 
 class ActorCount:

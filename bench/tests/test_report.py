@@ -63,6 +63,8 @@ def made_up_run(**changes: object) -> report.RunData:
         m(model.HANDOFF, model.THREADS, "queue.Queue", "s", [30 * US] * 20, 1 << 30),
         m(model.MEMORY, model.SUBACTOR, figures.MEMORY_RSS, "B", [2.5 * MIB] * 3),
         m(model.MEMORY, model.MP_SPAWN, "RSS of an idle worker process", "B", [15 * MIB] * 3),
+        m(model.MEMORY, model.SUBACTOR, figures.MEMORY_PROC_COLLECTED.format("USS"), "B", [2 * MIB] * 3),
+        m(model.MEMORY, model.MP_FORK, figures.MEMORY_COLLECTED_PROCESS.format("USS"), "B", [7 * MIB] * 3),
         m(model.CORE_ASK, model.SUBACTOR_CORE, figures.CORE_ASK, "s", [0.8 * US] * 30),
         m(model.CORE_ASK, model.FLUME, "spin then park", "s", [0.5 * US] * 30),
         m(model.CORE_TELL, model.SUBACTOR_CORE, figures.CORE_TELL, "msg/s", [4e6] * 3),
@@ -404,6 +406,19 @@ class Rendering(unittest.TestCase):
         self.assertIn("| CPU-bound job, wall time at 2 workers | 1.05 s (start-up included) |", text)
         self.assertIn("threads: handoff: something left out", text)
         self.assertIn("```sh\nbench/run\n```", text)
+
+    def test_a_workers_memory_after_a_collection_is_compared_with_a_process_actors(self) -> None:
+        text = report.render(made_up_run())
+        section = text.split("## 7. Memory per idle worker")[1].split("## 8.")[0]
+        mine = figures.MEMORY_PROC_COLLECTED.format("USS")
+        self.assertIn(f"| subactor | {mine} | 2.00 MiB |", section)
+        self.assertIn("| reference |", section.split(mine)[1].split("\n")[0])
+        theirs = figures.MEMORY_COLLECTED_PROCESS.format("USS")
+        row = section.split(theirs)[1].split("\n")[0]
+        self.assertTrue(row.rstrip().endswith("| 3.50× |"), row)
+        # The idle worker's RSS is still compared with an interpreter actor's growth.
+        row = section.split("RSS of an idle worker process")[1].split("\n")[0]
+        self.assertTrue(row.rstrip().endswith("| 6.00× |"), row)
 
     def test_process_actors_are_compared_with_multiprocessing(self) -> None:
         text = report.render(made_up_run())

@@ -62,6 +62,25 @@ class AtExit:
         return os.getpid()
 
 
+class Collector:
+    """Answers its process's private dirty memory (kB) before and after a full
+    ``gc.collect()``, and how many objects the collector holds frozen."""
+
+    def receive(self, _msg: Any) -> tuple[int, int, int]:
+        import gc
+
+        def private_dirty_kb() -> int:
+            with open("/proc/self/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Private_Dirty:"):
+                        return int(line.split()[1])
+            raise RuntimeError("no Private_Dirty in /proc/self/smaps_rollup")
+
+        before = private_dirty_kb()
+        gc.collect()
+        return before, private_dirty_kb(), gc.get_freeze_count()
+
+
 class BufferHolder:
     """Reads, slices, holds and makes arena buffers in a process actor; answers an error
     it met as ``("error", type name, message)`` (the actor goes on)."""

@@ -4,6 +4,7 @@ node process (`python -m subactor node`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -30,33 +31,52 @@ def free_port() -> int:
         return port
 
 
+def _client_port(ports_file: str) -> int | None:
+    """The client port a ports file names (``{"nats":["nats://127.0.0.1:4222"],...}``),
+    once it is written whole."""
+    try:
+        with open(ports_file) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    if not text.rstrip().endswith("}"):
+        return None
+    port: int = int(json.loads(text)["nats"][0].rsplit(":", 1)[1])
+    return port
+
+
 @pytest.fixture
 def nats() -> Iterator[str]:
+    """A nats-server on a loopback port it picks itself (``-p -1``, written to a ports
+    file): a port picked here in advance could be taken by another process first."""
     server = shutil.which("nats-server")
     if server is None:
         pytest.fail("nats-server must be installed (scripts/test installs Debian's nats-server)")
     assert server is not None
-    port = free_port()
     store = tempfile.mkdtemp(prefix="subactor-nats-")
-    proc = subprocess.Popen(
-        [server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    files = tempfile.mkdtemp(prefix="subactor-nats-files-")
+    with open(os.path.join(files, "log"), "w") as log:
+        proc = subprocess.Popen(
+            [server, "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", files, "-js", "-sd", store],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nats-server did not start"
-                time.sleep(0.02)
+        ports_file = os.path.join(files, f"nats-server_{proc.pid}.ports")
+        while (port := _client_port(ports_file)) is None:
+            if proc.poll() is not None:
+                with open(os.path.join(files, "log")) as f:
+                    pytest.fail(f"nats-server ended ({proc.returncode}) before it listened; its log:\n{f.read()}")
+            assert time.monotonic() < deadline, "nats-server wrote no ports file"
+            time.sleep(0.01)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
         yield f"nats://127.0.0.1:{port}"
     finally:
         proc.kill()
         proc.wait()
         shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(files, ignore_errors=True)
 
 
 @pytest.fixture

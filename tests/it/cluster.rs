@@ -5,83 +5,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use subactor::{AnyRef, AskError, Auth, ClusterConfig, DeadLetter, Error, PythonActor, Runtime, StopReason, Value};
 
 use crate::common::{TIMEOUT, eventually};
+use crate::nats::{Nats, free_port, temp_dir};
 
 const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
-}
-
-fn temp_dir(what: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let dir = std::env::temp_dir().join(format!("subactor-{what}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// A `nats-server` with JetStream on a free loopback port, stopped when dropped.
-struct Nats {
-    child: Child,
-    port: u16,
-    store: PathBuf,
-}
-
-impl Nats {
-    fn start(extra: &[&str]) -> Nats {
-        let store = temp_dir("nats");
-        let mut args = vec!["-js".to_owned(), "-sd".to_owned(), store.to_string_lossy().into_owned()];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
-        Nats::spawn(&args, store)
-    }
-
-    /// A server whose configuration file `conf` enables JetStream itself (in `store`), so
-    /// that the configuration can be reloaded (a reload drops what came from `-js`).
-    fn start_configured(conf: &std::path::Path, store: PathBuf) -> Nats {
-        Nats::spawn(&["-c".to_owned(), conf.to_string_lossy().into_owned()], store)
-    }
-
-    fn spawn(args: &[String], store: PathBuf) -> Nats {
-        let port = free_port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server must be installed (scripts/test installs Debian's nats-server)");
-        wait_for_port(port);
-        Nats { child, port, store }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // JetStream's files (the states kept there run to megabytes).
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + TIMEOUT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A node process (`subactor node`), killed when dropped.
 struct Node {
@@ -522,8 +454,8 @@ fn a_stream_of_tells_alone_is_acknowledged_both_ways_without_requests() {
 /// tests), switched on and off by reloading the server's configuration.
 struct Loss {
     nats: Nats,
-    conf: PathBuf,
-    store: PathBuf,
+    conf: std::path::PathBuf,
+    store: std::path::PathBuf,
     probe: async_nats::Client,
     runtime: tokio::runtime::Runtime,
     /// Changes with each configuration, so that a reload can be seen to have happened.
@@ -566,7 +498,7 @@ impl Loss {
         std::fs::write(&self.conf, Loss::config_text(&self.store, generation, lost)).expect("config");
         let reloaded = Command::new("nats-server")
             .arg("--signal")
-            .arg(format!("reload={}", self.nats.child.id()))
+            .arg(format!("reload={}", self.nats.pid()))
             .status()
             .expect("nats-server --signal");
         assert!(reloaded.success(), "nats-server did not take the reload signal");
@@ -730,30 +662,24 @@ struct NatsCluster {
 }
 
 impl NatsCluster {
+    /// Three servers routed to each other, on route ports picked in advance: started
+    /// again on other ports if one was taken before its server bound it.
     fn start() -> NatsCluster {
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-        let routes: Vec<String> = ports.iter().map(|(_, route)| format!("nats://127.0.0.1:{route}")).collect();
-        let servers = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, route))| {
-                let name = format!("s{i}");
-                let listen = format!("nats://127.0.0.1:{route}");
-                let routes = routes.join(",");
-                let args = [
-                    "--server_name",
-                    &name,
-                    "--cluster_name",
-                    "subactor-test",
-                    "--cluster",
-                    &listen,
-                    "--routes",
-                    &routes,
-                ];
-                Some(Nats::start(&args))
-            })
-            .collect();
-        NatsCluster { servers }
+        let mut failures = Vec::new();
+        while failures.len() < 5 {
+            let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+            let routes: Vec<String> = route_ports.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect();
+            let started: Result<Vec<Nats>, String> = route_ports
+                .iter()
+                .enumerate()
+                .map(|(i, port)| Nats::start_clustered(&format!("s{i}"), "subactor-test", *port, &routes))
+                .collect();
+            match started {
+                Ok(servers) => return NatsCluster { servers: servers.into_iter().map(Some).collect() },
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("no NATS cluster in 5 tries: {failures:#?}");
     }
 
     fn urls(&self) -> String {

@@ -8,6 +8,7 @@ mod common;
 mod fork;
 mod lifecycle;
 mod messaging;
+mod nats;
 mod observe;
 mod pipeline;
 mod process;

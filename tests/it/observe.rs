@@ -2,10 +2,7 @@
 //! messages across interpreters, process actors and nodes (a real `nats-server`).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use opentelemetry::trace::SpanId;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -17,43 +14,9 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::common::{TIMEOUT, eventually};
+use crate::nats::Nats;
 
 const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
-
-/// A `nats-server` with JetStream on a free loopback port, stopped when dropped.
-struct Nats(Child, u16, std::path::PathBuf);
-
-impl Nats {
-    fn start() -> Nats {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let store = std::env::temp_dir().join(format!("subactor-observe-nats-{}-{port}", std::process::id()));
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server must be installed");
-        let deadline = Instant::now() + TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Nats(child, port, store)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.1)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.2);
-    }
-}
 
 /// What the tests of this file observe, set up once per process (`tracing`'s subscriber
 /// and the trace propagator are global): spans in an in-memory exporter, events of
@@ -121,7 +84,7 @@ fn node(url: &str, name: &str) -> Runtime {
 
 #[test]
 fn metrics_label_interpreters_processes_and_nodes() {
-    let nats = Nats::start();
+    let nats = Nats::start(&[]);
     let b = node(&nats.url(), "b");
     let a = node(&nats.url(), "a");
     assert!(a.cluster().expect("a cluster").wait_for_node("b", TIMEOUT));
@@ -192,7 +155,7 @@ fn a_process_actors_batched_tells_record_their_handler_times() {
 fn a_trace_follows_messages_across_interpreters_processes_and_nodes() {
     let Global { exporter, provider, .. } = global();
 
-    let nats = Nats::start();
+    let nats = Nats::start(&[]);
     let b = node(&nats.url(), "b");
     let a = node(&nats.url(), "a");
     assert!(a.cluster().expect("a cluster").wait_for_node("b", TIMEOUT));

@@ -193,15 +193,17 @@ class _Multiprocessing(Runner):
         return found
 
     def memory(self, cfg: Config) -> list[Measurement]:
-        started = [self._start(workers.pipe_echo) for _ in range(cfg.rounds(quick=3, full=5))]
-        for conn, _ in started:
-            conn.send(1)
-            conn.recv()
-        time.sleep(0.05)
-        usages = [process_memory(process.pid or 0) for _, process in started]
+        started = [self._start(workers.pipe_collect) for _ in range(cfg.rounds(quick=3, full=5))]
+        usages = {}
+        for label, msg in ((figures.MEMORY_IDLE_PROCESS, 1), (figures.MEMORY_COLLECTED_PROCESS, workers.COLLECT)):
+            for conn, _ in started:
+                conn.send(msg)
+                conn.recv()
+            time.sleep(0.05)
+            usages[label] = [process_memory(process.pid or 0) for _, process in started]
         for conn, process in started:
             self._stop_echo(conn, process)
-        return memory_measurements(self.system, "{} of an idle worker process", usages)
+        return [m for label, found in usages.items() for m in memory_measurements(self.system, label, found)]
 
 
 @register

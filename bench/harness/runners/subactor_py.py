@@ -23,7 +23,15 @@ from harness.figures import PY_HANDOFF as HANDOFF
 from harness.figures import PY_SPAWN as SPAWN
 from harness.figures import PY_TELL as TELL
 from harness.model import Measurement
-from harness.runners.base import Config, Runner, Spans, register, time_calls
+from harness.runners.base import (
+    Config,
+    Runner,
+    Spans,
+    memory_measurements,
+    process_memory,
+    register,
+    time_calls,
+)
 
 
 @register
@@ -57,6 +65,19 @@ class SubactorPackage(Runner):
             Measurement(model.SPAWN, self.system, SPAWN, model.SECONDS, tuple(mine)),
             Measurement(model.SPAWN, self.system, figures.PY_PROC_SPAWN, model.SECONDS, tuple(process)),
         ]
+
+    def memory(self, cfg: Config) -> list[Measurement]:
+        """A process actor's process, idle and after a full collection (beside
+        multiprocessing's workers; subactor's memory per interpreter actor is
+        benches/memory.rs's)."""
+        found = []
+        with self._runtime() as rt:
+            actors = [rt.spawn(workers.ActorCollect, placement="process") for _ in range(cfg.rounds(quick=3, full=5))]
+            for label, msg in ((figures.MEMORY_PROC_IDLE, 1), (figures.MEMORY_PROC_COLLECTED, workers.COLLECT)):
+                pids = [actor.ask(msg) for actor in actors]
+                time.sleep(0.05)
+                found += memory_measurements(self.system, label, [process_memory(pid) for pid in pids])
+        return found
 
     @staticmethod
     def _spawns(rt: Any, rounds: int, placement: str | None, warm_up: int = 3) -> list[float]:

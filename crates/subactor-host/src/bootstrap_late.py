@@ -478,3 +478,18 @@ def exit_child():
 
     atexit._run_exitfuncs()
     flush_std()
+
+
+def freeze_for_fork():
+    """What a process actor's template does once its set-up is done, just before it
+    forks its first child: moves every object it has made into the collector's permanent
+    generation (``gc.freeze``), so that a collection in a child never writes to them.
+    Otherwise a child's first full collection writes the collector's header of every
+    object it inherited, and each page of them becomes a private copy (a process actor
+    grew by ~4.4 MB at its first ``gc.collect()``): the memory a child shares with the
+    template stays shared. A frozen object that becomes garbage in a child is not
+    collected there, which costs no more than the template's own memory; the template
+    makes few objects after this (what it needs to fork), so it freezes once."""
+    import gc
+
+    gc.freeze()

@@ -124,6 +124,15 @@ unsafe fn serve(socket: OwnedFd) -> Result<(), String> {
             return Err(why);
         }
     }
+    // Everything the template has made, frozen for the children (`freeze_for_fork` in
+    // bootstrap_late.py says why): a collection in a child would otherwise copy every page
+    // of objects it inherited.
+    // SAFETY: attached (contract).
+    if let Err(exception) = unsafe { helpers.call_attr(c"freeze_for_fork", &[]) } {
+        let why = format!("cannot set up Python in the template process: {exception:#}");
+        let _ = ready(Err(why.clone()));
+        return Err(why);
+    }
     ready(Ok(())).map_err(|e| e.to_string())?;
     let mut template = Template {
         link: Some((writer, reader)),
