@@ -1,4 +1,4 @@
-"""The Python API across nodes: a real nats-server (started here on a free port) and a
+"""The Python API across nodes: a real nats-server (started here, on a port it picks itself) and a
 node process (`python -m subactor node`)."""
 
 from __future__ import annotations

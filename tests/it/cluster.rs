@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -454,8 +455,8 @@ fn a_stream_of_tells_alone_is_acknowledged_both_ways_without_requests() {
 /// tests), switched on and off by reloading the server's configuration.
 struct Loss {
     nats: Nats,
-    conf: std::path::PathBuf,
-    store: std::path::PathBuf,
+    conf: PathBuf,
+    store: PathBuf,
     probe: async_nats::Client,
     runtime: tokio::runtime::Runtime,
     /// Changes with each configuration, so that a reload can be seen to have happened.

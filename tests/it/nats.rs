@@ -2,10 +2,13 @@
 //!
 //! A port picked in advance (bound to port 0, then let go) can be taken by another
 //! process before the server binds it: an outgoing connection of a test running beside
-//! it takes its local port from the same range. Seen once in 160 cluster tests: a server
-//! of a three-server cluster never listened, and its test waited for it in vain. So each
-//! server is started with `-p -1` (and a cluster port of `-1`), and writes the ports it
-//! took to a ports file (`--ports_file_dir`), which is read here.
+//! it takes its local port from the same range. Seen in a run of every lane: a server of
+//! the three-server cluster never listened, and its test waited for it in vain. So each
+//! server is started with `-p -1` and writes the port it took to a ports file
+//! (`--ports_file_dir`), which is read here; a server that ends before it listens is an
+//! error with its log, not a wait. A JetStream cluster needs its routes from the start,
+//! so its route ports are still picked in advance, and a cluster whose server could not
+//! bind one is started again on others (`NatsCluster::start` in cluster.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -79,7 +82,7 @@ impl Nats {
     fn try_spawn(args: &[String], store: PathBuf) -> Result<Nats, String> {
         let files = temp_dir("nats-files");
         let log = std::fs::File::create(files.join("log")).expect("the server's log file");
-        let mut child = Command::new("nats-server")
+        let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
             .arg(&files)
             .args(args)
@@ -88,21 +91,21 @@ impl Nats {
             .spawn()
             .expect("nats-server must be installed (scripts/test installs Debian's nats-server)");
         let ports_file = files.join(format!("nats-server_{}.ports", child.id()));
+        // Killed, and its files removed, however this ends.
+        let mut nats = Nats { child, port: 0, store, files };
         let deadline = Instant::now() + TIMEOUT;
-        let port = loop {
+        nats.port = loop {
             if let Some(port) = std::fs::read_to_string(&ports_file).ok().as_deref().and_then(port_in) {
                 break port;
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(files.join("log")).unwrap_or_default();
-                let _ = std::fs::remove_dir_all(&files);
-                let _ = std::fs::remove_dir_all(&store);
+            if let Ok(Some(status)) = nats.child.try_wait() {
+                let log = std::fs::read_to_string(nats.files.join("log")).unwrap_or_default();
                 return Err(format!("nats-server {args:?} ended ({status}) before it listened; its log:\n{log}"));
             }
             assert!(Instant::now() < deadline, "nats-server {args:?} wrote no ports file in {TIMEOUT:?}");
             std::thread::sleep(Duration::from_millis(10));
         };
-        let nats = Nats { child, port, store, files };
+        let port = nats.port;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not listen on {port}, the port it said it took");
             std::thread::sleep(Duration::from_millis(10));
