@@ -19,7 +19,6 @@
 
 use std::error::Error;
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -222,23 +221,41 @@ struct Nats {
 
 impl Nats {
     fn start() -> Result<Nats, Box<dyn Error + Send + Sync>> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let store = std::env::temp_dir().join(format!("subactor-example-nats-{}", std::process::id()));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let store = std::env::temp_dir().join(format!("subactor-example-nats-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&store)?;
+        // `-p -1`: the server picks its port and writes it to a ports file (a port picked
+        // here in advance could be taken by another process before the server binds it).
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+            .arg(&store)
+            .arg("--ports_file_dir")
             .arg(&store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start nats-server ({e}): install it with `apt-get install nats-server`"))?;
-        let nats = Nats { child, port, store };
+        let ports_file = store.join(format!("nats-server_{}.ports", child.id()));
+        // Stopped, and its store removed, however this ends.
+        let mut nats = Nats { child, port: 0, store };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("nats-server did not start listening".into());
+        nats.port = loop {
+            if let Some(port) = std::fs::read_to_string(&ports_file).ok().as_deref().and_then(client_port) {
+                break port;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            if let Some(status) = nats.child.try_wait()? {
+                return Err(format!("nats-server ended ({status}) before it listened").into());
+            }
+            if Instant::now() > deadline {
+                return Err("nats-server wrote no ports file".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        while std::net::TcpStream::connect(("127.0.0.1", nats.port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("nats-server did not listen on port {}", nats.port).into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
         Ok(nats)
     }
@@ -254,4 +271,14 @@ impl Drop for Nats {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.store);
     }
+}
+
+/// The client port in a nats-server ports file
+/// (`{"nats":["nats://127.0.0.1:4222"],...}`); `None` while it is not written whole.
+fn client_port(ports_file: &str) -> Option<u16> {
+    if !ports_file.trim_end().ends_with('}') {
+        return None;
+    }
+    let after = &ports_file[ports_file.find("\"nats\"")?..];
+    after.split('"').nth(3)?.rsplit(':').next()?.parse().ok()
 }

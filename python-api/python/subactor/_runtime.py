@@ -461,8 +461,9 @@ class Runtime:
         refuses own-GIL interpreters (numpy...), in which case a process (logged, and
         remembered for that class). ``"interpreter"`` is strict: such a module raises
         ``IncompatibleExtension``. ``node``: in a cluster, the node to start the actor
-        on (its mailbox lives there; the reference works from anywhere). ``memory_limit``: bytes a process actor's process may allocate
-        (an allocation past it raises ``MemoryError`` in the handler).
+        on (its mailbox lives there; the reference works from anywhere).
+        ``memory_limit``: bytes a process actor's process may allocate (an allocation
+        past it raises ``MemoryError`` in the handler).
 
         An asyncio actor (``async def receive``) runs an event loop of its own for its
         whole life; ``max_concurrency`` is how many messages it handles at once, each a
