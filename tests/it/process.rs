@@ -535,6 +535,27 @@ fn a_gigabyte_buffer_goes_to_a_process_actor_and_back_without_a_copy() {
 }
 
 #[test]
+fn a_buffer_the_child_is_done_with_is_given_back_by_the_time_its_answer_comes() {
+    let rt = runtime();
+    let actor = spawn(&rt, "Shared");
+    // Dropped by the handler: back with the answer (no wait for another frame).
+    let buffer = rt.arena().copy_from(&[7; 4096]).expect("buffer");
+    assert_eq!(ask(&actor, ("len", Value::Buffer(buffer))), Value::from(4096));
+    assert_eq!(rt.arena().stats().buffers_live, 0, "given back with the answer");
+    // Kept by the actor: still lent after the answer, back with the answer of the
+    // message whose handler lets it go.
+    for n in 0..2u8 {
+        let buffer = rt.arena().copy_from(&[n; 4096]).expect("buffer");
+        assert_eq!(ask(&actor, ("hold", Value::Buffer(buffer))), Value::from(i64::from(n) + 1));
+    }
+    assert_eq!(rt.arena().stats().buffers_live, 2, "the child holds both");
+    assert_eq!(ask(&actor, ("let go",)), Value::from(0));
+    let stats = rt.arena().stats();
+    assert_eq!((stats.buffers_live, stats.bytes_live), (0, 0), "given back with the answer");
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn a_child_killed_while_holding_views_gives_the_memory_back() {
     let rt = runtime();
     let actor = rt.spawn(process("Shared").on_failure(FailurePolicy::Restart)).expect("spawn");

@@ -186,6 +186,13 @@ class Shared:
         if kind == "hold":
             self.held.append(memoryview(msg[1]))
             return len(self.held)
+        if kind == "len":
+            return len(msg[1])
+        if kind == "let go":
+            for view in self.held:
+                view.release()
+            self.held.clear()
+            return 0
         if kind == "alloc":
             _, size, head = msg
             draft = subactor.alloc(size)

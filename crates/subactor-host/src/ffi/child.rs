@@ -225,12 +225,14 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
         };
         match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
             Ok(ToChild::Msg { seq, msg, reply }) => {
+                client.defer_releases();
                 client.serving(Some(seq));
                 let result = interp.receive(&msg, reply);
                 let (result, snapshot) = snapshot_after(&mut interp, result);
                 client.serving(None);
                 drop(msg);
-                if let Err(error) = client.send_data(&FromChild::Done { seq, result, snapshot }) {
+                let released = client.deferred();
+                if let Err(error) = client.send_data(&FromChild::Done { seq, result, snapshot, released }) {
                     debug!(%error, "cannot report a handler's outcome: the parent has gone");
                     break;
                 }
@@ -269,7 +271,9 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
                 let result = interp.snapshot_now().map_err(ReceiveError::Snapshot);
                 client.serving(None);
                 let result = result.map(|state| state.map_or(Value::None, |state| Value::Tuple(vec![state])));
-                if let Err(error) = client.send_data(&FromChild::Done { seq, result, snapshot: None }) {
+                if let Err(error) =
+                    client.send_data(&FromChild::Done { seq, result, snapshot: None, released: Vec::new() })
+                {
                     debug!(%error, "cannot send a snapshot: the parent has gone");
                     break;
                 }

@@ -371,7 +371,10 @@ impl ChildProcess {
                 Err(error) => return Err(self.lost(&error)),
             };
             match proto::decode::<FromChild>(&mut frame, &self.shared.handles) {
-                Ok(FromChild::Done { seq: done, result, snapshot }) if done == seq => {
+                Ok(FromChild::Done { seq: done, result, snapshot, released }) if done == seq => {
+                    for lend in released {
+                        self.shared.link.released(lend);
+                    }
                     if snapshot.is_some() {
                         self.snapshot = snapshot;
                     }

@@ -48,6 +48,10 @@ pub(crate) struct Client {
     /// How long to spin for a call's answer, in microseconds.
     spin_us: AtomicU64,
     interrupter: OnceLock<Arc<dyn Interrupt>>,
+    /// The actor's thread is handling a message: the buffers it is done with meanwhile
+    /// go back with the outcome ([`Client::deferred`]).
+    deferring: AtomicBool,
+    deferred: Mutex<Vec<u64>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -75,15 +79,19 @@ impl Client {
             kill_requested: AtomicBool::new(false),
             spin_us: AtomicU64::new(0),
             interrupter: OnceLock::new(),
+            deferring: AtomicBool::new(false),
+            deferred: Mutex::default(),
         }
     }
 
     /// Sets the handles that encode and decode this link's frames; the child tells the
     /// runtime through the control socket when it is done with a buffer it was lent.
-    pub(crate) fn set_link(&self, link: Arc<LinkHandles>) {
-        let ctrl_w = self.ctrl_w.clone();
+    pub(crate) fn set_link(self: &Arc<Client>, link: Arc<LinkHandles>) {
+        let client = Arc::downgrade(self);
         link.set_release(move |lend| {
-            let _ = proto::send(&ctrl_w, Channel::Control, &FromChild::Release { lend }, &proto::no_handles(), &[]);
+            if let Some(client) = client.upgrade() {
+                client.give_back(lend);
+            }
         });
         let _ = self.handles.set(Arc::clone(&link) as Arc<dyn Handles>);
         let _ = self.link.set(link);
@@ -112,6 +120,30 @@ impl Client {
         self.kill_requested.store(false, Ordering::Release);
         self.running.store(seq.unwrap_or(0), Ordering::Release);
         self.serving.store(seq.is_some(), Ordering::Release);
+    }
+
+    /// From now until [`Client::deferred`], the buffers the actor's thread is done with
+    /// go back with the message's outcome.
+    pub(crate) fn defer_releases(&self) {
+        self.deferring.store(true, Ordering::Release);
+    }
+
+    /// Tells the runtime the child is done with the buffer it lent as `lend`: with the
+    /// outcome of the message the actor's thread handles now, else at once on the
+    /// control socket.
+    fn give_back(&self, lend: u64) {
+        if self.deferring.load(Ordering::Acquire) && thread::current().id() == self.main_thread {
+            lock(&self.deferred).push(lend);
+            return;
+        }
+        let _ = proto::send(&self.ctrl_w, Channel::Control, &FromChild::Release { lend }, &proto::no_handles(), &[]);
+    }
+
+    /// The buffers given back since [`Client::defer_releases`]; releases go on the
+    /// control socket again.
+    pub(crate) fn deferred(&self) -> Vec<u64> {
+        self.deferring.store(false, Ordering::Release);
+        std::mem::take(&mut *lock(&self.deferred))
     }
 
     /// Whether a kill came for the handler running now.
@@ -299,4 +331,50 @@ impl ActorEnv for Client {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use subactor_wire::stream;
+
+    /// A client over socket pairs, the parent's end of its control socket, and the
+    /// parent's end of its data socket (kept open).
+    fn client() -> (Arc<Client>, FrameReader, (FrameWriter, FrameReader)) {
+        let ((data_w, data_r), parent_data) = stream::pair(Duration::ZERO).expect("data pair");
+        let ((ctrl_w, _), (_, parent_ctrl)) = stream::pair(Duration::ZERO).expect("control pair");
+        (Arc::new(Client::new(data_w, data_r, ctrl_w)), parent_ctrl, parent_data)
+    }
+
+    /// The lends of the Release frames waiting on the parent's control socket.
+    fn releases(ctrl: &mut FrameReader) -> Vec<u64> {
+        let mut lends = Vec::new();
+        while let Some(mut frame) = ctrl.try_recv().expect("a readable socket") {
+            match proto::decode::<FromChild>(&mut frame, &proto::no_handles()) {
+                Ok(FromChild::Release { lend }) => lends.push(lend),
+                other => panic!("not a release: {other:?}"),
+            }
+        }
+        lends
+    }
+
+    #[test]
+    fn buffers_given_back_while_a_message_is_handled_go_with_its_outcome() {
+        let (client, mut ctrl, _data) = client();
+        // Outside a message: at once, on the control socket.
+        client.give_back(1);
+        assert_eq!(releases(&mut ctrl), [1]);
+        client.defer_releases();
+        client.give_back(2);
+        client.give_back(3);
+        // Another thread's (the event loop's, a finalizer's): at once still.
+        let other = Arc::clone(&client);
+        thread::spawn(move || other.give_back(4)).join().expect("the other thread");
+        assert_eq!(releases(&mut ctrl), [4], "only the other thread's went on the control socket");
+        assert_eq!(client.deferred(), [2, 3], "the actor thread's go with the outcome");
+        // The message is done: at once again.
+        client.give_back(5);
+        assert_eq!(releases(&mut ctrl), [5]);
+        assert!(client.deferred().is_empty());
+    }
 }

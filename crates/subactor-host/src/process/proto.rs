@@ -162,8 +162,11 @@ pub(crate) enum Ended {
 pub(crate) enum FromChild {
     /// The actor started, or why not (data socket).
     Started(Result<(), StartError>),
-    /// Handler `seq` ended, with the snapshot due after it, if any (data socket).
-    Done { seq: u64, result: Result<Value, ReceiveError>, snapshot: Option<Value> },
+    /// Handler `seq` ended, with the snapshot due after it, if any, and the buffers the
+    /// runtime lent that the child was done with while it handled the message (sent
+    /// here rather than as a `Release` each: no frame and no wake-up of the parent's
+    /// watcher per handoff) (data socket).
+    Done { seq: u64, result: Result<Value, ReceiveError>, snapshot: Option<Value>, released: Vec<u64> },
     /// Tells `seq` ended: the outcome of each message handled, in order, how long each
     /// one's handler ran (nanoseconds, in order: the parent's handler-time metrics), and
     /// the last snapshot due after them, if any (data socket).
