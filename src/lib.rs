@@ -67,9 +67,10 @@ pub mod metrics {
 pub use subactor_core::{
     Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, Backoff, BoxError, ChildInfo,
     ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Death, Down, Failure, FailurePolicy, Fault, HealthAlarm,
-    Intensity, Interrupt, InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, Pipeline, PipelineBuilder,
-    PipelineError, Placement, Props, RestartType, Routing, SendError, Spawn, SpawnError, SpawnOptions, StopReason,
-    Strategy, Supervisor, SupervisorError, SupervisorSpec, TimerId, UnknownPlacement, Value, ValueError, codec,
+    Intensity, Interrupt, InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, PendingSpawn, Pipeline,
+    PipelineBuilder, PipelineError, Placement, Props, RestartType, Routing, SendError, Spawn, SpawnError, SpawnOptions,
+    StopReason, Strategy, Supervisor, SupervisorError, SupervisorSpec, TimerId, UnknownPlacement, Value, ValueError,
+    codec,
 };
 pub use subactor_host::{
     ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,
@@ -376,6 +377,21 @@ impl Runtime {
             return Err(SpawnError::ShutDown);
         }
         self.system.spawn(spec)
+    }
+
+    /// Begins a spawn and returns at once: the [`PendingSpawn`] gives the actor's
+    /// reference once it has started ([`PendingSpawn::wait`],
+    /// [`PendingSpawn::wait_timeout`]), and dropping it gives the spawn up (the actor is
+    /// killed once it has started). [`Runtime::spawn`] is this and a wait.
+    ///
+    /// In a process forked from this one while the runtime was open, it fails with
+    /// [`SpawnError::ShutDown`].
+    pub fn begin_spawn<S: Spawn>(&self, spec: S) -> Result<PendingSpawn<S>, SpawnError<S::Error>> {
+        if let Err(forked) = subactor_host::fork::check_not_forked() {
+            tracing::warn!(%forked, "spawn refused");
+            return Err(SpawnError::ShutDown);
+        }
+        self.system.begin_spawn(spec)
     }
 
     /// Spawns `count` workers from the same recipe (a pool, e.g. for a pipeline stage).

@@ -48,6 +48,16 @@ class Sleeper:
         return secs
 
 
+class SlowStart:
+    """Its constructor takes ``secs`` seconds."""
+
+    def __init__(self, secs):
+        time.sleep(secs)
+
+    def receive(self, msg):
+        return msg
+
+
 class BrokenInit:
     def __init__(self):
         raise RuntimeError("constructor fails on purpose")

@@ -64,7 +64,10 @@ pub use supervisor::{
     Backoff, ChildInfo, ChildSpec, Intensity, RestartType, Strategy, Supervisor, SupervisorError, SupervisorMsg,
     SupervisorSpec,
 };
-pub use system::{ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, NameClaimError, NameService, SystemBuilder};
+pub use system::{
+    ActorSystem, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SPIN, NameClaimError, NameService, PendingSpawn, Spawned,
+    SystemBuilder,
+};
 pub use timers::TimerId;
 pub use value::{MAX_DEPTH, Value, ValueError};
 pub use warm::{ThreadJob, WarmThread};

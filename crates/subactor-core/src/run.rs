@@ -24,7 +24,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,22 @@ use crate::{
 /// after a failure): served before the mailbox, by the next incarnation if need be.
 type Pending<A> = VecDeque<Envelope<A>>;
 
-pub(crate) type Started<E> = flume::Sender<Result<(), SpawnError<E>>>;
+/// How an actor's thread reports its start to its spawner ([`crate::PendingSpawn`]).
+pub(crate) struct Started<E> {
+    pub(crate) tx: flume::Sender<Result<(), SpawnError<E>>>,
+    /// Set by a spawner that gave up waiting.
+    pub(crate) abandoned: Arc<AtomicBool>,
+}
+
+impl<E> Started<E> {
+    /// Reports the start; `false` if the spawner has given up waiting (it will never
+    /// take the reference). The flag is read after the send: a spawner that gives up
+    /// sets it before it looks for a report, so one of the two sees the other.
+    fn report(self, result: Result<(), SpawnError<E>>) -> bool {
+        let sent = self.tx.send(result).is_ok();
+        sent && !self.abandoned.load(Ordering::SeqCst)
+    }
+}
 
 /// Why an incarnation of an actor ended abnormally.
 struct Failure {
@@ -132,7 +147,7 @@ pub(crate) fn run<S: Spawn>(
     ctx.system.forget(cell.id, cell.name.as_deref());
     cell.finish(reason);
     if let (Some(error), Some(started)) = (spawn_error, started) {
-        let _ = started.send(Err(error));
+        let _ = started.report(Err(error));
     }
 }
 
@@ -199,7 +214,12 @@ fn live<S: Spawn>(
         cell.transition(ActorState::Starting, ActorState::Running);
         match started.take() {
             Some(started) => {
-                let _ = started.send(Ok(()));
+                if !started.report(Ok(())) {
+                    // Nobody will have its reference (a Python spawn interrupted by a
+                    // signal): it goes, as a kill would end it.
+                    debug!("the spawner gave up waiting: the actor is killed");
+                    ctx.myself.kill();
+                }
                 debug!("actor started");
                 if catch_unwind(AssertUnwindSafe(|| spec.spawned())).is_err() {
                     warn!("the recipe's spawned hook panicked");

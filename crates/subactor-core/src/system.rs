@@ -13,7 +13,7 @@ use tracing::{debug, info_span, warn};
 use crate::cell::{Cell, CellConfig, Signal};
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::metrics::{ActorMetrics, Metrics, SystemStats, short_type_name};
-use crate::run::run;
+use crate::run::{Started, run};
 use crate::supervisor::ParentLink;
 use crate::sync::lock;
 use crate::timers::{Job, TimerId, Timers};
@@ -212,12 +212,28 @@ impl ActorSystem {
         self.spawn_child(spec, None)
     }
 
+    /// Begins a spawn: the actor's thread is started and the actor starts on it; the
+    /// [`PendingSpawn`] gives its reference once it has started, which the caller may
+    /// wait for in slices (to handle signals between them, as the Python package does)
+    /// or give up. [`ActorSystem::spawn`] is this and [`PendingSpawn::wait`].
+    pub fn begin_spawn<S: Spawn>(&self, spec: S) -> Result<PendingSpawn<S>, SpawnError<S::Error>> {
+        self.begin_spawn_child(spec, None)
+    }
+
     /// Spawns an actor whose failures are decided by `parent` (a supervisor).
     pub(crate) fn spawn_child<S: Spawn>(
         &self,
-        mut spec: S,
+        spec: S,
         parent: Option<ParentLink>,
     ) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
+        self.begin_spawn_child(spec, parent)?.wait()
+    }
+
+    fn begin_spawn_child<S: Spawn>(
+        &self,
+        mut spec: S,
+        parent: Option<ParentLink>,
+    ) -> Result<PendingSpawn<S>, SpawnError<S::Error>> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(SpawnError::ShutDown);
@@ -268,6 +284,8 @@ impl ActorSystem {
         lock(&inner.live).insert(id, Arc::clone(&cell) as Arc<dyn Control>);
 
         let (started_tx, started_rx) = flume::bounded(1);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let started_tx = Started { tx: started_tx, abandoned: Arc::clone(&abandoned) };
         let thread_name = match &options.name {
             Some(name) => format!("actor:{name}"),
             None => format!("actor{id}"),
@@ -301,11 +319,7 @@ impl ActorSystem {
             threads.retain(|t| !t.is_finished());
             threads.push(handle);
         }
-        match started_rx.recv() {
-            Ok(Ok(())) => Ok(ActorRef::new(cell)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(SpawnError::Panicked("the actor thread ended before reporting".into())),
-        }
+        Ok(PendingSpawn { cell: Some(cell), started: started_rx, abandoned })
     }
 
     /// The running actor of type `A` with this name, if there is one.
@@ -478,5 +492,82 @@ impl Job for DelayedMail {
 
     fn abandon(self: Box<Self>) {
         self.dead_letters.record(self.target.id(), self.target.name(), DeadLetterReason::ShutDown, &self.msg);
+    }
+}
+
+/// A spawn under way ([`ActorSystem::begin_spawn`]): the actor's reference once it has
+/// started. Dropped before it gave it (the caller gave up), the actor is killed as soon
+/// as it has started; a start that failed is only reported.
+#[must_use = "dropping it kills the actor once it has started"]
+pub struct PendingSpawn<S: Spawn> {
+    /// `None` once the outcome was taken.
+    cell: Option<Arc<Cell<S::Actor>>>,
+    started: flume::Receiver<Result<(), SpawnError<S::Error>>>,
+    abandoned: Arc<AtomicBool>,
+}
+
+/// How a spawn of `S` ended: the actor's reference, or why it did not start.
+pub type Spawned<S> = Result<ActorRef<<S as Spawn>::Actor>, SpawnError<<S as Spawn>::Error>>;
+
+impl<S: Spawn> fmt::Debug for PendingSpawn<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSpawn").field("actor", &self.cell.as_ref().map(|cell| cell.id)).finish()
+    }
+}
+
+impl<S: Spawn> PendingSpawn<S> {
+    /// Waits until the actor has started (its reference) or could not start.
+    pub fn wait(mut self) -> Spawned<S> {
+        let report = self.started.recv();
+        self.outcome(report.map_err(|_| flume::RecvTimeoutError::Disconnected))
+            .unwrap_or_else(|| Err(SpawnError::Panicked("the actor thread ended before reporting".into())))
+    }
+
+    /// Waits up to `timeout`: the outcome, or `Err(self)` while the actor is still
+    /// starting.
+    pub fn wait_timeout(mut self, timeout: Duration) -> Result<Spawned<S>, Self> {
+        let report = self.started.recv_timeout(timeout);
+        match self.outcome(report) {
+            Some(outcome) => Ok(outcome),
+            None => Err(self),
+        }
+    }
+
+    /// Whether the actor's thread has reported how its start went.
+    #[cfg(test)]
+    pub(crate) fn reported(&self) -> bool {
+        !self.started.is_empty()
+    }
+
+    /// The outcome a report gives, `None` for a wait that timed out.
+    fn outcome(
+        &mut self,
+        report: Result<Result<(), SpawnError<S::Error>>, flume::RecvTimeoutError>,
+    ) -> Option<Spawned<S>> {
+        match report {
+            Ok(Ok(())) => Some(Ok(ActorRef::new(self.cell.take()?))),
+            Ok(Err(error)) => {
+                self.cell = None;
+                Some(Err(error))
+            }
+            Err(flume::RecvTimeoutError::Timeout) => None,
+            Err(flume::RecvTimeoutError::Disconnected) => {
+                self.cell = None;
+                Some(Err(SpawnError::Panicked("the actor thread ended before reporting".into())))
+            }
+        }
+    }
+}
+
+impl<S: Spawn> Drop for PendingSpawn<S> {
+    fn drop(&mut self) {
+        let Some(cell) = self.cell.take() else { return };
+        // Set before looking for a report: an actor thread that reports after this
+        // sees the flag and kills its actor itself (`Started::report`).
+        self.abandoned.store(true, Ordering::SeqCst);
+        if let Ok(Ok(())) = self.started.try_recv() {
+            debug!(id = %cell.id, "a spawn given up: its actor had started, it is killed");
+            ActorRef::new(cell).kill();
+        }
     }
 }

@@ -402,6 +402,55 @@ fn spawn_errors_are_typed() {
     assert!(matches!(f.system.spawn(f.props()), Err(SpawnError::ShutDown)));
 }
 
+/// A probe whose start waits until `gate` gives a value (or closes).
+fn gated_props(
+    f: &Fixture,
+    gate: flume::Receiver<()>,
+) -> Props<impl FnMut() -> Result<Probe, NeverFails> + Send + 'static> {
+    let (seen, handled) = (Arc::clone(&f.seen), Arc::clone(&f.handled));
+    Props::new(move || {
+        let _ = gate.recv();
+        Ok(Probe { seen: Arc::clone(&seen), handled: Arc::clone(&handled) })
+    })
+}
+
+#[test]
+fn a_begun_spawn_gives_the_reference_once_the_actor_has_started() {
+    let f = Fixture::new();
+    let (open, gate) = flume::bounded(1);
+    let pending = f.system.begin_spawn(gated_props(&f, gate).name("begun")).expect("begun");
+    let pending = pending.wait_timeout(Duration::from_millis(20)).expect_err("the actor is still starting");
+    assert_eq!(f.system.lookup::<Probe>("begun").map(|a| a.state()), Some(ActorState::Starting));
+    open.send(()).expect("open the gate");
+    let probe = pending.wait_timeout(10 * SECOND).expect("an outcome").expect("started");
+    assert_eq!(probe.blocking_ask(Cmd::Record(1, 7), SECOND).expect("ask"), 7);
+    // A failed start is its error, as from spawn.
+    let failing = Props::new(|| -> Result<Probe, NeverFails> { panic!("no start") });
+    let pending = f.system.begin_spawn(failing).expect("begun");
+    assert!(matches!(pending.wait(), Err(SpawnError::Panicked(m)) if m == "no start"));
+    f.system.shutdown();
+}
+
+#[test]
+fn a_spawn_given_up_kills_its_actor_once_it_has_started() {
+    let f = Fixture::new();
+    // Given up while the actor starts: its thread finds nobody to take the reference.
+    let (open, gate) = flume::bounded(1);
+    let pending = f.system.begin_spawn(gated_props(&f, gate).name("early")).expect("begun");
+    let early = f.system.lookup::<Probe>("early").expect("registered while starting");
+    drop(pending);
+    open.send(()).expect("open the gate");
+    assert_eq!(early.blocking_wait_timeout(10 * SECOND), Some(StopReason::Killed));
+    // Given up once it had started and reported it: the drop kills it.
+    let pending = f.system.begin_spawn(f.props().name("late")).expect("begun");
+    let late = f.system.lookup::<Probe>("late").expect("registered");
+    eventually("the start is reported", || pending.reported());
+    drop(pending);
+    assert_eq!(late.blocking_wait_timeout(10 * SECOND), Some(StopReason::Killed));
+    assert!(f.system.lookup::<Probe>("late").is_none(), "its name is free again");
+    f.system.shutdown();
+}
+
 #[test]
 fn lookup_finds_running_actors_by_name_and_type() {
     let f = Fixture::new();
