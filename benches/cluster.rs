@@ -26,14 +26,17 @@
 
 use std::error::Error;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use subactor::{ClusterConfig, PythonActor, Runtime, Value};
 
+#[allow(dead_code, reason = "shared with the tests and the cluster example; not every item is used here")]
+#[path = "../examples/support/nats_server.rs"]
+mod nats_server;
 mod support;
+use nats_server::NatsServer;
 use support::{Options, Record};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -56,7 +59,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let options = Options::from_args()?;
     let quick = options.quick;
     let mut record = Record::new("cluster", &options);
-    let nats = Nats::start()?;
+    // JetStream on, stored in a temporary directory removed with the server.
+    let store = nats_server::temp_dir("bench-nats")?;
+    let nats = NatsServer::start(&nats_server::jetstream_args(&store), Some(store), TIMEOUT)?;
     let version = Command::new("nats-server").arg("--version").output()?;
     record.meta("nats_server", String::from_utf8_lossy(&version.stdout).trim().to_owned());
     let b = Node::start(&nats.url(), "b")?;
@@ -69,9 +74,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (major, minor, micro) = rt.python_version().unwrap_or_default();
     record.meta("python", format!("{major}.{minor}.{micro}"));
     println!(
-        "subactor cluster benchmark: Python {major}.{minor}.{micro}, {} on 127.0.0.1:{}{}",
+        "subactor cluster benchmark: Python {major}.{minor}.{micro}, {} on {}{}",
         String::from_utf8_lossy(&version.stdout).trim(),
-        nats.port,
+        nats.url(),
         if quick { ", quick" } else { "" }
     );
     println!();
@@ -93,68 +98,6 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-/// A `nats-server` with JetStream on a free loopback port, stopped (and its store
-/// removed) when dropped.
-struct Nats {
-    child: Child,
-    port: u16,
-    store: PathBuf,
-}
-
-impl Nats {
-    fn start() -> Result<Nats, Box<dyn Error>> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let store = std::env::temp_dir().join(format!("subactor-bench-nats-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&store)?;
-        // `-p -1`: the server picks its port and writes it to a ports file (a port picked
-        // here in advance could be taken by another process before the server binds it).
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(&store)
-            .arg("--ports_file_dir")
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start nats-server ({e}): install Debian's nats-server package"))?;
-        let ports_file = store.join(format!("nats-server_{}.ports", child.id()));
-        // Stopped, and its store removed, however this ends.
-        let mut nats = Nats { child, port: 0, store };
-        let deadline = Instant::now() + TIMEOUT;
-        nats.port = loop {
-            if let Some(port) = std::fs::read_to_string(&ports_file).ok().as_deref().and_then(client_port) {
-                break port;
-            }
-            if let Some(status) = nats.child.try_wait()? {
-                return Err(format!("nats-server ended ({status}) before it listened").into());
-            }
-            if Instant::now() > deadline {
-                return Err("nats-server wrote no ports file".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        while std::net::TcpStream::connect(("127.0.0.1", nats.port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(format!("nats-server did not listen on port {}", nats.port).into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(nats)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
 }
 
 /// A process started here that says when it is ready on its standard output, killed
@@ -220,7 +163,7 @@ fn responder(url: &str, subject: &str) -> Result<(), Box<dyn Error>> {
 }
 
 /// Remote asks beside raw request/reply, in interleaved blocks.
-fn round_trips(rt: &Runtime, nats: &Nats, quick: bool, record: &mut Record) -> Result<(), Box<dyn Error>> {
+fn round_trips(rt: &Runtime, nats: &NatsServer, quick: bool, record: &mut Record) -> Result<(), Box<dyn Error>> {
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["--responder", &nats.url(), SUBJECT]);
     let _responder = Proc::start(command, "responder ready")?;
@@ -320,7 +263,7 @@ fn tell_throughput(rt: &Runtime, reps: usize, messages: usize, record: &mut Reco
 
 /// A node process SIGKILLed `samples` times: the time from the kill until a monitor here
 /// of an actor on it gets `Down`.
-fn node_loss(rt: &Runtime, nats: &Nats, samples: usize, record: &mut Record) -> Result<(), Box<dyn Error>> {
+fn node_loss(rt: &Runtime, nats: &NatsServer, samples: usize, record: &mut Record) -> Result<(), Box<dyn Error>> {
     let cluster = rt.cluster().ok_or("the runtime has no cluster")?;
     let mut times = Vec::with_capacity(samples);
     for n in 0..samples {
@@ -352,14 +295,4 @@ fn node_loss(rt: &Runtime, nats: &Nats, samples: usize, record: &mut Record) -> 
     );
     println!();
     Ok(())
-}
-
-/// The client port in a nats-server ports file
-/// (`{"nats":["nats://127.0.0.1:4222"],...}`); `None` while it is not written whole.
-fn client_port(ports_file: &str) -> Option<u16> {
-    if !ports_file.trim_end().ends_with('}') {
-        return None;
-    }
-    let after = &ports_file[ports_file.find("\"nats\"")?..];
-    after.split('"').nth(3)?.rsplit(':').next()?.parse().ok()
 }

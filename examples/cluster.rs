@@ -19,12 +19,16 @@
 
 use std::error::Error;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use subactor::{AnyRef, ClusterConfig, Output, Pipeline, PythonActor, Routing, Runtime, Value};
 use tracing_subscriber::EnvFilter;
+
+#[allow(dead_code, reason = "shared with the tests and the cluster benchmark; not every item is used here")]
+#[path = "support/nats_server.rs"]
+mod nats_server;
+use nats_server::NatsServer;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python");
@@ -45,9 +49,11 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         return Err("usage: cluster (the node processes are started as: cluster node NAME NATS_URL)".into());
     }
 
-    let nats = Nats::start()?;
+    // JetStream on, stored in a temporary directory removed with the server.
+    let store = nats_server::temp_dir("example-nats")?;
+    let nats = NatsServer::start(&nats_server::jetstream_args(&store), Some(store), Duration::from_secs(30))?;
     let url = nats.url();
-    println!("nats-server on {url} (pid {})", nats.child.id());
+    println!("nats-server on {url} (pid {})", nats.pid());
     let b = NodeProcess::start("b", &url)?;
     let c = NodeProcess::start("c", &url)?;
     let rt = Runtime::builder().python_path([PYTHON]).cluster(ClusterConfig::new([url.as_str()], "a")).build()?;
@@ -210,75 +216,4 @@ impl Drop for NodeProcess {
         }
         let _ = self.child.wait();
     }
-}
-
-/// A `nats-server` with JetStream on a free loopback port, stopped when dropped.
-struct Nats {
-    child: Child,
-    port: u16,
-    store: PathBuf,
-}
-
-impl Nats {
-    fn start() -> Result<Nats, Box<dyn Error + Send + Sync>> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let store = std::env::temp_dir().join(format!("subactor-example-nats-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&store)?;
-        // `-p -1`: the server picks its port and writes it to a ports file (a port picked
-        // here in advance could be taken by another process before the server binds it).
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(&store)
-            .arg("--ports_file_dir")
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start nats-server ({e}): install it with `apt-get install nats-server`"))?;
-        let ports_file = store.join(format!("nats-server_{}.ports", child.id()));
-        // Stopped, and its store removed, however this ends.
-        let mut nats = Nats { child, port: 0, store };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        nats.port = loop {
-            if let Some(port) = std::fs::read_to_string(&ports_file).ok().as_deref().and_then(client_port) {
-                break port;
-            }
-            if let Some(status) = nats.child.try_wait()? {
-                return Err(format!("nats-server ended ({status}) before it listened").into());
-            }
-            if Instant::now() > deadline {
-                return Err("nats-server wrote no ports file".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        while std::net::TcpStream::connect(("127.0.0.1", nats.port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(format!("nats-server did not listen on port {}", nats.port).into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(nats)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
-}
-
-/// The client port in a nats-server ports file
-/// (`{"nats":["nats://127.0.0.1:4222"],...}`); `None` while it is not written whole.
-fn client_port(ports_file: &str) -> Option<u16> {
-    if !ports_file.trim_end().ends_with('}') {
-        return None;
-    }
-    let after = &ports_file[ports_file.find("\"nats\"")?..];
-    after.split('"').nth(3)?.rsplit(':').next()?.parse().ok()
 }
