@@ -69,8 +69,8 @@ pub use subactor_core::{
     ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Death, Down, Failure, FailurePolicy, Fault, HealthAlarm,
     Intensity, Interrupt, InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, PendingSpawn, Pipeline,
     PipelineBuilder, PipelineError, Placement, Props, RestartType, Routing, SendError, Spawn, SpawnError, SpawnOptions,
-    StopReason, Strategy, Supervisor, SupervisorError, SupervisorSpec, TimerId, UnknownPlacement, Value, ValueError,
-    codec,
+    Spawned, StopReason, Strategy, Supervisor, SupervisorError, SupervisorSpec, TimerId, UnknownPlacement, Value,
+    ValueError, codec,
 };
 pub use subactor_host::{
     ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,
@@ -372,11 +372,7 @@ impl Runtime {
     /// In a process forked from this one while the runtime was open, it fails with
     /// [`SpawnError::ShutDown`]: the runtime's threads exist only in the parent.
     pub fn spawn<S: Spawn>(&self, spec: S) -> Result<ActorRef<S::Actor>, SpawnError<S::Error>> {
-        if let Err(forked) = subactor_host::fork::check_not_forked() {
-            tracing::warn!(%forked, "spawn refused");
-            return Err(SpawnError::ShutDown);
-        }
-        self.system.spawn(spec)
+        self.begin_spawn(spec)?.wait()
     }
 
     /// Begins a spawn and returns at once: the [`PendingSpawn`] gives the actor's
