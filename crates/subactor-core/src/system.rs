@@ -518,9 +518,9 @@ impl<S: Spawn> fmt::Debug for PendingSpawn<S> {
 impl<S: Spawn> PendingSpawn<S> {
     /// Waits until the actor has started (its reference) or could not start.
     pub fn wait(mut self) -> Spawned<S> {
-        let report = self.started.recv();
-        self.outcome(report.map_err(|_| flume::RecvTimeoutError::Disconnected))
-            .unwrap_or_else(|| Err(SpawnError::Panicked("the actor thread ended before reporting".into())))
+        let report = self.started.recv().map_err(|_| flume::RecvTimeoutError::Disconnected);
+        // Only a timeout gives no outcome, and `recv` has none.
+        self.outcome(report).unwrap_or_else(|| Err(never_reported()))
     }
 
     /// Waits up to `timeout`: the outcome, or `Err(self)` while the actor is still
@@ -553,10 +553,15 @@ impl<S: Spawn> PendingSpawn<S> {
             Err(flume::RecvTimeoutError::Timeout) => None,
             Err(flume::RecvTimeoutError::Disconnected) => {
                 self.cell = None;
-                Some(Err(SpawnError::Panicked("the actor thread ended before reporting".into())))
+                Some(Err(never_reported()))
             }
         }
     }
+}
+
+/// The error of a spawn whose actor thread ended without saying how its start went.
+fn never_reported<E>() -> SpawnError<E> {
+    SpawnError::Panicked("the actor thread ended before reporting".into())
 }
 
 impl<S: Spawn> Drop for PendingSpawn<S> {
