@@ -66,11 +66,11 @@ pub mod metrics {
 }
 pub use subactor_core::{
     Actor, ActorContext, ActorId, ActorRef, ActorState, ActorSystem, AnyRef, AskError, Backoff, BoxError, ChildInfo,
-    ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Death, Down, Failure, FailurePolicy, Fault, HealthAlarm,
-    Intensity, Interrupt, InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, PendingSpawn, Pipeline,
-    PipelineBuilder, PipelineError, Placement, Props, RestartType, Routing, SendError, Spawn, SpawnError, SpawnOptions,
-    Spawned, StopReason, Strategy, Supervisor, SupervisorError, SupervisorSpec, TimerId, UnknownPlacement, Value,
-    ValueError, codec,
+    ChildSpec, DeadLetter, DeadLetterReason, DeadLetters, Death, DirectAsk, Down, Failure, FailurePolicy, Fault,
+    HealthAlarm, Intensity, Interrupt, InterruptCause, MAX_DEPTH, MonitorId, NeverFails, Outcome, Output, PendingSpawn,
+    Pipeline, PipelineBuilder, PipelineError, Placement, Props, RestartType, Routing, SendError, Spawn, SpawnError,
+    SpawnOptions, Spawned, StopReason, Strategy, Supervisor, SupervisorError, SupervisorSpec, TimerId,
+    UnknownPlacement, Value, ValueError, codec,
 };
 pub use subactor_host::{
     ConvertError, DEFAULT_KILL_GRACE, HostError, Launcher, MainModule, PyActor, PythonActor, PythonException,

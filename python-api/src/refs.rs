@@ -60,7 +60,19 @@ pub(crate) fn ref_ask<'py>(
     let deadline = wait::deadline(timeout.map(f64::from))?;
     let (tx, rx) = flume::bounded(1);
     let reply = move |tx: flume::Sender<_>| move |outcome| drop(tx.send(outcome));
-    let value = match actor.blocking_ask_then_timeout(value, Duration::ZERO, reply(tx.clone())) {
+    // An idle process actor: this thread talks to its child itself (see
+    // `subactor_core::DirectAsk`); a Ctrl-C meanwhile leaves the ask to its thread.
+    let direct = if actor.may_ask_direct() {
+        let (actor, reply) = (&actor, reply(tx.clone()));
+        wait::direct(py, deadline, move |wait| actor.ask_direct_then(value, reply, wait))?
+    } else {
+        Err(value)
+    };
+    let value = match direct {
+        Ok(()) => Ok(()),
+        Err(value) => actor.blocking_ask_then_timeout(value, Duration::ZERO, reply(tx.clone())),
+    };
+    let value = match value {
         Ok(()) => None,
         Err(SendError::Full(value)) => Some(value),
         Err(stopped) => return Err(errors::send(py, &stopped)),

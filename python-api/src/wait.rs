@@ -70,6 +70,41 @@ pub(crate) fn recv<T: Send>(py: Python<'_>, rx: &Receiver<T>, deadline: Option<I
     }
 }
 
+/// Runs `ask`, a direct ask (`subactor_core::AnyRef::ask_direct_then`: this thread
+/// talks to an idle process actor's child itself), with the GIL released; its waits for
+/// the outcome go in slices, with the signal handlers run between them. An exception
+/// of theirs, or `deadline`, stops the waiting (the actor's thread then finishes the
+/// ask and sends its outcome where `ask` said); the exception is returned.
+pub(crate) fn direct<T: Send>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    ask: impl FnOnce(&mut dyn FnMut() -> Option<Instant>) -> T + Send,
+) -> PyResult<T> {
+    crate::errors::not_forked()?;
+    let mut raised = None;
+    let mut first = true;
+    let result = py.detach(|| {
+        ask(&mut || {
+            if !std::mem::replace(&mut first, false) {
+                if let Err(error) = Python::attach(|py| py.check_signals()) {
+                    raised = Some(error);
+                    return None;
+                }
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return None;
+            }
+            let next = now + SLICE;
+            Some(deadline.map_or(next, |deadline| deadline.min(next)))
+        })
+    });
+    match raised {
+        Some(error) => Err(error),
+        None => Ok(result),
+    }
+}
+
 /// Runs `attempt` with the GIL released, once per slice, until it returns `Some` or
 /// `deadline` passes (then `None`); runs the signal handlers between attempts. Each
 /// attempt gets the time it may wait.

@@ -11,6 +11,7 @@ import pytest
 from conftest import run_script
 
 import subactor
+from sa_actors import Sleeper
 from sa_process import AtExit, Collector, Forwarder, Fragile, Numeric
 
 
@@ -36,6 +37,22 @@ def test_a_crash_is_the_askers_failure_and_the_runtime_carries_on(rt: subactor.R
     assert fragile.ask(0) == 1, "a fresh instance in a new process"
     assert fragile.ask("pid") != first
     assert fragile.restarts == 1
+
+
+def test_an_ask_that_times_out_is_finished_by_the_actor_and_the_next_gets_its_own_answer(
+    rt: subactor.Runtime,
+) -> None:
+    # An ask to an idle process actor runs on the asking thread, which talks to the
+    # child itself; at its timeout the actor's thread takes the ask over.
+    sleeper = rt.spawn(Sleeper, placement="process")
+    assert sleeper.ask(0) == 0
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(subactor.AskTimeout):
+            sleeper.ask(0.3, timeout=0.05)
+        assert time.monotonic() - started < 0.25
+        assert sleeper.ask(0.01) == 0.01, "the answer to this ask, not the late one"
+    assert sleeper.restarts == 0
 
 
 def test_a_supervised_process_actor_restarts_after_a_crash(rt: subactor.Runtime) -> None:

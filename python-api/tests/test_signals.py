@@ -14,7 +14,9 @@ import pytest
 from conftest import SCRIPTS, TESTS
 
 
-@pytest.mark.parametrize("script", ["interrupt_ask.py", "interrupt_executor.py", "interrupt_no_with.py"])
+@pytest.mark.parametrize(
+    "script", ["interrupt_ask.py", "interrupt_ask_process.py", "interrupt_executor.py", "interrupt_no_with.py"]
+)
 def test_ctrl_c_interrupts_waits_and_closes_the_runtime(script: str) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(TESTS))
     child = subprocess.Popen(

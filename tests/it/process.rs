@@ -241,6 +241,26 @@ fn exits_and_outside_kills_are_faults_that_say_how_the_process_ended() {
 }
 
 #[test]
+fn an_ask_given_up_at_its_timeout_is_finished_by_the_actor_and_the_next_gets_its_own_answer() {
+    // An ask to an idle process actor runs on the asking thread, which talks to the
+    // child itself; at its timeout the actor's thread takes the rest of the round trip
+    // over, so the child's late answer is not taken for the next ask's.
+    let rt = runtime();
+    let sleeper = spawn(&rt, "Sleeper");
+    let pid = pid_of(&sleeper);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let late = sleeper.blocking_ask(0.3, Duration::from_millis(50));
+        assert!(matches!(late, Err(AskError::Timeout)), "{late:?}");
+        assert!(started.elapsed() < Duration::from_millis(250), "the asker left at its timeout");
+        assert_eq!(ask(&sleeper, 0.01), Value::from(0.01), "this ask's answer, not the late one");
+    }
+    assert_eq!(pid_of(&sleeper), pid, "the same child throughout");
+    assert_eq!(sleeper.restarts(), 0);
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
 fn kill_interrupts_a_runaway_handler_and_sigkills_a_child_that_ignores_it() {
     let rt = runtime();
     for (what, grace) in [("spin", Duration::from_secs(30)), ("stuck", Duration::from_millis(300))] {

@@ -132,6 +132,14 @@ pub trait Actor: Sized + 'static {
         Placement::Thread
     }
 
+    /// How a blocked asker may run an ask itself while the actor is idle, if it may:
+    /// asked once after the actor starts (see [`DirectAsk`](crate::DirectAsk)). For an
+    /// actor whose handler is a round trip to another place (a process actor), so that
+    /// the asker talks to that place without the actor's thread between them.
+    fn direct(&self) -> Option<Arc<dyn crate::DirectAsk<Self>>> {
+        None
+    }
+
     /// The node of a cluster this actor's handlers run on, when that is not this
     /// runtime (an actor supervised here whose handlers run on another node): a label of
     /// its metrics. Asked once after the actor starts.

@@ -137,7 +137,9 @@ impl<A: Actor> ActorRef<A> {
     /// Sends a message and blocks until the handler's reply, up to `timeout`.
     ///
     /// The caller spins briefly before parking, so that a quick reply is picked up
-    /// without a futex round trip.
+    /// without a futex round trip. An idle actor that offers it (a process actor) has
+    /// the ask run on this thread (see [`ask_direct_then`](Self::ask_direct_then)); at
+    /// the timeout the actor's thread finishes it.
     pub fn blocking_ask(
         &self,
         msg: impl Into<A::Msg>,
@@ -149,9 +151,16 @@ impl<A: Actor> ActorRef<A> {
         }
         let deadline = crate::deadline_after(timeout);
         let (reply_tx, reply_rx) = flume::bounded(1);
-        self.cell
-            .send_blocking(Envelope::ask(msg, ReplyTo::Channel(reply_tx)), Some(deadline))
-            .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
+        // An idle actor that offers it: the ask runs on this thread (see `crate::direct`).
+        let mut waited = false;
+        let direct = crate::run::ask_direct(&self.cell, msg, ReplyTo::Channel(reply_tx), || {
+            (!std::mem::replace(&mut waited, true)).then_some(deadline)
+        });
+        if let Err((msg, reply)) = direct {
+            self.cell
+                .send_blocking(Envelope::ask(msg, reply), Some(deadline))
+                .map_err(|(envelope, refusal)| self.ask_error(envelope, refusal))?;
+        }
         let spin = self.cell.spin.min(deadline.saturating_duration_since(Instant::now()));
         let reply = spin_recv(&reply_rx, spin, Some(deadline));
         match reply {
@@ -190,6 +199,43 @@ impl<A: Actor> ActorRef<A> {
             self.cell.send_blocking(envelope, Some(crate::deadline_after(timeout)))
         };
         sent.map_err(|(envelope, refusal)| self.refused_callback(envelope, refusal))
+    }
+
+    /// Runs an ask on this thread, when the actor is idle and offers it (a process
+    /// actor: this thread then talks to its child itself, without the actor's thread
+    /// between them), with the same semantics as one sent through the mailbox:
+    /// per-sender order, kills and supervision. `then` gets the outcome, here;
+    /// `wait` says until when to wait for it next (called before each wait: the
+    /// caller can do its own work between slices), or `None` to stop waiting: the
+    /// actor's thread then finishes the ask and runs `then`.
+    ///
+    /// `Err` gives the message back, `then` dropped without running, when the ask
+    /// cannot run here (the actor is busy, has mail queued, or has no direct path):
+    /// send it through the mailbox.
+    pub fn ask_direct_then(
+        &self,
+        msg: impl Into<A::Msg>,
+        then: impl FnOnce(Outcome<A::Reply, A::Error>) + Send + 'static,
+        wait: impl FnMut() -> Option<Instant>,
+    ) -> Result<(), A::Msg> {
+        let msg = msg.into();
+        if self.cell.is_own_thread() {
+            return Err(msg);
+        }
+        let reply = ReplyTo::Callback(Callback::new(Box::new(then)));
+        crate::run::ask_direct(&self.cell, msg, reply, wait).map_err(|(msg, reply)| {
+            if let ReplyTo::Callback(mut callback) = reply {
+                callback.defuse();
+            }
+            msg
+        })
+    }
+
+    /// Whether [`ask_direct_then`](Self::ask_direct_then) may run an ask on this
+    /// thread now: a hint for a caller that has work to do before it (a Python caller
+    /// releasing its GIL); only the attempt decides.
+    pub fn may_ask_direct(&self) -> bool {
+        self.cell.turn.idle()
     }
 
     /// The error for an ask-then whose message was refused: the message comes back to

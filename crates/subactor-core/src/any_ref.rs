@@ -6,7 +6,7 @@ use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cell::Signal;
 use crate::dead_letters::DeadLetterReason;
@@ -38,6 +38,19 @@ trait ValueActor: Send + Sync {
         timeout: Duration,
         then: ValueCallback,
     ) -> Result<(), SendError<Value>>;
+    /// As [`ActorRef::ask_direct_then`]; an actor elsewhere has no direct path.
+    fn ask_direct_then(
+        &self,
+        msg: Value,
+        _then: ValueCallback,
+        _wait: &mut dyn FnMut() -> Option<Instant>,
+    ) -> Result<(), Value> {
+        Err(msg)
+    }
+    /// As [`ActorRef::may_ask_direct`].
+    fn may_ask_direct(&self) -> bool {
+        false
+    }
     fn mailbox_len(&self) -> usize;
     fn stop(&self);
     fn kill(&self);
@@ -119,6 +132,19 @@ impl<A: Actor<Msg = Value, Reply = Value>> ValueActor for ActorRef<A> {
         then: ValueCallback,
     ) -> Result<(), SendError<Value>> {
         ActorRef::blocking_ask_then_timeout(self, msg, timeout, move |outcome| then(box_outcome(outcome)))
+    }
+
+    fn ask_direct_then(
+        &self,
+        msg: Value,
+        then: ValueCallback,
+        wait: &mut dyn FnMut() -> Option<Instant>,
+    ) -> Result<(), Value> {
+        ActorRef::ask_direct_then(self, msg, move |outcome| then(box_outcome(outcome)), wait)
+    }
+
+    fn may_ask_direct(&self) -> bool {
+        ActorRef::may_ask_direct(self)
     }
 
     fn mailbox_len(&self) -> usize {
@@ -265,6 +291,22 @@ impl AnyRef {
         then: impl FnOnce(Outcome<Value, BoxError>) + Send + 'static,
     ) -> Result<(), SendError<Value>> {
         self.0.blocking_ask_then_timeout(msg.into(), timeout, Box::new(then))
+    }
+
+    /// As [`ActorRef::ask_direct_then`]; a handler's error comes boxed. An actor on
+    /// another node has no direct path (`Err` at once).
+    pub fn ask_direct_then(
+        &self,
+        msg: impl Into<Value>,
+        then: impl FnOnce(Outcome<Value, BoxError>) + Send + 'static,
+        mut wait: impl FnMut() -> Option<Instant>,
+    ) -> Result<(), Value> {
+        self.0.ask_direct_then(msg.into(), Box::new(then), &mut wait)
+    }
+
+    /// As [`ActorRef::may_ask_direct`] (never for an actor on another node).
+    pub fn may_ask_direct(&self) -> bool {
+        self.0.may_ask_direct()
     }
 
     /// How many messages wait in the actor's mailbox.

@@ -216,6 +216,12 @@ pub(crate) struct Cell<A: Actor> {
     pub(crate) parent: Option<ActorId>,
     /// The actor's counters, while the system collects metrics.
     pub(crate) stats: Option<crate::metrics::ActorStats>,
+    /// Who runs the next handler while the actor is idle (see `crate::direct`).
+    pub(crate) turn: crate::direct::Turn,
+    /// The running incarnation's direct path, if it offers one.
+    pub(crate) direct: Mutex<Option<crate::direct::Offer<A>>>,
+    /// An ask a caller ran directly and left for the actor's thread to finish.
+    pub(crate) unfinished: Mutex<Option<crate::run::Unfinished<A>>>,
 }
 
 /// `Cell::handler` between handlers.
@@ -306,6 +312,9 @@ impl<A: Actor> Cell<A> {
             capacity: config.capacity,
             parent: config.parent,
             stats: config.metrics.then(crate::metrics::ActorStats::new),
+            turn: crate::direct::Turn::default(),
+            direct: Mutex::new(None),
+            unfinished: Mutex::new(None),
         }
     }
 
@@ -396,7 +405,10 @@ impl<A: Actor> Cell<A> {
     /// Makes a waiting actor look at its signals and urgent messages. If the mailbox is
     /// full the actor is not waiting and looks before its next message anyway.
     pub(crate) fn wake(&self) {
-        let _ = self.tx.try_send(Envelope::Wake);
+        self.turn.pushing();
+        if self.tx.try_send(Envelope::Wake).is_err() {
+            self.turn.not_pushed();
+        }
         self.room.notify_waiters();
     }
 
@@ -431,12 +443,17 @@ impl<A: Actor> Cell<A> {
     }
 
     pub(crate) fn bind_thread(&self) {
+        self.turn.bind();
         let _ = self.thread.set(thread::current().id());
     }
 
-    /// Whether the caller runs on this actor's own thread.
+    /// Whether the caller runs as this actor: on its own thread, or as a caller that
+    /// runs its handler with its turn (see `crate::direct`).
     pub(crate) fn is_own_thread(&self) -> bool {
-        self.thread.get() == Some(&thread::current().id())
+        match crate::direct::holding() {
+            Some(id) => id == self.id,
+            None => self.thread.get() == Some(&thread::current().id()),
+        }
     }
 
     /// Records the end of the actor, wakes everyone waiting for it and tells its monitors.
@@ -658,13 +675,20 @@ impl<A: Actor> Cell<A> {
         if !self.accepting() {
             return Err((envelope, Refusal::NotRunning));
         }
+        self.turn.pushing();
         match self.tx.try_send(envelope) {
             Ok(()) => {
                 self.after_send();
                 Ok(())
             }
-            Err(flume::TrySendError::Full(e)) => Err((e, Refusal::Full)),
-            Err(flume::TrySendError::Disconnected(e)) => Err((e, Refusal::NotRunning)),
+            Err(flume::TrySendError::Full(e)) => {
+                self.turn.not_pushed();
+                Err((e, Refusal::Full))
+            }
+            Err(flume::TrySendError::Disconnected(e)) => {
+                self.turn.not_pushed();
+                Err((e, Refusal::NotRunning))
+            }
         }
     }
 
@@ -681,6 +705,7 @@ impl<A: Actor> Cell<A> {
             // Waiting for room in one's own mailbox would wait forever.
             return self.try_send(envelope);
         }
+        self.turn.pushing();
         let result = match deadline {
             None => self.tx.send(envelope).map_err(|e| (e.0, Refusal::NotRunning)),
             Some(deadline) => self.tx.send_deadline(envelope, deadline).map_err(|e| match e {
@@ -688,8 +713,9 @@ impl<A: Actor> Cell<A> {
                 flume::SendTimeoutError::Disconnected(e) => (e, Refusal::NotRunning),
             }),
         };
-        if result.is_ok() {
-            self.after_send();
+        match &result {
+            Ok(()) => self.after_send(),
+            Err(_) => self.turn.not_pushed(),
         }
         result
     }
@@ -768,12 +794,24 @@ impl Drop for SpinSlot {
 }
 
 /// Counts an actor thread as busy for as long as it lives (see [`Busy::idle`]).
-pub(crate) struct Busy(());
+/// Holds whether the thread was counted before.
+pub(crate) struct Busy(bool);
+
+thread_local! {
+    /// This thread is counted busy (see [`Busy`]).
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 impl Busy {
     pub(crate) fn enter() -> Busy {
         BUSY.fetch_add(1, Ordering::Relaxed);
-        Busy(())
+        Busy(COUNTED.replace(true))
+    }
+
+    /// Counts this thread busy unless it is already (an actor's thread in a handler
+    /// that asks another actor directly is one busy thread, not two).
+    pub(crate) fn enter_once() -> Option<Busy> {
+        (!COUNTED.get()).then(Busy::enter)
     }
 
     /// Counts the thread as idle while `wait` runs.
@@ -783,9 +821,11 @@ impl Busy {
         impl Drop for BusyAgain {
             fn drop(&mut self) {
                 BUSY.fetch_add(1, Ordering::Relaxed);
+                COUNTED.set(true);
             }
         }
         BUSY.fetch_sub(1, Ordering::Relaxed);
+        COUNTED.set(false);
         let _again = BusyAgain;
         wait()
     }
@@ -794,6 +834,7 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         BUSY.fetch_sub(1, Ordering::Relaxed);
+        COUNTED.set(self.0);
     }
 }
 
@@ -806,12 +847,26 @@ impl Drop for Busy {
 /// actors that have work, nor do two waiters take the one spare core between them.
 /// The one spin policy of the project: the links to process actors' children wait
 /// with it too.
-pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    const PURE_SPINS: u32 = 64;
+pub fn spin_for<T>(spin: Duration, poll: impl FnMut() -> Option<T>) -> Option<T> {
     // 64 polls that are each a socket read took ~30 us: a process actor's thread spun
     // that long for its child's answer on the very core the child needed. 64 cheap polls
     // (a channel's) take 3-6 us, inside the bound: their waiters are unchanged.
-    const PURE_SPIN_TIME: Duration = Duration::from_micros(8);
+    spin_with(spin, Duration::from_micros(8), poll)
+}
+
+/// [`spin_for`] for a poll that is a system call (a socket read): it yields the CPU
+/// between polls from the first, with no pure spinning. Such a poll costs about what a
+/// yield does, and the peer it waits for may share its core: the scheduler puts a
+/// sleeping child on the core of the thread whose write wakes it, and neither moves
+/// while both keep running. Pure spinning there held the child off the core for its
+/// whole length each round trip (on 2 cores: 27 us round trips that took 6 us with
+/// the two on cores of their own, 9 us sharing one while yielding).
+pub fn spin_for_syscalls<T>(spin: Duration, poll: impl FnMut() -> Option<T>) -> Option<T> {
+    spin_with(spin, Duration::ZERO, poll)
+}
+
+fn spin_with<T>(spin: Duration, pure_time: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    const PURE_SPINS: u32 = 64;
     if spin.is_zero() {
         return poll();
     }
@@ -822,7 +877,7 @@ pub fn spin_for<T>(spin: Duration, mut poll: impl FnMut() -> Option<T>) -> Optio
         if let Some(item) = poll() {
             return Some(item);
         }
-        if round < PURE_SPINS && start.elapsed() < PURE_SPIN_TIME {
+        if round < PURE_SPINS && start.elapsed() < pure_time {
             round += 1;
             std::hint::spin_loop();
             continue;

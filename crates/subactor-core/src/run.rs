@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info_span, trace_span, warn};
 
-use crate::cell::{Busy, Cell, Envelope, Failed, Signal, spin_recv_or};
+use crate::cell::{Busy, Cell, Envelope, Failed, ReplyTo, Signal, spin_recv_or};
 use crate::dead_letters::DeadLetterReason;
 use crate::supervisor::{Decision, ParentLink};
 use crate::{
@@ -60,12 +60,13 @@ impl<E> Started<E> {
 }
 
 /// Why an incarnation of an actor ended abnormally.
-struct Failure {
+#[derive(Debug)]
+pub(crate) struct Failure {
     kind: FailureKind,
     message: String,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FailureKind {
     /// A handler error, or the recipe failing to start the actor again.
     Error,
@@ -230,7 +231,13 @@ fn live<S: Spawn>(
         let exit = if actor.max_concurrency() > 1 {
             serve_concurrently(&mut actor, ctx, policy, pending)
         } else {
-            serve(&mut actor, ctx, policy, pending)
+            // Callers may run asks while the actor is idle (see `crate::direct`); the
+            // offer goes before the actor does, while this thread has the turn.
+            let offer = if cell.time_limit.is_none() { actor.direct() } else { None };
+            *crate::sync::lock(&cell.direct) = offer.map(|direct| (direct, policy));
+            let exit = serve(&mut actor, ctx, policy, pending);
+            *crate::sync::lock(&cell.direct) = None;
+            exit
         };
         let reason = match &exit {
             Exit::Stopped(reason) => reason.clone(),
@@ -328,6 +335,13 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
     let batch = if cell.time_limit.is_some() { 1 } else { actor.tell_batch().max(1) };
     // Counted on this thread's stack, published in bulk (see `Tally`).
     let mut tally = cell.stats.as_ref().map(crate::metrics::Tally::new);
+    // Envelopes taken from the mailbox, for the turn (see `crate::direct`).
+    let taken = std::cell::Cell::new(0u64);
+    let take = |pending: &mut Pending<A>| match pending.pop_front() {
+        Some(envelope) => Ok(envelope),
+        None => cell.rx.try_recv().inspect(|_| taken.set(taken.get() + 1)),
+    };
+    let direct = crate::sync::lock(&cell.direct).is_some();
     loop {
         if cell.signal() == Signal::Kill {
             return Exit::Stopped(StopReason::Killed);
@@ -341,7 +355,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
             }
             continue;
         }
-        let envelope = match pending.pop_front().map_or_else(|| cell.rx.try_recv(), Ok) {
+        let envelope = match take(pending) {
             Ok(envelope) => envelope,
             Err(_) => match cell.signal() {
                 Signal::Kill => return Exit::Stopped(StopReason::Killed),
@@ -349,8 +363,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                     // Graceful: the mailbox is empty. Close it, then handle whatever
                     // raced in before the close.
                     cell.close();
-                    while let Some(envelope) =
-                        cell.take_urgent().map(Envelope::untraced).or_else(|| cell.rx.try_recv().ok())
+                    while let Some(envelope) = cell.take_urgent().map(Envelope::untraced).or_else(|| take(pending).ok())
                     {
                         if let Err(exit) = deliver(actor, ctx, envelope, policy, tally.as_mut()) {
                             return exit;
@@ -361,6 +374,9 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                 Signal::Restart if cell.take_restart() => return Exit::Restart,
                 Signal::Restart | Signal::None => {
                     actor.before_wait();
+                    if direct {
+                        cell.turn.open(taken.get());
+                    }
                     // The counts are published before the thread parks, not when mail
                     // comes while it spins: a sender that keeps the mailbox nearly
                     // empty would otherwise have the cell's counters written after
@@ -372,7 +388,27 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
                             }
                         })
                     });
+                    if next.is_ok() {
+                        taken.set(taken.get() + 1);
+                    }
+                    let handed = if direct { cell.turn.close() } else { Default::default() };
                     actor.after_wait();
+                    if handed.unfinished {
+                        if let Err(exit) = finish_direct(actor, cell, policy) {
+                            if let Ok(envelope) = next {
+                                pending.push_front(envelope);
+                            }
+                            return exit;
+                        }
+                    }
+                    if let Some(failure) = handed.failure {
+                        // A caller's handler failed the incarnation; what came meanwhile
+                        // is served by the next one.
+                        if let Ok(envelope) = next {
+                            pending.push_front(envelope);
+                        }
+                        return Exit::Failed(failure);
+                    }
                     match next {
                         Ok(envelope) => envelope,
                         Err(_) => return Exit::Stopped(StopReason::Normal),
@@ -391,7 +427,7 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
             Envelope::Tell(msg, trace) if batch > 1 && trace.is_none() => {
                 let mut msgs = vec![msg];
                 while msgs.len() < batch {
-                    match pending.pop_front().map_or_else(|| cell.rx.try_recv(), Ok) {
+                    match take(pending) {
                         Ok(Envelope::Tell(msg, None)) => {
                             cell.made_room();
                             msgs.push(msg);
@@ -697,7 +733,11 @@ fn call<A: Actor, R>(cell: &Cell<A>, handler: impl FnOnce() -> Result<R, A::Erro
         // Killed just before: the handler is not begun.
         return Handled::Interrupted(InterruptCause::Kill, None);
     }
-    let result = catch_unwind(AssertUnwindSafe(handler));
+    end_call(cell, catch_unwind(AssertUnwindSafe(handler)))
+}
+
+/// Ends a handler begun under the interrupt protocol, with how it returned.
+fn end_call<A: Actor, R>(cell: &Cell<A>, result: thread::Result<Result<R, A::Error>>) -> Handled<R, A::Error> {
     let interrupted = cell.end_handler();
     match (result, interrupted) {
         (Err(panic), _) => Handled::Panic(panic_message(&*panic)),
@@ -773,6 +813,21 @@ fn settle<A: Actor>(
     tally: Option<&mut crate::metrics::Tally<'_>>,
     timer: Option<Instant>,
 ) -> Option<Failure> {
+    settle_with(|| actor.health(), cell, handled, reply, copy, policy, tally, timer)
+}
+
+/// [`settle`], asking `health` where the handlers run after a handler error.
+#[allow(clippy::too_many_arguments)]
+fn settle_with<A: Actor>(
+    health: impl FnOnce() -> Result<(), Fault>,
+    cell: &Cell<A>,
+    handled: Handled<Option<A::Reply>, A::Error>,
+    reply: Option<crate::cell::ReplyTo<A>>,
+    copy: Option<&Value>,
+    policy: FailurePolicy,
+    tally: Option<&mut crate::metrics::Tally<'_>>,
+    timer: Option<Instant>,
+) -> Option<Failure> {
     let (failed, interrupted) = match &handled {
         Handled::Ok(_) => (false, false),
         Handled::Error(_) | Handled::Panic(_) => (true, false),
@@ -787,7 +842,7 @@ fn settle<A: Actor>(
     let limit = cell.time_limit.unwrap_or_default();
     let (outcome, failure) = match handled {
         Handled::Ok(value) => (Ok(value), None),
-        Handled::Error(error) => match actor.health() {
+        Handled::Error(error) => match health() {
             // The handler failed because the place it ran in is gone: a fault, never
             // resumed.
             Err(fault) => {
@@ -852,6 +907,105 @@ impl<R, E> Handled<R, E> {
             Handled::Panic(m) => Handled::Panic(m),
             Handled::Interrupted(c, e) => Handled::Interrupted(c, e),
         }
+    }
+}
+
+/// Runs `msg` as an ask on the calling thread if the actor is idle and offers a direct
+/// path (see `crate::direct`); its outcome goes to `reply`. `wait` says until when to
+/// wait for the outcome next, or `None` to stop waiting: the actor's thread then
+/// finishes the ask and sends its outcome. `Err` gives the message and `reply` back
+/// when the ask must go through the mailbox.
+pub(crate) fn ask_direct<A: Actor>(
+    cell: &Cell<A>,
+    msg: A::Msg,
+    reply: ReplyTo<A>,
+    mut wait: impl FnMut() -> Option<Instant>,
+) -> Result<(), (A::Msg, ReplyTo<A>)> {
+    if !cell.turn.claim() {
+        return Err((msg, reply));
+    }
+    let offer = crate::sync::lock(&cell.direct).clone();
+    let Some((direct, policy)) = offer.filter(|_| cell.signal() == Signal::None && cell.state() == ActorState::Running)
+    else {
+        cell.turn.release();
+        return Err((msg, reply));
+    };
+    if cell.begin_handler().is_none() {
+        // Killed just now: the mailbox reports it as for any message.
+        cell.turn.release();
+        return Err((msg, reply));
+    }
+    // This thread stands for the actor's (and for the place its handler runs) while it
+    // waits for the outcome.
+    let busy = Busy::enter_once();
+    let holding = crate::direct::Holding::enter(cell.id);
+    let timer = cell.stats.as_ref().and_then(crate::metrics::ActorStats::begin);
+    let span = if crate::trace::enabled() {
+        crate::trace::receive_span(cell.id, cell.name.as_deref(), "ask", crate::trace::capture())
+    } else {
+        trace_span!("ask")
+    };
+    let entered = span.enter();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        direct.begin(msg)?;
+        loop {
+            let Some(deadline) = wait() else { return Ok(None) };
+            if let Some(outcome) = direct.finish(Some(deadline)) {
+                return outcome.map(Some);
+            }
+        }
+    }));
+    let result = match result {
+        Ok(Ok(None)) => {
+            // The caller stops waiting: the actor's thread finishes the ask (its
+            // handler still counts as running, so a kill still reaches it).
+            drop((entered, holding, busy));
+            *crate::sync::lock(&cell.unfinished) = Some(Unfinished { reply, timer });
+            cell.turn.hand(None, true);
+            cell.wake();
+            return Ok(());
+        }
+        Ok(Ok(Some(reply))) => Ok(Ok(reply)),
+        Ok(Err(error)) => Ok(Err(error)),
+        Err(panic) => Err(panic),
+    };
+    let handled = end_call(cell, result);
+    let failure = settle_with(|| direct.health(), cell, handled.map_ok(Some), Some(reply), None, policy, None, timer);
+    drop((entered, holding, busy));
+    match failure {
+        // A kill (its request woke the actor's thread) wins over the failure.
+        Some(failure) if cell.signal() != Signal::Kill => {
+            cell.turn.hand(Some(failure), false);
+            cell.wake();
+        }
+        _ => cell.turn.release(),
+    }
+    Ok(())
+}
+
+/// An ask whose caller stopped waiting for it: the actor's thread finishes it.
+pub(crate) struct Unfinished<A: Actor> {
+    reply: ReplyTo<A>,
+    timer: Option<Instant>,
+}
+
+/// The actor's thread finishes an ask a caller left (see [`ask_direct`]).
+fn finish_direct<A: Actor>(actor: &mut A, cell: &Cell<A>, policy: FailurePolicy) -> Result<(), Exit> {
+    let Some(Unfinished { reply, timer }) = crate::sync::lock(&cell.unfinished).take() else {
+        return Ok(());
+    };
+    let Some((direct, _)) = crate::sync::lock(&cell.direct).clone() else {
+        // Unreachable: the offer lasts as long as the incarnation.
+        return Ok(());
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        direct.finish(None).unwrap_or_else(|| unreachable!("a wait without a deadline ends with the outcome"))
+    }));
+    let handled = end_call(cell, result);
+    match settle(actor, cell, handled.map_ok(Some), Some(reply), None, policy, None, timer) {
+        Some(_) if cell.signal() == Signal::Kill => Err(Exit::Stopped(StopReason::Killed)),
+        Some(failure) => Err(Exit::Failed(failure)),
+        None => Ok(()),
     }
 }
 

@@ -758,6 +758,15 @@ impl Actor for PyActor {
         })
     }
 
+    fn direct(&self) -> Option<Arc<dyn subactor_core::DirectAsk<Self>>> {
+        // A process actor's asks may be run by their callers while it is idle, unless
+        // each message's snapshot is to be kept (that is the actor's thread's work).
+        match &self.child {
+            Some(child) if self.concurrency <= 1 && !self.keeping.snapshots => Some(child.direct()),
+            _ => None,
+        }
+    }
+
     fn tell_batch(&self) -> usize {
         // A process actor's tells go to its child in batches of up to this many, one
         // round trip each.

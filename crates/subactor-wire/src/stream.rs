@@ -290,7 +290,7 @@ impl FrameReader {
     /// Reads what has arrived, waiting for it up to `deadline`: spinning for up to
     /// `spin` while a core is spare, then sleeping in `poll`.
     fn fill(&mut self, deadline: Option<Instant>, spin: Duration) -> Result<(), LinkError> {
-        let spun = subactor_core::spin_for(spin, || match self.read_once() {
+        let spun = subactor_core::spin_for_syscalls(spin, || match self.read_once() {
             Ok(()) => Some(Ok(())),
             Err(Errno::AGAIN | Errno::INTR) => None,
             Err(errno) => Some(Err(errno)),

@@ -111,7 +111,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     };
     // A spare waits here until it is handed over (or its template ends).
     // SAFETY: attached (contract).
-    let mut frame = match unsafe { without_gil(|| client.recv_data(None)) } {
+    let mut frame = match unsafe { without_gil(|| client.recv_data(None, false)) } {
         Ok(frame) => frame,
         Err(LinkError::Closed) => return 0,
         Err(error) => {
@@ -211,10 +211,17 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     if failed {
         return 1;
     }
+    // After an ask the child spins for its next message: an asker that runs its asks
+    // itself (`subactor_core::DirectAsk`) spins for the answer and sends the next one
+    // at once, and a wake-up from sleep costs more than the round trip on a machine
+    // whose cores idle. After tells (a batch, or an actor thread's mailbox between
+    // them) it sleeps: the parent's threads need the cores more.
+    let mut spin_next = false;
     loop {
         interp.detach();
-        let frame = client.recv_data(None);
+        let frame = client.recv_data(None, spin_next);
         interp.attach();
+        spin_next = false;
         let mut frame = match frame {
             Ok(frame) => frame,
             Err(LinkError::Closed) => break,
@@ -225,6 +232,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
         };
         match proto::decode::<ToChild<'static>>(&mut frame, &handles) {
             Ok(ToChild::Msg { seq, msg, reply }) => {
+                spin_next = reply;
                 client.defer_releases();
                 client.serving(Some(seq));
                 let result = interp.receive(&msg, reply);

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use subactor_core::codec::Handles;
 
 use subactor_core::{
-    ActorContext, AnyRef, Death, Fault, Finished, HealthAlarm, Interrupt, InterruptCause, TellBatch, Value,
+    ActorContext, AnyRef, Death, DirectAsk, Fault, Finished, HealthAlarm, Interrupt, InterruptCause, TellBatch, Value,
 };
 use subactor_wire::stream::{self, FrameReader, FrameWriter};
 use subactor_wire::{Call, Channel, LinkError, LinkHandles, serve};
@@ -78,16 +78,26 @@ enum Outcome {
     Many(Vec<Result<(), ReceiveError>>, Vec<u64>),
 }
 
-/// A running child process of a process actor.
-pub(crate) struct ChildProcess {
+/// The conversation on the child's data socket: held by whoever has the actor's turn
+/// (its thread, or a caller running an ask directly: see `subactor_core::DirectAsk`).
+struct Talk {
     data_w: FrameWriter,
     data_r: FrameReader,
-    shared: Arc<Shared>,
-    env: Arc<LocalEnv>,
-    watcher: Option<JoinHandle<()>>,
     seq: u64,
     /// The snapshot the child sent with its last outcome, not taken yet.
     snapshot: Option<Value>,
+    /// A direct ask sent to the child whose outcome has not been read yet.
+    begun: Option<u64>,
+    /// How long a wait for the child spins (the host's setting).
+    spin: Duration,
+}
+
+/// A running child process of a process actor.
+pub(crate) struct ChildProcess {
+    talk: Arc<Mutex<Talk>>,
+    shared: Arc<Shared>,
+    env: Arc<LocalEnv>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ChildProcess {
@@ -139,7 +149,8 @@ impl ChildProcess {
             in_flight: Mutex::default(),
         });
         let env = Arc::new(LocalEnv { system: ctx.system().clone() });
-        let mut child = ChildProcess { data_w, data_r, shared, env, watcher: None, seq: 0, snapshot: None };
+        let talk = Arc::new(Mutex::new(Talk { data_w, data_r, seq: 0, snapshot: None, begun: None, spin }));
+        let mut child = ChildProcess { talk, shared, env, watcher: None };
         let myself: AnyRef = ctx.myself().clone().into();
         let start = ToChild::Start(Box::new(StartSpec {
             module: spec.module().to_owned(),
@@ -167,7 +178,7 @@ impl ChildProcess {
         };
         child.watcher = Some(watcher);
         loop {
-            let mut frame = child.data_r.recv(None).map_err(|e| child.start_failed(&e))?;
+            let mut frame = lock(&child.talk).data_r.recv(None).map_err(|e| child.start_failed(&e))?;
             match proto::decode::<FromChild>(&mut frame, &child.shared.handles) {
                 Ok(FromChild::Started(Ok(()))) => break,
                 Ok(FromChild::Started(Err(error))) => return Err(error),
@@ -189,7 +200,7 @@ impl ChildProcess {
     }
 
     fn send(&self, frame: &ToChild<'_>) -> Result<(), LinkError> {
-        proto::send(&self.data_w, Channel::Data, frame, &self.shared.handles, &[])
+        lock(&self.talk).send(&self.shared, frame)
     }
 
     fn start_failed(&self, error: &LinkError) -> StartError {
@@ -214,14 +225,7 @@ impl ChildProcess {
 
     /// Why no message may go to the child now, if one may not.
     fn refusal(&self) -> Option<ReceiveError> {
-        if self.shared.broken.load(Ordering::Acquire) {
-            return Some(ReceiveError::ProcessDied(self.shared.death()));
-        }
-        // The actor is being killed: the message is reported, not handled.
-        self.shared
-            .killing
-            .load(Ordering::Acquire)
-            .then(|| ReceiveError::ProcessDied(Death::Lost("the actor is being killed".into())))
+        refusal(&self.shared)
     }
 
     /// Calls the actor's `receive(msg)` in the child; serves its calls meanwhile.
@@ -229,12 +233,15 @@ impl ChildProcess {
         if let Some(error) = self.refusal() {
             return Err(error);
         }
-        let seq = self.begin();
-        let result = self.round_trip(seq, &ToChild::Msg { seq, msg, reply });
+        let mut talk = lock(&self.talk);
+        let seq = talk.begin(&self.shared);
+        let result = talk.round_trip(&self.shared, &self.env, seq, &ToChild::Msg { seq, msg, reply });
         self.shared.running.store(0, Ordering::Release);
         match result {
             Ok(Outcome::One(result)) => result,
-            Ok(Outcome::Many(..)) => Err(self.lost(&LinkError::Malformed("tells answered for a message".into()))),
+            Ok(Outcome::Many(..)) => {
+                Err(lost(&self.shared, &LinkError::Malformed("tells answered for a message".into())))
+            }
             Err(error) => Err(error),
         }
     }
@@ -246,14 +253,19 @@ impl ChildProcess {
             let unhandled = msgs.split_off(msgs.len().min(1));
             return TellBatch { results: vec![Err(error)], unhandled, handler_times: Vec::new() };
         }
-        let seq = self.begin();
+        let mut talk = lock(&self.talk);
+        let seq = talk.begin(&self.shared);
         let frame = ToChild::Tells { seq, msgs: Cow::Borrowed(&msgs), stop_at_failure };
-        let result = self.round_trip(seq, &frame);
+        let result = talk.round_trip(&self.shared, &self.env, seq, &frame);
+        drop(talk);
         self.shared.running.store(0, Ordering::Release);
         let mut msgs = msgs;
         let (results, nanos) = match result {
             Ok(Outcome::Many(results, nanos)) if results.len() <= msgs.len() => (results, nanos),
-            Ok(_) => (vec![Err(self.lost(&LinkError::Malformed("a message answered for tells".into())))], Vec::new()),
+            Ok(_) => (
+                vec![Err(lost(&self.shared, &LinkError::Malformed("a message answered for tells".into())))],
+                Vec::new(),
+            ),
             // The child died in the batch: the message it was on is the one reported.
             Err(error) => (vec![Err(error)], Vec::new()),
         };
@@ -269,7 +281,7 @@ impl ChildProcess {
 
     /// The snapshot the child took after the last message, if one was due.
     pub(crate) fn take_snapshot(&mut self) -> Option<Value> {
-        self.snapshot.take()
+        lock(&self.talk).snapshot.take()
     }
 
     /// A snapshot of the actor's state taken now (before an upgrade): `None` when its
@@ -278,14 +290,16 @@ impl ChildProcess {
         if let Some(error) = self.refusal() {
             return Err(error);
         }
-        let seq = self.begin();
-        let result = self.round_trip(seq, &ToChild::Snapshot { seq });
+        let mut talk = lock(&self.talk);
+        let seq = talk.begin(&self.shared);
+        let result = talk.round_trip(&self.shared, &self.env, seq, &ToChild::Snapshot { seq });
+        drop(talk);
         self.shared.running.store(0, Ordering::Release);
         match result? {
             Outcome::One(Ok(Value::Tuple(mut state))) if state.len() == 1 => Ok(state.pop()),
             Outcome::One(Ok(_)) => Ok(None),
             Outcome::One(Err(error)) => Err(error),
-            Outcome::Many(..) => Err(self.lost(&LinkError::Malformed("tells answered for a snapshot".into()))),
+            Outcome::Many(..) => Err(lost(&self.shared, &LinkError::Malformed("tells answered for a snapshot".into()))),
         }
     }
 
@@ -308,7 +322,7 @@ impl ChildProcess {
                     PythonException { type_name: "ValueError".into(), message: error, traceback: String::new() };
                 Err(ReceiveError::Message(ConvertError::Build(exception)))
             }
-            Err(error) => Err(self.lost(&error)),
+            Err(error) => Err(lost(&self.shared, &error)),
         }
     }
 
@@ -345,84 +359,187 @@ impl ChildProcess {
         }
     }
 
-    fn begin(&mut self) -> u64 {
-        self.seq += 1;
-        self.shared.running.store(self.seq, Ordering::Release);
-        self.seq
-    }
-
-    fn round_trip(&mut self, seq: u64, frame: &ToChild<'_>) -> Result<Outcome, ReceiveError> {
-        // The child works on a core meanwhile, counted busy as this actor's thread is
-        // (the thread only waits for it): counting both made one round trip two busy
-        // workers, so on two cores neither this thread nor the asker spun, and every
-        // answer waited for two scheduler wake-ups (asks took 17-45 us, not 12).
-        match self.send(frame) {
-            Ok(()) => {}
-            Err(LinkError::Encode(error)) => {
-                let exception =
-                    PythonException { type_name: "ValueError".into(), message: error, traceback: String::new() };
-                return Err(ReceiveError::Message(ConvertError::Build(exception)));
-            }
-            Err(error) => return Err(self.lost(&error)),
-        }
-        loop {
-            let mut frame = match self.data_r.recv(None) {
-                Ok(frame) => frame,
-                Err(error) => return Err(self.lost(&error)),
-            };
-            match proto::decode::<FromChild>(&mut frame, &self.shared.handles) {
-                Ok(FromChild::Done { seq: done, result, snapshot, released }) if done == seq => {
-                    for lend in released {
-                        self.shared.link.released(lend);
-                    }
-                    if snapshot.is_some() {
-                        self.snapshot = snapshot;
-                    }
-                    return Ok(Outcome::One(result));
-                }
-                Ok(FromChild::Told { seq: done, results, snapshot, nanos }) if done == seq => {
-                    if snapshot.is_some() {
-                        self.snapshot = snapshot;
-                    }
-                    return Ok(Outcome::Many(results, nanos));
-                }
-                Ok(FromChild::Call { call, request }) => {
-                    let answer = serve(request, &*self.env);
-                    if let Err(error) = self.send(&ToChild::Answer { call, answer }) {
-                        return Err(self.lost(&error));
-                    }
-                }
-                Ok(other) => {
-                    return Err(self.lost(&LinkError::Malformed(format!("unexpected frame {other:?}"))));
-                }
-                Err(error) => return Err(self.lost(&error)),
-            }
-        }
-    }
-
-    /// The link failed while a handler ran: the child is dead, or is killed now (it
-    /// sent something malformed). The error is the death.
-    fn lost(&self, error: &LinkError) -> ReceiveError {
-        if !matches!(error, LinkError::Closed) {
-            warn!(%error, pid = self.shared.pid, "the link to a process actor's child failed: killing it");
-            self.shared.template.kill(self.shared.pid);
-        }
-        self.shared.broken.store(true, Ordering::Release);
-        ReceiveError::ProcessDied(self.shared.death())
-    }
-
     /// `Err` with the fault once the child has died.
     pub(crate) fn health(&self) -> Result<(), Fault> {
-        if self.shared.broken.load(Ordering::Acquire) || self.shared.exit.get().is_some() {
-            self.shared.broken.store(true, Ordering::Release);
-            return Err(Fault::Died(self.shared.death()));
-        }
-        Ok(())
+        health(&self.shared)
     }
 
     /// How the watchdog breaks into the child's handlers.
     pub(crate) fn interrupter(&self) -> Arc<dyn Interrupt> {
         Arc::new(ChildInterrupter(Arc::clone(&self.shared)))
+    }
+
+    /// How a caller runs an ask itself while the actor is idle.
+    pub(crate) fn direct(&self) -> Arc<dyn DirectAsk<PyActor>> {
+        Arc::new(ChildDirect {
+            talk: Arc::clone(&self.talk),
+            shared: Arc::clone(&self.shared),
+            env: Arc::clone(&self.env),
+        })
+    }
+}
+
+impl Talk {
+    fn send(&self, shared: &Shared, frame: &ToChild<'_>) -> Result<(), LinkError> {
+        proto::send(&self.data_w, Channel::Data, frame, &shared.handles, &[])
+    }
+
+    fn begin(&mut self, shared: &Shared) -> u64 {
+        self.seq += 1;
+        shared.running.store(self.seq, Ordering::Release);
+        self.seq
+    }
+
+    fn round_trip(
+        &mut self,
+        shared: &Shared,
+        env: &LocalEnv,
+        seq: u64,
+        frame: &ToChild<'_>,
+    ) -> Result<Outcome, ReceiveError> {
+        self.send_trip(shared, frame)?;
+        let spin = self.spin;
+        self.outcome(shared, env, seq, None, spin).unwrap_or_else(|| unreachable!("a wait without a deadline ends"))
+    }
+
+    /// Sends the frame that begins a round trip.
+    fn send_trip(&mut self, shared: &Shared, frame: &ToChild<'_>) -> Result<(), ReceiveError> {
+        // The child works on a core meanwhile, counted busy as this actor's thread is
+        // (the thread only waits for it): counting both made one round trip two busy
+        // workers, so on two cores neither this thread nor the asker spun, and every
+        // answer waited for two scheduler wake-ups (asks took 17-45 us, not 12).
+        match self.send(shared, frame) {
+            Ok(()) => Ok(()),
+            Err(LinkError::Encode(error)) => {
+                let exception =
+                    PythonException { type_name: "ValueError".into(), message: error, traceback: String::new() };
+                Err(ReceiveError::Message(ConvertError::Build(exception)))
+            }
+            Err(error) => Err(lost(shared, &error)),
+        }
+    }
+
+    /// Reads until the outcome of round trip `seq`, serving the child's calls
+    /// meanwhile; `None` if `deadline` passes first (the round trip is still on).
+    fn outcome(
+        &mut self,
+        shared: &Shared,
+        env: &LocalEnv,
+        seq: u64,
+        deadline: Option<Instant>,
+        spin: Duration,
+    ) -> Option<Result<Outcome, ReceiveError>> {
+        loop {
+            let mut frame = match self.data_r.recv_spinning(deadline, spin) {
+                Ok(frame) => frame,
+                Err(LinkError::Timeout) if deadline.is_some() => return None,
+                Err(error) => return Some(Err(lost(shared, &error))),
+            };
+            match proto::decode::<FromChild>(&mut frame, &shared.handles) {
+                Ok(FromChild::Done { seq: done, result, snapshot, released }) if done == seq => {
+                    for lend in released {
+                        shared.link.released(lend);
+                    }
+                    if snapshot.is_some() {
+                        self.snapshot = snapshot;
+                    }
+                    return Some(Ok(Outcome::One(result)));
+                }
+                Ok(FromChild::Told { seq: done, results, snapshot, nanos }) if done == seq => {
+                    if snapshot.is_some() {
+                        self.snapshot = snapshot;
+                    }
+                    return Some(Ok(Outcome::Many(results, nanos)));
+                }
+                Ok(FromChild::Call { call, request }) => {
+                    let answer = serve(request, env);
+                    if let Err(error) = self.send(shared, &ToChild::Answer { call, answer }) {
+                        return Some(Err(lost(shared, &error)));
+                    }
+                }
+                Ok(other) => {
+                    return Some(Err(lost(shared, &LinkError::Malformed(format!("unexpected frame {other:?}")))));
+                }
+                Err(error) => return Some(Err(lost(shared, &error))),
+            }
+        }
+    }
+}
+
+/// The link failed while a handler ran: the child is dead, or is killed now (it sent
+/// something malformed). The error is the death.
+fn lost(shared: &Shared, error: &LinkError) -> ReceiveError {
+    if !matches!(error, LinkError::Closed) {
+        warn!(%error, pid = shared.pid, "the link to a process actor's child failed: killing it");
+        shared.template.kill(shared.pid);
+    }
+    shared.broken.store(true, Ordering::Release);
+    ReceiveError::ProcessDied(shared.death())
+}
+
+/// Why no message may go to the child now, if one may not.
+fn refusal(shared: &Shared) -> Option<ReceiveError> {
+    if shared.broken.load(Ordering::Acquire) {
+        return Some(ReceiveError::ProcessDied(shared.death()));
+    }
+    // The actor is being killed: the message is reported, not handled.
+    shared
+        .killing
+        .load(Ordering::Acquire)
+        .then(|| ReceiveError::ProcessDied(Death::Lost("the actor is being killed".into())))
+}
+
+/// `Err` with the fault once the child has died.
+fn health(shared: &Shared) -> Result<(), Fault> {
+    if shared.broken.load(Ordering::Acquire) || shared.exit.get().is_some() {
+        shared.broken.store(true, Ordering::Release);
+        return Err(Fault::Died(shared.death()));
+    }
+    Ok(())
+}
+
+/// A process actor's asks run by callers while the actor is idle.
+struct ChildDirect {
+    talk: Arc<Mutex<Talk>>,
+    shared: Arc<Shared>,
+    env: Arc<LocalEnv>,
+}
+
+impl DirectAsk<PyActor> for ChildDirect {
+    fn begin(&self, msg: Value) -> Result<(), ReceiveError> {
+        if let Some(error) = refusal(&self.shared) {
+            return Err(error);
+        }
+        let mut talk = lock(&self.talk);
+        let seq = talk.begin(&self.shared);
+        let sent = talk.send_trip(&self.shared, &ToChild::Msg { seq, msg, reply: true });
+        match sent {
+            Ok(()) => talk.begun = Some(seq),
+            Err(_) => self.shared.running.store(0, Ordering::Release),
+        }
+        sent
+    }
+
+    fn finish(&self, deadline: Option<Instant>) -> Option<Result<Value, ReceiveError>> {
+        let mut talk = lock(&self.talk);
+        let Some(seq) = talk.begun else {
+            return Some(Err(lost(&self.shared, &LinkError::Malformed("no ask begun to finish".into()))));
+        };
+        let spin = talk.spin;
+        let outcome = talk.outcome(&self.shared, &self.env, seq, deadline, spin)?;
+        talk.begun = None;
+        self.shared.running.store(0, Ordering::Release);
+        Some(match outcome {
+            Ok(Outcome::One(result)) => result,
+            Ok(Outcome::Many(..)) => {
+                Err(lost(&self.shared, &LinkError::Malformed("tells answered for a message".into())))
+            }
+            Err(error) => Err(error),
+        })
+    }
+
+    fn health(&self) -> Result<(), Fault> {
+        health(&self.shared)
     }
 }
 
@@ -430,7 +547,7 @@ impl Drop for ChildProcess {
     fn drop(&mut self) {
         let shared = &self.shared;
         // The child's reads end: it finalises its interpreter and exits.
-        self.data_w.shutdown();
+        lock(&self.talk).data_w.shutdown();
         shared.ctrl_w.shutdown();
         if shared.exit.wait(STOP_GRACE).is_none() {
             warn!(pid = shared.pid, "a stopped child did not exit: killing it");

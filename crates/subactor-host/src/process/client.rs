@@ -107,9 +107,8 @@ impl Client {
         let _ = self.interrupter.set(interrupter);
     }
 
-    /// Sets how long the actor's thread spins for the answer to a call before it
-    /// sleeps (it never spins waiting for the next message: the parent's threads need
-    /// the cores more).
+    /// Sets how long the actor's thread spins for the answer to a call, or for the
+    /// next message after an ask, before it sleeps.
     pub(crate) fn set_spin(&self, spin: Duration) {
         self.spin_us.store(u64::try_from(spin.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
@@ -151,9 +150,11 @@ impl Client {
         self.kill_requested.load(Ordering::Acquire)
     }
 
-    /// The next frame on the data socket (the actor's thread only).
-    pub(crate) fn recv_data(&self, deadline: Option<Instant>) -> Result<Frame, LinkError> {
-        lock(&self.data_r).recv(deadline)
+    /// The next frame on the data socket (the actor's thread only), spinning for it
+    /// first (as for a call's answer) if `spin`.
+    pub(crate) fn recv_data(&self, deadline: Option<Instant>, spin: bool) -> Result<Frame, LinkError> {
+        let spin = if spin { Duration::from_micros(self.spin_us.load(Ordering::Relaxed)) } else { Duration::ZERO };
+        lock(&self.data_r).recv_spinning(deadline, spin)
     }
 
     /// Sends a frame on the data socket.
