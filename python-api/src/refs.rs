@@ -96,6 +96,10 @@ pub(crate) fn ref_ask<'py>(
         }
     }
     drop(tx);
+    // A direct ask has its outcome here already: no second release of the GIL.
+    if let Ok(outcome) = rx.try_recv() {
+        return errors::ask_outcome(py, outcome);
+    }
     match wait::recv(py, &rx, deadline)? {
         Waited::Got(outcome) => errors::ask_outcome(py, outcome),
         Waited::TimedOut => Err(errors::new(py, c"AskTimeout", ("no reply within the timeout",))),
