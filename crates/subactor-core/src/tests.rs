@@ -93,7 +93,7 @@ impl Fixture {
 const SECOND: Duration = Duration::from_secs(1);
 
 /// Waits until `cond` holds, for at most 10 s.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
+pub(crate) fn eventually(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::tests::eventually;
 use crate::{
     Actor, ActorContext, ActorRef, ActorState, ActorSystem, AskError, DirectAsk, FailurePolicy, Fault, Interrupt,
     InterruptCause, Outcome, Props, StopReason,
@@ -145,11 +146,7 @@ fn spawn(system: &ActorSystem, policy: FailurePolicy) -> (ActorRef<Sum>, Arc<Sta
 
 /// Waits until the actor's thread has gone idle (it then lets askers in).
 fn idle(actor: &ActorRef<Sum>) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !actor.may_ask_direct() {
-        assert!(Instant::now() < deadline, "the actor never went idle");
-        thread::sleep(Duration::from_millis(1));
-    }
+    eventually("the actor goes idle", || actor.may_ask_direct());
 }
 
 fn ran_directly(state: &State) -> usize {
@@ -237,11 +234,7 @@ fn a_kill_interrupts_an_ask_run_by_its_caller_and_stops_the_actor() {
         let actor = actor.clone();
         thread::spawn(move || actor.blocking_ask(Msg::Gate(gate), TIMEOUT))
     };
-    let deadline = Instant::now() + TIMEOUT;
-    while ran_directly(&state) == 0 {
-        assert!(Instant::now() < deadline, "the ask never began");
-        thread::sleep(Duration::from_millis(1));
-    }
+    eventually("the ask begins", || ran_directly(&state) > 0);
     let started = Instant::now();
     actor.kill();
     let outcome = asker.join().expect("the asker");
@@ -259,11 +252,7 @@ fn a_failure_in_an_ask_run_by_its_caller_restarts_the_actor_under_its_policy() {
     let failed = actor.blocking_ask(Msg::Fail, TIMEOUT);
     assert!(matches!(failed, Err(AskError::Failed(Error::Failed))), "{failed:?}");
     assert_eq!(ran_directly(&state), 1);
-    let deadline = Instant::now() + TIMEOUT;
-    while actor.restarts() == 0 {
-        assert!(Instant::now() < deadline, "the actor was not restarted");
-        thread::sleep(Duration::from_millis(1));
-    }
+    eventually("the actor is restarted", || actor.restarts() > 0);
     assert_eq!(actor.blocking_ask(Msg::Add(2), TIMEOUT).expect("ask"), 2);
     system.shutdown();
 }
