@@ -88,8 +88,6 @@ struct Talk {
     snapshot: Option<Value>,
     /// A direct ask sent to the child whose outcome has not been read yet.
     begun: Option<u64>,
-    /// How long a wait for the child spins (the host's setting).
-    spin: Duration,
 }
 
 /// A running child process of a process actor.
@@ -149,7 +147,7 @@ impl ChildProcess {
             in_flight: Mutex::default(),
         });
         let env = Arc::new(LocalEnv { system: ctx.system().clone() });
-        let talk = Arc::new(Mutex::new(Talk { data_w, data_r, seq: 0, snapshot: None, begun: None, spin }));
+        let talk = Arc::new(Mutex::new(Talk { data_w, data_r, seq: 0, snapshot: None, begun: None }));
         let mut child = ChildProcess { talk, shared, env, watcher: None };
         let myself: AnyRef = ctx.myself().clone().into();
         let start = ToChild::Start(Box::new(StartSpec {
@@ -398,8 +396,7 @@ impl Talk {
         frame: &ToChild<'_>,
     ) -> Result<Outcome, ReceiveError> {
         self.send_trip(shared, frame)?;
-        let spin = self.spin;
-        self.outcome(shared, env, seq, None, spin).unwrap_or_else(|| unreachable!("a wait without a deadline ends"))
+        self.outcome(shared, env, seq, None).unwrap_or_else(|| unreachable!("a wait without a deadline ends"))
     }
 
     /// Sends the frame that begins a round trip.
@@ -427,10 +424,9 @@ impl Talk {
         env: &LocalEnv,
         seq: u64,
         deadline: Option<Instant>,
-        spin: Duration,
     ) -> Option<Result<Outcome, ReceiveError>> {
         loop {
-            let mut frame = match self.data_r.recv_spinning(deadline, spin) {
+            let mut frame = match self.data_r.recv(deadline) {
                 Ok(frame) => frame,
                 Err(LinkError::Timeout) if deadline.is_some() => return None,
                 Err(error) => return Some(Err(lost(shared, &error))),
@@ -525,8 +521,7 @@ impl DirectAsk<PyActor> for ChildDirect {
         let Some(seq) = talk.begun else {
             return Some(Err(lost(&self.shared, &LinkError::Malformed("no ask begun to finish".into()))));
         };
-        let spin = talk.spin;
-        let outcome = talk.outcome(&self.shared, &self.env, seq, deadline, spin)?;
+        let outcome = talk.outcome(&self.shared, &self.env, seq, deadline)?;
         talk.begun = None;
         self.shared.running.store(0, Ordering::Release);
         Some(match outcome {
