@@ -58,6 +58,9 @@ pub(crate) struct Turn {
     pushed: AtomicU64,
     /// Envelopes the actor's thread had taken and finished when it last went idle.
     done: AtomicU64,
+    /// Envelopes the actor's thread has taken from the mailbox in all, over every
+    /// incarnation (written by that thread only, when a stretch of serving ends).
+    taken: AtomicU64,
     /// The actor's thread, to unpark when the turn comes back.
     thread: OnceLock<Thread>,
     /// The actor's thread waits for the turn.
@@ -82,6 +85,18 @@ impl Turn {
     /// The actor's thread: binds the turn to it.
     pub(crate) fn bind(&self) {
         let _ = self.thread.set(thread::current());
+    }
+
+    /// How many envelopes the actor's thread had taken when its last stretch of
+    /// serving ended (see [`Turn::set_taken`]).
+    pub(crate) fn taken(&self) -> u64 {
+        self.taken.load(Ordering::SeqCst)
+    }
+
+    /// The actor's thread, ending a stretch of serving, records how many envelopes it
+    /// has taken in all: the next incarnation counts on from there.
+    pub(crate) fn set_taken(&self, taken: u64) {
+        self.taken.store(taken, Ordering::SeqCst);
     }
 
     /// The actor's thread, about to wait for mail with nothing in hand and its mailbox

@@ -335,8 +335,16 @@ fn serve<A: Actor>(actor: &mut A, ctx: &ActorContext<A>, policy: FailurePolicy, 
     let batch = if cell.time_limit.is_some() { 1 } else { actor.tell_batch().max(1) };
     // Counted on this thread's stack, published in bulk (see `Tally`).
     let mut tally = cell.stats.as_ref().map(crate::metrics::Tally::new);
-    // Envelopes taken from the mailbox, for the turn (see `crate::direct`).
-    let taken = std::cell::Cell::new(0u64);
+    // Envelopes taken from the mailbox over the actor's life, for the turn (see
+    // `crate::direct`): kept in the cell when this stretch of serving ends.
+    struct Taken<'a>(&'a crate::direct::Turn, std::cell::Cell<u64>);
+    impl Drop for Taken<'_> {
+        fn drop(&mut self) {
+            self.0.set_taken(self.1.get());
+        }
+    }
+    let kept = Taken(&cell.turn, std::cell::Cell::new(cell.turn.taken()));
+    let taken = &kept.1;
     let take = |pending: &mut Pending<A>| match pending.pop_front() {
         Some(envelope) => Ok(envelope),
         None => cell.rx.try_recv().inspect(|_| taken.set(taken.get() + 1)),

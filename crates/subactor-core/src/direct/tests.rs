@@ -254,6 +254,10 @@ fn a_failure_in_an_ask_run_by_its_caller_restarts_the_actor_under_its_policy() {
     assert_eq!(ran_directly(&state), 1);
     eventually("the actor is restarted", || actor.restarts() > 0);
     assert_eq!(actor.blocking_ask(Msg::Add(2), TIMEOUT).expect("ask"), 2);
+    // The next incarnation lets askers in too, its count of taken mail carried on.
+    idle(&actor);
+    assert_eq!(actor.blocking_ask(Msg::Total, TIMEOUT).expect("ask"), 2);
+    assert!(ran_directly(&state) >= 2, "asks to the restarted actor run on the asker's thread");
     system.shutdown();
 }
 
