@@ -142,6 +142,8 @@ fn ended_interpreters_give_their_allocator_memory_back() {
     assert_eq!(after.interpreters_kept, before.interpreters_kept, "only dead strings were left");
     assert!(after.interpreters_reclaimed >= before.interpreters_reclaimed + 100, "{after:?}");
     assert!(after.arenas_reclaimed >= before.arenas_reclaimed + 300, "several arenas each: {after:?}");
+    // Given-back arenas are kept as spares and the next interpreter starts in them.
+    assert!(after.arenas_reused >= before.arenas_reused + 100, "each spawn reuses spares: {after:?}");
     rt.shutdown().expect("shutdown");
 }
 
