@@ -121,10 +121,12 @@ mod buffer;
 mod config;
 mod error;
 mod freelist;
+pub mod ring;
 mod segment;
 
 pub use arena::{Arena, ArenaStats, BUFFER_ALIGN, ForeignSegment};
 pub use buffer::{Buffer, BufferMut};
 pub use config::ArenaConfig;
 pub use error::ArenaError;
+pub use ring::{Ring, RingError, RingReader, RingWriter};
 pub use segment::{Segment, page_size};

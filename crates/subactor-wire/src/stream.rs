@@ -13,6 +13,24 @@
 //! A reader waits by spinning (re-trying a non-blocking `recvmsg`) for a short while
 //! before it sleeps in `poll`: a peer that answers within microseconds is seen without
 //! a scheduler wake-up each way.
+//!
+//! # Shared rings
+//!
+//! A link between two processes can carry its bytes through shared memory instead
+//! ([`offer_shared`] on one end, [`join_shared`] on the other): two
+//! [`Ring`](subactor_arena::Ring)s, one each way, which the offering end creates and
+//! sends as the link's first frame. The frames are the same; only where their bytes
+//! travel changes. Writing a frame is then a copy and a store, and a spinning reader sees
+//! it with a load: no system call on either side (a round trip between two processes
+//! spinning on a socket took 3.3 us here, on a ring 0.1 us). The socket keeps what
+//! shared memory cannot do:
+//!
+//! - descriptors: a frame that carries some sends them first, with one byte, over the
+//!   socket; the reader takes them from there when it parses the frame's header;
+//! - wake-ups: a reader about to sleep raises a flag in the ring and sleeps in `poll` on
+//!   the socket; a writer that finds the flag raised after its write sends one byte;
+//! - the peer's end: its socket closes when it exits, however it exits, which wakes a
+//!   sleeping reader; the bytes it wrote before are still read first.
 
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
@@ -27,6 +45,7 @@ use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
     recvmsg, sendmsg,
 };
+use subactor_arena::{Ring, RingError, RingReader, RingWriter};
 
 /// The most descriptors one frame carries.
 pub const MAX_FDS: usize = 8;
@@ -35,6 +54,15 @@ pub const MAX_FDS: usize = 8;
 pub const MAX_FRAME: usize = u32::MAX as usize;
 
 const HEADER: usize = 5;
+
+/// The data capacity of each ring of a shared link ([`offer_shared`]).
+pub const RING_CAPACITY: usize = 64 << 10;
+
+/// The first frame of a link whose offering end made two rings (they come with it, the
+/// one it writes first).
+const OFFER_RINGS: &[u8] = b"subactor-link/1 rings";
+/// The first frame of a link whose offering end could not make them: the socket alone.
+const OFFER_SOCKET: &[u8] = b"subactor-link/1 socket";
 
 /// What went wrong on a link.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +82,16 @@ pub enum LinkError {
     /// A frame could not be encoded.
     #[error("cannot encode a frame: {0}")]
     Encode(String),
+}
+
+impl From<RingError> for LinkError {
+    fn from(error: RingError) -> LinkError {
+        match error {
+            RingError::Corrupt(why) => LinkError::Malformed(why),
+            RingError::Io(error) => LinkError::Io(error),
+            other => LinkError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
 }
 
 impl From<Errno> for LinkError {
@@ -119,11 +157,19 @@ fn wait_ready(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Option<Instant>) -
     }
 }
 
+/// Whether the other end of `fd` is gone (closed, or the process that held it ended).
+fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(&fd, PollFlags::empty())];
+    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0 && fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR))
+}
+
 /// The sending half of a link: frames from several threads, one at a time.
 #[derive(Debug, Clone)]
 pub struct FrameWriter {
     fd: Arc<OwnedFd>,
-    lock: Arc<Mutex<()>>,
+    /// Held while a frame is sent; the ring the frames go through, on a shared link.
+    out: Arc<Mutex<Option<RingWriter>>>,
 }
 
 impl FrameWriter {
@@ -138,15 +184,76 @@ impl FrameWriter {
         let mut header = [0u8; HEADER];
         header[..4].copy_from_slice(&len.to_le_bytes());
         header[4] = fds.len() as u8;
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total = HEADER + body.len();
+        let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match out.as_mut() {
+            None => self.send_socket(&header, body, fds),
+            Some(ring) => {
+                if !fds.is_empty() {
+                    // The descriptors go first, so that they wait on the socket by the time
+                    // the reader parses the header that counts them.
+                    self.send_socket(&[0], &[], fds)?;
+                }
+                self.send_ring(ring, [&header, body])
+            }
+        }
+    }
+
+    /// Writes `parts` into the ring, waiting for room while it is full, then wakes the
+    /// reader if it went to sleep (once per frame, or before each wait for room: a reader
+    /// asleep frees none).
+    fn send_ring(&self, ring: &mut RingWriter, parts: [&[u8]; 2]) -> Result<(), LinkError> {
+        for mut bytes in parts {
+            while !bytes.is_empty() {
+                let n = ring.write(bytes)?;
+                if n == 0 {
+                    self.wake_reader(ring)?;
+                    self.wait_for_room(ring)?;
+                    continue;
+                }
+                bytes = &bytes[n..];
+            }
+        }
+        self.wake_reader(ring)
+    }
+
+    /// Sends the wake-up byte if the ring's reader went to sleep.
+    fn wake_reader(&self, ring: &RingWriter) -> Result<(), LinkError> {
+        if ring.reader_asleep() {
+            self.send_socket(&[0], &[], &[])?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the ring has room: yielding for a while (a reader that is reading
+    /// frees room within microseconds), then sleeping in short naps, watching for the
+    /// reader's end.
+    fn wait_for_room(&self, ring: &RingWriter) -> Result<(), LinkError> {
+        let started = Instant::now();
+        loop {
+            if ring.has_room()? {
+                return Ok(());
+            }
+            if started.elapsed() < Duration::from_micros(200) {
+                std::thread::yield_now();
+                continue;
+            }
+            if hung_up(self.fd.as_fd()) {
+                return Err(LinkError::Closed);
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// Sends `header` then `body` over the socket, `fds` with their first byte.
+    fn send_socket(&self, header: &[u8], body: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), LinkError> {
+        let total = header.len() + body.len();
         let mut sent = 0;
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         while sent < total {
-            let iov = if sent < HEADER {
+            let iov = if sent < header.len() {
                 [IoSlice::new(&header[sent..]), IoSlice::new(body)]
             } else {
-                [IoSlice::new(&body[sent - HEADER..]), IoSlice::new(&[])]
+                [IoSlice::new(&body[sent - header.len()..]), IoSlice::new(&[])]
             };
             let mut control = SendAncillaryBuffer::new(&mut space);
             if sent == 0 && !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
@@ -179,6 +286,10 @@ pub struct FrameReader {
     end: usize,
     fds: VecDeque<OwnedFd>,
     spin: Duration,
+    /// The ring the bytes come through, on a shared link.
+    ring: Option<RingReader>,
+    /// The socket's end was read (on a shared link: what is left in the ring still comes).
+    eof: bool,
 }
 
 /// Splits a connected Unix stream socket into its halves. `spin` is how long a reader
@@ -186,8 +297,63 @@ pub struct FrameReader {
 pub fn split(fd: OwnedFd, spin: Duration) -> Result<(FrameWriter, FrameReader), LinkError> {
     nonblocking(&fd)?;
     let fd = Arc::new(fd);
-    let writer = FrameWriter { fd: Arc::clone(&fd), lock: Arc::default() };
-    let reader = FrameReader { fd, buf: Vec::new(), start: 0, end: 0, fds: VecDeque::new(), spin };
+    let writer = FrameWriter { fd: Arc::clone(&fd), out: Arc::default() };
+    let reader =
+        FrameReader { fd, buf: Vec::new(), start: 0, end: 0, fds: VecDeque::new(), spin, ring: None, eof: false };
+    Ok((writer, reader))
+}
+
+/// Splits a connected Unix stream socket as [`split`] does and makes the link a shared
+/// one (module docs): creates two rings and sends them as the link's first frame, for
+/// the other end's [`join_shared`]. Where rings cannot be made (no memfd), says so in
+/// that frame instead, and the link carries its bytes over the socket.
+pub fn offer_shared(fd: OwnedFd, spin: Duration) -> Result<Halves, LinkError> {
+    let (writer, mut reader) = split(fd, spin)?;
+    let rings = Ring::create(RING_CAPACITY).and_then(|ours| Ok((ours, Ring::create(RING_CAPACITY)?)));
+    let (ours, theirs) = match rings {
+        Ok(rings) => rings,
+        Err(error) => {
+            tracing::debug!(%error, "no shared rings: the link carries its bytes over its socket");
+            writer.send(OFFER_SOCKET, &[])?;
+            return Ok((writer, reader));
+        }
+    };
+    let (Some(ours_fd), Some(theirs_fd)) = (ours.fd(), theirs.fd()) else {
+        writer.send(OFFER_SOCKET, &[])?;
+        return Ok((writer, reader));
+    };
+    writer.send(OFFER_RINGS, &[ours_fd, theirs_fd])?;
+    *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ours.into_writer());
+    reader.ring = Some(theirs.into_reader());
+    Ok((writer, reader))
+}
+
+/// The other end of [`offer_shared`]: splits the socket, reads the offer (waiting for it
+/// up to `deadline`) and carries the link's bytes as it says.
+pub fn join_shared(fd: OwnedFd, spin: Duration, deadline: Option<Instant>) -> Result<Halves, LinkError> {
+    let (writer, mut reader) = split(fd, spin)?;
+    let mut offer = reader.recv(deadline)?;
+    match (offer.body(), offer.fds.len()) {
+        (OFFER_SOCKET, 0) => {}
+        (OFFER_RINGS, 2) => {
+            let ours = offer.fds.pop().ok_or(LinkError::Closed)?;
+            let theirs = offer.fds.pop().ok_or(LinkError::Closed)?;
+            // The offering end writes into the first ring and reads from the second.
+            let to_us = Ring::join(theirs)?;
+            let to_them = Ring::join(ours)?;
+            // Whatever the socket brought after the offer are wake-ups: frames come
+            // through the ring from now on (descriptors sent since stay queued).
+            (reader.start, reader.end) = (0, 0);
+            reader.ring = Some(to_us.into_reader());
+            *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(to_them.into_writer());
+        }
+        (body, fds) => {
+            return Err(LinkError::Malformed(format!(
+                "a link's first frame is not an offer: {} bytes, {fds} descriptors",
+                body.len()
+            )));
+        }
+    }
     Ok((writer, reader))
 }
 
@@ -234,11 +400,22 @@ impl FrameReader {
         }
     }
 
+    /// Whether the link carries its bytes through shared rings ([`offer_shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.ring.is_some()
+    }
+
     /// The next frame if one has arrived whole, without waiting.
     pub fn try_recv(&mut self) -> Result<Option<Frame>, LinkError> {
         loop {
             if let Some(frame) = self.parse()? {
                 return Ok(Some(frame));
+            }
+            if self.ring.is_some() {
+                if self.read_ring()? {
+                    continue;
+                }
+                return if self.eof { Err(LinkError::Closed) } else { Ok(None) };
             }
             match self.read_once() {
                 Ok(()) => {}
@@ -262,6 +439,10 @@ impl FrameReader {
         }
         if unread.len() < HEADER + len {
             return Ok(None);
+        }
+        if self.fds.len() < nfds && self.ring.is_some() {
+            // On a shared link the descriptors were sent over the socket before the frame.
+            self.drain_socket()?;
         }
         if self.fds.len() < nfds {
             return Err(LinkError::Malformed(format!(
@@ -290,6 +471,9 @@ impl FrameReader {
     /// Reads what has arrived, waiting for it up to `deadline`: spinning for up to
     /// `spin` while a core is spare, then sleeping in `poll`.
     fn fill(&mut self, deadline: Option<Instant>, spin: Duration) -> Result<(), LinkError> {
+        if self.ring.is_some() {
+            return self.fill_from_ring(deadline, spin);
+        }
         let spun = subactor_core::spin_for_syscalls(spin, || match self.read_once() {
             Ok(()) => Some(Ok(())),
             Err(Errno::AGAIN | Errno::INTR) => None,
@@ -307,6 +491,83 @@ impl FrameReader {
                         return Err(LinkError::Timeout);
                     }
                     wait_ready(self.fd.as_fd(), PollFlags::IN, deadline)?;
+                }
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+
+    /// [`fill`](Self::fill) on a shared link: spins on the ring (a load per look), then
+    /// raises its "wake me" flag and sleeps in `poll` on the socket, which the writer's
+    /// wake-up byte, the descriptors of a frame, or the peer's end make readable.
+    fn fill_from_ring(&mut self, deadline: Option<Instant>, spin: Duration) -> Result<(), LinkError> {
+        let spun = subactor_core::spin_for(spin, || match self.read_ring() {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => None,
+            Err(error) => Some(Err(error)),
+        });
+        if let Some(read) = spun {
+            return read;
+        }
+        loop {
+            if self.read_ring()? {
+                return Ok(());
+            }
+            if self.eof {
+                return Err(LinkError::Closed);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(LinkError::Timeout);
+            }
+            let Some(ring) = self.ring.as_ref() else { return Err(LinkError::Closed) };
+            if !ring.sleep()? {
+                continue;
+            }
+            let waited = wait_ready(self.fd.as_fd(), PollFlags::IN, deadline);
+            ring.wake();
+            waited?;
+            self.drain_socket()?;
+        }
+    }
+
+    /// Moves what waits in the ring into the buffer; whether anything came.
+    fn read_ring(&mut self) -> Result<bool, LinkError> {
+        self.make_room();
+        let Some(ring) = self.ring.as_mut() else { return Ok(false) };
+        let n = ring.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n > 0)
+    }
+
+    /// On a shared link: reads what the socket holds (wake-up bytes, dropped; the
+    /// descriptors they carry, queued) without waiting, and notes the peer's end.
+    fn drain_socket(&mut self) -> Result<(), LinkError> {
+        let mut scratch = [0u8; 64];
+        loop {
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            match recvmsg(
+                &*self.fd,
+                &mut [IoSliceMut::new(&mut scratch)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+            ) {
+                Ok(msg) => {
+                    for message in control.drain() {
+                        if let RecvAncillaryMessage::ScmRights(fds) = message {
+                            self.fds.extend(fds);
+                        }
+                    }
+                    if msg.bytes == 0 {
+                        self.eof = true;
+                        return Ok(());
+                    }
+                }
+                Err(Errno::AGAIN) => return Ok(()),
+                Err(Errno::INTR) => {}
+                Err(Errno::CONNRESET) => {
+                    self.eof = true;
+                    return Ok(());
                 }
                 Err(errno) => return Err(errno.into()),
             }

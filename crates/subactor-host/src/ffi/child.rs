@@ -79,7 +79,7 @@ unsafe fn without_gil<T>(f: impl FnOnce() -> T) -> T {
 /// The main interpreter is attached on this thread, the process's only thread.
 unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     let (Ok((data_w, data_r)), Ok((ctrl_w, ctrl_r))) =
-        (stream::split(data, Duration::ZERO), stream::split(control, Duration::ZERO))
+        (stream::offer_shared(data, Duration::ZERO), stream::split(control, Duration::ZERO))
     else {
         return 3;
     };

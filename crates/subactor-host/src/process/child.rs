@@ -119,7 +119,8 @@ impl ChildProcess {
         let pid = spawned.pid;
         let spin = host.spin();
         let link = |e: LinkError| StartError::Process(format!("cannot use the child's sockets: {e}"));
-        let (data_w, data_r) = stream::split(spawned.data, spin).map_err(link)?;
+        // The child offered its data link's rings (shared memory) as it started.
+        let (data_w, data_r) = stream::join_shared(spawned.data, spin, None).map_err(link)?;
         let (ctrl_w, ctrl_r) = stream::split(spawned.control, Duration::ZERO).map_err(link)?;
         let exports = host.exports();
         exports.set_dead_letters(ctx.system().dead_letter_sink());

@@ -247,11 +247,12 @@ impl Template {
     }
 }
 
-/// Whether a spare's socket has closed at its end: the spare has ended (a spare sends
-/// nothing before its actor's start, so anything to read is the end of the stream).
+/// Whether a spare's socket has closed at its end: the spare has ended. (Not whether it
+/// is readable: a spare's data socket holds the offer of its link's rings.)
 fn hung_up(socket: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(socket, PollFlags::IN)];
-    matches!(poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
+    let mut fds = [PollFd::new(socket, PollFlags::empty())];
+    matches!(poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0
+        && fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -145,3 +145,92 @@ proptest! {
         writer.join().expect("writer");
     }
 }
+
+/// Both ends of a shared link (rings in shared memory, the socket beside them).
+fn shared_pair(spin: Duration) -> (Halves, Halves) {
+    let (a, b) = socketpair().expect("socketpair");
+    let offered = offer_shared(a, spin).expect("offer");
+    let joined = join_shared(b, spin, soon()).expect("join");
+    assert!(offered.1.is_shared() && joined.1.is_shared(), "both ends use the rings");
+    (offered, joined)
+}
+
+#[test]
+fn a_shared_link_carries_frames_whole_in_order_with_their_descriptors_both_ways() {
+    for spin in [Duration::ZERO, Duration::from_micros(50)] {
+        let ((a_w, mut a_r), (b_w, mut b_r)) = shared_pair(spin);
+        let file = std::fs::File::open("/proc/self/status").expect("a file");
+        // Larger than a ring: the writer waits for the reader to make room.
+        let big: Vec<u8> = (0..(3 << 20)).map(|i: u32| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let writer = std::thread::spawn(move || {
+            for i in 0..1000u32 {
+                a_w.send(&i.to_le_bytes(), &[]).expect("send");
+            }
+            a_w.send(b"with a descriptor", &[file.as_fd()]).expect("send");
+            a_w.send(&sent, &[]).expect("send");
+            a_w.send(b"", &[]).expect("send");
+            file
+        });
+        for i in 0..1000u32 {
+            assert_eq!(b_r.recv(soon()).expect("small").body(), i.to_le_bytes());
+        }
+        let second = b_r.recv(soon()).expect("with fd");
+        assert_eq!(second.body(), b"with a descriptor");
+        assert_eq!(second.fds.len(), 1);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(second.fds.into_iter().next().expect("fd")), &mut text)
+            .expect("readable");
+        assert!(text.contains("Pid:"));
+        assert_eq!(b_r.recv(soon()).expect("big").body(), &big[..]);
+        assert_eq!(b_r.recv(soon()).expect("empty").body(), b"");
+        writer.join().expect("writer");
+        // And the other way.
+        b_w.send(b"back", &[]).expect("send back");
+        assert_eq!(a_r.recv(soon()).expect("back").body(), b"back");
+    }
+}
+
+#[test]
+fn a_sleeping_reader_of_a_shared_link_is_woken_by_a_frame() {
+    let ((a_w, _a_r), (_b_w, mut b_r)) = shared_pair(Duration::ZERO);
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        a_w.send(b"late", &[]).expect("send");
+        a_w
+    });
+    let started = Instant::now();
+    assert_eq!(b_r.recv(soon()).expect("woken").body(), b"late");
+    assert!(started.elapsed() >= Duration::from_millis(90), "it slept until the frame came");
+    drop(writer.join().expect("writer"));
+}
+
+#[test]
+fn a_shared_link_times_out_then_reads_what_the_peer_wrote_before_it_closed() {
+    let ((a_w, a_r), (_b_w, mut b_r)) = shared_pair(Duration::from_micros(20));
+    let started = Instant::now();
+    assert!(matches!(b_r.recv(Some(Instant::now() + Duration::from_millis(50))), Err(LinkError::Timeout)));
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert!(b_r.try_recv().expect("nothing yet").is_none());
+    a_w.send(b"last words", &[]).expect("send");
+    drop((a_w, a_r));
+    assert_eq!(b_r.recv(soon()).expect("written before the close").body(), b"last words");
+    assert!(matches!(b_r.recv(soon()), Err(LinkError::Closed)));
+    assert!(matches!(b_r.try_recv(), Err(LinkError::Closed)));
+}
+
+#[test]
+fn a_writer_waiting_for_room_sees_the_reader_gone() {
+    let ((a_w, _a_r), (b_w, b_r)) = shared_pair(Duration::ZERO);
+    drop((b_w, b_r));
+    let big = vec![0u8; 4 * RING_CAPACITY];
+    assert!(matches!(a_w.send(&big, &[]), Err(LinkError::Closed)), "an error, not a hang");
+}
+
+#[test]
+fn a_link_whose_first_frame_is_no_offer_is_refused() {
+    let (ours, theirs) = socketpair().expect("socketpair");
+    let (w, _r) = split(ours, Duration::ZERO).expect("split");
+    w.send(b"hello", &[]).expect("send");
+    assert!(matches!(join_shared(theirs, Duration::ZERO, soon()), Err(LinkError::Malformed(_))));
+}
