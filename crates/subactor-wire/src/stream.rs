@@ -27,10 +27,14 @@
 //!
 //! - descriptors: a frame that carries some sends them first, with one byte, over the
 //!   socket; the reader takes them from there when it parses the frame's header;
-//! - wake-ups: a reader about to sleep raises a flag in the ring and sleeps in `poll` on
-//!   the socket; a writer that finds the flag raised after its write sends one byte;
 //! - the peer's end: its socket closes when it exits, however it exits, which wakes a
 //!   sleeping reader; the bytes it wrote before are still read first.
+//!
+//! A reader about to sleep raises a flag in the ring and sleeps in `poll` on the socket
+//! and on the ring's *bell*, an eventfd (sent with the rings); a writer that finds the
+//! flag raised after its write rings the bell. Not a byte on the socket: a socket write
+//! wakes its reader as a "sync" wake-up, which puts it on the writer's core, and the two
+//! then spin on one core, a handover per round trip.
 
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
@@ -39,7 +43,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -58,8 +62,8 @@ const HEADER: usize = 5;
 /// The data capacity of each ring of a shared link ([`offer_shared`]).
 pub const RING_CAPACITY: usize = 64 << 10;
 
-/// The first frame of a link whose offering end made two rings (they come with it, the
-/// one it writes first).
+/// The first frame of a link whose offering end made two rings (they come with it: the
+/// one it writes, the one it reads, then their bells in the same order).
 const OFFER_RINGS: &[u8] = b"subactor-link/1 rings";
 /// The first frame of a link whose offering end could not make them: the socket alone.
 const OFFER_SOCKET: &[u8] = b"subactor-link/1 socket";
@@ -164,12 +168,53 @@ fn hung_up(fd: BorrowedFd<'_>) -> bool {
     matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0 && fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR))
 }
 
+/// The ring a shared link's writer writes, and the bell of its reader.
+#[derive(Debug)]
+struct Outbound {
+    ring: RingWriter,
+    bell: OwnedFd,
+}
+
+/// Rings a bell (an eventfd): adds one to its count, which wakes a `poll` on it.
+fn ring_bell(bell: &OwnedFd) -> Result<(), LinkError> {
+    loop {
+        match rustix::io::write(bell, &1u64.to_ne_bytes()) {
+            // EAGAIN: the count is at its maximum, so the bell is ringing already.
+            Ok(_) | Err(Errno::AGAIN) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+/// Waits until `socket` or `bell` is readable, up to `deadline`.
+fn wait_either(socket: BorrowedFd<'_>, bell: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<(), LinkError> {
+    loop {
+        let timeout = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(LinkError::Timeout);
+                }
+                Some(Timespec::try_from(left).unwrap_or(Timespec { tv_sec: i64::MAX, tv_nsec: 0 }))
+            }
+            None => None,
+        };
+        let mut fds = [PollFd::new(&socket, PollFlags::IN), PollFd::new(&bell, PollFlags::IN)];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) | Err(Errno::INTR) => continue,
+            Ok(_) => return Ok(()),
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
 /// The sending half of a link: frames from several threads, one at a time.
 #[derive(Debug, Clone)]
 pub struct FrameWriter {
     fd: Arc<OwnedFd>,
     /// Held while a frame is sent; the ring the frames go through, on a shared link.
-    out: Arc<Mutex<Option<RingWriter>>>,
+    out: Arc<Mutex<Option<Outbound>>>,
 }
 
 impl FrameWriter {
@@ -187,13 +232,13 @@ impl FrameWriter {
         let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match out.as_mut() {
             None => self.send_socket(&header, body, fds),
-            Some(ring) => {
+            Some(out) => {
                 if !fds.is_empty() {
                     // The descriptors go first, so that they wait on the socket by the time
                     // the reader parses the header that counts them.
                     self.send_socket(&[0], &[], fds)?;
                 }
-                self.send_ring(ring, [&header, body])
+                self.send_ring(out, [&header, body])
             }
         }
     }
@@ -201,25 +246,25 @@ impl FrameWriter {
     /// Writes `parts` into the ring, waiting for room while it is full, then wakes the
     /// reader if it went to sleep (once per frame, or before each wait for room: a reader
     /// asleep frees none).
-    fn send_ring(&self, ring: &mut RingWriter, parts: [&[u8]; 2]) -> Result<(), LinkError> {
+    fn send_ring(&self, out: &mut Outbound, parts: [&[u8]; 2]) -> Result<(), LinkError> {
         for mut bytes in parts {
             while !bytes.is_empty() {
-                let n = ring.write(bytes)?;
+                let n = out.ring.write(bytes)?;
                 if n == 0 {
-                    self.wake_reader(ring)?;
-                    self.wait_for_room(ring)?;
+                    Self::wake_reader(out)?;
+                    self.wait_for_room(&out.ring)?;
                     continue;
                 }
                 bytes = &bytes[n..];
             }
         }
-        self.wake_reader(ring)
+        Self::wake_reader(out)
     }
 
-    /// Sends the wake-up byte if the ring's reader went to sleep.
-    fn wake_reader(&self, ring: &RingWriter) -> Result<(), LinkError> {
-        if ring.reader_asleep() {
-            self.send_socket(&[0], &[], &[])?;
+    /// Rings the reader's bell if it went to sleep.
+    fn wake_reader(out: &Outbound) -> Result<(), LinkError> {
+        if out.ring.reader_asleep() {
+            ring_bell(&out.bell)?;
         }
         Ok(())
     }
@@ -288,6 +333,8 @@ pub struct FrameReader {
     spin: Duration,
     /// The ring the bytes come through, on a shared link.
     ring: Option<RingReader>,
+    /// Its bell, which its writer rings when this reader sleeps.
+    bell: Option<OwnedFd>,
     /// The socket's end was read (on a shared link: what is left in the ring still comes).
     eof: bool,
 }
@@ -298,8 +345,17 @@ pub fn split(fd: OwnedFd, spin: Duration) -> Result<(FrameWriter, FrameReader), 
     nonblocking(&fd)?;
     let fd = Arc::new(fd);
     let writer = FrameWriter { fd: Arc::clone(&fd), out: Arc::default() };
-    let reader =
-        FrameReader { fd, buf: Vec::new(), start: 0, end: 0, fds: VecDeque::new(), spin, ring: None, eof: false };
+    let reader = FrameReader {
+        fd,
+        buf: Vec::new(),
+        start: 0,
+        end: 0,
+        fds: VecDeque::new(),
+        spin,
+        ring: None,
+        bell: None,
+        eof: false,
+    };
     Ok((writer, reader))
 }
 
@@ -309,8 +365,13 @@ pub fn split(fd: OwnedFd, spin: Duration) -> Result<(FrameWriter, FrameReader), 
 /// that frame instead, and the link carries its bytes over the socket.
 pub fn offer_shared(fd: OwnedFd, spin: Duration) -> Result<Halves, LinkError> {
     let (writer, mut reader) = split(fd, spin)?;
-    let rings = Ring::create(RING_CAPACITY).and_then(|ours| Ok((ours, Ring::create(RING_CAPACITY)?)));
-    let (ours, theirs) = match rings {
+    let rings = Ring::create(RING_CAPACITY).and_then(|ours| Ok((ours, Ring::create(RING_CAPACITY)?))).and_then(
+        |(ours, theirs)| {
+            let bell = || rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK);
+            Ok((ours, theirs, bell().map_err(std::io::Error::from)?, bell().map_err(std::io::Error::from)?))
+        },
+    );
+    let (ours, theirs, our_bell, their_bell) = match rings {
         Ok(rings) => rings,
         Err(error) => {
             tracing::debug!(%error, "no shared rings: the link carries its bytes over its socket");
@@ -322,9 +383,12 @@ pub fn offer_shared(fd: OwnedFd, spin: Duration) -> Result<Halves, LinkError> {
         writer.send(OFFER_SOCKET, &[])?;
         return Ok((writer, reader));
     };
-    writer.send(OFFER_RINGS, &[ours_fd, theirs_fd])?;
-    *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ours.into_writer());
+    // Each ring comes with its bell, which its writer rings and its reader polls.
+    writer.send(OFFER_RINGS, &[ours_fd, theirs_fd, our_bell.as_fd(), their_bell.as_fd()])?;
+    *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some(Outbound { ring: ours.into_writer(), bell: our_bell });
     reader.ring = Some(theirs.into_reader());
+    reader.bell = Some(their_bell);
     Ok((writer, reader))
 }
 
@@ -335,9 +399,13 @@ pub fn join_shared(fd: OwnedFd, spin: Duration, deadline: Option<Instant>) -> Re
     let mut offer = reader.recv(deadline)?;
     match (offer.body(), offer.fds.len()) {
         (OFFER_SOCKET, 0) => {}
-        (OFFER_RINGS, 2) => {
-            let ours = offer.fds.pop().ok_or(LinkError::Closed)?;
-            let theirs = offer.fds.pop().ok_or(LinkError::Closed)?;
+        (OFFER_RINGS, 4) => {
+            let mut fds = std::mem::take(&mut offer.fds).into_iter();
+            let (Some(theirs), Some(ours), Some(our_bell), Some(their_bell)) =
+                (fds.next(), fds.next(), fds.next(), fds.next())
+            else {
+                return Err(LinkError::Closed);
+            };
             // The offering end writes into the first ring and reads from the second.
             let to_us = Ring::join(theirs)?;
             let to_them = Ring::join(ours)?;
@@ -345,7 +413,9 @@ pub fn join_shared(fd: OwnedFd, spin: Duration, deadline: Option<Instant>) -> Re
             // through the ring from now on (descriptors sent since stay queued).
             (reader.start, reader.end) = (0, 0);
             reader.ring = Some(to_us.into_reader());
-            *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(to_them.into_writer());
+            reader.bell = Some(our_bell);
+            *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Outbound { ring: to_them.into_writer(), bell: their_bell });
         }
         (body, fds) => {
             return Err(LinkError::Malformed(format!(
@@ -519,13 +589,20 @@ impl FrameReader {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(LinkError::Timeout);
             }
-            let Some(ring) = self.ring.as_ref() else { return Err(LinkError::Closed) };
+            let (Some(ring), Some(bell)) = (self.ring.as_ref(), self.bell.as_ref()) else {
+                return Err(LinkError::Closed);
+            };
             if !ring.sleep()? {
                 continue;
             }
-            let waited = wait_ready(self.fd.as_fd(), PollFlags::IN, deadline);
+            let waited = wait_either(self.fd.as_fd(), bell.as_fd(), deadline);
             ring.wake();
             waited?;
+            let mut count = [0u8; 8];
+            match rustix::io::read(bell, &mut count) {
+                Ok(_) | Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
             self.drain_socket()?;
         }
     }
