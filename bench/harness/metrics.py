@@ -64,7 +64,8 @@ warm-up; the spread is that of all round trips.
   caller is Python too.
 - **subactor, process actors**: `blocking_ask` from Rust (`benches/process.rs`), and
   `ref.ask()` from the main interpreter of a Python program, to an echo actor running in a
-  child process (the message crosses a Unix socket both ways).
+  child process (the message crosses shared-memory rings both ways, with a Unix socket
+  beside them for descriptors and wake-ups).
 - **multiprocessing**: `send()` and `recv()` on a Pipe to a worker process.
 - **threads**: two `queue.Queue`s to a thread.
 - **interpreters**: two `interpreters` queues to a thread running inside another
@@ -219,8 +220,8 @@ first and last byte and answers its length, timed handoff by handoff after a war
 the same payload every time. Nothing is copied in either zero-copy way: what is timed is
 handing the memory over and the round trip that says it arrived.
 - **subactor**: an arena `Buffer` (shared memory: a memfd) in an ask to a process actor
-  (`bench.Touch`). The buffer is lent: its segment's descriptor crosses the Unix socket
-  (`SCM_RIGHTS`) the first time a segment goes to that child, which maps it read-only
+  (`bench.Touch`). The buffer is lent: its segment's descriptor crosses the link's Unix
+  socket (`SCM_RIGHTS`) the first time a segment goes to that child, which maps it read-only
   **once**; every later buffer of that segment crosses as (segment, offset, length), and
   the child hands it to `receive` as a `subactor.Buffer` over the same pages (the 1 GiB
   test of `tests/it/process.rs` checks they are the same pages). From Rust
