@@ -100,6 +100,12 @@ impl Ring {
         self.capacity
     }
 
+    /// Closes the memfd (once sent, or once mapped): the mapping stays, and the ring
+    /// costs the process no descriptor.
+    pub fn close_fd(&mut self) {
+        self.segment.close_fd();
+    }
+
     /// This process's end is the writing one.
     pub fn into_writer(self) -> RingWriter {
         let head = self.word(HEAD).load(Ordering::Acquire);
@@ -299,6 +305,20 @@ mod tests {
         got.extend_from_slice(&out[..m]);
         assert!(sent.len() > 100_000, "the ring wrapped many times");
         assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn a_ring_works_on_once_its_memfds_are_closed() {
+        let mut ring = Ring::create(4096).expect("ring");
+        let mut other = Ring::join(ring.fd().expect("memfd").try_clone_to_owned().expect("dup")).expect("join");
+        ring.close_fd();
+        other.close_fd();
+        assert!(ring.fd().is_none() && other.fd().is_none());
+        let (mut w, mut r) = (ring.into_writer(), other.into_reader());
+        assert_eq!(w.write(b"still shared").expect("write"), 12);
+        let mut out = [0; 32];
+        let n = r.read(&mut out).expect("read");
+        assert_eq!(&out[..n], b"still shared");
     }
 
     #[test]

@@ -99,6 +99,11 @@ impl Segment {
     pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.mapping.fd()
     }
+
+    /// Closes the memfd, keeping the mapping (a segment no other process will map again).
+    pub(crate) fn close_fd(&mut self) {
+        self.mapping.close_fd();
+    }
 }
 
 impl std::fmt::Debug for Segment {

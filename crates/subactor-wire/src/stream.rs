@@ -385,6 +385,10 @@ pub fn offer_shared(fd: OwnedFd, spin: Duration) -> Result<Halves, LinkError> {
     };
     // Each ring comes with its bell, which its writer rings and its reader polls.
     writer.send(OFFER_RINGS, &[ours_fd, theirs_fd, our_bell.as_fd(), their_bell.as_fd()])?;
+    // Mapped here and sent: the memfds are not needed any more (descriptors are few).
+    let (mut ours, mut theirs) = (ours, theirs);
+    ours.close_fd();
+    theirs.close_fd();
     *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
         Some(Outbound { ring: ours.into_writer(), bell: our_bell });
     reader.ring = Some(theirs.into_reader());
@@ -407,8 +411,10 @@ pub fn join_shared(fd: OwnedFd, spin: Duration, deadline: Option<Instant>) -> Re
                 return Err(LinkError::Closed);
             };
             // The offering end writes into the first ring and reads from the second.
-            let to_us = Ring::join(theirs)?;
-            let to_them = Ring::join(ours)?;
+            let mut to_us = Ring::join(theirs)?;
+            let mut to_them = Ring::join(ours)?;
+            to_us.close_fd();
+            to_them.close_fd();
             // Whatever the socket brought after the offer are wake-ups: frames come
             // through the ring from now on (descriptors sent since stay queued).
             (reader.start, reader.end) = (0, 0);

@@ -60,6 +60,8 @@ impl Mapping {
     pub(super) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         None
     }
+
+    pub(super) fn close_fd(&mut self) {}
 }
 
 impl Drop for Mapping {

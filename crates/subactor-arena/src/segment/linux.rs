@@ -22,7 +22,8 @@ pub(super) fn page_size() -> usize {
 pub(super) struct Mapping {
     base: NonNull<u8>,
     size: usize,
-    fd: OwnedFd,
+    /// The memfd; `None` once closed (`close_fd`): the mapping stays.
+    fd: Option<OwnedFd>,
 }
 
 // SAFETY: `Mapping` owns its mapping and descriptor; the raw pointer is only an address. Moving
@@ -49,7 +50,7 @@ impl Mapping {
             rustix::mm::mmap(ptr::null_mut(), size, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0)
         }?;
         let base = NonNull::new(addr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned a null address"))?;
-        Ok(Self { base, size, fd })
+        Ok(Self { base, size, fd: Some(fd) })
     }
 
     /// Maps a memfd received from another process: the whole of it, shared, read-only
@@ -71,7 +72,7 @@ impl Mapping {
         // the whole mapping stays backed and reading it cannot fault.
         let addr = unsafe { rustix::mm::mmap(ptr::null_mut(), size, prot, MapFlags::SHARED, &fd, 0) }?;
         let base = NonNull::new(addr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned a null address"))?;
-        Ok(Self { base, size, fd })
+        Ok(Self { base, size, fd: Some(fd) })
     }
 
     pub(super) fn base(&self) -> NonNull<u8> {
@@ -83,7 +84,11 @@ impl Mapping {
     }
 
     pub(super) fn fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.fd.as_fd())
+        self.fd.as_ref().map(AsFd::as_fd)
+    }
+
+    pub(super) fn close_fd(&mut self) {
+        self.fd = None;
     }
 }
 
