@@ -59,8 +59,12 @@ pub const MAX_FRAME: usize = u32::MAX as usize;
 
 const HEADER: usize = 5;
 
-/// The data capacity of each ring of a shared link ([`offer_shared`]).
-pub const RING_CAPACITY: usize = 64 << 10;
+/// The data capacity of each ring of a shared link ([`offer_shared`]): what a writer
+/// may have in flight before it waits for its reader, as much as a Unix socket's
+/// default send buffer (`net.core.wmem_default`, 208 KiB) let it before, so that two
+/// ends that both write a large frame before they read fare as they did over the
+/// socket. Pages are touched as the bytes first come round.
+pub const RING_CAPACITY: usize = 256 << 10;
 
 /// The first frame of a link whose offering end made two rings (they come with it: the
 /// one it writes, the one it reads, then their bells in the same order).
@@ -140,6 +144,11 @@ fn nonblocking(fd: &OwnedFd) -> Result<(), LinkError> {
 
 /// Waits until `fd` is ready for `flags`, up to `deadline`.
 fn wait_ready(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Option<Instant>) -> Result<(), LinkError> {
+    poll_until(&mut [PollFd::new(&fd, flags)], deadline)
+}
+
+/// Polls `fds` until one of them is ready, up to `deadline`.
+fn poll_until(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> Result<(), LinkError> {
     loop {
         let timeout = match deadline {
             Some(deadline) => {
@@ -151,11 +160,9 @@ fn wait_ready(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Option<Instant>) -
             }
             None => None,
         };
-        let mut fds = [PollFd::new(&fd, flags)];
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) => continue,
+        match poll(fds, timeout.as_ref()) {
+            Ok(0) | Err(Errno::INTR) => continue,
             Ok(_) => return Ok(()),
-            Err(Errno::INTR) => continue,
             Err(errno) => return Err(errno.into()),
         }
     }
@@ -189,24 +196,7 @@ fn ring_bell(bell: &OwnedFd) -> Result<(), LinkError> {
 
 /// Waits until `socket` or `bell` is readable, up to `deadline`.
 fn wait_either(socket: BorrowedFd<'_>, bell: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<(), LinkError> {
-    loop {
-        let timeout = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(LinkError::Timeout);
-                }
-                Some(Timespec::try_from(left).unwrap_or(Timespec { tv_sec: i64::MAX, tv_nsec: 0 }))
-            }
-            None => None,
-        };
-        let mut fds = [PollFd::new(&socket, PollFlags::IN), PollFd::new(&bell, PollFlags::IN)];
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) | Err(Errno::INTR) => continue,
-            Ok(_) => return Ok(()),
-            Err(errno) => return Err(errno.into()),
-        }
-    }
+    poll_until(&mut [PollFd::new(&socket, PollFlags::IN), PollFd::new(&bell, PollFlags::IN)], deadline)
 }
 
 /// The sending half of a link: frames from several threads, one at a time.

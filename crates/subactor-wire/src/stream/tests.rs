@@ -14,6 +14,16 @@ fn soon() -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(10))
 }
 
+/// `frame` is "with a descriptor" and carries one: an open `/proc/self/status`.
+fn assert_carries_the_status_file(frame: Frame) {
+    assert_eq!(frame.body(), b"with a descriptor");
+    assert_eq!(frame.fds.len(), 1);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(frame.fds.into_iter().next().expect("fd")), &mut text)
+        .expect("readable");
+    assert!(text.contains("Pid:"));
+}
+
 #[test]
 fn frames_arrive_whole_in_order_with_their_descriptors() {
     let ((a_w, _a_r), (_b_w, mut b_r)) = pair(Duration::ZERO).expect("pair");
@@ -30,12 +40,7 @@ fn frames_arrive_whole_in_order_with_their_descriptors() {
     });
     assert_eq!(b_r.recv(soon()).expect("1").body(), b"first");
     let second = b_r.recv(soon()).expect("2");
-    assert_eq!(second.body(), b"with a descriptor");
-    assert_eq!(second.fds.len(), 1);
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::fs::File::from(second.fds.into_iter().next().expect("fd")), &mut text)
-        .expect("readable");
-    assert!(text.contains("Pid:"));
+    assert_carries_the_status_file(second);
     assert_eq!(b_r.recv(soon()).expect("3").body(), &big[..]);
     assert_eq!(b_r.recv(soon()).expect("4").body(), b"");
     writer.join().expect("writer");
@@ -176,12 +181,7 @@ fn a_shared_link_carries_frames_whole_in_order_with_their_descriptors_both_ways(
             assert_eq!(b_r.recv(soon()).expect("small").body(), i.to_le_bytes());
         }
         let second = b_r.recv(soon()).expect("with fd");
-        assert_eq!(second.body(), b"with a descriptor");
-        assert_eq!(second.fds.len(), 1);
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::fs::File::from(second.fds.into_iter().next().expect("fd")), &mut text)
-            .expect("readable");
-        assert!(text.contains("Pid:"));
+        assert_carries_the_status_file(second);
         assert_eq!(b_r.recv(soon()).expect("big").body(), &big[..]);
         assert_eq!(b_r.recv(soon()).expect("empty").body(), b"");
         writer.join().expect("writer");
