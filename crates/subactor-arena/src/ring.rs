@@ -33,6 +33,11 @@ const HEAD: usize = 0;
 const TAIL: usize = 64;
 const ASLEEP: usize = 128;
 
+/// Where the data starts: after the header, on a page of its own.
+fn data_offset() -> usize {
+    HEADER.max(crate::page_size())
+}
+
 /// Why a ring could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,7 +72,7 @@ impl Ring {
                 format!("a ring's capacity must be a power of two of at least a page, not {capacity}"),
             )));
         }
-        let segment = Segment::map(0, HEADER.max(crate::page_size()) + capacity)?;
+        let segment = Segment::map(0, data_offset() + capacity)?;
         if !segment.is_shared_memory() {
             return Err(RingError::Io(io::Error::new(io::ErrorKind::Unsupported, "no shared memory here")));
         }
@@ -78,7 +83,7 @@ impl Ring {
     #[cfg(unix)]
     pub fn join(fd: std::os::fd::OwnedFd) -> Result<Ring, RingError> {
         let segment = Segment::import(0, fd, true)?;
-        let start = HEADER.max(crate::page_size());
+        let start = data_offset();
         let capacity = segment.size().saturating_sub(start);
         if !capacity.is_power_of_two() || capacity < crate::page_size() {
             return Err(RingError::Corrupt(format!(
@@ -136,7 +141,7 @@ impl Ring {
     /// The data area's first byte.
     fn data(&self) -> *mut u8 {
         // SAFETY: the data starts right after the header page, inside the mapping.
-        unsafe { self.segment.as_ptr().add(HEADER.max(crate::page_size())).cast_mut() }
+        unsafe { self.segment.as_ptr().add(data_offset()).cast_mut() }
     }
 
     /// How many bytes the ring holds between `tail` and `head`, checked.
@@ -200,11 +205,6 @@ impl RingWriter {
         let asleep = self.ring.asleep();
         asleep.load(Ordering::Relaxed) != 0 && asleep.swap(0, Ordering::AcqRel) != 0
     }
-
-    /// The ring's capacity.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity
-    }
 }
 
 /// The reading end of a ring. One per ring, in one process.
@@ -262,11 +262,6 @@ impl RingReader {
     /// Lowers the "wake me" flag (after sleeping).
     pub fn wake(&self) {
         self.ring.asleep().store(0, Ordering::Relaxed);
-    }
-
-    /// The ring's capacity.
-    pub fn capacity(&self) -> usize {
-        self.ring.capacity
     }
 }
 

@@ -168,8 +168,9 @@ fn poll_until(fds: &mut [PollFd<'_>], deadline: Option<Instant>) -> Result<(), L
     }
 }
 
-/// Whether the other end of `fd` is gone (closed, or the process that held it ended).
-fn hung_up(fd: BorrowedFd<'_>) -> bool {
+/// Whether the other end of the socket `fd` is gone (closed, or the process that held it
+/// ended). Not whether it is readable: bytes may wait that were sent before the end.
+pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
     let mut fds = [PollFd::new(&fd, PollFlags::empty())];
     let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
     matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0 && fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR))
@@ -179,6 +180,14 @@ fn hung_up(fd: BorrowedFd<'_>) -> bool {
 #[derive(Debug)]
 struct Outbound {
     ring: RingWriter,
+    bell: OwnedFd,
+}
+
+/// The ring a shared link's reader reads, and its bell, which the ring's writer rings
+/// when this reader sleeps.
+#[derive(Debug)]
+struct Inbound {
+    ring: RingReader,
     bell: OwnedFd,
 }
 
@@ -322,9 +331,7 @@ pub struct FrameReader {
     fds: VecDeque<OwnedFd>,
     spin: Duration,
     /// The ring the bytes come through, on a shared link.
-    ring: Option<RingReader>,
-    /// Its bell, which its writer rings when this reader sleeps.
-    bell: Option<OwnedFd>,
+    inbound: Option<Inbound>,
     /// The socket's end was read (on a shared link: what is left in the ring still comes).
     eof: bool,
 }
@@ -335,17 +342,8 @@ pub fn split(fd: OwnedFd, spin: Duration) -> Result<(FrameWriter, FrameReader), 
     nonblocking(&fd)?;
     let fd = Arc::new(fd);
     let writer = FrameWriter { fd: Arc::clone(&fd), out: Arc::default() };
-    let reader = FrameReader {
-        fd,
-        buf: Vec::new(),
-        start: 0,
-        end: 0,
-        fds: VecDeque::new(),
-        spin,
-        ring: None,
-        bell: None,
-        eof: false,
-    };
+    let reader =
+        FrameReader { fd, buf: Vec::new(), start: 0, end: 0, fds: VecDeque::new(), spin, inbound: None, eof: false };
     Ok((writer, reader))
 }
 
@@ -381,8 +379,7 @@ pub fn offer_shared(fd: OwnedFd, spin: Duration) -> Result<Halves, LinkError> {
     theirs.close_fd();
     *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
         Some(Outbound { ring: ours.into_writer(), bell: our_bell });
-    reader.ring = Some(theirs.into_reader());
-    reader.bell = Some(their_bell);
+    reader.inbound = Some(Inbound { ring: theirs.into_reader(), bell: their_bell });
     Ok((writer, reader))
 }
 
@@ -408,8 +405,7 @@ pub fn join_shared(fd: OwnedFd, spin: Duration, deadline: Option<Instant>) -> Re
             // Whatever the socket brought after the offer are wake-ups: frames come
             // through the ring from now on (descriptors sent since stay queued).
             (reader.start, reader.end) = (0, 0);
-            reader.ring = Some(to_us.into_reader());
-            reader.bell = Some(our_bell);
+            reader.inbound = Some(Inbound { ring: to_us.into_reader(), bell: our_bell });
             *writer.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 Some(Outbound { ring: to_them.into_writer(), bell: their_bell });
         }
@@ -468,7 +464,7 @@ impl FrameReader {
 
     /// Whether the link carries its bytes through shared rings ([`offer_shared`]).
     pub fn is_shared(&self) -> bool {
-        self.ring.is_some()
+        self.inbound.is_some()
     }
 
     /// The next frame if one has arrived whole, without waiting.
@@ -477,7 +473,7 @@ impl FrameReader {
             if let Some(frame) = self.parse()? {
                 return Ok(Some(frame));
             }
-            if self.ring.is_some() {
+            if self.inbound.is_some() {
                 if self.read_ring()? {
                     continue;
                 }
@@ -506,7 +502,7 @@ impl FrameReader {
         if unread.len() < HEADER + len {
             return Ok(None);
         }
-        if self.fds.len() < nfds && self.ring.is_some() {
+        if self.fds.len() < nfds && self.inbound.is_some() {
             // On a shared link the descriptors were sent over the socket before the frame.
             self.drain_socket()?;
         }
@@ -537,7 +533,7 @@ impl FrameReader {
     /// Reads what has arrived, waiting for it up to `deadline`: spinning for up to
     /// `spin` while a core is spare, then sleeping in `poll`.
     fn fill(&mut self, deadline: Option<Instant>, spin: Duration) -> Result<(), LinkError> {
-        if self.ring.is_some() {
+        if self.inbound.is_some() {
             return self.fill_from_ring(deadline, spin);
         }
         let spun = subactor_core::spin_for_syscalls(spin, || match self.read_once() {
@@ -564,8 +560,8 @@ impl FrameReader {
     }
 
     /// [`fill`](Self::fill) on a shared link: spins on the ring (a load per look), then
-    /// raises its "wake me" flag and sleeps in `poll` on the socket, which the writer's
-    /// wake-up byte, the descriptors of a frame, or the peer's end make readable.
+    /// raises its "wake me" flag and sleeps in `poll` on the ring's bell (rung by the
+    /// writer) and on the socket (readable with a frame's descriptors or the peer's end).
     fn fill_from_ring(&mut self, deadline: Option<Instant>, spin: Duration) -> Result<(), LinkError> {
         let spun = subactor_core::spin_for(spin, || match self.read_ring() {
             Ok(true) => Some(Ok(())),
@@ -585,9 +581,7 @@ impl FrameReader {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(LinkError::Timeout);
             }
-            let (Some(ring), Some(bell)) = (self.ring.as_ref(), self.bell.as_ref()) else {
-                return Err(LinkError::Closed);
-            };
+            let Some(Inbound { ring, bell }) = self.inbound.as_ref() else { return Err(LinkError::Closed) };
             if !ring.sleep()? {
                 continue;
             }
@@ -606,36 +600,24 @@ impl FrameReader {
     /// Moves what waits in the ring into the buffer; whether anything came.
     fn read_ring(&mut self) -> Result<bool, LinkError> {
         self.make_room();
-        let Some(ring) = self.ring.as_mut() else { return Ok(false) };
-        let n = ring.read(&mut self.buf[self.end..])?;
+        let Some(inbound) = self.inbound.as_mut() else { return Ok(false) };
+        let n = inbound.ring.read(&mut self.buf[self.end..])?;
         self.end += n;
         Ok(n > 0)
     }
 
-    /// On a shared link: reads what the socket holds (wake-up bytes, dropped; the
-    /// descriptors they carry, queued) without waiting, and notes the peer's end.
+    /// On a shared link: reads what the socket holds (the one-byte carriers of frames'
+    /// descriptors: the bytes dropped, the descriptors queued) without waiting, and notes
+    /// the peer's end.
     fn drain_socket(&mut self) -> Result<(), LinkError> {
         let mut scratch = [0u8; 64];
         loop {
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
-            let mut control = RecvAncillaryBuffer::new(&mut space);
-            match recvmsg(
-                &*self.fd,
-                &mut [IoSliceMut::new(&mut scratch)],
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-            ) {
-                Ok(msg) => {
-                    for message in control.drain() {
-                        if let RecvAncillaryMessage::ScmRights(fds) = message {
-                            self.fds.extend(fds);
-                        }
-                    }
-                    if msg.bytes == 0 {
-                        self.eof = true;
-                        return Ok(());
-                    }
+            match recv_some(&self.fd, &mut scratch, &mut self.fds) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
                 }
+                Ok(_) => {}
                 Err(Errno::AGAIN) => return Ok(()),
                 Err(Errno::INTR) => {}
                 Err(Errno::CONNRESET) => {
@@ -674,25 +656,27 @@ impl FrameReader {
     /// One `recvmsg`: appends the bytes to the buffer and queues the descriptors.
     fn read_once(&mut self) -> Result<(), Errno> {
         self.make_room();
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let msg = recvmsg(
-            &*self.fd,
-            &mut [IoSliceMut::new(&mut self.buf[self.end..])],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-        )?;
-        self.end += msg.bytes;
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = message {
-                self.fds.extend(fds);
-            }
-        }
-        if msg.bytes == 0 {
+        let n = recv_some(&self.fd, &mut self.buf[self.end..], &mut self.fds)?;
+        self.end += n;
+        if n == 0 {
             return Err(Errno::PIPE);
         }
         Ok(())
     }
+}
+
+/// One non-blocking `recvmsg` on `fd` into `buf`: the count of bytes (0 at the end of
+/// the stream); the descriptors that came with them are queued on `fds`.
+fn recv_some(fd: &OwnedFd, buf: &mut [u8], fds: &mut VecDeque<OwnedFd>) -> Result<usize, Errno> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = recvmsg(fd, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT)?;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    Ok(msg.bytes)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! as long as the template) and reads its reports.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -29,7 +29,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use subactor_core::Death;
 use subactor_wire::Channel;
 use subactor_wire::stream::{self, FrameWriter};
@@ -188,7 +187,7 @@ impl Template {
                 return Err(why.clone());
             }
             while let Some(spare) = state.spares.pop_front() {
-                if hung_up(&spare.data) {
+                if stream::hung_up(spare.data.as_fd()) {
                     // It ended (killed from outside, say) and its report has not come
                     // yet: the next one.
                     debug!(pid = spare.pid, "a lent spare has ended: skipped");
@@ -245,14 +244,6 @@ impl Template {
             }
         }
     }
-}
-
-/// Whether a spare's socket has closed at its end: the spare has ended. (Not whether it
-/// is readable: a spare's data socket holds the offer of its link's rings.)
-fn hung_up(socket: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(socket, PollFlags::empty())];
-    matches!(poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0
-        && fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
