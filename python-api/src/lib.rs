@@ -33,6 +33,7 @@ mod executor;
 mod otel;
 mod pipeline;
 mod refs;
+mod replies;
 mod runtime;
 mod supervision;
 mod wait;
@@ -150,6 +151,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refs::ref_try_tell, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_ask, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_ask_async, m)?)?;
+    m.add_class::<replies::LoopReplies>()?;
+    m.add_function(wrap_pyfunction!(replies::ask_begin, m)?)?;
+    m.add_function(wrap_pyfunction!(replies::replies_take, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_stop, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_kill, m)?)?;
     m.add_function(wrap_pyfunction!(refs::ref_state, m)?)?;

@@ -17,6 +17,7 @@ mod error;
 mod ffi;
 mod pool;
 mod process;
+pub mod replies;
 mod state;
 
 use std::path::PathBuf;

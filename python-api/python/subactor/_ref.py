@@ -9,6 +9,7 @@ messages, and arrive usable on the other side.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -62,12 +63,43 @@ def _expire(future: asyncio.Future[Any]) -> None:
 async def ask_async(self: ActorRef, msg: Any, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """``ask`` for asyncio: never blocks the event loop.
 
-    The reply is delivered to the loop by the runtime's dispatcher thread. A full
-    mailbox is retried with ``asyncio.sleep`` until the timeout (then ``MailboxFull``).
-    Cancelling the awaiting task abandons the reply. Raises what ``ask`` raises.
+    The reply wakes the loop itself (an eventfd it watches; on a loop that cannot watch
+    one, the runtime's dispatcher thread delivers it). A full mailbox is retried with
+    ``asyncio.sleep`` until the timeout (then ``MailboxFull``). Cancelling the awaiting
+    task abandons the reply. Raises what ``ask`` raises.
     """
     timeout = _check.optional_seconds(timeout, "timeout")
     loop = asyncio.get_running_loop()
+    replies = _replies_for(loop)
+    if replies is None:
+        return await _ask_dispatched(self, msg, loop, timeout)
+    deadline = None if timeout is None else loop.time() + timeout
+    delay = 0.0005
+    ticket = _native.ask_begin(replies.inbox, self, msg)
+    while ticket is None:
+        if deadline is not None and loop.time() >= deadline:
+            raise MailboxFull("the actor's mailbox stayed full until the timeout")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        ticket = _native.ask_begin(replies.inbox, self, msg)
+    # No await between the send and this line: the loop cannot take the reply before
+    # its future is in the map.
+    future: asyncio.Future[Any] = loop.create_future()
+    replies.futures[ticket] = future
+    handle = None if deadline is None else loop.call_at(deadline, _expire, future)
+    try:
+        return await future
+    finally:
+        if handle is not None:
+            handle.cancel()
+        replies.futures.pop(ticket, None)
+
+
+async def _ask_dispatched(
+    self: ActorRef, msg: Any, loop: asyncio.AbstractEventLoop, timeout: float | None
+) -> Any:
+    """``ask_async`` on a loop that cannot watch a file descriptor: the dispatcher
+    thread delivers the reply with ``call_soon_threadsafe``."""
     future: asyncio.Future[Any] = loop.create_future()
     deadline = None if timeout is None else loop.time() + timeout
     delay = 0.0005
@@ -83,6 +115,51 @@ async def ask_async(self: ActorRef, msg: Any, timeout: float | None = DEFAULT_TI
         return await future
     finally:
         handle.cancel()
+
+
+class _Replies:
+    """Where the replies of one event loop's ``ask_async`` calls arrive: the runtime
+    pushes each outcome into ``inbox`` from whichever thread completes the ask and makes
+    its eventfd readable; the loop's reader takes them on the loop's own thread and
+    completes the waiting futures (``futures``: ticket to future)."""
+
+    __slots__ = ("inbox", "futures")
+
+    def __init__(self) -> None:
+        self.inbox = _native.LoopReplies()
+        self.futures: dict[int, asyncio.Future[Any]] = {}
+
+    def drain(self) -> None:
+        for ticket, ok, value in _native.replies_take(self.inbox):
+            future = self.futures.pop(ticket, None)
+            if future is None or future.done():
+                continue  # abandoned: cancelled, or past its timeout
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+#: Each event loop's replies (``None``: the loop cannot watch a file descriptor). Weak:
+#: a loop dropped takes its replies, and their eventfd, with it.
+_REPLIES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Replies | None] = weakref.WeakKeyDictionary()
+
+
+def _replies_for(loop: asyncio.AbstractEventLoop) -> _Replies | None:
+    """The ``_Replies`` of ``loop``, made (and watched with ``add_reader``) on its first
+    ask; ``None`` for a loop without ``add_reader`` (the dispatcher serves it)."""
+    try:
+        return _REPLIES[loop]
+    except KeyError:
+        pass
+    replies = _Replies()
+    try:
+        loop.add_reader(replies.inbox.fileno(), replies.drain)
+    except NotImplementedError:
+        _REPLIES[loop] = None
+        return None
+    _REPLIES[loop] = replies
+    return replies
 
 
 async def tell_async(self: ActorRef, msg: Any, timeout: float | None = None) -> None:

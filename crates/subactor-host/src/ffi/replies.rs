@@ -2,30 +2,29 @@
 //! delivered to the event loop without a thread of the actor's interpreter.
 //!
 //! One [`Replies`] per event loop (made by the bootstrap's `_replies_for`, held in a
-//! capsule): an ask is sent with a reply callback ([`AnyRef::blocking_ask_then_timeout`])
-//! that holds only Rust data; the callback pushes the outcome here and writes to an
-//! eventfd, which the loop watches with `add_reader`. The loop's reader takes the
-//! outcomes (`_replies_take`), converted to Python objects on the loop's own thread,
-//! and completes the waiting futures. Nothing waits on a Python thread: a pending ask
-//! to a local actor costs a map entry and a Rust closure; one to a remote actor (across
-//! a process actor's link, or to another node) a Rust thread blocked in the link's ask,
-//! which reports every error as a local ask would (`ActorStopped` included). (Waiting on threads of the actor's
-//! interpreter, as `run_in_executor` did, also ran `SimpleQueue.get(block=True)` there
-//! first, which on CPython 3.12.0-3.12.3 left a tuple of the actor's allocator in a
-//! process-wide argument parser, freed by the main interpreter at exit: CPython
-//! gh-119213, a crash at `Py_FinalizeEx`.)
+//! capsule; the mechanism is [`crate::replies`]'s, shared with the main interpreter's
+//! `ask_async`): an ask is sent with a reply callback
+//! ([`AnyRef::blocking_ask_then_timeout`]) that holds only Rust data; the loop's reader
+//! takes the outcomes (`_replies_take`), converted to Python objects on the loop's own
+//! thread, and completes the waiting futures. Nothing waits on a Python thread: a
+//! pending ask to a local actor costs a map entry and a Rust closure; one to a remote
+//! actor (across a process actor's link, or to another node) a Rust thread blocked in
+//! the link's ask, which reports every error as a local ask would (`ActorStopped`
+//! included). (Waiting on threads of the actor's interpreter, as `run_in_executor` did,
+//! also ran `SimpleQueue.get(block=True)` there first, which on CPython 3.12.0-3.12.3
+//! left a tuple of the actor's allocator in a process-wide argument parser, freed by
+//! the main interpreter at exit: CPython gh-119213, a crash at `Py_FinalizeEx`.)
 //!
 //! An abandoned ask (its task cancelled, its timeout passed) leaves its outcome to be
 //! dropped as Rust data when it comes; the eventfd closes when the capsule and every
 //! pending callback are gone.
 
 use std::ffi::{CStr, c_void};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3_ffi as ffi;
-use rustix::event::{EventfdFlags, eventfd};
 use subactor_core::{AskError, BoxError, Outcome, SendError, Value};
 
 /// What an ask came to: the reply, or the error the ask raises.
@@ -42,60 +41,8 @@ const CAPSULE: &CStr = c"subactor._replies";
 /// of the link's) ends soon after.
 const REMOTE_GRACE: Duration = Duration::from_secs(1);
 
-/// The replies that came for one event loop, and how the loop learns of them.
-pub(super) struct Replies {
-    /// Written (1) when the first outcome of a batch arrives; the loop reads it.
-    fd: OwnedFd,
-    pending: Mutex<Pending>,
-}
-
-#[derive(Default)]
-struct Pending {
-    next_ticket: u64,
-    done: Vec<(u64, Reply)>,
-}
-
-impl Replies {
-    fn new() -> std::io::Result<Replies> {
-        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        Ok(Replies { fd, pending: Mutex::new(Pending::default()) })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn next_ticket(&self) -> u64 {
-        let mut pending = self.lock();
-        pending.next_ticket += 1;
-        pending.next_ticket
-    }
-
-    /// Records the outcome of ask `ticket`; wakes the loop if it is the first since it
-    /// last looked. Runs on whichever thread completes the ask.
-    fn complete(&self, ticket: u64, outcome: Reply) {
-        let mut pending = self.lock();
-        let first = pending.done.is_empty();
-        pending.done.push((ticket, outcome));
-        if first {
-            // The counter cannot overflow (one write per batch); a failed write would
-            // leave the loop asleep, which nothing here can mend, so it is logged.
-            if let Err(error) = rustix::io::write(&self.fd, &1_u64.to_ne_bytes()) {
-                tracing::warn!(%error, "cannot wake an actor's event loop for a reply");
-            }
-        }
-    }
-
-    /// Everything that came since the last call; resets the eventfd.
-    fn take(&self) -> Vec<(u64, Reply)> {
-        let mut pending = self.lock();
-        let mut counter = [0_u8; 8];
-        // Under the lock, so that the next `complete` finds an empty batch and writes
-        // again. EAGAIN (nothing written since) is fine.
-        let _ = rustix::io::read(&self.fd, &mut counter);
-        std::mem::take(&mut pending.done)
-    }
-}
+/// The replies of one event loop (see [`crate::replies`]).
+type Replies = crate::replies::Replies<Reply>;
 
 /// `PyCapsule` destructor: drops the capsule's `Arc<Replies>`.
 unsafe extern "C" fn capsule_free(capsule: *mut ffi::PyObject) {
@@ -135,7 +82,7 @@ pub(super) unsafe extern "C" fn replies_new(module: *mut ffi::PyObject, _: *mut 
             let replies = Replies::new().map_err(|error| {
                 helpers.raise_builtin(ffi::PyExc_OSError, &format!("cannot make an eventfd for replies: {error}"))
             })?;
-            let fd = replies.fd.as_raw_fd();
+            let fd = replies.fd().as_raw_fd();
             let boxed = Box::into_raw(Box::new(Arc::new(replies)));
             let capsule = ffi::PyCapsule_New(boxed.cast::<c_void>(), CAPSULE.as_ptr(), Some(capsule_free));
             if capsule.is_null() {
