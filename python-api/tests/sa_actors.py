@@ -379,3 +379,30 @@ class Relay:
     def receive(self, msg):
         to, inner = msg
         return to.ask(inner)
+
+
+class _Node:
+    """A cyclic object: refers to itself."""
+
+    def __init__(self):
+        self.me = self
+
+
+class GcProbe:
+    """Answers how the collector stands in its interpreter, and whether cyclic garbage
+    made in its constructor and in a handler is collected."""
+
+    def __init__(self):
+        import weakref
+
+        self.from_init = weakref.ref(_Node())
+
+    def receive(self, msg):
+        import gc
+        import weakref
+
+        if msg == "state":
+            return gc.isenabled(), gc.get_freeze_count()
+        from_handler = weakref.ref(_Node())
+        gc.collect()
+        return self.from_init() is None, from_handler() is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import gc
 import os
 import queue
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import subactor
-from sa_actors import Counter, Echo, GilHog, Outer, Point, Raiser, Sleeper, Spinner, Stamper, Stateful
+from sa_actors import Counter, Echo, GcProbe, GilHog, Outer, Point, Raiser, Sleeper, Spinner, Stamper, Stateful
 
 TESTS = Path(__file__).resolve().parent
 
@@ -305,6 +306,18 @@ def test_a_monitor_callback_may_close_the_last_runtime() -> None:
         echo.monitor(seen.put)
         echo.kill()
         assert seen.get(timeout=10).kind == "killed"
+
+
+def test_an_actors_cyclic_garbage_is_collected_and_the_main_interpreters_collector_untouched(
+    rt: subactor.Runtime,
+) -> None:
+    # The host freezes an actor's start-up objects (the modules `site` loaded, its
+    # bootstrap) and collects as usual what the actor's module and instance make.
+    probe = rt.spawn(GcProbe)
+    enabled, frozen = probe.ask("state")
+    assert enabled and frozen > 1000, (enabled, frozen)
+    assert tuple(probe.ask("collect")) == (True, True), "garbage of the constructor and of a handler"
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_a_warm_pool_serves_spawns_and_is_off_by_default(rt: subactor.Runtime) -> None:

@@ -391,12 +391,33 @@ def setup(paths, main_path=None, main_name=None, guard=True):
     if guard:
         sys.meta_path.insert(0, _ImportGuard(_UNSAFE_ACCELERATORS.get(sys.version_info[:2], frozenset())))
         _use_code_cache()
+        _settle_startup()
     if main_path is not None or main_name is not None:
         sys.modules["__main__"] = _lazy_main(main_path, main_name)
         # A process actor's template is a Python process of its own, whose package
         # import aliased its own main (``python -c``) as ``__mp_main__``: not the
         # program's, which is loaded under that name on first use.
         sys.modules.pop(_MAIN_NAME, None)
+
+
+#: ``_settle_startup`` froze this interpreter's start-up objects (``teardown`` unfreezes).
+_FROZE = False
+
+
+def _settle_startup():
+    """In a subinterpreter the host made (which created it with cyclic collection off):
+    moves every object that exists by now (the modules ``site`` loaded, this module) to
+    the collector's permanent generation and turns collection on. They live as long as
+    the interpreter, so no collection needs to look at them: not the young one that the
+    bootstrap's loading would have set off (~0.25 ms of a spawn), nor any full one later.
+    The actor's own module and instance are collected as usual. ``teardown`` unfreezes
+    them, so that the interpreter's final collections still see everything."""
+    global _FROZE
+    import gc
+
+    gc.freeze()
+    _FROZE = True
+    gc.enable()
 
 
 # ---- compiled source, shared by the process's interpreters ----------------------------
@@ -688,6 +709,10 @@ def teardown():
     after they are cleared and print an ignored exception.
     """
     close_shell()
+    if _FROZE:
+        import gc
+
+        gc.unfreeze()
     threading = sys.modules.get("threading")
     local = getattr(threading, "_thread_local_info", None)
     if local is not None and hasattr(local, "_track_dummy_thread_ref"):
