@@ -313,11 +313,12 @@ def test_an_actors_cyclic_garbage_is_collected_and_the_main_interpreters_collect
 ) -> None:
     # The host freezes an actor's start-up objects (the modules `site` loaded, its
     # bootstrap) and collects as usual what the actor's module and instance make.
+    frozen_here = gc.get_freeze_count()  # 3.12 starts with some (375), 3.13 with none
     probe = rt.spawn(GcProbe)
     enabled, frozen = probe.ask("state")
     assert enabled and frozen > 1000, (enabled, frozen)
     assert tuple(probe.ask("collect")) == (True, True), "garbage of the constructor and of a handler"
-    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_here
 
 
 def test_a_warm_pool_serves_spawns_and_is_off_by_default(rt: subactor.Runtime) -> None:
