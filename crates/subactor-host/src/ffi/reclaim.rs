@@ -62,12 +62,16 @@
 //! again: given back, each of its pages faults again (246 faults, ~0.6 ms, in 40% of
 //! the cold spawns of a probe: 100 spawns of `bench.Echo`, `getrusage` on the actor's
 //! thread; 5 faults in all of them with a 2 MiB threshold). [`install`] therefore sets
-//! the trim threshold to [`TRIM_THRESHOLD`] (`mallopt`, glibc only), unless the
-//! environment chose one (`MALLOC_TRIM_THRESHOLD_`, or `GLIBC_TUNABLES` naming
-//! `glibc.malloc.trim_threshold`). What it costs: up to that much free memory stays
-//! mapped at the top of each of malloc's heaps (one per thread arena, at most 8 per
-//! core); a threshold set this way also keeps allocations of 128 KiB and more on
-//! `mmap` (glibc no longer raises that limit as it goes).
+//! the trim threshold to [`TRIM_THRESHOLD`] and, since a threshold set by hand stops
+//! glibc from raising its `mmap` threshold as it goes (128 KiB at first), that one to
+//! [`MMAP_THRESHOLD`]: on 3.12 the blocks of 128 KiB and more an interpreter asks for
+//! (the radix tree's nodes) were otherwise fresh mappings each time, 51 faults more in
+//! 40% of the spawns. `mallopt`, glibc only; each unless the environment chose it
+//! (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`, or `GLIBC_TUNABLES` naming
+//! `glibc.malloc.trim_threshold` / `glibc.malloc.mmap_threshold`). What it costs: up
+//! to 4 MiB of free memory stays mapped at the top of each of malloc's heaps (one per
+//! thread arena, at most 8 per core), and blocks up to 1 MiB come from those heaps
+//! rather than from mappings of their own.
 //!
 //! Measured (1,000 own-GIL interpreters created and ended, each importing `os`,
 //! `json`, `asyncio`, `threading`, `re`, `collections`, `dataclasses`, `typing`; a
@@ -258,32 +262,38 @@ fn usable() -> Option<&'static Layout> {
 /// heap that malloc keeps mapped.
 pub(crate) const TRIM_THRESHOLD: usize = 4 << 20;
 
-/// Sets glibc's trim threshold to [`TRIM_THRESHOLD`], once, unless the environment set
-/// one (module docs).
+/// glibc's `mmap` threshold while the host runs (module docs): smaller blocks come from
+/// malloc's heaps.
+pub(crate) const MMAP_THRESHOLD: usize = 1 << 20;
+
+/// Sets glibc's trim and `mmap` thresholds, once, each unless the environment set it
+/// (module docs).
 fn keep_malloc_top() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-        if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_some() || tunables.contains("malloc.trim_threshold") {
-            debug!("the environment sets malloc's trim threshold: left as it is");
-            return;
-        }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            // SAFETY: `mallopt` only changes a tunable of glibc's allocator (it takes its
-            // own lock); the value is a positive int.
-            let set = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) };
-            if set == 1 {
-                debug!(bytes = TRIM_THRESHOLD, "malloc's trim threshold set");
-            } else {
-                warn!("malloc refused a trim threshold: ended interpreters' raw memory goes back to the kernel");
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+            for (option, bytes, env, tunable) in [
+                (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "malloc.trim_threshold"),
+                (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", "malloc.mmap_threshold"),
+            ] {
+                if std::env::var_os(env).is_some() || tunables.contains(tunable) {
+                    debug!(env, "the environment sets a malloc threshold: left as it is");
+                    continue;
+                }
+                // SAFETY: `mallopt` only changes a tunable of glibc's allocator (under
+                // its own lock); the value is a positive int.
+                if unsafe { libc::mallopt(option, bytes as libc::c_int) } != 1 {
+                    warn!(env, "malloc refused a threshold: new interpreters may fault in freed memory again");
+                }
             }
-        }
-    });
+        });
+    }
 }
 
-/// Wraps the process's arena allocator, once, and sets malloc's trim threshold. Call
-/// with Python initialised.
+/// Wraps the process's arena allocator, once, and sets malloc's thresholds. Call with
+/// Python initialised.
 pub(crate) fn install() {
     keep_malloc_top();
     if usable().is_none() {
