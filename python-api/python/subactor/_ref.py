@@ -47,7 +47,8 @@ def ask(self: ActorRef, msg: Any, timeout: float | None = DEFAULT_TIMEOUT) -> An
 
 
 def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    """Completes an asyncio future on its loop (called there by the dispatcher)."""
+    """Completes an asyncio future on its loop (called there by the dispatcher or the
+    loop's ``_Replies``), unless it is done already (cancelled, or past its timeout)."""
     if not future.done():
         if ok:
             future.set_result(value)
@@ -132,12 +133,8 @@ class _Replies:
     def drain(self) -> None:
         for ticket, ok, value in _native.replies_take(self.inbox):
             future = self.futures.pop(ticket, None)
-            if future is None or future.done():
-                continue  # abandoned: cancelled, or past its timeout
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            if future is not None:  # else abandoned: cancelled, or past its timeout
+                _resolve(future, ok, value)
 
 
 #: Each event loop's replies (``None``: the loop cannot watch a file descriptor). Weak:
