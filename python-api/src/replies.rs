@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use subactor_core::{AnyRef, BoxError, Outcome, SendError, Value};
+use subactor_core::{BoxError, Outcome, SendError, Value};
 use subactor_host::replies::Replies;
 
 use crate::{conv, errors};
@@ -65,26 +65,22 @@ pub(crate) fn ask_begin(
         let replies = Arc::clone(replies);
         move |outcome| replies.complete(ticket, outcome)
     };
-    let value = if actor.may_ask_direct() { begin_direct(py, &actor, value, then())? } else { Some(value) };
-    let Some(value) = value else { return Ok(Some(ticket)) };
+    // An idle process actor: its message is written to the child here (the GIL
+    // released: a large one is written as fast as the child reads it), and the actor's
+    // thread waits for the outcome; `Err` gives the message back for the mailbox.
+    let value = if actor.may_ask_direct() {
+        match py.detach(|| actor.ask_direct_then(value, then(), || None)) {
+            Ok(()) => return Ok(Some(ticket)),
+            Err(value) => value,
+        }
+    } else {
+        value
+    };
     match actor.blocking_ask_then_timeout(value, Duration::ZERO, then()) {
         Ok(()) => Ok(Some(ticket)),
         Err(SendError::Full(_)) => Ok(None),
         Err(stopped) => Err(errors::send(py, &stopped)),
     }
-}
-
-/// Begins an ask to an idle actor that offers a direct path on this thread, leaving
-/// the wait for its outcome to the actor's thread; `None` once begun, the message back
-/// when it must go through the mailbox. The GIL is released meanwhile: a large message
-/// is written as fast as the child reads it.
-fn begin_direct(
-    py: Python<'_>,
-    actor: &AnyRef,
-    value: Value,
-    then: impl FnOnce(Outcome<Value, BoxError>) + Send + 'static,
-) -> PyResult<Option<Value>> {
-    Ok(py.detach(|| actor.ask_direct_then(value, then, || None)).err())
 }
 
 /// `replies_take(replies) -> list[(ticket, ok, value)]`: the outcomes that came since

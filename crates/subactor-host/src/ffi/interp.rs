@@ -155,7 +155,8 @@ impl Interpreter {
         // then lives as long as the interpreter, and a young collection during the
         // bootstrap's unmarshalling alone costs ~0.25 ms of a spawn. The bootstrap's
         // `setup` freezes those objects and turns collection back on (its
-        // `_settle_startup`). SAFETY: the new interpreter is attached.
+        // `_settle_startup`).
+        // SAFETY: the new interpreter is attached on this thread.
         unsafe { ffi::PyGC_Disable() };
         // SAFETY: a fresh subinterpreter is attached on this thread. On error, dropping
         // `interp` ends the interpreter.
