@@ -117,6 +117,64 @@ fn a_child_compiles_none_of_the_runtimes_own_python() {
 }
 
 #[test]
+fn a_spare_warms_the_import_system_with_the_standard_librarys_module_and_forgets_it() {
+    // A spare child imports a small module of the standard library while it waits (its
+    // first import, whose copy-on-write faults its actor's import would otherwise take),
+    // then takes it out of sys.modules. A file of the user's of that name, first on the
+    // path, is never run: the spare takes the next module. A child forked for a spawn
+    // that found no spare (the first, or any with no spares kept) does not warm up.
+    // `import_audit`, preloaded, records every import.
+    let shadow = crate::nats::temp_dir("shadow");
+    std::fs::write(
+        shadow.join("colorsys.py"),
+        "import pathlib\npathlib.Path(__file__).with_name('ran').write_text('ran')\n",
+    )
+    .expect("write colorsys.py");
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python").to_owned();
+    let shadow_path = shadow.to_str().expect("a UTF-8 path").to_owned();
+    let name = |value: &Value| value.to_string().trim_matches('"').to_owned();
+    // What the children of `spawns` spawns imported before their actor's module, and
+    // which of the warm-up's modules each had loaded then.
+    let children = |path: Vec<String>, spares: usize, spawns: usize| {
+        let rt = Runtime::builder()
+            .python_path(path)
+            .preload(["import_audit"])
+            .spare_processes(spares)
+            .build()
+            .expect("the runtime starts");
+        let mut seen = Vec::new();
+        for _ in 0..spawns {
+            let actor = spawn(&rt, "Where");
+            let Value::List(answer) = ask(&actor, "imported") else { panic!("a list") };
+            let [Value::List(imported), Value::List(loaded)] = &answer[..] else { panic!("two lists: {answer:?}") };
+            let imported: Vec<String> = imported.iter().map(name).collect();
+            let before = imported.iter().position(|n| n == "procs").map_or(&imported[..], |at| &imported[..at]);
+            seen.push((before.to_vec(), loaded.iter().map(name).collect::<Vec<_>>()));
+            actor.stop();
+            actor.blocking_wait();
+            // Time for the template to lend the next spare, and for it to warm up.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        rt.shutdown().expect("shutdown");
+        seen
+    };
+
+    let seen = children(vec![tests.clone()], 1, 4);
+    assert!(seen[1..].iter().all(|(before, _)| before.contains(&"colorsys".to_owned())), "{seen:?}");
+    assert!(seen.iter().all(|(_, loaded)| loaded.is_empty()), "the warm-up's module stays loaded: {seen:?}");
+
+    let seen = children(vec![shadow_path, tests.clone()], 1, 4);
+    assert!(!shadow.join("ran").exists(), "the user's colorsys.py ran: {seen:?}");
+    assert!(seen[1..].iter().all(|(before, _)| before.contains(&"graphlib".to_owned())), "{seen:?}");
+    assert!(seen.iter().all(|(before, _)| !before.contains(&"colorsys".to_owned())), "{seen:?}");
+    assert!(seen.iter().all(|(_, loaded)| loaded.is_empty()), "{seen:?}");
+
+    let seen = children(vec![tests], 0, 3);
+    assert!(seen.iter().all(|(before, _)| before.is_empty()), "a child forked for its spawn warmed up: {seen:?}");
+    let _ = std::fs::remove_dir_all(&shadow);
+}
+
+#[test]
 fn a_full_collection_in_a_child_leaves_the_pages_it_shares_with_the_template_shared() {
     // The template freezes what it made (gc.freeze) before it forks, so that a
     // collection in a child does not write to the objects it inherited: each write

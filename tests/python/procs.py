@@ -29,6 +29,13 @@ class Where:
         if msg == "affinity":
             # The cores each thread of this process may run on.
             return [sorted(os.sched_getaffinity(int(task))) for task in os.listdir("/proc/self/task")]
+        if msg == "imported":
+            # What this process imported (the runtime preloads import_audit into its
+            # template), and which of the modules a spare warms up with are loaded now.
+            import import_audit
+
+            mine = [name for pid, name in import_audit.IMPORTED if pid == os.getpid()]
+            return [mine, [m for m in ("colorsys", "graphlib") if m in sys.modules]]
         if msg == "collect":
             # Private dirty memory (kB) before and after a full collection, and how many
             # objects the collector holds frozen.

@@ -29,10 +29,11 @@ use crate::{ReceiveError, StartError};
 use subactor_core::{Finished, InterruptCause, Value};
 
 /// Runs the child on the calling thread (the forked template's only thread, holding
-/// the main interpreter's GIL); never returns.
-pub(crate) fn run(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> ! {
+/// the main interpreter's GIL); never returns. `spare`: it waits for an actor not
+/// chosen yet (lent to the runtime in advance).
+pub(crate) fn run(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>, spare: bool) -> ! {
     // SAFETY: the main interpreter is attached on this, the process's only thread.
-    let code = unsafe { serve(data, control, Rc::clone(&helpers)) };
+    let code = unsafe { serve(data, control, Rc::clone(&helpers), spare) };
     // SAFETY: attached; the actor's objects are gone. Runs atexit callbacks and flushes
     // the standard streams, without finalizing: the template's launcher may be a
     // `python -c` whose main frame still runs here, and finalizing under it trips
@@ -77,7 +78,7 @@ unsafe fn without_gil<T>(f: impl FnOnce() -> T) -> T {
 /// # Safety
 ///
 /// The main interpreter is attached on this thread, the process's only thread.
-unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
+unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>, spare: bool) -> i32 {
     let (Ok((data_w, data_r)), Ok((ctrl_w, ctrl_r))) =
         (stream::offer_shared(data, Duration::ZERO), stream::split(control, Duration::ZERO))
     else {
@@ -88,13 +89,19 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>) -> i32 {
     let link = Arc::new(LinkHandles::borrower(Arc::clone(&client) as _, arena.clone()));
     client.set_link(Arc::clone(&link));
     let handles = client.handles();
-    // What does not depend on the actor is done before the spare waits for it: building
-    // the in-actor module writes to some 300 pages shared with the template, each a
-    // copy-on-write fault, which a spare takes while it waits rather than while its
-    // actor starts (1.2-1.5 ms of a spawn, measured on a loaded 2-core machine).
+    // What does not depend on the actor is done before the spare waits for it. The
+    // in-actor module is the template's, built before the fork (`prepare_module` finds
+    // it). A forked child's first import writes to ~200 pages it shares with the
+    // template, each a copy-on-write fault: a spare takes them while it waits, with an
+    // import of its own, rather than while its actor starts (the import of the bench's
+    // actor module in such a child: ~0.75-1.4 ms cold, ~0.35 ms warmed). A child
+    // handed over at once has its actor waiting: the warm-up would only delay it.
     // SAFETY: attached (contract); this thread is the only one that runs Python here.
     let prepared = unsafe { Interpreter::adopt_main(helpers) }.and_then(|mut interp| {
         interp.prepare_module()?;
+        if spare {
+            interp.warm_import_system();
+        }
         Ok(interp)
     });
     // So is the control thread's start (it sends its id, for pinning to a core).

@@ -223,12 +223,28 @@ impl Interpreter {
     }
 
     /// Installs the in-actor module `subactor`, not linked to an actor yet (its
-    /// functions raise `ActorStopped` until [`Interpreter::link_module`]).
+    /// functions raise `ActorStopped` until [`Interpreter::link_module`]), unless it is
+    /// installed already (a process actor's child inherits its template's).
     pub(crate) fn prepare_module(&mut self) -> Result<(), StartError> {
         assert!(self.attached, "prepare_module needs the interpreter attached");
         let helpers = self.helpers.as_ref().unwrap_or_else(|| unreachable!("helpers live as long as the interpreter"));
         // SAFETY: the interpreter is attached on this thread.
+        if unsafe { module::installed(helpers) } {
+            return Ok(());
+        }
+        // SAFETY: the interpreter is attached on this thread.
         unsafe { module::install(helpers) }.map_err(StartError::Setup)
+    }
+
+    /// Warms the import system for the actor's import (`warm_import_system` in
+    /// bootstrap_late.py): what a process actor's spare does while it waits. A failure
+    /// only leaves the import cold; it is logged.
+    pub(crate) fn warm_import_system(&mut self) {
+        assert!(self.attached, "warm_import_system needs the interpreter attached");
+        // SAFETY: the interpreter is attached on this thread.
+        if let Err(exception) = unsafe { self.helpers().call_attr(c"warm_import_system", &[]) } {
+            tracing::debug!(%exception, "cannot warm the import system");
+        }
     }
 
     /// Links the module [`Interpreter::prepare_module`] installed to its actor.

@@ -462,6 +462,17 @@ pub(crate) unsafe fn install(helpers: &Rc<Helpers>) -> Result<(), crate::PythonE
     }
 }
 
+/// Whether [`install`] has built this interpreter's module (and no [`uninstall`] has
+/// cut it off since): a process actor's child inherits the one its template built.
+///
+/// # Safety
+///
+/// The interpreter that owns `helpers` is attached on this thread.
+pub(crate) unsafe fn installed(helpers: &Helpers) -> bool {
+    // SAFETY: attached (contract).
+    unsafe { module_state_of_interpreter(helpers) }.is_some()
+}
+
 /// Links the module [`install`] made to its actor (replacing the link it had, if any).
 ///
 /// # Safety

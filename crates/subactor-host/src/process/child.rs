@@ -115,7 +115,9 @@ impl ChildProcess {
         finished: Option<Arc<FinishSink>>,
     ) -> Result<ChildProcess, StartError> {
         let template = host.template().map_err(StartError::Process)?;
-        let (spawned, exit) = template.spawn().map_err(StartError::Process)?;
+        // Dropped when this returns: the template forks the next spare once the actor
+        // has started (or failed to).
+        let (spawned, exit, _replacement) = template.spawn().map_err(StartError::Process)?;
         let pid = spawned.pid;
         let spin = host.spin();
         let link = |e: LinkError| StartError::Process(format!("cannot use the child's sockets: {e}"));

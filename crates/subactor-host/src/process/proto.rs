@@ -64,7 +64,7 @@ pub(crate) enum ToTemplate {
         pid: i32,
     },
     /// The runtime has started an actor in the spare `pid` lent to it in advance
-    /// ([`FromTemplate::Spare`]): fork another.
+    /// ([`FromTemplate::Spare`]), or failed to: fork another.
     Took {
         pid: i32,
     },
