@@ -480,17 +480,18 @@ def exit_child():
     flush_std()
 
 
-# Small pure-Python modules of the standard library that import nothing (but ``types``)
-# and do nothing when imported but define functions and classes: what a process actor's
-# spare child imports, and forgets, to warm the import system (``warm_import_system``).
+# Small pure-Python modules of the standard library that do nothing when imported but
+# define functions and classes (colorsys imports nothing; graphlib imports ``types``):
+# what a process actor's spare child imports, and forgets, to warm the import system
+# (``warm_import_system``).
 _WARM_MODULES = ("colorsys", "graphlib")
 
 
 def warm_import_system():
     """What a process actor's spare child does while it waits for its actor: one import
     of a module that is not loaded, found and loaded as the actor's module will be (every
-    ``sys.path`` entry's finder, a ``.pyc`` read and unmarshalled, its code run), then
-    taken out of ``sys.modules`` again, and a class made. A forked child's first import
+    ``sys.path`` entry's finder, a ``.pyc`` read and unmarshalled, its code run), and a
+    class made; then ``sys.modules`` is as it was. A forked child's first import
     otherwise writes to ~170 pages it shares with the template (the import system's
     code and objects, the allocator's pools), each a copy-on-write fault, while its actor
     starts: an empty module's import took 0.56-0.87 ms and 171 faults in such a child,
@@ -514,12 +515,14 @@ def warm_import_system():
         origin = getattr(spec, "origin", None)
         if not isinstance(origin, str) or os.path.dirname(origin) != stdlib:
             continue
+        loaded = set(sys.modules)
         try:
             __import__(name)
         except Exception:  # noqa: BLE001 - a warm-up only: nothing depends on it
             continue
         finally:
-            sys.modules.pop(name, None)
+            for new in set(sys.modules) - loaded:
+                del sys.modules[new]
 
         class _Warm:
             def receive(self, msg):
