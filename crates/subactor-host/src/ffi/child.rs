@@ -91,7 +91,7 @@ unsafe fn serve(data: OwnedFd, control: OwnedFd, helpers: Rc<Helpers>, spare: bo
     let handles = client.handles();
     // What does not depend on the actor is done before the spare waits for it. The
     // in-actor module is the template's, built before the fork (`prepare_module` finds
-    // it). A forked child's first import writes to ~200 pages it shares with the
+    // it). A forked child's first import writes to ~170 pages it shares with the
     // template, each a copy-on-write fault: a spare takes them while it waits, with an
     // import of its own, rather than while its actor starts (the import of the bench's
     // actor module in such a child: ~0.75-1.4 ms cold, ~0.35 ms warmed). A child
